@@ -1,0 +1,197 @@
+"""``python -m reactor``: parse flags into a Config, set up logging and signals, serve."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from typing import List, Optional, Sequence
+
+from reactor import __version__
+from reactor.config import DEFAULT_ROOT, Config, default_max_connections
+from reactor.server import Server
+
+log = logging.getLogger("reactor")
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError("must be 0-65535")
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be a positive number of seconds")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    defaults = Config(max_connections=1)
+    parser = argparse.ArgumentParser(
+        prog="python -m reactor",
+        description="Serve a folder over HTTP/1.1 from one event loop; POST /upload stores JSON.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version="reactor %s" % __version__)
+    parser.add_argument("--host", default=defaults.host, help="address to listen on")
+    parser.add_argument("--port", type=_port, default=defaults.port, help="TCP port; 0 picks a free one")
+    parser.add_argument(
+        "-d", "--directory", default=str(DEFAULT_ROOT), help="document root to serve (uploads go to its uploads/)"
+    )
+    parser.add_argument(
+        "--pool-size", type=_positive_int, default=defaults.pool_size, help="worker threads for disk reads and JSON writes"
+    )
+    parser.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="HOST[:PORT]",
+        help="also accept this Host (repeatable); without a port, any port. "
+        "localhost:PORT, 127.0.0.1:PORT and --host:PORT are always accepted",
+    )
+    parser.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="'info' logs one access line per request; 'warning' silences them",
+    )
+    parser.add_argument(
+        "--inline", action="store_true", help="show every file inline (no Content-Disposition: attachment)"
+    )
+    parser.add_argument("--dotfiles", action="store_true", help="serve names starting with '.' (default: 404)")
+
+    limits = parser.add_argument_group("limits")
+    limits.add_argument("--max-request-line-bytes", type=_positive_int, default=defaults.max_request_line_bytes,
+                        help="longest request-line; longer is 414")
+    limits.add_argument("--max-header-bytes", type=_positive_int, default=defaults.max_header_section_bytes,
+                        help="largest header section after the request-line; larger is 431")
+    limits.add_argument("--max-field-lines", type=_positive_int, default=defaults.max_field_lines,
+                        help="most field lines in a header section; more is 431")
+    limits.add_argument("--max-body-bytes", type=_positive_int, default=defaults.max_body_bytes,
+                        help="largest request message body; larger is 413")
+    limits.add_argument("--max-connections", type=_positive_int, default=None,
+                        help="open connections before new ones get 503 (default: from the fd limit, now %d)"
+                        % default_max_connections())
+    limits.add_argument("--backlog", type=_positive_int, default=defaults.backlog, help="listen() backlog")
+    limits.add_argument("--pool-queue", type=_positive_int, default=defaults.pool_queue_max,
+                        help="pool jobs queued or running before requests get 503")
+
+    timeouts = parser.add_argument_group("timeouts and persistence (seconds)")
+    timeouts.add_argument("--keepalive-timeout", type=_seconds, default=defaults.keepalive_timeout_s,
+                          help="close a keep-alive connection idle this long")
+    timeouts.add_argument("--keepalive-max", type=_positive_int, default=defaults.keepalive_max_requests,
+                          help="responses per connection; the last one carries Connection: close")
+    timeouts.add_argument("--header-timeout", type=_seconds, default=defaults.header_timeout_s,
+                          help="time from a request's first byte to the end of its header section (408)")
+    timeouts.add_argument("--body-timeout", type=_seconds, default=defaults.body_timeout_s,
+                          help="longest pause while reading a message body (408)")
+    timeouts.add_argument("--send-timeout", type=_seconds, default=defaults.send_timeout_s,
+                          help="longest pause of a client that is not reading its response")
+    timeouts.add_argument("--shutdown-timeout", type=_seconds, default=defaults.shutdown_timeout_s,
+                          help="on SIGTERM/SIGINT, time for in-flight requests to finish")
+    parser.add_argument("--no-sendfile", action="store_true",
+                        help="send large files in blocks read on the pool instead of os.sendfile")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    kwargs = dict(
+        host=args.host,
+        port=args.port,
+        root=args.directory,
+        pool_size=args.pool_size,
+        pool_queue_max=args.pool_queue,
+        allowed_hosts=tuple(args.allow_host),
+        attachments=not args.inline,
+        dotfiles=args.dotfiles,
+        max_request_line_bytes=args.max_request_line_bytes,
+        max_header_section_bytes=args.max_header_bytes,
+        max_field_lines=args.max_field_lines,
+        max_body_bytes=args.max_body_bytes,
+        keepalive_timeout_s=args.keepalive_timeout,
+        keepalive_max_requests=args.keepalive_max,
+        header_timeout_s=args.header_timeout,
+        body_timeout_s=args.body_timeout,
+        send_timeout_s=args.send_timeout,
+        backlog=args.backlog,
+        shutdown_timeout_s=args.shutdown_timeout,
+        sendfile=not args.no_sendfile and hasattr(os, "sendfile"),
+    )
+    if args.max_connections is not None:
+        kwargs["max_connections"] = args.max_connections
+    return Config(**kwargs)
+
+
+class _Formatter(logging.Formatter):
+    """Access-log lines as they are (they carry their own time); others with time and level."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        if record.name == "reactor.access":
+            return record.getMessage()
+        return super().format(record)
+
+
+def setup_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("reactor")
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    root.propagate = False
+
+
+def install_signal_handlers(server: Server) -> None:
+    """First SIGTERM/SIGINT: graceful stop. Second: stop at once."""
+    received: List[int] = []
+
+    def on_signal(signum: int, _frame: object) -> None:
+        received.append(signum)
+        graceful = len(received) == 1
+        if graceful:
+            log.info("%s received; finishing in-flight requests (again to stop now)", signal.Signals(signum).name)
+        server.loop.call_soon_threadsafe(server.shutdown, graceful)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the server; return the process exit status (0 after a clean stop, 1 on error)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not os.path.isdir(args.directory):
+        parser.error("directory %r does not exist" % args.directory)
+    setup_logging(args.log_level)
+    config = config_from_args(args)
+    server = Server(config)
+    try:
+        server.listen()
+    except OSError as exc:
+        print(
+            "reactor: cannot listen on %s:%d: %s" % (config.host, config.port, (exc.strerror or str(exc)).lower()),
+            file=sys.stderr,
+        )
+        server.close()
+        return 1
+    install_signal_handlers(server)
+    print(
+        "reactor %s serving %s at %s (%d workers; Ctrl-C to stop)"
+        % (__version__, config.root, server.url, config.pool_size),
+        file=sys.stderr,
+        flush=True,
+    )
+    server.serve_forever()
+    log.info("stopped")
+    return 0

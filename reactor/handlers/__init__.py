@@ -1,0 +1,113 @@
+"""What the server does with a well-formed request: policy and routing.
+
+The connection calls :meth:`Application.check` as soon as the head is known when a
+message body follows (so a refusal goes out before the body is read, which is also how
+``Expect: 100-continue`` is answered), or at the end of the request otherwise; then
+:meth:`Application.handle` once the request is complete. Both run on the loop thread
+and must not block: anything that touches the disk goes to the worker pool through
+:meth:`Connection.run_in_pool`.
+
+Checks in order: a method this server knows (else 501), the Host allow-list against
+DNS rebinding (403), then the route: ``/upload`` or a static file.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, FrozenSet, Optional
+
+from reactor.errors import HTTPError
+from reactor.events import TargetForm
+from reactor.handlers import static, upload
+from reactor.response import Response
+
+if TYPE_CHECKING:  # pragma: no cover
+    from reactor.config import Config
+    from reactor.connection import Connection, Request
+
+#: Methods defined by RFC 9110 §9 and RFC 5789 (PATCH); others are answered 501.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
+UPLOAD_PATH = "/upload"
+
+
+class Application:
+    """Routes requests to the static-file and upload handlers.
+
+    ``port`` is the port actually bound (it matters when the configured port is 0).
+    """
+
+    def __init__(self, config: "Config", port: int) -> None:
+        self.config = config
+        self.static = static.StaticFiles(config)
+        self.upload = upload.Uploads(config)
+        self.allowed_authorities, self.allowed_names = allowed_hosts(config.host, port, config.allowed_hosts)
+
+    def check(self, conn: "Connection", request: "Request") -> Optional[Response]:
+        """Refuse early or pick the route; None means "go on and read the body".
+
+        Raises HTTPError (403, 404, 405, 415, 501) for requests to refuse.
+        """
+        head = request.head
+        assert head is not None
+        method = head.method
+        if method not in KNOWN_METHODS:
+            raise HTTPError(501, "method %s is not implemented" % method[:32])
+        if method == "CONNECT":
+            raise HTTPError(501, "CONNECT is not supported; this is not a proxy")
+        self.check_host(head.authority)
+        if head.target_form is TargetForm.ASTERISK:  # OPTIONS * (RFC 9110 §9.3.7)
+            return Response(204, [("Allow", "GET, HEAD, POST, OPTIONS")])
+        path, _, _query = head.path.partition("?")
+        if path == UPLOAD_PATH:
+            return self.upload.check(request)
+        return self.static.check(request)
+
+    def handle(self, conn: "Connection", request: "Request") -> Optional[Response]:
+        """Answer a complete request, now or later through the worker pool."""
+        route = request.route
+        assert route is not None, "check() must pick a route or answer"
+        return route(conn, request)
+
+    def check_host(self, authority: Optional[str]) -> None:
+        """Refuse a Host this server does not answer to (403), against DNS rebinding.
+
+        Accepted: ``localhost:PORT``, ``127.0.0.1:PORT``, ``<--host>:PORT`` and each
+        ``--allow-host`` value (a name alone matches any port). HTTP/1.0 requests
+        without Host carry no name to check and pass.
+        """
+        if authority is None:
+            return
+        value = authority.lower()
+        if value in self.allowed_authorities:
+            return
+        if self.allowed_names:
+            name = _strip_port(value)
+            if name in self.allowed_names:
+                return
+        raise HTTPError(403, "Host %r is not allowed; use --allow-host to permit it" % authority[:100])
+
+
+def allowed_hosts(host: str, port: int, extra: "tuple[str, ...]") -> "tuple[FrozenSet[str], FrozenSet[str]]":
+    """The exact authorities and the port-less names the Host field may carry."""
+    names = {"localhost", "127.0.0.1", host.lower()}
+    if ":" in host and not host.startswith("["):
+        names.add("[%s]" % host.lower())  # an IPv6 literal appears bracketed in Host
+    authorities = {"%s:%d" % (name, port) for name in names}
+    if port == 80:
+        authorities.update(names)  # browsers omit the default port
+    bare = set()
+    for value in extra:
+        value = value.strip().lower()
+        if not value:
+            continue
+        if _strip_port(value) != value:
+            authorities.add(value)
+        else:
+            bare.add(value)
+    return frozenset(authorities), frozenset(bare)
+
+
+def _strip_port(authority: str) -> str:
+    if authority.startswith("["):
+        end = authority.find("]")
+        return authority[: end + 1] if end >= 0 else authority
+    return authority.rsplit(":", 1)[0] if ":" in authority else authority

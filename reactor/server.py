@@ -1,0 +1,227 @@
+"""The server: listening socket, accept, the connection table and a graceful stop.
+
+Theory of operation
+-------------------
+:class:`Server` binds one non-blocking listening socket and registers it with the loop.
+On readability it accepts in a bounded batch (so a flood of connects cannot starve the
+connections already open), makes each socket non-blocking with ``TCP_NODELAY`` (the
+response head and a small body leave in one send; Nagle would only delay it) and wraps
+it in a :class:`~reactor.connection.Connection`.
+
+Past ``max_connections`` a new socket is answered ``503`` with ``Retry-After`` and
+closed at once. When ``accept`` fails for lack of descriptors (``EMFILE``/``ENFILE``),
+the listener is taken out of the selector for a moment; otherwise a level-triggered
+selector would report it readable forever and the loop would spin at 100% CPU.
+
+A graceful stop (:meth:`Server.shutdown`) stops accepting, closes idle connections, lets
+in-flight requests finish with ``Connection: close`` and stops the loop when none are
+left or ``shutdown_timeout_s`` has passed.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import errno
+import itertools
+import logging
+import os
+import socket
+from typing import Dict, Optional, Tuple
+
+from reactor.config import Config
+from reactor.connection import ConnState, Connection
+from reactor.handlers import Application
+from reactor.handlers.upload import UPLOADS_DIR, remove_stale_temp_files
+from reactor.loop import EVENT_READ, EventLoop
+from reactor.serializer import http_date, response_head
+from reactor.workers import WorkerPool
+
+log = logging.getLogger("reactor")
+
+_ACCEPT_BATCH = 64
+_ACCEPT_PAUSE_S = 0.5
+_OUT_OF_FDS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+
+
+class Server:
+    """Serves ``config`` on ``loop`` (a new :class:`EventLoop` if none is given).
+
+    Call :meth:`listen` (raises OSError, e.g. EADDRINUSE), then :meth:`serve_forever`.
+    """
+
+    def __init__(self, config: Config, loop: Optional[EventLoop] = None) -> None:
+        self.config = config
+        self.loop = loop if loop is not None else EventLoop()
+        self.loop.exception_handler = self._on_loop_exception
+        self.pool = WorkerPool(self.loop, config.pool_size, config.pool_queue_max)
+        self.connections: Dict[int, Connection] = {}
+        self.stopping = False
+        self.address: Tuple[str, int] = (config.host, config.port)
+        self.app: Optional[Application] = None
+        self._listener: Optional[socket.socket] = None
+        self._accepting = False
+        self._ids = itertools.count(1)
+        self._stop_timer = None
+        self._busy_reply: Optional[bytes] = None
+
+    # -- starting --------------------------------------------------------------------
+
+    def listen(self) -> Tuple[str, int]:
+        """Bind and listen; return the (host, port) actually bound. Raises OSError."""
+        config = self.config
+        infos = socket.getaddrinfo(config.host, config.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        family, type_, proto, _canon, sockaddr = infos[0]
+        listener = socket.socket(family, type_, proto)
+        try:
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.bind(sockaddr)
+            listener.listen(config.backlog)
+            listener.setblocking(False)
+        except OSError:
+            listener.close()
+            raise
+        self._listener = listener
+        self.address = listener.getsockname()[:2]
+        self.app = Application(config, self.address[1])
+        removed = remove_stale_temp_files(os.path.join(os.path.realpath(config.root), UPLOADS_DIR))
+        if removed:
+            log.warning("removed %d incomplete upload temp file(s) left by an earlier crash", removed)
+        self._resume_accepting()
+        return self.address
+
+    @property
+    def url(self) -> str:
+        host, port = self.address
+        if ":" in host:
+            host = "[%s]" % host
+        return "http://%s:%d/" % (host, port)
+
+    def serve_forever(self) -> None:
+        """Run the loop until :meth:`shutdown` completes, then release everything."""
+        try:
+            self.loop.run()
+        finally:
+            self.close()
+
+    # -- accepting -------------------------------------------------------------------
+
+    def _resume_accepting(self) -> None:
+        if self._listener is not None and not self._accepting and not self.stopping:
+            self.loop.selector.register(self._listener, EVENT_READ, self._on_acceptable)
+            self._accepting = True
+
+    def _pause_accepting(self) -> None:
+        if self._accepting and self._listener is not None:
+            self.loop.selector.unregister(self._listener)
+            self._accepting = False
+
+    def _on_acceptable(self, mask: int) -> None:
+        listener = self._listener
+        assert listener is not None
+        for _ in range(_ACCEPT_BATCH):
+            try:
+                sock, address = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except ConnectionAbortedError:
+                continue
+            except OSError as exc:
+                if exc.errno in _OUT_OF_FDS:
+                    log.warning("accept failed (%s); pausing accepts for %.1f s", exc.strerror, _ACCEPT_PAUSE_S)
+                    self._pause_accepting()
+                    self.loop.call_later(_ACCEPT_PAUSE_S, self._resume_accepting)
+                    return
+                raise
+            if len(self.connections) >= self.config.max_connections:
+                self._refuse(sock)
+                continue
+            sock.setblocking(False)
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass  # not TCP (e.g. a Unix socket in tests)
+            conn = Connection(self, sock, address[0] if isinstance(address, tuple) else "-", next(self._ids))
+            self.connections[conn.id] = conn
+            conn.start()
+
+    def _refuse(self, sock: socket.socket) -> None:
+        """Answer 503 to a connection past the limit, best effort, and close it."""
+        body = b"503 Service Unavailable: too many connections\n"
+        reply = response_head(
+            503,
+            [
+                ("Date", http_date()),
+                ("Server", "reactor"),
+                ("Retry-After", "1"),
+                ("Content-Type", "text/plain; charset=utf-8"),
+                ("Content-Length", str(len(body))),
+                ("Connection", "close"),
+            ],
+        ) + body
+        try:
+            sock.setblocking(False)
+            sock.send(reply)
+        except OSError:
+            pass
+        sock.close()
+
+    # -- connections and the pool ------------------------------------------------------
+
+    def connection_closed(self, conn: Connection) -> None:
+        """Called by a connection when it reaches CLOSED."""
+        self.connections.pop(conn.id, None)
+        if self.stopping and not self.connections:
+            self.loop.stop()
+
+    @staticmethod
+    def discard_result(future: "concurrent.futures.Future[object]") -> None:
+        """Release what a pool job opened when its connection is gone (e.g. a file)."""
+        if future.cancelled() or future.exception() is not None:
+            return
+        close = getattr(future.result(), "close", None)
+        if close is not None:
+            close()
+
+    def _on_loop_exception(self, exc: BaseException, context: str) -> None:
+        log.error("unhandled exception in %s", context, exc_info=exc)
+
+    # -- stopping --------------------------------------------------------------------
+
+    def shutdown(self, graceful: bool = True) -> None:
+        """Stop accepting and close connections; the loop stops when none are left.
+
+        With ``graceful``, requests in flight finish (their responses carry
+        ``Connection: close``) for up to ``shutdown_timeout_s`` seconds; idle
+        connections close at once. Without it, everything closes now. Loop thread only.
+        """
+        if not graceful:
+            self.stopping = True
+            self._close_all()
+            self.loop.stop()
+            return
+        if self.stopping:
+            return
+        self.stopping = True
+        self._pause_accepting()
+        for conn in list(self.connections.values()):
+            if conn.state is ConnState.IDLE:
+                conn.close()
+        if not self.connections:
+            self.loop.stop()
+            return
+        log.info("waiting up to %.0f s for %d connection(s) to finish", self.config.shutdown_timeout_s, len(self.connections))
+        self._stop_timer = self.loop.call_later(self.config.shutdown_timeout_s, self.shutdown, False)
+
+    def _close_all(self) -> None:
+        for conn in list(self.connections.values()):
+            conn.abort()
+
+    def close(self) -> None:
+        """Release the listener, connections and the pool (after the loop has stopped)."""
+        self._pause_accepting()
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+        self._close_all()
+        self.pool.shutdown(wait=True)
+        self.loop.close()

@@ -1,0 +1,85 @@
+"""The worker pool: blocking disk work off the loop thread, results back through the waker.
+
+Workers receive plain values, do one blocking job (open and read a file, validate and
+write a JSON upload) and return a value or raise. They never touch a socket, the
+selector or a connection. When a job finishes, its callback is queued on the loop with
+``call_soon_threadsafe`` and runs there, on the loop thread, with the
+``concurrent.futures.Future``.
+
+The queue is bounded: :meth:`WorkerPool.submit` refuses work (returns False) when
+``max_pending`` jobs are already queued or running, so a burst turns into quick 503s
+instead of unbounded memory and latency. A warning is logged once per saturation
+episode.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import threading
+from typing import Any, Callable
+
+from reactor.loop import EventLoop
+
+log = logging.getLogger("reactor.workers")
+
+
+class WorkerPool:
+    """``size`` threads and at most ``max_pending`` jobs queued or running."""
+
+    def __init__(self, loop: EventLoop, size: int = 4, max_pending: int = 256) -> None:
+        if size < 1:
+            raise ValueError("pool size must be at least 1")
+        self.loop = loop
+        self.size = size
+        self.max_pending = max_pending
+        self.pending = 0  # jobs submitted and not yet called back; loop thread only
+        self.busy = 0  # jobs running on a worker right now
+        self._busy_lock = threading.Lock()
+        self.saturated = False
+        self._executor = concurrent.futures.ThreadPoolExecutor(size, thread_name_prefix="reactor-worker")
+
+    def submit(
+        self,
+        job: Callable[..., Any],
+        args: tuple,
+        callback: Callable[[concurrent.futures.Future], None],
+    ) -> bool:
+        """Run ``job(*args)`` on a worker, then ``callback(future)`` on the loop thread.
+
+        Returns False, without running anything, when the pool is saturated or shut down.
+        Loop thread only.
+        """
+        if self.pending >= self.max_pending:
+            if not self.saturated:
+                self.saturated = True
+                log.warning("worker pool saturated (%d jobs pending); answering 503", self.pending)
+            return False
+        try:
+            future = self._executor.submit(self._run, job, args)
+        except RuntimeError:  # the executor is shut down
+            return False
+        self.pending += 1
+        call_back = self.loop.call_soon_threadsafe
+        future.add_done_callback(lambda done: call_back(self._finished, callback, done))
+        return True
+
+    def _run(self, job: Callable[..., Any], args: tuple) -> Any:
+        with self._busy_lock:
+            self.busy += 1
+        try:
+            return job(*args)
+        finally:
+            with self._busy_lock:
+                self.busy -= 1
+
+    def _finished(self, callback: Callable[[concurrent.futures.Future], None], future: concurrent.futures.Future) -> None:
+        self.pending -= 1
+        if self.saturated and self.pending < self.max_pending // 2:
+            self.saturated = False
+            log.info("worker pool recovered (%d jobs pending)", self.pending)
+        callback(future)
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Stop accepting jobs; with ``wait``, block until running jobs finish."""
+        self._executor.shutdown(wait=wait, cancel_futures=not wait)

@@ -1,0 +1,280 @@
+"""Shared fixtures: real servers on 127.0.0.1 with ephemeral ports, and hypothesis profiles.
+
+- ``make_server(**config)`` starts a :class:`reactor.server.Server` on its own thread
+  (the loop thread) over a private copy of ``resources/``; it is listening before the
+  fixture returns, so no test waits or sleeps for readiness.
+- ``server`` is one such server with the default configuration.
+- ``run_cli(*args)`` starts ``python -m reactor`` as a real process and waits (bounded)
+  for its startup line, which names the port.
+- ``raw`` helpers talk to a server through a plain socket for bytes no client would send.
+
+Hypothesis profiles: ``ci`` (bounded, the default) and ``fuzz`` (long); choose with
+``HYPOTHESIS_PROFILE=fuzz``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import select
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Iterator, List, Optional
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+from reactor.config import Config
+from reactor.server import Server
+
+REPO = Path(__file__).resolve().parent.parent
+RESOURCES = REPO / "resources"
+
+settings.register_profile(
+    "ci", max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
+)
+settings.register_profile(
+    "fuzz", max_examples=200_000, deadline=None, suppress_health_check=list(HealthCheck), print_blob=True
+)
+settings.register_profile("dev", max_examples=50, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+class RunningServer:
+    """A server running on a background thread; ``host``, ``port``, ``root``, ``url``."""
+
+    def __init__(self, server: Server, thread: threading.Thread) -> None:
+        self.server = server
+        self.thread = thread
+        self.host, self.port = server.address
+        self.root = Path(server.config.root)
+        self.url = server.url
+
+    def connect(self, timeout: float = 5.0) -> socket.socket:
+        """A connected client socket with a bounded timeout."""
+        return socket.create_connection((self.host, self.port), timeout=timeout)
+
+    def call(self, fn: Callable[[], object], timeout: float = 5.0) -> object:
+        """Run ``fn`` on the loop thread and return its result (to inspect state safely)."""
+        done = threading.Event()
+        box: List[object] = []
+
+        def run() -> None:
+            try:
+                box.append(fn())
+            except BaseException as exc:  # pragma: no cover - surfaced below
+                box.append(exc)
+            done.set()
+
+        self.server.loop.call_soon_threadsafe(run)
+        assert done.wait(timeout), "loop thread did not answer"
+        if isinstance(box[0], BaseException):
+            raise box[0]
+        return box[0]
+
+    def stop(self, graceful: bool = False, timeout: float = 15.0) -> None:
+        if self.thread.is_alive():
+            self.server.loop.call_soon_threadsafe(self.server.shutdown, graceful)
+            self.thread.join(timeout)
+        assert not self.thread.is_alive(), "server thread did not stop"
+
+
+def copy_resources(destination: Path) -> Path:
+    """A private copy of the sample site, so tests never write into the repo."""
+    root = destination / "site"
+    shutil.copytree(RESOURCES, root, ignore=shutil.ignore_patterns("upload_*.json"))
+    return root
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Path:
+    return copy_resources(tmp_path)
+
+
+@pytest.fixture
+def make_server(site: Path) -> Iterator[Callable[..., RunningServer]]:
+    started: List[RunningServer] = []
+
+    def make(**overrides: object) -> RunningServer:
+        options = dict(host="127.0.0.1", port=0, root=site)
+        options.update(overrides)
+        server = Server(Config(**options))  # type: ignore[arg-type]
+        server.listen()
+        thread = threading.Thread(target=server.serve_forever, name="reactor-loop", daemon=True)
+        thread.start()
+        running = RunningServer(server, thread)
+        started.append(running)
+        return running
+
+    yield make
+    for running in started:
+        running.stop()
+
+
+@pytest.fixture
+def server(make_server: Callable[..., RunningServer]) -> RunningServer:
+    return make_server()
+
+
+class CliServer:
+    """``python -m reactor`` as a child process; ``port`` is read from its startup line."""
+
+    STARTUP = re.compile(rb"http://[^\s/]+:(\d+)/")
+
+    def __init__(self, args: List[str], cwd: Path, env: Optional[dict] = None, timeout: float = 15.0) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "reactor", *args],
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
+        self.output = b""
+        self.port = 0
+        deadline = time.monotonic() + timeout
+        while not self.port:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or self.proc.poll() is not None:
+                break
+            ready, _, _ = select.select([self.proc.stderr], [], [], remaining)
+            if ready:
+                chunk = os.read(self.proc.stderr.fileno(), 4096)  # type: ignore[union-attr]
+                if not chunk:
+                    break
+                self.output += chunk
+                match = self.STARTUP.search(self.output)
+                if match:
+                    self.port = int(match.group(1))
+
+    def read_stderr(self, timeout: float = 10.0) -> bytes:
+        """Everything written to stderr until the process exits (waits up to ``timeout``)."""
+        try:
+            _out, err = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            _out, err = self.proc.communicate()
+        self.output += err
+        return self.output
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                stream.close()
+
+
+@pytest.fixture
+def run_cli(tmp_path: Path) -> Iterator[Callable[..., CliServer]]:
+    started: List[CliServer] = []
+
+    def run(*args: str, env: Optional[dict] = None) -> CliServer:
+        cli = CliServer(list(args), cwd=REPO, env=env)
+        started.append(cli)
+        return cli
+
+    yield run
+    for cli in started:
+        cli.stop()
+
+
+# -- raw socket helpers -------------------------------------------------------------------
+
+
+def recv_until_closed(sock: socket.socket, limit: int = 64 * 1024 * 1024) -> bytes:
+    """Read until the peer closes (or resets) the connection; bounded by the socket timeout."""
+    chunks = []
+    total = 0
+    while total < limit:
+        try:
+            chunk = sock.recv(65536)
+        except ConnectionResetError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+        total += len(chunk)
+    return b"".join(chunks)
+
+
+class RawClient:
+    """A plain-socket HTTP/1.1 client for bytes no library would send.
+
+    ``response()`` reads one response from the connection's buffer, so pipelined
+    responses that arrive in one segment are returned one by one.
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buf = b""
+
+    def send(self, data: bytes) -> "RawClient":
+        self.sock.sendall(data)
+        return self
+
+    def _fill(self) -> None:
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise EOFError("connection closed; buffered %r" % self.buf[:200])
+        self.buf += chunk
+
+    def response(self, head_only: bool = False) -> "tuple[int, dict, bytes]":
+        """(status, fields, body) of the next response; fields lower-cased, last one wins.
+
+        Raises EOFError if the connection closes first. ``head_only`` for HEAD.
+        """
+        while b"\r\n\r\n" not in self.buf:
+            self._fill()
+        head, _, self.buf = self.buf.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ")[1])
+        fields = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            fields[name.strip().lower()] = value.strip()
+        if head_only or status in (204, 304) or 100 <= status < 200:
+            return status, fields, b""
+        length = int(fields.get("content-length", "0"))
+        while len(self.buf) < length:
+            self._fill()
+        body, self.buf = self.buf[:length], self.buf[length:]
+        return status, fields, body
+
+    def at_eof(self) -> bool:
+        """True if the server closes the connection (EOF or reset) with nothing more sent."""
+        try:
+            while True:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    return not self.buf
+                self.buf += chunk
+        except ConnectionResetError:
+            return not self.buf
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def raw(server: RunningServer) -> Iterator[Callable[[], RawClient]]:
+    """``raw()`` opens a new RawClient to the default ``server``."""
+    clients: List[RawClient] = []
+
+    def connect() -> RawClient:
+        client = RawClient(server.connect())
+        clients.append(client)
+        return client
+
+    yield connect
+    for client in clients:
+        client.close()
