@@ -217,6 +217,12 @@ class RawClient:
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.buf = b""
+        #: A Host value the server accepts (its own address and port).
+        self.host = "%s:%d" % sock.getpeername()[:2]
+
+    def get(self, target: str, extra: str = "", version: str = "1.1") -> "RawClient":
+        """Send a GET with a valid Host; ``extra`` holds more field lines with CRLFs."""
+        return self.send(("GET %s HTTP/%s\r\nHost: %s\r\n%s\r\n" % (target, version, self.host, extra)).encode())
 
     def send(self, data: bytes) -> "RawClient":
         self.sock.sendall(data)

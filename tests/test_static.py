@@ -1,0 +1,205 @@
+"""GET and HEAD of files under the document root, path safety, methods (issue: core server)."""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import shutil
+import subprocess
+
+import pytest
+
+
+def get(server, target, method="GET", headers=None):
+    conn = http.client.HTTPConnection(server.host, server.port, timeout=5)
+    try:
+        conn.request(method, target, headers=headers or {})
+        response = conn.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    finally:
+        conn.close()
+
+
+SAMPLES = ["index.html", "about.html", "contact.html", "sample.txt", "notes.txt", "sample.json", "logo.png", "photo.jpg"]
+
+
+@pytest.mark.parametrize("name", SAMPLES)
+def test_every_sample_file_downloads_byte_identical(server, name):
+    status, fields, body = get(server, "/" + name)
+    assert status == 200
+    assert body == (server.root / name).read_bytes()
+    assert fields["content-length"] == str(len(body))
+
+
+@pytest.mark.parametrize(
+    "name, media_type",
+    [
+        ("index.html", "text/html; charset=utf-8"),
+        ("sample.txt", "text/plain; charset=utf-8"),
+        ("sample.json", "application/json"),
+        ("logo.png", "image/png"),
+        ("photo.jpg", "image/jpeg"),
+    ],
+)
+def test_content_type_from_mimetypes(server, name, media_type):
+    _, fields, _ = get(server, "/" + name)
+    assert fields["content-type"] == media_type
+
+
+def test_html_inline_other_files_attachments(server):
+    _, html, _ = get(server, "/about.html")
+    assert "content-disposition" not in html
+    _, text, _ = get(server, "/sample.txt")
+    assert text["content-disposition"] == 'attachment; filename="sample.txt"'
+
+
+def test_inline_flag_turns_attachments_off(make_server):
+    server = make_server(attachments=False)
+    _, fields, _ = get(server, "/sample.txt")
+    assert "content-disposition" not in fields
+
+
+def test_unknown_type_is_octet_stream(server):
+    (server.root / "blob.unknownext").write_bytes(b"\x00\x01")
+    _, fields, body = get(server, "/blob.unknownext")
+    assert fields["content-type"] == "application/octet-stream"
+    assert body == b"\x00\x01"
+
+
+def test_non_ascii_filename_uses_rfc6266_filename_star(server):
+    (server.root / "résumé.txt").write_bytes(b"cv")
+    status, fields, _ = get(server, "/r%C3%A9sum%C3%A9.txt")
+    assert status == 200
+    assert fields["content-disposition"] == "attachment; filename=\"r_sum_.txt\"; filename*=UTF-8''r%C3%A9sum%C3%A9.txt"
+
+
+def test_root_and_directories_serve_index_html(server):
+    (server.root / "docs").mkdir()
+    (server.root / "docs" / "index.html").write_bytes(b"<p>docs</p>")
+    assert get(server, "/")[2] == (server.root / "index.html").read_bytes()
+    assert get(server, "/docs/")[2] == b"<p>docs</p>"
+
+
+def test_directory_without_slash_redirects_on_this_host(server):
+    (server.root / "docs").mkdir()
+    (server.root / "docs" / "index.html").write_bytes(b"x")
+    status, fields, _ = get(server, "/docs?x=1")
+    assert status == 308
+    assert fields["location"] == "/docs/?x=1"
+    status, fields, _ = get(server, "//docs")  # must never become a scheme-relative //host
+    assert status == 308
+    assert fields["location"] == "/docs/"
+
+
+def test_missing_file_and_directory_without_index_are_404(server):
+    (server.root / "empty").mkdir()
+    assert get(server, "/nope.txt")[0] == 404
+    assert get(server, "/empty/")[0] == 404
+    assert get(server, "/sample.txt/more")[0] == 404
+
+
+def test_head_has_get_headers_and_no_body(server):
+    conn = http.client.HTTPConnection(server.host, server.port, timeout=5)
+    conn.request("HEAD", "/sample.txt")
+    response = conn.getresponse()
+    assert response.status == 200
+    assert response.getheader("Content-Length") == str((server.root / "sample.txt").stat().st_size)
+    assert response.read() == b""
+    # The connection is still usable: no stray body bytes were sent after the head.
+    conn.request("GET", "/sample.txt")
+    again = conn.getresponse()
+    assert again.read() == (server.root / "sample.txt").read_bytes()
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/../etc/passwd",
+        "/%2e%2e/%2e%2e/etc/passwd",
+        "/uploads/..%2f..%2fetc%2fpasswd",
+        "/%2E%2E%5Cetc%5Cpasswd",
+        "/sample.txt%00.png",
+        "/a\\..\\b",
+    ],
+)
+def test_traversal_attempts_are_403(raw, target):
+    client = raw()
+    status, _, body = client.get(target).response()
+    assert status == 403
+    assert b"root:" not in body
+
+
+def test_symlink_out_of_root_is_403_but_inside_is_served(server, tmp_path):
+    outside = tmp_path / "secret.txt"
+    outside.write_text("secret")
+    os.symlink(outside, server.root / "leak.txt")
+    os.symlink(server.root / "sample.txt", server.root / "alias.txt")
+    assert get(server, "/leak.txt")[0] == 403
+    status, _, body = get(server, "/alias.txt")
+    assert status == 200 and body == (server.root / "sample.txt").read_bytes()
+
+
+def test_symlinked_directory_out_of_root_is_403(server, tmp_path):
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "index.html").write_text("nope")
+    os.symlink(tmp_path / "elsewhere", server.root / "out")
+    assert get(server, "/out/")[0] == 403
+    assert get(server, "/out/index.html")[0] == 403
+
+
+def test_dotfiles_are_hidden(server):
+    (server.root / ".env").write_text("SECRET=1")
+    assert get(server, "/.env")[0] == 404
+    assert get(server, "/uploads/.gitkeep")[0] == 404
+
+
+def test_invalid_utf8_after_percent_decoding_is_400(server):
+    assert get(server, "/%ff%fe.txt")[0] == 400
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH", "TRACE"])
+def test_other_known_methods_on_files_are_405_with_allow(server, method):
+    status, fields, _ = get(server, "/sample.txt", method=method)
+    assert status == 405
+    assert [m.strip() for m in fields["allow"].split(",")][:2] == ["GET", "HEAD"]
+
+
+def test_unrecognised_method_is_501(server):
+    assert get(server, "/sample.txt", method="BREW")[0] == 501
+
+
+def test_options_answers_allow(server):
+    status, fields, body = get(server, "/sample.txt", method="OPTIONS")
+    assert status == 204 and body == b""
+    assert "GET" in fields["allow"]
+
+
+def test_large_file_streams_byte_identical(server):
+    data = os.urandom(3 * 1024 * 1024 + 17)
+    (server.root / "big.bin").write_bytes(data)
+    status, fields, body = get(server, "/big.bin")
+    assert status == 200
+    assert fields["content-length"] == str(len(data))
+    assert hashlib.sha256(body).digest() == hashlib.sha256(data).digest()
+
+
+def test_large_file_without_sendfile_streams_through_the_pool(make_server):
+    server = make_server(sendfile=False)
+    data = os.urandom(2 * 1024 * 1024 + 5)
+    (server.root / "big.bin").write_bytes(data)
+    status, _, body = get(server, "/big.bin")
+    assert status == 200 and body == data
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl not installed (.ci/run installs it)")
+def test_curl_downloads_every_sample_byte_identical(server, tmp_path):
+    for name in SAMPLES:
+        out = tmp_path / name
+        result = subprocess.run(
+            ["curl", "-sS", "--max-time", "10", "-o", str(out), "-w", "%{http_code}", server.url + name],
+            capture_output=True,
+            timeout=20,
+        )
+        assert result.stdout == b"200", result.stderr
+        assert out.read_bytes() == (server.root / name).read_bytes()
