@@ -218,7 +218,10 @@ class RawClient:
         self.sock = sock
         self.buf = b""
         #: A Host value the server accepts (its own address and port).
-        self.host = "%s:%d" % sock.getpeername()[:2]
+        try:
+            self.host = "%s:%d" % sock.getpeername()[:2]
+        except OSError:  # already disconnected
+            self.host = ""
 
     def get(self, target: str, extra: str = "", version: str = "1.1") -> "RawClient":
         """Send a GET with a valid Host; ``extra`` holds more field lines with CRLFs."""
