@@ -84,12 +84,16 @@ class Waker:
 
     def drain(self, mask: int = 0) -> None:
         """Read and discard pending wake-up bytes (the loop calls this when readable)."""
-        self.pending = False  # before reading, so a concurrent wake() is never lost
         try:
             while self._recv.recv(4096):
                 pass
         except OSError:
             pass
+        # Clear the flag only after the socket is empty. Cleared before reading, a
+        # wake() landing in between would leave pending=True with no byte to read, and
+        # every later wake() would be skipped: a lost wake-up. A wake() skipped now ran
+        # before this line, so its callback is already queued and runs in this pass.
+        self.pending = False
 
     def close(self) -> None:
         self._recv.close()

@@ -92,3 +92,62 @@ def test_io_callbacks_get_the_mask_and_errors_do_not_stop_the_loop(loop):
     loop.selector.unregister(a)
     a.close()
     b.close()
+
+
+def test_waker_wake_during_drain_is_not_lost():
+    """A wake() from another thread that lands while the loop drains must still wake it."""
+    from reactor.loop import Waker
+
+    waker = Waker()
+    real_recv = waker._recv
+
+    class RecvThatRaces:
+        raced = False
+
+        def recv(self, size):
+            if not self.raced:  # the other thread's wake() lands inside drain()
+                self.raced = True
+                waker.wake()
+            return real_recv.recv(size)
+
+    waker.wake()
+    waker._recv = RecvThatRaces()
+    waker.drain()
+    waker._recv = real_recv
+    waker.wake()  # a later hand-off must make the waker readable again
+    with selectors.DefaultSelector() as selector:
+        selector.register(waker, EVENT_READ)
+        assert selector.select(timeout=2), "wake-up lost: select would sleep forever"
+    waker.close()
+
+
+def test_waker_never_loses_a_wake_up_under_contention(loop):
+    """Many threads hand callbacks over while the loop sleeps in select with no timers."""
+    total = 4 * 2000
+    seen = []
+    done = threading.Event()
+
+    def record(i):
+        seen.append(i)
+        if len(seen) == total:
+            done.set()
+            loop.stop()
+
+    def producer(base):
+        for i in range(2000):
+            loop.call_soon_threadsafe(record, base + i)
+
+    threads = [threading.Thread(target=producer, args=(n * 2000,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    def force_stop():  # bypasses the waker's pending flag, which a lost wake-up leaves stuck
+        loop._stopping = True
+        loop._waker._send.send(b"\0")
+
+    watchdog = threading.Timer(10, force_stop)  # bounds the test if a wake-up is lost
+    watchdog.start()
+    loop.run()
+    watchdog.cancel()
+    for thread in threads:
+        thread.join(5)
+    assert done.is_set() and sorted(seen) == list(range(total))
