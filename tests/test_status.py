@@ -37,15 +37,17 @@ def status(running):
     return json.loads(body)
 
 
-def wait_for_state(running, state, count, timeout=5.0):
-    """Poll the loop thread (bounded) until ``count`` connections are in ``state``."""
+def wait_for_states(running, expected, timeout=5.0):
+    """Poll the loop thread (bounded) until the open connections are in exactly ``expected`` states."""
+    want = sorted(state.value for state in expected)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        states = running.call(lambda: [c.state for c in running.server.connections.values()])
-        if states.count(state) >= count:
+    while True:
+        states = sorted(running.call(lambda: [c.state.value for c in running.server.connections.values()]))
+        if states == want:
             return
+        if time.monotonic() > deadline:
+            raise AssertionError("connections in %s, expected %s" % (states, want))
         time.sleep(0.01)
-    raise AssertionError("no %d connection(s) in %s" % (count, state))
 
 
 def test_off_by_default(server):
@@ -63,8 +65,7 @@ def test_json_counts_requests_classes_bytes_and_states(make_server):
     idle.getresponse().read()
     partial = running.connect()
     partial.sendall(b"GET / HTTP/1.1\r\n")
-    wait_for_state(running, ConnState.READING_HEADERS, 1)
-    wait_for_state(running, ConnState.IDLE, 1)
+    wait_for_states(running, [ConnState.READING_HEADERS, ConnState.IDLE])
 
     answer = status(running)
     assert answer["requests"] == 3
