@@ -37,6 +37,12 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _status_path(text: str) -> str:
+    if not text.startswith("/") or "?" in text or "#" in text:
+        raise argparse.ArgumentTypeError("must be a path starting with '/', without '?' or '#'")
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     defaults = Config(max_connections=1)
     parser = argparse.ArgumentParser(
@@ -103,6 +109,14 @@ def build_parser() -> argparse.ArgumentParser:
                           help="on SIGTERM/SIGINT, time for in-flight requests to finish")
     parser.add_argument("--no-sendfile", action="store_true",
                         help="send large files in blocks read on the pool instead of os.sendfile")
+
+    study = parser.add_argument_group("for study (see docs/)")
+    study.add_argument("--trace", action="store_true",
+                       help="write one line per selector event, state transition, parser event, "
+                       "pool hand-off and timer to stderr (slow; off costs nothing)")
+    study.add_argument("--status-path", type=_status_path, default=None, metavar="PATH",
+                       help="answer PATH (e.g. /_status) with counters and connections by state, "
+                       "as JSON or an HTML page; loopback clients only")
     return parser
 
 
@@ -128,6 +142,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
         backlog=args.backlog,
         shutdown_timeout_s=args.shutdown_timeout,
         sendfile=not args.no_sendfile and hasattr(os, "sendfile"),
+        trace=args.trace,
+        status_path=args.status_path,
     )
     if args.max_connections is not None:
         kwargs["max_connections"] = args.max_connections

@@ -6,7 +6,7 @@ import dataclasses
 import os
 import resource
 from pathlib import Path
-from typing import Tuple
+from typing import Optional, Tuple
 
 #: The sample site shipped with the repository (``<repo>/resources``).
 DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "resources"
@@ -55,6 +55,10 @@ class Config:
     backlog: int = 128
     shutdown_timeout_s: float = 10.0
     sendfile: bool = True  # zero-copy os.sendfile for large files on plain sockets
+
+    # For study (docs/trace.md, docs/status.md); both off by default.
+    trace: bool = False  # one stderr line per selector event, transition, parser event, pool hand-off, timer
+    status_path: Optional[str] = None  # e.g. "/_status": counters as JSON or HTML, loopback clients only
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "root", Path(os.path.abspath(self.root)))

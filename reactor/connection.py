@@ -137,6 +137,7 @@ class Connection:
         "sock",
         "client",
         "id",
+        "tracer",
         "state",
         "parser",
         "request",
@@ -161,6 +162,7 @@ class Connection:
         self.sock = sock
         self.client = client  # the peer's address, for the log
         self.id = conn_id
+        self.tracer = server.tracer  # None unless --trace: then each trace point below writes a line
         self.state = _IDLE
         self.parser = RequestParser(
             max_request_line_bytes=config.max_request_line_bytes,
@@ -189,6 +191,8 @@ class Connection:
 
     def start(self) -> None:
         """Begin in IDLE, waiting for the first byte. Called once by the server."""
+        if self.tracer:
+            self.tracer.accepted(self)
         self._arm(self.server.config.keepalive_timeout_s)
         self._update_interest()
 
@@ -201,8 +205,8 @@ class Connection:
         if new not in NEXT[old]:
             raise InvalidTransition("%r: %s -> %s" % (self, old.value, new.value))
         self.state = new
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug("#%d %s -> %s", self.id, old.value, new.value)
+        if self.tracer:
+            self.tracer.state(self, old, new)
         config = self.server.config
         if new is _READING_HEADERS:
             self._arm(config.header_timeout_s)
@@ -235,6 +239,8 @@ class Connection:
             selector.register(self.sock, mask, self._on_event_cb)
         else:
             selector.modify(self.sock, mask, self._on_event_cb)
+        if self.tracer:
+            self.tracer.interest(self, self._mask, mask)
         self._mask = mask
 
     # -- timeouts -------------------------------------------------------------------
@@ -247,8 +253,12 @@ class Connection:
             if timer is not None:
                 timer.cancel()
             self._timer = self.loop.call_at(deadline, self._on_timer)
+        if self.tracer:
+            self.tracer.timer_armed(self, delay_s)
 
     def _on_timer(self) -> None:
+        if self.tracer:
+            self.tracer.timer_fired(self)
         self._timer = None
         deadline = self.deadline
         if self.state is _CLOSED or deadline is None:
@@ -272,6 +282,8 @@ class Connection:
     # -- I/O events ------------------------------------------------------------------
 
     def _on_event(self, mask: int) -> None:
+        if self.tracer:
+            self.tracer.event(self, mask)
         if mask & EVENT_WRITE:
             self._flush()
         if mask & EVENT_READ and self.state is not _CLOSED and self.state is not _WRITING:
@@ -285,6 +297,8 @@ class Connection:
         except OSError as exc:
             self._connection_lost(exc)
             return
+        if self.tracer:
+            self.tracer.recv(self, len(data))
         state = self.state
         if state is _CLOSING:
             if not data:
@@ -313,6 +327,8 @@ class Connection:
                 except ProtocolError as exc:
                     self._fail(exc)
                     break
+                if self.tracer:
+                    self.tracer.parser(self, event)
                 if event is NEED_DATA or event is PAUSED:
                     break
                 kind = type(event)
@@ -347,6 +363,7 @@ class Connection:
             self.set_state(_WRITING)
             self.respond(early)
         elif head.expect_continue:
+            self.server.stats.responses[1] += 1
             self._queue(_CONTINUE)
             self._flush()
 
@@ -389,7 +406,10 @@ class Connection:
         request = self.request
 
         def done(future: "concurrent.futures.Future[Any]") -> None:
-            if self.state is _CLOSED or self.request is not request:
+            stale = self.state is _CLOSED or self.request is not request
+            if self.tracer:
+                self.tracer.pool_result(self, job, future, stale)
+            if stale:
                 self.server.discard_result(future)
                 return
             try:
@@ -401,6 +421,8 @@ class Connection:
                 return
             self.respond(response)
 
+        if self.tracer:
+            self.tracer.pool_submit(self, job)
         if not self.server.pool.submit(job, args, done):
             self.respond(
                 Response.error(503, "server busy; try again shortly", [("Retry-After", "1")])
@@ -431,6 +453,8 @@ class Connection:
             and not self.server.stopping
         )
         self.keep_alive = keep_alive
+        if self.tracer:
+            self.tracer.respond(self, response, keep_alive)
         self._response_pending = True
         request.status = response.status
         fields = [("Date", http_date()), ("Server", SERVER_NAME)]
@@ -488,6 +512,9 @@ class Connection:
             while outbox:
                 data = outbox[0]
                 sent = sock.send(data)
+                self.server.stats.sent_bytes += sent
+                if self.tracer:
+                    self.tracer.send(self, sent, len(data))
                 if sent < len(data):
                     outbox[0] = memoryview(data)[sent:]
                     self._progress()
@@ -535,6 +562,9 @@ class Connection:
             file.offset += sent
             file.remaining -= sent
             moved += sent
+            self.server.stats.sent_bytes += sent
+            if self.tracer:
+                self.tracer.sendfile(self, sent, file.remaining)
             self._progress()
         if file.remaining:
             return None
@@ -551,6 +581,8 @@ class Connection:
 
         def done(future: "concurrent.futures.Future[bytes]") -> None:
             self._file_reading = False
+            if self.tracer:
+                self.tracer.pool_result(self, os.pread, future, self.state is _CLOSED)
             if self.state is _CLOSED:
                 file.close()  # _teardown left it open while the read was in flight
                 return
@@ -572,6 +604,8 @@ class Connection:
             self._flush()
 
         size = min(file.remaining, _SEND_BLOCK_BYTES)
+        if self.tracer:
+            self.tracer.pool_submit(self, os.pread)
         if not self.server.pool.submit(os.pread, (file.fd, size, file.offset), done):
             self._file_reading = False
             self.loop.call_later(0.01, self._retry_block)
@@ -623,6 +657,8 @@ class Connection:
         if self.state is _CLOSED:
             return
         log.debug("#%d %s", self.id, exc)
+        if self.tracer:
+            self.tracer.fail(self, exc)
         if self._response_pending and self.state is _WRITING:
             self.abort()  # a response is already under way; nothing sensible can follow
             return
@@ -650,6 +686,8 @@ class Connection:
             log.debug("#%d connection lost: %s", self.id, exc)
         else:
             log.warning("#%d socket error: %s", self.id, exc)
+        if self.tracer:
+            self.tracer.lost(self, exc)
         self.abort()
 
     def abort(self) -> None:
@@ -685,6 +723,7 @@ class Connection:
         self.server.connection_closed(self)
 
     def _log_access(self, request: Request) -> None:
+        self.server.stats.responses[request.status // 100] += 1
         access = logmod.access_log
         if not access.isEnabledFor(logging.INFO):
             return

@@ -34,6 +34,8 @@ from reactor.handlers import Application
 from reactor.handlers.upload import UPLOADS_DIR, remove_stale_temp_files
 from reactor.loop import EVENT_READ, EventLoop
 from reactor.serializer import http_date, response_head
+from reactor.stats import Stats
+from reactor.trace import Tracer
 from reactor.workers import WorkerPool
 
 log = logging.getLogger("reactor")
@@ -55,6 +57,8 @@ class Server:
         self.loop.exception_handler = self._on_loop_exception
         self.pool = WorkerPool(self.loop, config.pool_size, config.pool_queue_max)
         self.connections: Dict[int, Connection] = {}
+        self.stats = Stats()  # counters for the status page; plain integers, loop thread only
+        self.tracer: Optional[Tracer] = Tracer(self.loop) if config.trace else None
         self.stopping = False
         self.address: Tuple[str, int] = (config.host, config.port)
         self.app: Optional[Application] = None
@@ -82,6 +86,8 @@ class Server:
             raise
         self._listener = listener
         self.address = listener.getsockname()[:2]
+        if self.tracer:
+            self.tracer.listening(self.address)
         self.app = Application(config, self.address[1])
         removed = remove_stale_temp_files(os.path.join(os.path.realpath(config.root), UPLOADS_DIR))
         if removed:
@@ -118,6 +124,8 @@ class Server:
     def _on_acceptable(self, mask: int) -> None:
         listener = self._listener
         assert listener is not None
+        if self.tracer:
+            self.tracer.listener_ready()
         for _ in range(_ACCEPT_BATCH):
             try:
                 sock, address = listener.accept()
@@ -133,6 +141,7 @@ class Server:
                     return
                 raise
             if len(self.connections) >= self.config.max_connections:
+                self.stats.refused += 1
                 self._refuse(sock)
                 continue
             sock.setblocking(False)
@@ -142,6 +151,7 @@ class Server:
                 pass  # not TCP (e.g. a Unix socket in tests)
             conn = Connection(self, sock, address[0] if isinstance(address, tuple) else "-", next(self._ids))
             self.connections[conn.id] = conn
+            self.stats.accepted += 1
             conn.start()
 
     def _refuse(self, sock: socket.socket) -> None:

@@ -8,7 +8,8 @@ and must not block: anything that touches the disk goes to the worker pool throu
 :meth:`Connection.run_in_pool`.
 
 Checks in order: a method this server knows (else 501), the Host allow-list against
-DNS rebinding (403), then the route: ``/upload`` or a static file.
+DNS rebinding (403), then the route: the status page (``--status-path``), ``/upload`` or
+a static file.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, FrozenSet, Optional
 
 from reactor.errors import HTTPError
 from reactor.events import TargetForm
-from reactor.handlers import static, upload
+from reactor.handlers import static, status, upload
 from reactor.response import Response
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -39,6 +40,7 @@ class Application:
         self.config = config
         self.static = static.StaticFiles(config)
         self.upload = upload.Uploads(config)
+        self.status = status.StatusPage()
         self.allowed_authorities, self.allowed_names = allowed_hosts(config.host, port, config.allowed_hosts)
 
     def check(self, conn: "Connection", request: "Request") -> Optional[Response]:
@@ -57,6 +59,8 @@ class Application:
         if head.target_form is TargetForm.ASTERISK:  # OPTIONS * (RFC 9110 §9.3.7)
             return Response(204, [("Allow", "GET, HEAD, POST, OPTIONS")])
         path, _, _query = head.path.partition("?")
+        if path == self.config.status_path:  # --status-path; None (off) matches no path
+            return self.status.answer(conn, request)
         if path == UPLOAD_PATH:
             return self.upload.check(request)
         return self.static.check(request)

@@ -1,0 +1,184 @@
+"""``--status-path /_status``: what the loop is doing now, like nginx's stub_status.
+
+The page shows the state machine at work: how many connections are in each
+:class:`~reactor.connection.ConnState`, requests answered, responses by status class,
+bytes sent, the worker pool's queue and busy workers, and the uptime. It is JSON, or a
+small HTML page when the client's Accept field prefers ``text/html`` over
+``application/json`` (RFC 9110 §12.5.1), as a browser's does.
+
+Only loopback clients get it (403 otherwise): connection counts and timings are not for
+the internet. The answer is built on the loop thread from plain counters
+(:class:`reactor.stats.Stats`) plus one pass over the connection table; nothing touches
+the disk, so nothing goes to the pool.
+"""
+
+from __future__ import annotations
+
+import html
+import ipaddress
+import json
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
+
+from reactor import __version__
+from reactor.connection import ConnState
+from reactor.errors import HTTPError
+from reactor.response import Response
+
+if TYPE_CHECKING:  # pragma: no cover
+    from reactor.connection import Connection, Request
+    from reactor.server import Server
+
+ALLOW = "GET, HEAD"
+_FIELDS = [("Cache-Control", "no-store"), ("Vary", "Accept"), ("X-Content-Type-Options", "nosniff")]
+
+
+def is_loopback(client: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and IPv4-mapped loopback (``::ffff:127.0.0.1``)."""
+    try:
+        address = ipaddress.ip_address(client.split("%", 1)[0])
+    except ValueError:
+        return False  # not an IP address (e.g. "-" for a Unix socket peer)
+    mapped = getattr(address, "ipv4_mapped", None)
+    return bool(address.is_loopback or (mapped is not None and mapped.is_loopback))
+
+
+def _media_ranges(accept: str) -> List[Tuple[str, str, float]]:
+    """``(type, subtype, q)`` for each media-range of an Accept field value (RFC 9110 §12.5.1)."""
+    ranges = []
+    for element in accept.split(","):
+        media_range, *params = element.split(";")
+        kind, _, subtype = media_range.strip().lower().partition("/")
+        if not kind or not subtype:
+            continue
+        q = 1.0
+        for param in params:
+            name, _, value = param.strip().partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = min(1.0, max(0.0, float(value)))
+                except ValueError:
+                    q = 0.0
+        ranges.append((kind, subtype, q))
+    return ranges
+
+
+def _quality(ranges: List[Tuple[str, str, float]], kind: str, subtype: str) -> float:
+    """The q of ``kind/subtype``: from the most specific range that matches it, else 0."""
+    best_specificity, best_q = -1, 0.0
+    for range_kind, range_subtype, q in ranges:
+        if range_kind == kind and range_subtype == subtype:
+            specificity = 2
+        elif range_kind == kind and range_subtype == "*":
+            specificity = 1
+        elif range_kind == "*" and range_subtype == "*":
+            specificity = 0
+        else:
+            continue
+        if specificity > best_specificity:
+            best_specificity, best_q = specificity, q
+    return best_q
+
+
+def prefers_html(accept: Optional[str]) -> bool:
+    """True when ``accept`` ranks ``text/html`` strictly above ``application/json``.
+
+    No Accept field, or a tie (``*/*``), means JSON: the format for scripts.
+    """
+    if not accept:
+        return False
+    ranges = _media_ranges(accept)
+    return _quality(ranges, "text", "html") > _quality(ranges, "application", "json")
+
+
+def snapshot(server: "Server") -> Dict[str, Any]:
+    """The status as a JSON-ready dict (the shape is documented in docs/status.md)."""
+    stats = server.stats
+    by_state = {state.value: 0 for state in ConnState if state is not ConnState.CLOSED}
+    for conn in server.connections.values():
+        by_state[conn.state.value] = by_state.get(conn.state.value, 0) + 1
+    pool = server.pool
+    busy = pool.busy
+    return {
+        "server": "reactor/%s" % __version__,
+        "uptime_s": round(stats.uptime_s, 3),
+        "connections": {
+            "open": len(server.connections),
+            "by_state": by_state,
+            "accepted": stats.accepted,
+            "refused": stats.refused,
+        },
+        "requests": stats.requests,
+        "responses": {"%dxx" % n: stats.responses[n] for n in range(1, 6)},
+        "sent_bytes": stats.sent_bytes,
+        "pool": {
+            "workers": pool.size,
+            "busy": busy,
+            "queued": max(0, pool.pending - busy),
+            "max_pending": pool.max_pending,
+        },
+        "timers": server.loop.pending_timers,
+    }
+
+
+def _rows(pairs: List[Tuple[str, Any]]) -> str:
+    return "".join(
+        "<tr><th>%s</th><td>%s</td></tr>" % (html.escape(str(name)), html.escape(str(value))) for name, value in pairs
+    )
+
+
+def render_html(status: Dict[str, Any]) -> bytes:
+    """A small self-refreshing page for a browser: one table per part of the snapshot."""
+    connections = status["connections"]
+    pool = status["pool"]
+    sections = [
+        ("Connections by state", list(connections["by_state"].items()) + [("open", connections["open"])]),
+        ("Totals", [
+            ("accepted", connections["accepted"]),
+            ("refused (503)", connections["refused"]),
+            ("requests", status["requests"]),
+            ("bytes sent", status["sent_bytes"]),
+        ]),
+        ("Responses by status class", list(status["responses"].items())),
+        ("Worker pool", [
+            ("workers", pool["workers"]),
+            ("busy", pool["busy"]),
+            ("queued", pool["queued"]),
+            ("max pending", pool["max_pending"]),
+        ]),
+        ("Loop", [("timers in the heap", status["timers"]), ("uptime (s)", "%.1f" % status["uptime_s"])]),
+    ]
+    body = "".join(
+        "<h2>%s</h2><table>%s</table>" % (html.escape(title), _rows(pairs)) for title, pairs in sections
+    )
+    page = (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        '<meta http-equiv="refresh" content="2"><title>%s status</title>'
+        "<style>body{font:15px/1.5 system-ui,sans-serif;margin:1.5rem auto;max-width:32rem;padding:0 1rem}"
+        "table{border-collapse:collapse;width:100%%}th,td{border-bottom:1px solid #ddd;padding:.2rem .5rem}"
+        "th{text-align:left;font-weight:normal}td{text-align:right;font-variant-numeric:tabular-nums}"
+        "h2{font-size:1rem;margin:1.2rem 0 .3rem}</style></head>"
+        "<body><h1>%s</h1>%s<p>JSON: ask with <code>Accept: application/json</code>.</p></body></html>\n"
+        % (html.escape(status["server"]), html.escape(status["server"]), body)
+    )
+    return page.encode("utf-8")
+
+
+class StatusPage:
+    """Answers ``config.status_path`` at check time (no body to read, no disk)."""
+
+    def answer(self, conn: "Connection", request: "Request") -> Response:
+        """The status for a loopback GET or HEAD.
+
+        Raises HTTPError 403 for other clients and 405 (with Allow) for other methods.
+        """
+        head = request.head
+        assert head is not None
+        if not is_loopback(conn.client):
+            raise HTTPError(403, "the status page is for loopback clients only")
+        if head.method not in ("GET", "HEAD"):
+            raise HTTPError(405, "%s is not allowed here" % head.method, headers=(("Allow", ALLOW),))
+        status = snapshot(conn.server)
+        if prefers_html(head.get("accept")):
+            return Response(200, [("Content-Type", "text/html; charset=utf-8"), *_FIELDS], render_html(status))
+        body = (json.dumps(status, indent=2) + "\n").encode("utf-8")
+        return Response(200, [("Content-Type", "application/json"), *_FIELDS], body)

@@ -1,0 +1,197 @@
+"""``--trace``: one line per thing the loop does for a connection, for people studying it.
+
+Theory of operation
+-------------------
+A :class:`Tracer` writes lines like these to stderr::
+
+      12.345 #3 event read
+      12.346 #3 recv 78 bytes
+      12.346 #3 state idle -> reading-headers
+      12.347 #3 timer armed reading-headers 10.0s
+      12.350 #3 parser RequestHead GET / HTTP/1.1
+      12.351 #3 pool submit open_file (queued 0, busy 0 of 4)
+      13.002 -- event read waker (a worker finished)
+      13.002 #3 pool result open_file
+
+The first column is milliseconds of ``time.monotonic()`` since the server started;
+the second is the connection id (``--`` for the listener and the loop's waker); the
+rest names what happened: a selector event, a change of selector interest, a state
+transition, a parser event, a pool hand-off, a timer, bytes received or sent.
+
+Tracing costs nothing when it is off: the server's ``tracer`` is None and every trace
+point in the code is guarded by ``if self.tracer:``, so no string is formatted and no
+function is called. Every method here runs on the loop thread.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import functools
+import sys
+import time
+from typing import TYPE_CHECKING, Any, Callable, Optional, TextIO
+
+from reactor.events import NEED_DATA, PAUSED, BodyData, EndOfStream, RequestEnd, RequestHead
+from reactor.loop import EVENT_READ, EVENT_WRITE, EventLoop, Waker
+
+if TYPE_CHECKING:  # pragma: no cover
+    from reactor.connection import ConnState, Connection
+    from reactor.response import Response
+
+_MASKS = {0: "none", EVENT_READ: "read", EVENT_WRITE: "write", EVENT_READ | EVENT_WRITE: "read+write"}
+
+
+def job_name(job: Callable[..., Any]) -> str:
+    """A short name for a pool job: the function's name (``functools.partial`` unwrapped)."""
+    while isinstance(job, functools.partial):
+        job = job.func
+    return getattr(job, "__name__", type(job).__name__)
+
+
+class Tracer:
+    """Writes trace lines to ``stream`` (stderr unless given); times count from creation.
+
+    Creating a tracer for ``loop`` also wraps the loop's :class:`~reactor.loop.Waker` so
+    that wake-ups from worker threads appear as selector events.
+    """
+
+    def __init__(self, loop: Optional[EventLoop] = None, stream: Optional[TextIO] = None) -> None:
+        self.stream: TextIO = stream if stream is not None else sys.stderr
+        self.started = time.monotonic()
+        if loop is not None:
+            self._watch_waker(loop)
+
+    # -- output -------------------------------------------------------------------------
+
+    def line(self, conn_id: Optional[int], text: str) -> None:
+        """Write one line: milliseconds since start, ``#id`` (or ``--``), ``text``."""
+        ms = (time.monotonic() - self.started) * 1000.0
+        who = "--" if conn_id is None else "#%d" % conn_id
+        self.stream.write("%9.3f %s %s\n" % (ms, who, text))
+        self.stream.flush()
+
+    # -- the loop and the listener ------------------------------------------------------
+
+    def _watch_waker(self, loop: EventLoop) -> None:
+        for key in list(loop.selector.get_map().values()):
+            if isinstance(key.fileobj, Waker):
+                drain = key.data
+
+                def traced_drain(mask: int, drain: Callable[[int], None] = drain) -> None:
+                    self.line(None, "event read waker (a worker finished)")
+                    drain(mask)
+
+                loop.selector.modify(key.fileobj, key.events, traced_drain)
+
+    def listening(self, address: Any) -> None:
+        self.line(None, "listening on %s:%d" % (address[0], address[1]))
+
+    def listener_ready(self) -> None:
+        self.line(None, "event read listener (accepting)")
+
+    # -- a connection -------------------------------------------------------------------
+
+    def accepted(self, conn: "Connection") -> None:
+        self.line(conn.id, "accepted from %s" % conn.client)
+
+    def event(self, conn: "Connection", mask: int) -> None:
+        self.line(conn.id, "event %s" % _MASKS.get(mask, mask))
+
+    def interest(self, conn: "Connection", old: int, new: int) -> None:
+        if new == 0:
+            self.line(conn.id, "selector unregister (nothing to send yet; input waits in the kernel)")
+        else:
+            verb = "register" if old == 0 else "modify"
+            self.line(conn.id, "selector %s %s" % (verb, _MASKS.get(new, new)))
+
+    def state(self, conn: "Connection", old: "ConnState", new: "ConnState") -> None:
+        self.line(conn.id, "state %s -> %s" % (old.value, new.value))
+
+    def recv(self, conn: "Connection", size: int) -> None:
+        self.line(conn.id, "recv %d bytes" % size if size else "recv EOF (client closed its side)")
+
+    def send(self, conn: "Connection", sent: int, queued: int) -> None:
+        if sent < queued:
+            self.line(conn.id, "send %d of %d bytes (socket buffer full)" % (sent, queued))
+        else:
+            self.line(conn.id, "send %d bytes" % sent)
+
+    def sendfile(self, conn: "Connection", sent: int, remaining: int) -> None:
+        self.line(conn.id, "sendfile %d bytes (%d to go)" % (sent, remaining))
+
+    def parser(self, conn: "Connection", event: object) -> None:
+        kind = type(event)
+        if kind is RequestHead:
+            head: RequestHead = event  # type: ignore[assignment]
+            text = "RequestHead %s %s HTTP/%s" % (head.method, head.target[:200], head.http_version)
+        elif kind is BodyData:
+            text = "BodyData %d bytes" % len(event.data)  # type: ignore[attr-defined]
+        elif kind is RequestEnd:
+            text = "RequestEnd"
+        elif kind is EndOfStream:
+            text = "EndOfStream"
+        elif event is NEED_DATA:
+            text = "need-data"
+        elif event is PAUSED:
+            text = "paused (until the response is sent)"
+        else:
+            text = repr(event)
+        self.line(conn.id, "parser " + text)
+
+    def respond(self, conn: "Connection", response: "Response", keep_alive: bool) -> None:
+        self.line(
+            conn.id,
+            "respond %d, %d body bytes, %s"
+            % (response.status, response.content_length, "keep-alive" if keep_alive else "then close"),
+        )
+
+    def fail(self, conn: "Connection", exc: Exception) -> None:
+        self.line(conn.id, "error %s" % exc)
+
+    def lost(self, conn: "Connection", exc: OSError) -> None:
+        self.line(conn.id, "connection lost: %s" % (exc.strerror or exc))
+
+    # -- timers -------------------------------------------------------------------------
+
+    def timer_armed(self, conn: "Connection", delay_s: float) -> None:
+        """After ``Connection._arm``: a new timer, or only a later deadline for the old one."""
+        timer = conn._timer
+        state = conn.state.value
+        if timer is not None and conn.deadline is not None and timer.when < conn.deadline:
+            self.line(
+                conn.id,
+                "timer deadline %s %.1fs (armed timer fires first, in %.1fs, and re-arms)"
+                % (state, delay_s, timer.when - time.monotonic()),
+            )
+        else:
+            self.line(conn.id, "timer armed %s %.1fs" % (state, delay_s))
+
+    def timer_fired(self, conn: "Connection") -> None:
+        """Before ``Connection._on_timer`` acts: expired, or early and re-arming."""
+        deadline = conn.deadline
+        if deadline is None:
+            self.line(conn.id, "timer fired (no deadline; ignored)")
+        elif time.monotonic() < deadline:
+            self.line(conn.id, "timer fired early; re-armed for the deadline in %.1fs" % (deadline - time.monotonic()))
+        else:
+            self.line(conn.id, "timer fired: %s timed out" % conn.state.value)
+
+    # -- the worker pool ----------------------------------------------------------------
+
+    def pool_submit(self, conn: "Connection", job: Callable[..., Any]) -> None:
+        pool = conn.server.pool
+        self.line(
+            conn.id,
+            "pool submit %s (queued %d, busy %d of %d)"
+            % (job_name(job), max(0, pool.pending - pool.busy), pool.busy, pool.size),
+        )
+
+    def pool_result(
+        self, conn: "Connection", job: Callable[..., Any], future: "concurrent.futures.Future[Any]", stale: bool
+    ) -> None:
+        text = "pool result " + job_name(job)
+        if not future.cancelled() and future.exception() is not None:
+            text += " raised %s" % future.exception()
+        if stale:
+            text += "; dropped (the connection closed or moved on)"
+        self.line(conn.id, text)

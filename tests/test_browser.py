@@ -1,0 +1,90 @@
+"""A real browser on the sample site: the page and its images render, the upload form works.
+
+Headless Chromium (Debian's ``chromium`` package; ``.ci/run`` installs it) is driven over
+the DevTools protocol by tests/devtools.py. Without Chromium the test is skipped.
+
+The screenshot goes to the test's temporary folder; to refresh the one the docs show::
+
+    REACTOR_SCREENSHOT=docs/img/index.png python3 -m pytest tests/test_browser.py
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import struct
+from pathlib import Path
+
+import pytest
+from devtools import Browser
+
+from reactor.handlers.upload import UPLOADS_DIR
+
+CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+
+pytestmark = pytest.mark.skipif(
+    not os.access(CHROMIUM, os.X_OK),
+    reason="Chromium is not installed (%s); `apt-get install chromium` (.ci/run does) to run the browser check"
+    % CHROMIUM,
+)
+
+PAGE_STATE = """(() => ({
+    title: document.title,
+    heading: document.querySelector("h1").textContent,
+    images: Array.from(document.images).map(i => ({src: i.getAttribute("src"), complete: i.complete, width: i.naturalWidth})),
+    form: !!document.querySelector("#upload-form #json") && !!document.querySelector("#upload-button"),
+}))()"""
+
+# Resolves when the page's script has put an answer in #result (or after 10 s).
+UPLOAD_RESULT = """new Promise((resolve) => {
+    const result = document.getElementById("result");
+    const done = () => result.dataset.status && result.dataset.status !== "pending";
+    const answer = () => ({status: result.dataset.status, file: result.dataset.file || null, text: result.textContent});
+    if (done()) { resolve(answer()); return; }
+    const observer = new MutationObserver(() => { if (done()) { observer.disconnect(); resolve(answer()); } });
+    observer.observe(result, {attributes: true, childList: true, subtree: true});
+    setTimeout(() => { observer.disconnect(); resolve(answer()); }, 10000);
+})"""
+
+
+def png_size(data: bytes) -> "tuple[int, int]":
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    width, height = struct.unpack("!II", data[16:24])  # the IHDR chunk comes first
+    return width, height
+
+
+def test_index_renders_and_upload_form_stores_a_file(make_server, tmp_path):
+    running = make_server()
+    with Browser(CHROMIUM, tmp_path / "profile") as browser:
+        page = browser.new_page()
+        page.navigate(running.url)
+
+        state = page.evaluate(PAGE_STATE)
+        assert "reactor" in state["title"]
+        assert state["heading"] == "It works."
+        assert state["form"]
+        assert sorted(image["src"] for image in state["images"]) == ["logo.png", "photo.jpg"]
+        for image in state["images"]:
+            assert image["complete"] and image["width"] > 0, "image did not render: %r" % image
+
+        document = {"message": "typed in headless Chromium", "marker": os.urandom(6).hex()}
+        page.type_into("#json", json.dumps(document))
+        page.click("#upload-button")
+        result = page.evaluate(UPLOAD_RESULT)
+        assert result["status"] == "201", result
+        assert re.fullmatch(r"upload_\d{8}_\d{6}_[0-9a-f]+\.json", result["file"] or ""), result
+        stored = running.root / UPLOADS_DIR / result["file"]
+        assert json.loads(stored.read_text(encoding="utf-8")) == document
+        assert page.evaluate('document.getElementById("result-link").getAttribute("href")') == (
+            "/%s/%s" % (UPLOADS_DIR, result["file"])
+        )
+
+        shot = page.screenshot()
+    width, height = png_size(shot)
+    assert width >= 900 and height >= 600
+    (tmp_path / "index.png").write_bytes(shot)
+    target = os.environ.get("REACTOR_SCREENSHOT")
+    if target:
+        Path(target).write_bytes(shot)

@@ -1,0 +1,215 @@
+"""``--trace``: the lines a reader follows, and that it costs nothing when off."""
+
+from __future__ import annotations
+
+import functools
+import http.client
+import io
+import re
+import signal
+import socket
+import time
+from typing import List, Tuple
+
+import pytest
+
+from reactor.trace import Tracer, job_name
+
+LINE = re.compile(r"^ *(\d+\.\d{3}) (#\d+|--) (.*)$")
+
+
+def trace_lines(text: str) -> List[Tuple[float, str, str]]:
+    """(milliseconds, who, what) for each trace line; other log lines are skipped."""
+    found = []
+    for line in text.splitlines():
+        match = LINE.match(line)
+        if match:
+            found.append((float(match.group(1)), match.group(2), match.group(3)))
+    return found
+
+
+def in_order(lines: List[str], expected: List[str]) -> None:
+    """Assert that each expected prefix appears in ``lines``, in this order."""
+    position = 0
+    for prefix in expected:
+        for index in range(position, len(lines)):
+            if lines[index].startswith(prefix):
+                position = index + 1
+                break
+        else:
+            raise AssertionError("%r not found after line %d in:\n%s" % (prefix, position, "\n".join(lines)))
+
+
+def test_cli_trace_of_two_keepalive_requests(run_cli, site):
+    cli = run_cli("--port", "0", "--trace", "-d", str(site))
+    assert cli.port, cli.output
+    conn = http.client.HTTPConnection("127.0.0.1", cli.port, timeout=5)
+    for path in ("/", "/sample.txt"):
+        conn.request("GET", path)
+        response = conn.getresponse()
+        response.read()
+        assert response.status == 200
+    conn.close()
+    cli.proc.send_signal(signal.SIGTERM)
+    output = cli.read_stderr().decode()
+    lines = trace_lines(output)
+    times = [ms for ms, _who, _what in lines]
+    assert times == sorted(times), "timestamps must be monotonic"
+    assert ("--", ) == tuple(who for _ms, who, what in lines if what.startswith("listening on"))
+    mine = [what for _ms, who, what in lines if who == "#1"]
+    in_order(
+        mine,
+        [
+            "accepted from 127.0.0.1",
+            "timer armed idle 30.0s",
+            "selector register read",
+            "event read",
+            "recv ",
+            "state idle -> reading-headers",
+            "parser RequestHead GET / HTTP/1.1",
+            "parser RequestEnd",
+            "state reading-headers -> writing",
+            "selector unregister",
+            "pool submit open_file",
+            "pool result open_file",
+            "respond 200",
+            "send ",
+            "state writing -> idle",
+            "event read",
+            "state idle -> reading-headers",
+            "parser RequestHead GET /sample.txt HTTP/1.1",
+            "pool submit open_file",
+            "pool result open_file",
+            "respond 200",
+            "state writing -> idle",
+            "state idle -> closed",
+        ],
+    )
+    # The wake-up from the worker shows as a selector event of the loop itself.
+    assert any(who == "--" and what.startswith("event read waker") for _ms, who, what in lines)
+    # Access-log lines stay as they are, between the trace lines.
+    assert '"GET /sample.txt HTTP/1.1" 200' in output
+
+
+@pytest.fixture
+def traced(make_server):
+    """A server with --trace whose lines go to a buffer (read on the loop thread)."""
+
+    def make(**overrides):
+        running = make_server(trace=True, **overrides)
+        buffer = io.StringIO()
+        running.server.tracer.stream = buffer
+        running.trace = lambda: running.call(buffer.getvalue)
+        return running
+
+    return make
+
+
+def test_header_timeout_and_error_are_traced(traced):
+    running = traced(header_timeout_s=0.2)
+    with running.connect() as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n")  # never finished
+        reply = sock.recv(4096)
+    assert reply.startswith(b"HTTP/1.1 408 ")
+    mine = [what for _ms, who, what in trace_lines(running.trace()) if who == "#1"]
+    in_order(
+        mine,
+        [
+            "state idle -> reading-headers",
+            "timer armed reading-headers 0.2s",
+            "timer fired: reading-headers timed out",
+            "error 408",
+            "state reading-headers -> writing",
+            "respond 408",
+        ],
+    )
+
+
+def test_parser_error_and_body_events_are_traced(traced):
+    running = traced()
+    with running.connect() as sock:
+        body = b'{"a": 1}'
+        sock.sendall(
+            b"POST /upload HTTP/1.1\r\nHost: localhost:%d\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (running.port, len(body), body)
+        )
+        assert sock.recv(4096).startswith(b"HTTP/1.1 201 ")
+        sock.sendall(b"BAD\x00 / HTTP/1.1\r\n\r\n")
+        assert sock.recv(4096).startswith(b"HTTP/1.1 400 ")
+    mine = [what for _ms, who, what in trace_lines(running.trace()) if who == "#1"]
+    in_order(
+        mine,
+        [
+            "parser RequestHead POST /upload HTTP/1.1",
+            "state reading-headers -> reading-body",
+            "parser BodyData 8 bytes",
+            "parser RequestEnd",
+            "pool submit store_upload",
+            "pool result store_upload",
+            "respond 201",
+            "error 400",
+            "respond 400",
+        ],
+    )
+
+
+def test_trace_off_calls_nothing(make_server, monkeypatch):
+    """With tracing off no Tracer method runs (no formatting, no calls), and none exists."""
+    called = []
+    for name in dir(Tracer):
+        if not name.startswith("__") and callable(getattr(Tracer, name)):
+            monkeypatch.setattr(Tracer, name, lambda *a, _n=name, **k: called.append(_n))
+    running = make_server()
+    assert running.server.tracer is None
+    conn = http.client.HTTPConnection(running.host, running.port, timeout=5)
+    conn.request("GET", "/")
+    response = conn.getresponse()
+    response.read()
+    assert response.status == 200
+    assert all(c.tracer is None for c in running.call(lambda: list(running.server.connections.values())))
+    conn.close()
+    assert called == []
+
+
+def test_timer_lines_tell_new_timer_from_moved_deadline():
+    from reactor.loop import EventLoop
+
+    loop = EventLoop()
+    try:
+        stream = io.StringIO()
+        tracer = Tracer(loop, stream)
+
+        class Conn:  # the attributes Tracer reads
+            id = 7
+            deadline = None
+            _timer = None
+
+            class state:
+                value = "idle"
+
+        conn = Conn()
+        now = time.monotonic()
+        conn._timer = loop.call_at(now + 30, lambda: None)
+        conn.deadline = now + 30
+        tracer.timer_armed(conn, 30.0)  # type: ignore[arg-type]
+        conn.deadline = now + 60
+        tracer.timer_armed(conn, 60.0)  # type: ignore[arg-type]
+        conn.deadline = now - 1
+        tracer.timer_fired(conn)  # type: ignore[arg-type]
+        conn.deadline = now + 60
+        tracer.timer_fired(conn)  # type: ignore[arg-type]
+    finally:
+        loop.close()
+    whats = [what for _ms, _who, what in trace_lines(stream.getvalue())]
+    assert whats[0] == "timer armed idle 30.0s"
+    assert whats[1].startswith("timer deadline idle 60.0s (armed timer fires first")
+    assert whats[2] == "timer fired: idle timed out"
+    assert whats[3].startswith("timer fired early; re-armed")
+
+
+def test_job_name_unwraps_partials():
+    def open_file():
+        pass
+
+    assert job_name(functools.partial(functools.partial(open_file))) == "open_file"
+    assert job_name(socket.socket) == "socket"
