@@ -8,6 +8,7 @@ import pytest
 
 from reactor.connection import NEXT, ConnState, Connection, InvalidTransition
 from reactor.loop import EVENT_READ, EVENT_WRITE
+from reactor.stats import Stats
 
 
 def test_every_state_has_an_entry_and_closed_is_terminal():
@@ -38,6 +39,8 @@ class _FakeServer:
         self.config = config
         self.closed = []
         self.stopping = False
+        self.tracer = None
+        self.stats = Stats()
 
     def connection_closed(self, conn):
         self.closed.append(conn)
