@@ -21,7 +21,7 @@ def get(server, target, method="GET", headers=None):
         conn.close()
 
 
-SAMPLES = ["index.html", "about.html", "contact.html", "sample.txt", "notes.txt", "sample.json", "logo.png", "photo.jpg"]
+SAMPLES = ["index.html", "about.html", "contact.html", "style.css", "sample.txt", "notes.txt", "sample.json", "logo.png", "photo.jpg"]
 
 
 @pytest.mark.parametrize("name", SAMPLES)
