@@ -257,25 +257,31 @@ class Connection:
             self._timer = self.loop.call_at(deadline, self._on_timer)
             return
         state = self.state
-        if state is _IDLE:
-            log.debug("#%d keep-alive timeout", self.id)
-            self.close()
-        elif state is _READING_HEADERS or state is _READING_BODY:
-            what = "header section" if state is _READING_HEADERS else "message body"
-            self._fail(HTTPError(408, "timed out waiting for the %s" % what, close=True))
-        elif state is _WRITING:
-            log.info("#%d %s stopped reading the response; closing", self.id, self.client)
-            self.abort()
-        else:  # CLOSING
-            self.close()
+        try:
+            if state is _IDLE:
+                log.debug("#%d keep-alive timeout", self.id)
+                self.close()
+            elif state is _READING_HEADERS or state is _READING_BODY:
+                what = "header section" if state is _READING_HEADERS else "message body"
+                self._fail(HTTPError(408, "timed out waiting for the %s" % what, close=True))
+            elif state is _WRITING:
+                log.info("#%d %s stopped reading the response; closing", self.id, self.client)
+                self.abort()
+            else:  # CLOSING
+                self.close()
+        except Exception as exc:
+            self._internal_error(exc)
 
     # -- I/O events ------------------------------------------------------------------
 
     def _on_event(self, mask: int) -> None:
-        if mask & EVENT_WRITE:
-            self._flush()
-        if mask & EVENT_READ and self.state is not _CLOSED and self.state is not _WRITING:
-            self._on_readable()
+        try:
+            if mask & EVENT_WRITE:
+                self._flush()
+            if mask & EVENT_READ and self.state is not _CLOSED and self.state is not _WRITING:
+                self._on_readable()
+        except Exception as exc:  # a bug costs this connection, never the loop (nor a busy spin)
+            self._internal_error(exc)
 
     def _on_readable(self) -> None:
         try:
@@ -393,13 +399,13 @@ class Connection:
                 self.server.discard_result(future)
                 return
             try:
-                response = on_result(future.result())
-            except HTTPError as exc:
-                response = Response.error(exc.status, exc.reason, exc.headers, close=exc.close)
-            except Exception as exc:
+                try:
+                    response = on_result(future.result())
+                except HTTPError as exc:
+                    response = Response.error(exc.status, exc.reason, exc.headers, close=exc.close)
+                self.respond(response)
+            except Exception as exc:  # from the job, on_result or respond: a bug
                 self._internal_error(exc)
-                return
-            self.respond(response)
 
         if not self.server.pool.submit(job, args, done):
             self.respond(
@@ -563,13 +569,16 @@ class Connection:
             if not block:
                 self.abort()  # truncated file: the promised Content-Length can't be met
                 return
-            file.offset += len(block)
-            file.remaining -= len(block)
-            if not file.remaining:
-                file.close()
-                self._file = None
-            self._queue(block)
-            self._flush()
+            try:
+                file.offset += len(block)
+                file.remaining -= len(block)
+                if not file.remaining:
+                    file.close()
+                    self._file = None
+                self._queue(block)
+                self._flush()
+            except Exception as exc:
+                self._internal_error(exc)
 
         size = min(file.remaining, _SEND_BLOCK_BYTES)
         if not self.server.pool.submit(os.pread, (file.fd, size, file.offset), done):
@@ -587,7 +596,7 @@ class Connection:
         if request is not None:
             self._log_access(request)
         self.request = None
-        if not self.keep_alive:
+        if not self.keep_alive or self.server.stopping:  # a graceful stop: no next request
             self._close_after_response()
             return
         parser = self.parser
@@ -632,18 +641,25 @@ class Connection:
         self.respond(Response.error(exc.status, exc.reason, exc.headers, close=True))
 
     def _internal_error(self, exc: BaseException) -> None:
-        """Log a bug with its traceback; answer 500 if nothing was sent, else drop the connection."""
+        """Log a bug with its traceback; answer 500 if nothing was sent, else drop the connection.
+
+        Only this connection pays: if answering fails too, it is closed at once.
+        """
         request = self.request
         log.error("#%d error handling %r", self.id, request.request_line if request else None, exc_info=exc)
         if self.state is _CLOSED:
             return
-        if request is not None and request.status:  # respond() ran: bytes may be out already
-            self.abort()
-            return
-        self._body_unread = True
-        if self.state is not _WRITING:
-            self.set_state(_WRITING)
-        self.respond(Response.error(500, "internal server error", close=True))
+        try:
+            if request is not None and request.status:  # respond() ran: bytes may be out already
+                self.abort()
+                return
+            self._body_unread = True
+            if self.state is not _WRITING:
+                self.set_state(_WRITING)
+            self.respond(Response.error(500, "internal server error", close=True))
+        except Exception as again:
+            log.error("#%d cannot answer 500 (%r); closing the connection", self.id, again)
+            self.close()
 
     def _connection_lost(self, exc: OSError) -> None:
         if isinstance(exc, _QUIET_ERRORS) or exc.errno in (errno.ECONNRESET, errno.EPIPE, errno.ETIMEDOUT):
@@ -671,8 +687,11 @@ class Connection:
             self._timer = None
         self.deadline = None
         if self._mask:
-            self.loop.selector.unregister(self.sock)
             self._mask = 0
+            try:
+                self.loop.selector.unregister(self.sock)
+            except (KeyError, ValueError, OSError):
+                pass  # already gone (the socket died first); nothing left to undo
         if self._file is not None:
             if not self._file_reading:
                 self._file.close()

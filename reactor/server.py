@@ -13,9 +13,11 @@ closed at once. When ``accept`` fails for lack of descriptors (``EMFILE``/``ENFI
 the listener is taken out of the selector for a moment; otherwise a level-triggered
 selector would report it readable forever and the loop would spin at 100% CPU.
 
-A graceful stop (:meth:`Server.shutdown`) stops accepting, closes idle connections, lets
-in-flight requests finish with ``Connection: close`` and stops the loop when none are
-left or ``shutdown_timeout_s`` has passed.
+A graceful stop (:meth:`Server.shutdown`) answers ``503`` to connections still waiting
+in the backlog and closes the listener (new clients are refused at once), closes idle
+connections, lets in-flight requests finish with ``Connection: close`` and stops the
+loop when none are left or ``shutdown_timeout_s`` has passed. Worker jobs still running
+then get what is left of that time (see :meth:`Server.close`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import itertools
 import logging
 import os
 import socket
+import time
 from typing import Dict, Optional, Tuple
 
 from reactor.config import Config
@@ -61,8 +64,9 @@ class Server:
         self._listener: Optional[socket.socket] = None
         self._accepting = False
         self._ids = itertools.count(1)
-        self._stop_timer = None
-        self._busy_reply: Optional[bytes] = None
+        self._stop_deadline: Optional[float] = None  # monotonic end of a graceful stop
+        #: False after :meth:`close` if a worker job was still running when time ran out.
+        self.workers_finished = True
 
     # -- starting --------------------------------------------------------------------
 
@@ -144,9 +148,9 @@ class Server:
             self.connections[conn.id] = conn
             conn.start()
 
-    def _refuse(self, sock: socket.socket) -> None:
-        """Answer 503 to a connection past the limit, best effort, and close it."""
-        body = b"503 Service Unavailable: too many connections\n"
+    def _refuse(self, sock: socket.socket, reason: str = "too many connections") -> None:
+        """Answer 503 to a connection we will not serve, best effort, and close it."""
+        body = ("503 Service Unavailable: %s\n" % reason).encode()
         reply = response_head(
             503,
             [
@@ -161,6 +165,10 @@ class Server:
         try:
             sock.setblocking(False)
             sock.send(reply)
+            sock.shutdown(socket.SHUT_WR)
+            # Unread input makes close() send RST, which may destroy the reply in the
+            # client's buffer; take what has arrived (a request usually fits one read).
+            sock.recv(65536)
         except OSError:
             pass
         sock.close()
@@ -202,26 +210,58 @@ class Server:
         if self.stopping:
             return
         self.stopping = True
-        self._pause_accepting()
+        self._stop_deadline = self.loop.time() + self.config.shutdown_timeout_s
+        self._stop_listening()
         for conn in list(self.connections.values()):
             if conn.state is ConnState.IDLE:
                 conn.close()
         if not self.connections:
             self.loop.stop()
             return
-        log.info("waiting up to %.0f s for %d connection(s) to finish", self.config.shutdown_timeout_s, len(self.connections))
-        self._stop_timer = self.loop.call_later(self.config.shutdown_timeout_s, self.shutdown, False)
+        log.info("waiting up to %g s for %d connection(s) to finish", self.config.shutdown_timeout_s, len(self.connections))
+        self.loop.call_at(self._stop_deadline, self._stop_timed_out)
+
+    def _stop_timed_out(self) -> None:
+        if self.connections:
+            log.warning("shutdown timeout: closing %d unfinished connection(s)", len(self.connections))
+        self.shutdown(graceful=False)
+
+    def _stop_listening(self) -> None:
+        """Answer 503 to connections waiting in the backlog, then close the listener."""
+        self._pause_accepting()
+        listener = self._listener
+        if listener is None:
+            return
+        for _ in range(self.config.backlog + _ACCEPT_BATCH):  # the backlog is bounded anyway
+            try:
+                sock, _address = listener.accept()
+            except OSError:
+                break  # empty (BlockingIOError), or out of descriptors: give up politely
+            self._refuse(sock, "server shutting down")
+        listener.close()
+        self._listener = None
 
     def _close_all(self) -> None:
         for conn in list(self.connections.values()):
             conn.abort()
 
     def close(self) -> None:
-        """Release the listener, connections and the pool (after the loop has stopped)."""
+        """Release the listener, connections and the pool (after the loop has stopped).
+
+        Running worker jobs (an upload being written) may finish until the end of a
+        graceful stop, or for ``shutdown_timeout_s`` otherwise; queued ones are dropped.
+        ``workers_finished`` tells whether all of them did.
+        """
         self._pause_accepting()
         if self._listener is not None:
             self._listener.close()
             self._listener = None
         self._close_all()
-        self.pool.shutdown(wait=True)
+        if self._stop_deadline is not None:
+            wait_s = max(0.0, self._stop_deadline - self.loop.time())
+        else:
+            wait_s = self.config.shutdown_timeout_s
+        self.workers_finished = self.pool.shutdown(wait=True, timeout_s=wait_s)
+        if not self.workers_finished:
+            log.warning("%d worker job(s) still running after the shutdown timeout", self.pool.busy)
         self.loop.close()
