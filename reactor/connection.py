@@ -65,6 +65,7 @@ _JOIN_BODY_BYTES = 64 * 1024  # bodies up to this size go out in one send with t
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _NO_CONTENT_LENGTH = frozenset({204, 304})
 _QUIET_ERRORS = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError, TimeoutError)
+_EXHAUSTED = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM})  # back-pressure, not a bug
 
 
 class ConnState(enum.Enum):
@@ -386,8 +387,9 @@ class Connection:
         """Run ``job(*args)`` on the worker pool; answer with ``on_result(result)``.
 
         ``on_result`` runs on the loop thread and returns the Response. If the job
-        raises HTTPError, that is the answer; any other exception is a 500 with its
-        traceback logged; a saturated pool is a 503 with Retry-After. A result that
+        raises HTTPError, that is the answer; running out of descriptors or memory
+        (EMFILE, ENFILE, ENOMEM) is a 503 with Retry-After, like a saturated pool; any
+        other exception is a 500 with its traceback logged. A result that
         comes back after the connection closed or moved on is dropped (``on_result`` is
         not called, so it must not hold resources the job opened; see
         :meth:`Server.discard_result`).
@@ -403,6 +405,11 @@ class Connection:
                     response = on_result(future.result())
                 except HTTPError as exc:
                     response = Response.error(exc.status, exc.reason, exc.headers, close=exc.close)
+                except OSError as exc:
+                    if exc.errno not in _EXHAUSTED:
+                        raise
+                    log.warning("#%d %s; answering 503", self.id, exc)
+                    response = Response.error(503, "server busy; try again shortly", [("Retry-After", "1")])
                 self.respond(response)
             except Exception as exc:  # from the job, on_result or respond: a bug
                 self._internal_error(exc)

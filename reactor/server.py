@@ -43,7 +43,11 @@ log = logging.getLogger("reactor")
 
 _ACCEPT_BATCH = 64
 _ACCEPT_PAUSE_S = 0.5
-_OUT_OF_FDS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+# accept(2) on Linux passes on network errors of the new connection; retry at once.
+_PEER_GONE = frozenset(
+    {errno.EPROTO, errno.ENOPROTOOPT, errno.ENETDOWN, errno.ENETUNREACH, errno.EHOSTDOWN, errno.EHOSTUNREACH,
+     errno.EOPNOTSUPP, errno.ECONNRESET, getattr(errno, "ENONET", errno.ENETDOWN)}
+)
 
 
 class Server:
@@ -63,6 +67,7 @@ class Server:
         self.app: Optional[Application] = None
         self._listener: Optional[socket.socket] = None
         self._accepting = False
+        self._out_of_fds = False  # an EMFILE episode is under way (logged once)
         self._ids = itertools.count(1)
         self._stop_deadline: Optional[float] = None  # monotonic end of a graceful stop
         #: False after :meth:`close` if a worker job was still running when time ran out.
@@ -130,12 +135,19 @@ class Server:
             except ConnectionAbortedError:
                 continue
             except OSError as exc:
-                if exc.errno in _OUT_OF_FDS:
-                    log.warning("accept failed (%s); pausing accepts for %.1f s", exc.strerror, _ACCEPT_PAUSE_S)
-                    self._pause_accepting()
-                    self.loop.call_later(_ACCEPT_PAUSE_S, self._resume_accepting)
-                    return
-                raise
+                if exc.errno in _PEER_GONE:
+                    continue  # that connection died in the backlog; the next may be fine
+                # Out of descriptors (or an unexpected error): a level-triggered selector
+                # would report the listener again at once, so step out for a moment.
+                if not self._out_of_fds:
+                    self._out_of_fds = True
+                    log.warning("accept failed (%s); pausing accepts, retrying every %.1f s", exc, _ACCEPT_PAUSE_S)
+                self._pause_accepting()
+                self.loop.call_later(_ACCEPT_PAUSE_S, self._resume_accepting)
+                return
+            if self._out_of_fds:
+                self._out_of_fds = False
+                log.info("accepting again (%d connections open)", len(self.connections))
             if len(self.connections) >= self.config.max_connections:
                 self._refuse(sock)
                 continue
