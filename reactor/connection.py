@@ -445,7 +445,6 @@ class Connection:
         )
         self.keep_alive = keep_alive
         self._response_pending = True
-        request.status = response.status
         fields = [("Date", http_date()), ("Server", SERVER_NAME)]
         fields.extend(response.fields)
         length = response.content_length
@@ -478,6 +477,7 @@ class Connection:
                 body = b""
         if self.state is not _WRITING:
             self.set_state(_WRITING)
+        request.status = response.status  # from here on, bytes may be on the wire
         self._queue(data)
         if body:
             self._queue(body)

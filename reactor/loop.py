@@ -96,13 +96,20 @@ class Waker:
             pass  # the buffer is full, so a wake-up is already on its way
 
     def drain(self, mask: int = 0) -> None:
-        """Read and discard pending wake-up bytes (the loop calls this when readable)."""
-        self.pending = False  # before reading, so a concurrent wake() is never lost
+        """Read and discard pending wake-up bytes (the loop calls this when readable).
+
+        ``pending`` is cleared only after reading. Cleared before, a wake() landing
+        between the two would have its byte swallowed here while ``pending`` stayed
+        true, and every later wake() would be skipped: the loop would sleep with
+        callbacks queued. Cleared after, a wake() that sees ``pending`` still true
+        appended its callback before this pass runs the ready queue, so it runs anyway.
+        """
         try:
             while self._recv.recv(4096):
                 pass
         except OSError:
             pass
+        self.pending = False
 
     def close(self) -> None:
         self._recv.close()
