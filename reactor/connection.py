@@ -181,7 +181,7 @@ class Connection:
         self._file_reading = False  # a pool read of the next block is in flight
         self._processing = False  # inside _process(); stops re-entry from synchronous responses
         self._response_pending = False  # WRITING and the response is not complete yet
-        self._body_unread = False  # a final response went out before the body was read
+        self._body_unread = False  # a final response went out before the request was fully read
 
     def __repr__(self) -> str:
         return "<Connection #%d %s %s>" % (self.id, self.client, self.state.value)
@@ -622,7 +622,7 @@ class Connection:
         body, an error mid-request), shut the write side and discard input until EOF or
         the linger timeout, as nginx's lingering_close does.
         """
-        if not (self._body_unread or self.parser.buffered_bytes or self.parser.in_message):
+        if not (self._body_unread or self.parser.buffered_bytes):
             self.close()
             return
         try:
@@ -642,7 +642,7 @@ class Connection:
         if self._response_pending and self.state is _WRITING:
             self.abort()  # a response is already under way; nothing sensible can follow
             return
-        self._body_unread = self.state is _READING_BODY or self._body_unread
+        self._body_unread = self.state is not _IDLE or self._body_unread  # the rest may still come
         if self.state is not _WRITING:
             self.set_state(_WRITING)
         self.respond(Response.error(exc.status, exc.reason, exc.headers, close=True))
