@@ -31,7 +31,7 @@ log = logging.getLogger("reactor.workers")
 class WorkerPool:
     """``size`` threads and at most ``max_pending`` jobs queued or running."""
 
-    def __init__(self, loop: EventLoop, size: int = 4, max_pending: int = 256) -> None:
+    def __init__(self, loop: EventLoop, size: int = 4, max_pending: int = 1024) -> None:
         if size < 1:
             raise ValueError("pool size must be at least 1")
         self.loop = loop
