@@ -42,7 +42,7 @@ import logging
 import os
 import socket
 import time
-from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, FrozenSet, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, FrozenSet, Optional, Tuple, Union
 
 from reactor import log as logmod
 from reactor.errors import HTTPError, ProtocolError
@@ -381,7 +381,7 @@ class Connection:
     def run_in_pool(
         self,
         job: Callable[..., Any],
-        args: tuple,
+        args: Tuple[Any, ...],
         on_result: Callable[[Any], Response],
     ) -> None:
         """Run ``job(*args)`` on the worker pool; answer with ``on_result(result)``.

@@ -64,7 +64,7 @@ class Server:
         self.connections: Dict[int, Connection] = {}
         self.stopping = False
         self.address: Tuple[str, int] = (config.host, config.port)
-        self.app: Optional[Application] = None
+        self.app: Application  # made by listen(), once the port is known; connections come after
         self._listener: Optional[socket.socket] = None
         self._accepting = False
         self._out_of_fds = False  # an EMFILE episode is under way (logged once)

@@ -21,7 +21,10 @@ import concurrent.futures
 import logging
 import threading
 import time
-from typing import Any, Callable, Optional, Set
+from typing import Any, Callable, Optional, Set, Tuple
+
+Job = Callable[..., Any]
+Done = Callable[["concurrent.futures.Future[Any]"], None]
 
 from reactor.loop import EventLoop
 
@@ -46,9 +49,9 @@ class WorkerPool:
 
     def submit(
         self,
-        job: Callable[..., Any],
-        args: tuple,
-        callback: Callable[[concurrent.futures.Future], None],
+        job: Job,
+        args: Tuple[Any, ...],
+        callback: Done,
     ) -> bool:
         """Run ``job(*args)`` on a worker, then ``callback(future)`` on the loop thread.
 
@@ -69,7 +72,7 @@ class WorkerPool:
         future.add_done_callback(lambda done: call_back(self._finished, callback, done))
         return True
 
-    def _run(self, job: Callable[..., Any], args: tuple) -> Any:
+    def _run(self, job: Job, args: Tuple[Any, ...]) -> Any:
         with self._busy_lock:
             self.busy += 1
             self._threads.add(threading.current_thread())
@@ -79,7 +82,7 @@ class WorkerPool:
             with self._busy_lock:
                 self.busy -= 1
 
-    def _finished(self, callback: Callable[[concurrent.futures.Future], None], future: concurrent.futures.Future) -> None:
+    def _finished(self, callback: Done, future: "concurrent.futures.Future[Any]") -> None:
         self.pending -= 1
         if self.saturated and self.pending * 2 <= self.max_pending:
             self.saturated = False
