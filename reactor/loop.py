@@ -17,6 +17,10 @@ Other threads hand work to the loop only through :meth:`EventLoop.call_soon_thre
 which appends to a deque and writes one byte to the wake-up socketpair so that a
 sleeping ``select`` returns at once. The loop knows nothing about HTTP.
 
+Timers are cancelled lazily (marked, left in the heap); the loop counts them and
+rebuilds the heap when they outnumber the live ones, so connections that close before
+their timeouts cannot grow it without bound (see ``docs/robustness.md``).
+
 Selectors are level-triggered: a socket with unread bytes is reported on every pass
 until it is read, so a callback may read once and return without losing anything.
 """

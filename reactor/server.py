@@ -9,9 +9,10 @@ response head and a small body leave in one send; Nagle would only delay it) and
 it in a :class:`~reactor.connection.Connection`.
 
 Past ``max_connections`` a new socket is answered ``503`` with ``Retry-After`` and
-closed at once. When ``accept`` fails for lack of descriptors (``EMFILE``/``ENFILE``),
-the listener is taken out of the selector for a moment; otherwise a level-triggered
-selector would report it readable forever and the loop would spin at 100% CPU.
+closed at once. When ``accept`` fails for lack of descriptors (``EMFILE``/``ENFILE``, or
+any error that is not about one dead connection), the listener is taken out of the
+selector for a moment; otherwise a level-triggered selector would report it readable
+forever and the loop would spin at 100% CPU.
 
 A graceful stop (:meth:`Server.shutdown`) answers ``503`` to connections still waiting
 in the backlog and closes the listener (new clients are refused at once), closes idle

@@ -8,10 +8,13 @@ its memory use (``/proc/<pid>/status``) without the test's own allocations in th
 
 from __future__ import annotations
 
+import dataclasses
 import errno
+import importlib
 import http.client
 import logging
 import os
+import re
 import resource
 import select
 import socket
@@ -361,3 +364,50 @@ def test_server_memory_stays_flat_with_clients_that_never_read(run_cli, site, fl
     assert growth < 8 * 1024 * 1024, "RSS grew by %d bytes" % growth
     for sock in stalled:
         sock.close()
+
+
+# -- the docs page's table ------------------------------------------------------------------------
+
+ROBUSTNESS_DOC = REPO / "docs" / "robustness.md"
+#: Every limit and timeout this issue covers must appear in the table.
+DOCUMENTED_FIELDS = {
+    "header_timeout_s", "body_timeout_s", "keepalive_timeout_s", "send_timeout_s", "linger_timeout_s",
+    "shutdown_timeout_s", "keepalive_max_requests", "max_connections", "backlog", "pool_size",
+    "pool_queue_max", "max_request_line_bytes", "max_header_section_bytes", "max_field_lines", "max_body_bytes",
+}
+
+
+def _table_rows(text: str, first_cell: str) -> list:
+    rows = []
+    for line in text.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if line.startswith("|") and re.match(first_cell, cells[0]):
+            rows.append([cell.strip("`") for cell in cells])
+    return rows
+
+
+def test_robustness_doc_matches_the_code():
+    text = ROBUSTNESS_DOC.read_text(encoding="utf-8")
+    parser = build_parser()
+    options = {option: action for action in parser._actions for option in action.option_strings}
+    defaults = Config(max_connections=1)
+    seen = set()
+    for option, field, default, _effect in _table_rows(text, r"`--|\(none\)"):
+        assert field in {f.name for f in dataclasses.fields(Config)}, field
+        seen.add(field)
+        if option != "(none)":
+            assert option in options, option
+            assert parser.get_default(options[option].dest) is not None
+        if field == "max_connections":
+            assert "ulimit -n" in default
+            continue
+        assert float(default) == getattr(defaults, field), (field, default)
+        if option != "(none)":
+            assert float(parser.get_default(options[option].dest)) == float(default), option
+    assert DOCUMENTED_FIELDS <= seen, DOCUMENTED_FIELDS - seen
+    constants = _table_rows(text, r"`(server|connection|loop)\._")
+    assert len(constants) == 5
+    for name, value, _purpose in constants:
+        module_name, _, attribute = name.partition(".")
+        module = importlib.import_module("reactor." + module_name)
+        assert float(value) == getattr(module, attribute), name
