@@ -29,7 +29,6 @@ import itertools
 import logging
 import os
 import socket
-import time
 from typing import Dict, Optional, Tuple
 
 from reactor.config import Config

@@ -23,12 +23,12 @@ import threading
 import time
 from typing import Any, Callable, Optional, Set, Tuple
 
-Job = Callable[..., Any]
-Done = Callable[["concurrent.futures.Future[Any]"], None]
-
 from reactor.loop import EventLoop
 
 log = logging.getLogger("reactor.workers")
+
+Job = Callable[..., Any]  # runs on a worker: plain values in, a value out (or it raises)
+Done = Callable[["concurrent.futures.Future[Any]"], None]  # runs on the loop thread
 
 
 class WorkerPool:
