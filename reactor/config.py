@@ -32,7 +32,9 @@ class Config:
     port: int = 8080
     root: Path = DEFAULT_ROOT
     pool_size: int = 4
-    pool_queue_max: int = 256  # jobs queued or running before the pool answers 503
+    # Disk jobs queued or running before requests get 503. Each connection has at most
+    # one job, so this bounds queueing delay, not memory: 1000 simultaneous clients fit.
+    pool_queue_max: int = 1024
     allowed_hosts: Tuple[str, ...] = ()  # extra Host values (name or name:port)
     attachments: bool = True  # non-HTML files get Content-Disposition: attachment
     dotfiles: bool = False  # serve names starting with "." (otherwise 404)

@@ -42,7 +42,7 @@ import logging
 import os
 import socket
 import time
-from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, FrozenSet, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, FrozenSet, Optional, Tuple, Union
 
 from reactor import log as logmod
 from reactor.errors import HTTPError, ProtocolError
@@ -65,6 +65,7 @@ _JOIN_BODY_BYTES = 64 * 1024  # bodies up to this size go out in one send with t
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _NO_CONTENT_LENGTH = frozenset({204, 304})
 _QUIET_ERRORS = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError, TimeoutError)
+_EXHAUSTED = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM})  # back-pressure, not a bug
 
 
 class ConnState(enum.Enum):
@@ -182,7 +183,7 @@ class Connection:
         self._file_reading = False  # a pool read of the next block is in flight
         self._processing = False  # inside _process(); stops re-entry from synchronous responses
         self._response_pending = False  # WRITING and the response is not complete yet
-        self._body_unread = False  # a final response went out before the body was read
+        self._body_unread = False  # a final response went out before the request was fully read
 
     def __repr__(self) -> str:
         return "<Connection #%d %s %s>" % (self.id, self.client, self.state.value)
@@ -267,27 +268,33 @@ class Connection:
             self._timer = self.loop.call_at(deadline, self._on_timer)
             return
         state = self.state
-        if state is _IDLE:
-            log.debug("#%d keep-alive timeout", self.id)
-            self.close()
-        elif state is _READING_HEADERS or state is _READING_BODY:
-            what = "header section" if state is _READING_HEADERS else "message body"
-            self._fail(HTTPError(408, "timed out waiting for the %s" % what, close=True))
-        elif state is _WRITING:
-            log.info("#%d %s stopped reading the response; closing", self.id, self.client)
-            self.abort()
-        else:  # CLOSING
-            self.close()
+        try:
+            if state is _IDLE:
+                log.debug("#%d keep-alive timeout", self.id)
+                self.close()
+            elif state is _READING_HEADERS or state is _READING_BODY:
+                what = "header section" if state is _READING_HEADERS else "message body"
+                self._fail(HTTPError(408, "timed out waiting for the %s" % what, close=True))
+            elif state is _WRITING:
+                log.info("#%d %s stopped reading the response; closing", self.id, self.client)
+                self.abort()
+            else:  # CLOSING
+                self.close()
+        except Exception as exc:
+            self._internal_error(exc)
 
     # -- I/O events ------------------------------------------------------------------
 
     def _on_event(self, mask: int) -> None:
         if self.tracer:
             self.tracer.event(self, mask)
-        if mask & EVENT_WRITE:
-            self._flush()
-        if mask & EVENT_READ and self.state is not _CLOSED and self.state is not _WRITING:
-            self._on_readable()
+        try:
+            if mask & EVENT_WRITE:
+                self._flush()
+            if mask & EVENT_READ and self.state is not _CLOSED and self.state is not _WRITING:
+                self._on_readable()
+        except Exception as exc:  # a bug costs this connection, never the loop (nor a busy spin)
+            self._internal_error(exc)
 
     def _on_readable(self) -> None:
         try:
@@ -391,14 +398,15 @@ class Connection:
     def run_in_pool(
         self,
         job: Callable[..., Any],
-        args: tuple,
+        args: Tuple[Any, ...],
         on_result: Callable[[Any], Response],
     ) -> None:
         """Run ``job(*args)`` on the worker pool; answer with ``on_result(result)``.
 
         ``on_result`` runs on the loop thread and returns the Response. If the job
-        raises HTTPError, that is the answer; any other exception is a 500 with its
-        traceback logged; a saturated pool is a 503 with Retry-After. A result that
+        raises HTTPError, that is the answer; running out of descriptors or memory
+        (EMFILE, ENFILE, ENOMEM) is a 503 with Retry-After, like a saturated pool; any
+        other exception is a 500 with its traceback logged. A result that
         comes back after the connection closed or moved on is dropped (``on_result`` is
         not called, so it must not hold resources the job opened; see
         :meth:`Server.discard_result`).
@@ -413,13 +421,18 @@ class Connection:
                 self.server.discard_result(future)
                 return
             try:
-                response = on_result(future.result())
-            except HTTPError as exc:
-                response = Response.error(exc.status, exc.reason, exc.headers, close=exc.close)
-            except Exception as exc:
+                try:
+                    response = on_result(future.result())
+                except HTTPError as exc:
+                    response = Response.error(exc.status, exc.reason, exc.headers, close=exc.close)
+                except OSError as exc:
+                    if exc.errno not in _EXHAUSTED:
+                        raise
+                    log.warning("#%d %s; answering 503", self.id, exc)
+                    response = Response.error(503, "server busy; try again shortly", [("Retry-After", "1")])
+                self.respond(response)
+            except Exception as exc:  # from the job, on_result or respond: a bug
                 self._internal_error(exc)
-                return
-            self.respond(response)
 
         if self.tracer:
             self.tracer.pool_submit(self, job)
@@ -456,7 +469,6 @@ class Connection:
         if self.tracer:
             self.tracer.respond(self, response, keep_alive)
         self._response_pending = True
-        request.status = response.status
         fields = [("Date", http_date()), ("Server", SERVER_NAME)]
         fields.extend(response.fields)
         length = response.content_length
@@ -489,6 +501,7 @@ class Connection:
                 body = b""
         if self.state is not _WRITING:
             self.set_state(_WRITING)
+        request.status = response.status  # from here on, bytes may be on the wire
         self._queue(data)
         if body:
             self._queue(body)
@@ -595,13 +608,16 @@ class Connection:
             if not block:
                 self.abort()  # truncated file: the promised Content-Length can't be met
                 return
-            file.offset += len(block)
-            file.remaining -= len(block)
-            if not file.remaining:
-                file.close()
-                self._file = None
-            self._queue(block)
-            self._flush()
+            try:
+                file.offset += len(block)
+                file.remaining -= len(block)
+                if not file.remaining:
+                    file.close()
+                    self._file = None
+                self._queue(block)
+                self._flush()
+            except Exception as exc:
+                self._internal_error(exc)
 
         size = min(file.remaining, _SEND_BLOCK_BYTES)
         if self.tracer:
@@ -621,7 +637,7 @@ class Connection:
         if request is not None:
             self._log_access(request)
         self.request = None
-        if not self.keep_alive:
+        if not self.keep_alive or self.server.stopping:  # a graceful stop: no next request
             self._close_after_response()
             return
         parser = self.parser
@@ -640,7 +656,7 @@ class Connection:
         body, an error mid-request), shut the write side and discard input until EOF or
         the linger timeout, as nginx's lingering_close does.
         """
-        if not (self._body_unread or self.parser.buffered_bytes or self.parser.in_message):
+        if not (self._body_unread or self.parser.buffered_bytes):
             self.close()
             return
         try:
@@ -662,24 +678,31 @@ class Connection:
         if self._response_pending and self.state is _WRITING:
             self.abort()  # a response is already under way; nothing sensible can follow
             return
-        self._body_unread = self.state is _READING_BODY or self._body_unread
+        self._body_unread = self.state is not _IDLE or self._body_unread  # the rest may still come
         if self.state is not _WRITING:
             self.set_state(_WRITING)
         self.respond(Response.error(exc.status, exc.reason, exc.headers, close=True))
 
     def _internal_error(self, exc: BaseException) -> None:
-        """Log a bug with its traceback; answer 500 if nothing was sent, else drop the connection."""
+        """Log a bug with its traceback; answer 500 if nothing was sent, else drop the connection.
+
+        Only this connection pays: if answering fails too, it is closed at once.
+        """
         request = self.request
         log.error("#%d error handling %r", self.id, request.request_line if request else None, exc_info=exc)
         if self.state is _CLOSED:
             return
-        if request is not None and request.status:  # respond() ran: bytes may be out already
-            self.abort()
-            return
-        self._body_unread = True
-        if self.state is not _WRITING:
-            self.set_state(_WRITING)
-        self.respond(Response.error(500, "internal server error", close=True))
+        try:
+            if request is not None and request.status:  # respond() ran: bytes may be out already
+                self.abort()
+                return
+            self._body_unread = True
+            if self.state is not _WRITING:
+                self.set_state(_WRITING)
+            self.respond(Response.error(500, "internal server error", close=True))
+        except Exception as again:
+            log.error("#%d cannot answer 500 (%r); closing the connection", self.id, again)
+            self.close()
 
     def _connection_lost(self, exc: OSError) -> None:
         if isinstance(exc, _QUIET_ERRORS) or exc.errno in (errno.ECONNRESET, errno.EPIPE, errno.ETIMEDOUT):
@@ -709,8 +732,11 @@ class Connection:
             self._timer = None
         self.deadline = None
         if self._mask:
-            self.loop.selector.unregister(self.sock)
             self._mask = 0
+            try:
+                self.loop.selector.unregister(self.sock)
+            except (KeyError, ValueError, OSError):
+                pass  # already gone (the socket died first); nothing left to undo
         if self._file is not None:
             if not self._file_reading:
                 self._file.close()

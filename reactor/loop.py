@@ -17,6 +17,10 @@ Other threads hand work to the loop only through :meth:`EventLoop.call_soon_thre
 which appends to a deque and writes one byte to the wake-up socketpair so that a
 sleeping ``select`` returns at once. The loop knows nothing about HTTP.
 
+Timers are cancelled lazily (marked, left in the heap); the loop counts them and
+rebuilds the heap when they outnumber the live ones, so connections that close before
+their timeouts cannot grow it without bound (see ``docs/robustness.md``).
+
 Selectors are level-triggered: a socket with unread bytes is reported on every pass
 until it is read, so a callback may read once and return without losing anything.
 """
@@ -37,24 +41,37 @@ log = logging.getLogger("reactor.loop")
 EVENT_READ = selectors.EVENT_READ
 EVENT_WRITE = selectors.EVENT_WRITE
 
+#: Below this many cancelled handles the heap is left alone (rebuilding would cost more).
+_MIN_TIMERS_TO_COMPACT = 64
+
 
 class TimerHandle:
     """A callback scheduled at a monotonic time in seconds; :meth:`cancel` to drop it.
 
     Cancelled timers stay in the heap until they reach its top (lazy deletion), which
-    keeps both scheduling and cancelling O(log n).
+    keeps both scheduling and cancelling O(log n). The loop counts them and rebuilds
+    the heap when they are the majority, so a stream of cancellations (connections
+    closing before their timeouts) cannot grow the heap without bound.
     """
 
-    __slots__ = ("when", "callback", "args", "cancelled")
+    __slots__ = ("when", "callback", "args", "cancelled", "_loop")
 
-    def __init__(self, when: float, callback: Callable[..., Any], args: Tuple[Any, ...]) -> None:
+    def __init__(
+        self, when: float, callback: Callable[..., Any], args: Tuple[Any, ...], loop: Optional["EventLoop"] = None
+    ) -> None:
         self.when = when
         self.callback = callback
         self.args = args
         self.cancelled = False
+        self._loop = loop  # set while the timer sits in a loop's heap
 
     def cancel(self) -> None:
+        """Drop the callback; harmless after it ran or was cancelled. Loop thread only."""
+        if self.cancelled:
+            return
         self.cancelled = True
+        if self._loop is not None:
+            self._loop._timer_cancelled()
 
     def __lt__(self, other: "TimerHandle") -> bool:
         return self.when < other.when
@@ -83,16 +100,19 @@ class Waker:
             pass  # the buffer is full, so a wake-up is already on its way
 
     def drain(self, mask: int = 0) -> None:
-        """Read and discard pending wake-up bytes (the loop calls this when readable)."""
+        """Read and discard pending wake-up bytes (the loop calls this when readable).
+
+        ``pending`` is cleared only after reading. Cleared before, a wake() landing
+        between the two would have its byte swallowed here while ``pending`` stayed
+        true, and every later wake() would be skipped: the loop would sleep with
+        callbacks queued. Cleared after, a wake() that sees ``pending`` still true
+        appended its callback before this pass runs the ready queue, so it runs anyway.
+        """
         try:
             while self._recv.recv(4096):
                 pass
         except OSError:
             pass
-        # Clear the flag only after the socket is empty. Cleared before reading, a
-        # wake() landing in between would leave pending=True with no byte to read, and
-        # every later wake() would be skipped: a lost wake-up. A wake() skipped now ran
-        # before this line, so its callback is already queued and runs in this pass.
         self.pending = False
 
     def close(self) -> None:
@@ -111,6 +131,7 @@ class EventLoop:
         self.selector = selector if selector is not None else selectors.DefaultSelector()
         self._ready: Deque[Tuple[Callable[..., Any], Tuple[Any, ...]]] = collections.deque()
         self._timers: List[TimerHandle] = []
+        self._cancelled_timers = 0  # cancelled handles still in the heap
         self._waker = Waker()
         self._stopping = False
         self._thread_id: Optional[int] = None
@@ -133,7 +154,7 @@ class EventLoop:
 
     def call_at(self, when: float, callback: Callable[..., Any], *args: Any) -> TimerHandle:
         """Run ``callback(*args)`` at monotonic time ``when`` (seconds). Loop thread only."""
-        timer = TimerHandle(when, callback, args)
+        timer = TimerHandle(when, callback, args, self)
         heapq.heappush(self._timers, timer)
         return timer
 
@@ -162,6 +183,9 @@ class EventLoop:
         """One pass: select, dispatch I/O, fire due timers, run ready callbacks."""
         ready = self._ready
         timers = self._timers
+        while timers and timers[0].cancelled:  # don't wake up for a cancelled timer
+            heapq.heappop(timers)._loop = None
+            self._cancelled_timers -= 1
         if ready or self._stopping:
             timeout: Optional[float] = 0
         elif timers:
@@ -177,7 +201,10 @@ class EventLoop:
             now = time.monotonic()
             while timers and timers[0].when <= now:
                 timer = heapq.heappop(timers)
-                if not timer.cancelled:
+                timer._loop = None
+                if timer.cancelled:
+                    self._cancelled_timers -= 1
+                else:
                     ready.append((timer.callback, timer.args))
         for _ in range(len(ready)):
             callback, args = ready.popleft()
@@ -185,6 +212,25 @@ class EventLoop:
                 callback(*args)
             except Exception as exc:
                 self.exception_handler(exc, "callback %r" % (callback,))
+
+    def _timer_cancelled(self) -> None:
+        """Count a cancellation; rebuild the heap once most of it is cancelled handles.
+
+        Each rebuild is O(n) and needs n/2 cancellations since the last one, so the
+        cost per cancel stays O(1) amortised and the heap at most twice the live timers.
+        """
+        self._cancelled_timers += 1
+        timers = self._timers
+        if self._cancelled_timers > _MIN_TIMERS_TO_COMPACT and self._cancelled_timers * 2 > len(timers):
+            live = []
+            for timer in timers:
+                if timer.cancelled:
+                    timer._loop = None
+                else:
+                    live.append(timer)
+            heapq.heapify(live)
+            timers[:] = live  # in place: run_once may hold a reference to the list
+            self._cancelled_timers = 0
 
     def close(self) -> None:
         """Release the selector and the waker; registered sockets are not closed."""
@@ -196,6 +242,11 @@ class EventLoop:
     def pending_timers(self) -> int:
         """Timers in the heap, cancelled ones included (for the status page and tests)."""
         return len(self._timers)
+
+    @property
+    def cancelled_timers(self) -> int:
+        """Cancelled timers still in the heap (at most about half of ``pending_timers``)."""
+        return self._cancelled_timers
 
     @staticmethod
     def _default_exception_handler(exc: BaseException, context: str) -> None:

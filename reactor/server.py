@@ -9,13 +9,16 @@ response head and a small body leave in one send; Nagle would only delay it) and
 it in a :class:`~reactor.connection.Connection`.
 
 Past ``max_connections`` a new socket is answered ``503`` with ``Retry-After`` and
-closed at once. When ``accept`` fails for lack of descriptors (``EMFILE``/``ENFILE``),
-the listener is taken out of the selector for a moment; otherwise a level-triggered
-selector would report it readable forever and the loop would spin at 100% CPU.
+closed at once. When ``accept`` fails for lack of descriptors (``EMFILE``/``ENFILE``, or
+any error that is not about one dead connection), the listener is taken out of the
+selector for a moment; otherwise a level-triggered selector would report it readable
+forever and the loop would spin at 100% CPU.
 
-A graceful stop (:meth:`Server.shutdown`) stops accepting, closes idle connections, lets
-in-flight requests finish with ``Connection: close`` and stops the loop when none are
-left or ``shutdown_timeout_s`` has passed.
+A graceful stop (:meth:`Server.shutdown`) answers ``503`` to connections still waiting
+in the backlog and closes the listener (new clients are refused at once), closes idle
+connections, lets in-flight requests finish with ``Connection: close`` and stops the
+loop when none are left or ``shutdown_timeout_s`` has passed. Worker jobs still running
+then get what is left of that time (see :meth:`Server.close`).
 """
 
 from __future__ import annotations
@@ -42,7 +45,11 @@ log = logging.getLogger("reactor")
 
 _ACCEPT_BATCH = 64
 _ACCEPT_PAUSE_S = 0.5
-_OUT_OF_FDS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+# accept(2) on Linux passes on network errors of the new connection; retry at once.
+_PEER_GONE = frozenset(
+    {errno.EPROTO, errno.ENOPROTOOPT, errno.ENETDOWN, errno.ENETUNREACH, errno.EHOSTDOWN, errno.EHOSTUNREACH,
+     errno.EOPNOTSUPP, errno.ECONNRESET, getattr(errno, "ENONET", errno.ENETDOWN)}
+)
 
 
 class Server:
@@ -61,12 +68,14 @@ class Server:
         self.tracer: Optional[Tracer] = Tracer(self.loop) if config.trace else None
         self.stopping = False
         self.address: Tuple[str, int] = (config.host, config.port)
-        self.app: Optional[Application] = None
+        self.app: Application  # made by listen(), once the port is known; connections come after
         self._listener: Optional[socket.socket] = None
         self._accepting = False
+        self._out_of_fds = False  # an EMFILE episode is under way (logged once)
         self._ids = itertools.count(1)
-        self._stop_timer = None
-        self._busy_reply: Optional[bytes] = None
+        self._stop_deadline: Optional[float] = None  # monotonic end of a graceful stop
+        #: False after :meth:`close` if a worker job was still running when time ran out.
+        self.workers_finished = True
 
     # -- starting --------------------------------------------------------------------
 
@@ -134,12 +143,19 @@ class Server:
             except ConnectionAbortedError:
                 continue
             except OSError as exc:
-                if exc.errno in _OUT_OF_FDS:
-                    log.warning("accept failed (%s); pausing accepts for %.1f s", exc.strerror, _ACCEPT_PAUSE_S)
-                    self._pause_accepting()
-                    self.loop.call_later(_ACCEPT_PAUSE_S, self._resume_accepting)
-                    return
-                raise
+                if exc.errno in _PEER_GONE:
+                    continue  # that connection died in the backlog; the next may be fine
+                # Out of descriptors (or an unexpected error): a level-triggered selector
+                # would report the listener again at once, so step out for a moment.
+                if not self._out_of_fds:
+                    self._out_of_fds = True
+                    log.warning("accept failed (%s); pausing accepts, retrying every %.1f s", exc, _ACCEPT_PAUSE_S)
+                self._pause_accepting()
+                self.loop.call_later(_ACCEPT_PAUSE_S, self._resume_accepting)
+                return
+            if self._out_of_fds:
+                self._out_of_fds = False
+                log.info("accepting again (%d connections open)", len(self.connections))
             if len(self.connections) >= self.config.max_connections:
                 self.stats.refused += 1
                 self._refuse(sock)
@@ -154,9 +170,9 @@ class Server:
             self.stats.accepted += 1
             conn.start()
 
-    def _refuse(self, sock: socket.socket) -> None:
-        """Answer 503 to a connection past the limit, best effort, and close it."""
-        body = b"503 Service Unavailable: too many connections\n"
+    def _refuse(self, sock: socket.socket, reason: str = "too many connections") -> None:
+        """Answer 503 to a connection we will not serve, best effort, and close it."""
+        body = ("503 Service Unavailable: %s\n" % reason).encode()
         reply = response_head(
             503,
             [
@@ -171,6 +187,10 @@ class Server:
         try:
             sock.setblocking(False)
             sock.send(reply)
+            sock.shutdown(socket.SHUT_WR)
+            # Unread input makes close() send RST, which may destroy the reply in the
+            # client's buffer; take what has arrived (a request usually fits one read).
+            sock.recv(65536)
         except OSError:
             pass
         sock.close()
@@ -212,26 +232,58 @@ class Server:
         if self.stopping:
             return
         self.stopping = True
-        self._pause_accepting()
+        self._stop_deadline = self.loop.time() + self.config.shutdown_timeout_s
+        self._stop_listening()
         for conn in list(self.connections.values()):
             if conn.state is ConnState.IDLE:
                 conn.close()
         if not self.connections:
             self.loop.stop()
             return
-        log.info("waiting up to %.0f s for %d connection(s) to finish", self.config.shutdown_timeout_s, len(self.connections))
-        self._stop_timer = self.loop.call_later(self.config.shutdown_timeout_s, self.shutdown, False)
+        log.info("waiting up to %g s for %d connection(s) to finish", self.config.shutdown_timeout_s, len(self.connections))
+        self.loop.call_at(self._stop_deadline, self._stop_timed_out)
+
+    def _stop_timed_out(self) -> None:
+        if self.connections:
+            log.warning("shutdown timeout: closing %d unfinished connection(s)", len(self.connections))
+        self.shutdown(graceful=False)
+
+    def _stop_listening(self) -> None:
+        """Answer 503 to connections waiting in the backlog, then close the listener."""
+        self._pause_accepting()
+        listener = self._listener
+        if listener is None:
+            return
+        for _ in range(self.config.backlog + _ACCEPT_BATCH):  # the backlog is bounded anyway
+            try:
+                sock, _address = listener.accept()
+            except OSError:
+                break  # empty (BlockingIOError), or out of descriptors: give up politely
+            self._refuse(sock, "server shutting down")
+        listener.close()
+        self._listener = None
 
     def _close_all(self) -> None:
         for conn in list(self.connections.values()):
             conn.abort()
 
     def close(self) -> None:
-        """Release the listener, connections and the pool (after the loop has stopped)."""
+        """Release the listener, connections and the pool (after the loop has stopped).
+
+        Running worker jobs (an upload being written) may finish until the end of a
+        graceful stop, or for ``shutdown_timeout_s`` otherwise; queued ones are dropped.
+        ``workers_finished`` tells whether all of them did.
+        """
         self._pause_accepting()
         if self._listener is not None:
             self._listener.close()
             self._listener = None
         self._close_all()
-        self.pool.shutdown(wait=True)
+        if self._stop_deadline is not None:
+            wait_s = max(0.0, self._stop_deadline - self.loop.time())
+        else:
+            wait_s = self.config.shutdown_timeout_s
+        self.workers_finished = self.pool.shutdown(wait=True, timeout_s=wait_s)
+        if not self.workers_finished:
+            log.warning("%d worker job(s) still running after the shutdown timeout", self.pool.busy)
         self.loop.close()

@@ -9,7 +9,10 @@ selector or a connection. When a job finishes, its callback is queued on the loo
 The queue is bounded: :meth:`WorkerPool.submit` refuses work (returns False) when
 ``max_pending`` jobs are already queued or running, so a burst turns into quick 503s
 instead of unbounded memory and latency. A warning is logged once per saturation
-episode.
+episode; the episode ends when the backlog has fallen to half the bound.
+
+At a stop, queued jobs are dropped and running ones get a bounded time to finish
+(:meth:`WorkerPool.shutdown`); a job stuck on a dead disk must not hold the process.
 """
 
 from __future__ import annotations
@@ -17,17 +20,21 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import threading
-from typing import Any, Callable
+import time
+from typing import Any, Callable, Optional, Set, Tuple
 
 from reactor.loop import EventLoop
 
 log = logging.getLogger("reactor.workers")
 
+Job = Callable[..., Any]  # runs on a worker: plain values in, a value out (or it raises)
+Done = Callable[["concurrent.futures.Future[Any]"], None]  # runs on the loop thread
+
 
 class WorkerPool:
     """``size`` threads and at most ``max_pending`` jobs queued or running."""
 
-    def __init__(self, loop: EventLoop, size: int = 4, max_pending: int = 256) -> None:
+    def __init__(self, loop: EventLoop, size: int = 4, max_pending: int = 1024) -> None:
         if size < 1:
             raise ValueError("pool size must be at least 1")
         self.loop = loop
@@ -36,14 +43,15 @@ class WorkerPool:
         self.pending = 0  # jobs submitted and not yet called back; loop thread only
         self.busy = 0  # jobs running on a worker right now
         self._busy_lock = threading.Lock()
+        self._threads: Set[threading.Thread] = set()  # workers that have run a job
         self.saturated = False
         self._executor = concurrent.futures.ThreadPoolExecutor(size, thread_name_prefix="reactor-worker")
 
     def submit(
         self,
-        job: Callable[..., Any],
-        args: tuple,
-        callback: Callable[[concurrent.futures.Future], None],
+        job: Job,
+        args: Tuple[Any, ...],
+        callback: Done,
     ) -> bool:
         """Run ``job(*args)`` on a worker, then ``callback(future)`` on the loop thread.
 
@@ -64,22 +72,35 @@ class WorkerPool:
         future.add_done_callback(lambda done: call_back(self._finished, callback, done))
         return True
 
-    def _run(self, job: Callable[..., Any], args: tuple) -> Any:
+    def _run(self, job: Job, args: Tuple[Any, ...]) -> Any:
         with self._busy_lock:
             self.busy += 1
+            self._threads.add(threading.current_thread())
         try:
             return job(*args)
         finally:
             with self._busy_lock:
                 self.busy -= 1
 
-    def _finished(self, callback: Callable[[concurrent.futures.Future], None], future: concurrent.futures.Future) -> None:
+    def _finished(self, callback: Done, future: "concurrent.futures.Future[Any]") -> None:
         self.pending -= 1
-        if self.saturated and self.pending < self.max_pending // 2:
+        if self.saturated and self.pending * 2 <= self.max_pending:
             self.saturated = False
             log.info("worker pool recovered (%d jobs pending)", self.pending)
         callback(future)
 
-    def shutdown(self, wait: bool = True) -> None:
-        """Stop accepting jobs; with ``wait``, block until running jobs finish."""
-        self._executor.shutdown(wait=wait, cancel_futures=not wait)
+    def shutdown(self, wait: bool = True, timeout_s: Optional[float] = None) -> bool:
+        """Stop accepting jobs and drop the queued ones; wait for the running ones.
+
+        With ``wait``, blocks until running jobs finish, or at most ``timeout_s``
+        seconds if given. Returns True when no job is left running.
+        """
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        if wait:
+            deadline = None if timeout_s is None else time.monotonic() + timeout_s
+            with self._busy_lock:
+                threads = list(self._threads)
+            for thread in threads:
+                thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        with self._busy_lock:
+            return self.busy == 0

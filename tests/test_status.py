@@ -78,7 +78,7 @@ def test_json_counts_requests_classes_bytes_and_states(make_server):
     assert by_state["writing"] == 1  # the status request itself
     assert answer["connections"]["open"] == 3
     assert answer["connections"]["accepted"] == 5
-    assert answer["pool"] == {"workers": 4, "busy": 0, "queued": 0, "max_pending": 256}
+    assert answer["pool"] == {"workers": 4, "busy": 0, "queued": 0, "max_pending": running.server.config.pool_queue_max}
     assert answer["uptime_s"] >= 0
     assert answer["timers"] >= 2
     idle.close()

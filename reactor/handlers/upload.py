@@ -60,10 +60,12 @@ def store_upload(directory: str, body: bytes) -> str:
     """Worker job: validate ``body`` and store it as ``directory/upload_YYYYMMDD_HHMMSS_xxxx.json``.
 
     Returns the file name. Raises HTTPError: 400 for invalid JSON, 507 when the disk
-    is full, 500 when the directory cannot be written. Nothing is left behind on error.
+    is full (RFC 4918 §11.5), 500 when the directory cannot be written (EACCES, EIO...).
+    Nothing is left behind on error, not even a file already linked under its final
+    name: a 5xx means the upload is not stored.
     """
     validate_json(body)
-    temp = None
+    temp = final = None
     try:
         os.makedirs(directory, exist_ok=True)
         fd, temp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX, dir=directory)
@@ -71,23 +73,33 @@ def store_upload(directory: str, body: bytes) -> str:
             view = memoryview(body)
             while view:
                 view = view[os.write(fd, view) :]
-            os.fsync(fd)
+            os.fsync(fd)  # the bytes are on disk before any name points at them
         finally:
             os.close(fd)
         name = _publish(temp, directory)
-        _fsync_directory(directory)
+        final = os.path.join(directory, name)
+        _fsync_directory(directory)  # the new name itself survives a crash
+        final = None  # durable: keep it
         return name
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise HTTPError(507, "no space left to store the upload") from None
+            log.warning("cannot store upload in %s: %s", directory, exc.strerror or exc)
+            raise HTTPError(507, "no space left on the server's disk to store the upload") from None
         log.error("cannot store upload in %s: %s", directory, exc)
         raise HTTPError(500, "cannot store the upload: %s" % (exc.strerror or exc)) from None
     finally:
-        if temp is not None:
-            try:
-                os.unlink(temp)
-            except FileNotFoundError:
-                pass
+        for path in (temp, final):
+            if path is not None:
+                _remove(path)
+
+
+def _remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:  # never mask the error being answered
+        log.error("cannot remove %s: %s", path, exc)
 
 
 def _publish(temp: str, directory: str) -> str:

@@ -1,0 +1,217 @@
+"""Durable uploads: temp file in the same directory, fsync, atomic publish, fsync of the
+directory; faults in that path leave nothing behind; kill -9 leaves only complete files.
+
+Faults are injected in the worker's write path by giving ``reactor.handlers.upload``
+stand-ins for ``os`` and ``tempfile`` (tests run as root, so permission bits would not
+stop anything).
+"""
+
+from __future__ import annotations
+
+import errno
+import http.client
+import json
+import os
+import signal
+import tempfile
+import threading
+import time
+import types
+
+import pytest
+
+from reactor.handlers import upload
+
+DOCUMENT = {"name": "durable", "values": list(range(50))}
+
+
+def wait_for(predicate, timeout_s: float = 10.0, what: str = "condition"):
+    """Poll ``predicate`` until it is true; fail after ``timeout_s`` (never a fixed sleep)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = predicate()
+        if value:
+            return value
+        assert time.monotonic() < deadline, "timed out waiting for %s" % what
+        time.sleep(0.01)
+
+
+class FaultyModule(types.SimpleNamespace):
+    """A stand-in for a module: records calls to ``watched`` names and fails the nth one.
+
+    ``faults`` maps a name to (call number, errno); other attributes come from ``real``.
+    """
+
+    def __init__(self, real, watched, faults=None, log=None):
+        super().__init__()
+        self._real = real
+        self._watched = watched
+        self._faults = dict(faults or {})
+        self._counts = {}
+        self._log = log if log is not None else []
+
+    def __getattr__(self, name):
+        attr = getattr(self._real, name)
+        if name not in self._watched:
+            return attr
+
+        def call(*args, **kwargs):
+            self._counts[name] = count = self._counts.get(name, 0) + 1
+            fault = self._faults.get(name)
+            if fault is not None and fault[0] == count:
+                raise OSError(fault[1], os.strerror(fault[1]))
+            result = attr(*args, **kwargs)
+            self._log.append((name, args, result))
+            return result
+
+        return call
+
+
+OS_CALLS = {"write", "fsync", "close", "link", "replace", "rename", "open", "unlink"}
+
+
+def inject(monkeypatch, faults=None):
+    """Route the upload module's os/tempfile calls through recorders; return the call log."""
+    calls: list = []
+    os_faults = {k: v for k, v in (faults or {}).items() if k != "mkstemp"}
+    tmp_faults = {k: v for k, v in (faults or {}).items() if k == "mkstemp"}
+    monkeypatch.setattr(upload, "os", FaultyModule(os, OS_CALLS, os_faults, calls))
+    monkeypatch.setattr(upload, "tempfile", FaultyModule(tempfile, {"mkstemp"}, tmp_faults, calls))
+    return calls
+
+
+def post_json(srv, body: bytes):
+    conn = http.client.HTTPConnection(srv.host, srv.port, timeout=10)
+    conn.request("POST", "/upload", body=body, headers={"Content-Type": "application/json"})
+    response = conn.getresponse()
+    data = response.read()
+    conn.close()
+    return response, data
+
+
+def leftovers(directory):
+    return sorted(name for name in os.listdir(directory) if name != ".gitkeep")
+
+
+# -- the order of operations ------------------------------------------------------------------
+
+
+def test_store_upload_writes_fsyncs_publishes_then_fsyncs_the_directory(tmp_path, monkeypatch):
+    calls = inject(monkeypatch)
+    directory = str(tmp_path / "uploads")
+    body = json.dumps(DOCUMENT).encode()
+    name = upload.store_upload(directory, body)
+    assert (tmp_path / "uploads" / name).read_bytes() == body
+    assert leftovers(directory) == [name]  # the temp file is gone
+
+    assert calls[0][0] == "mkstemp"
+    fd, temp = calls[0][2]
+    assert os.path.dirname(temp) == directory  # same directory: the link cannot cross file systems
+    names = [c[0] for c in calls]
+    file_fsync = names.index("fsync")
+    assert calls[file_fsync][1] == (fd,)
+    assert max(i for i, c in enumerate(calls) if c[0] == "write") < file_fsync
+    publish = next(i for i, c in enumerate(calls) if c[0] in ("link", "replace", "rename"))
+    assert file_fsync < publish  # data on disk before any name points at it
+    dir_open = next(i for i, c in enumerate(calls) if c[0] == "open" and c[1][0] == directory)
+    dir_fd = calls[dir_open][2]
+    dir_fsync = next(i for i, c in enumerate(calls) if i > dir_open and c[0] == "fsync" and c[1] == (dir_fd,))
+    assert publish < dir_open < dir_fsync  # then the new name itself is made durable
+
+
+# -- faults in the worker's write path ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "faults, status",
+    [
+        ({"write": (1, errno.ENOSPC)}, 507),
+        ({"fsync": (1, errno.ENOSPC)}, 507),
+        ({"fsync": (1, errno.EDQUOT)}, 507),
+        ({"mkstemp": (1, errno.EACCES)}, 500),
+        ({"link": (1, errno.EACCES)}, 500),
+        ({"write": (1, errno.EIO)}, 500),
+        ({"fsync": (2, errno.EIO)}, 500),  # the directory fsync, after the file was linked
+    ],
+    ids=["write-ENOSPC", "fsync-ENOSPC", "fsync-EDQUOT", "mkstemp-EACCES", "link-EACCES", "write-EIO", "dirsync-EIO"],
+)
+def test_disk_faults_give_the_documented_status_and_leave_nothing(make_server, monkeypatch, caplog, faults, status):
+    srv = make_server()
+    inject(monkeypatch, faults)
+    body = json.dumps(DOCUMENT).encode()
+    response, data = post_json(srv, body)
+    assert response.status == status
+    assert data.startswith(b"%d " % status)
+    name = next(iter(faults))
+    code = faults[name][1]
+    if status == 500:
+        assert os.strerror(code).encode() in data  # a clear reason
+    else:
+        assert b"space" in data
+    assert leftovers(srv.root / "uploads") == []
+    assert not [r for r in caplog.records if r.exc_info]  # expected failures, not bugs
+    # The fault was one-off: the next upload is stored.
+    response, data = post_json(srv, body)
+    assert response.status == 201
+    stored = json.loads(data)["file"]
+    assert leftovers(srv.root / "uploads") == [stored]
+
+
+# -- crashes ---------------------------------------------------------------------------------
+
+
+def test_temp_files_from_a_crash_are_removed_at_start(make_server, site, caplog):
+    uploads = site / "uploads"
+    (uploads / ".upload-abc123.tmp").write_bytes(b'{"cut sho')
+    (uploads / ".upload-def456.tmp").write_bytes(b"")
+    (uploads / "upload_20260101_000000_abcd.json").write_bytes(b'{"complete": true}')
+    (uploads / ".keep-me").write_bytes(b"not ours")
+    make_server()
+    assert leftovers(uploads) == [".keep-me", "upload_20260101_000000_abcd.json"]
+    assert any("removed 2 incomplete" in r.getMessage() for r in caplog.records)
+
+
+def test_kill_9_during_uploads_leaves_only_complete_files(run_cli, site):
+    cli = run_cli("--port", "0", "-d", str(site), "--log-level", "warning", "--pool-size", "4")
+    assert cli.port, cli.output
+    stored: dict = {}
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def uploader(worker: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", cli.port, timeout=10)
+        n = 0
+        while not stop.is_set():
+            n += 1
+            # Large enough that writes are in progress when the kill lands.
+            body = json.dumps({"worker": worker, "n": n, "pad": "x" * 200_000}).encode()
+            try:
+                conn.request("POST", "/upload", body=body, headers={"Content-Type": "application/json"})
+                response = conn.getresponse()
+                answer = response.read()
+            except (OSError, http.client.HTTPException):
+                return
+            if response.status == 201:
+                with lock:
+                    stored[json.loads(answer)["file"]] = body
+
+    threads = [threading.Thread(target=uploader, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    wait_for(lambda: len(stored) >= 40, timeout_s=60, what="40 stored uploads")
+    cli.proc.send_signal(signal.SIGKILL)
+    assert cli.proc.wait(10) == -signal.SIGKILL
+    stop.set()
+    for thread in threads:
+        thread.join(15)
+    uploads = site / "uploads"
+    finals = sorted(uploads.glob("upload_*.json"))
+    for path in finals:
+        json.loads(path.read_bytes())  # every published file is complete JSON
+    for name, body in stored.items():  # every 201 survived the crash
+        assert (uploads / name).read_bytes() == body
+    # The next start removes whatever temp files the kill left.
+    again = run_cli("--port", "0", "-d", str(site), "--log-level", "warning")
+    assert again.port, again.output
+    assert not list(uploads.glob(".upload-*"))
+    assert sorted(uploads.glob("upload_*.json")) == finals
