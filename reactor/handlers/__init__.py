@@ -8,7 +8,8 @@ and must not block: anything that touches the disk goes to the worker pool throu
 :meth:`Connection.run_in_pool`.
 
 Checks in order: a method this server knows (else 501), the Host allow-list against
-DNS rebinding (403), then the route: ``/upload`` or a static file.
+DNS rebinding (403), a CORS preflight when ``--cors`` is on, then the route:
+``/upload`` or a static file.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, FrozenSet, Optional
 
 from reactor.errors import HTTPError
 from reactor.events import TargetForm
-from reactor.handlers import static, upload
+from reactor.handlers import cors, static, upload
 from reactor.response import Response
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -54,12 +55,16 @@ class Application:
         if method == "CONNECT":
             raise HTTPError(501, "CONNECT is not supported; this is not a proxy")
         self.check_host(head.authority)
+        if method == "OPTIONS" and self.config.cors:
+            answer = cors.preflight(head)
+            if answer is not None:
+                return answer
         if head.target_form is TargetForm.ASTERISK:  # OPTIONS * (RFC 9110 §9.3.7)
             return Response(204, [("Allow", "GET, HEAD, POST, OPTIONS")])
         path, _, _query = head.path.partition("?")
         if path == UPLOAD_PATH:
             return self.upload.check(request)
-        return self.static.check(request)
+        return self.static.check(conn, request)
 
     def handle(self, conn: "Connection", request: "Request") -> Optional[Response]:
         """Answer a complete request, now or later through the worker pool."""
