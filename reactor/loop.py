@@ -84,12 +84,16 @@ class Waker:
 
     def drain(self, mask: int = 0) -> None:
         """Read and discard pending wake-up bytes (the loop calls this when readable)."""
-        self.pending = False  # before reading, so a concurrent wake() is never lost
         try:
             while self._recv.recv(4096):
                 pass
         except OSError:
             pass
+        # Only now: clearing the flag before reading could swallow the byte of a wake()
+        # that ran in between, leaving ``pending`` set with nothing to read, and every
+        # later wake() would return early (a lost wake-up). A wake() that still sees the
+        # flag set queued its callback before this line, so this pass runs it.
+        self.pending = False
 
     def close(self) -> None:
         self._recv.close()
