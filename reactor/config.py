@@ -67,7 +67,7 @@ class Config:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "root", Path(os.path.abspath(self.root)))
-        added = []
+        added: "list[Tuple[str, str]]" = []
         if self.cors:
             added.extend(CORS_FIELDS)
         added.extend(self.extra_headers)
