@@ -195,6 +195,22 @@ def test_large_sidecar_of_a_large_file(make_server):
     assert body == sidecar
 
 
+def test_large_sidecar_is_sent_from_its_descriptor(make_server):
+    running = make_server()
+    text = os.urandom(512 * 1024).hex().encode()  # 1 MiB of text that gzip only halves
+    (running.root / "data.csv").write_bytes(text)
+    sidecar = gzip.compress(text, mtime=0)
+    assert len(sidecar) > 256 * 1024  # too big to keep in memory: sent with sendfile
+    (running.root / "data.csv.gz").write_bytes(sidecar)
+    response, body = fetch(running, "GET", "/data.csv", GZIP)
+    assert response.getheader("Content-Encoding") == "gzip"
+    assert int(response.getheader("Content-Length")) == len(sidecar) and body == sidecar
+    head, body = fetch(running, "HEAD", "/data.csv", GZIP)
+    assert head.getheader("Content-Length") == str(len(sidecar)) and body == b""
+    ranged, body = fetch(running, "GET", "/data.csv", {**GZIP, "Range": "bytes=-5"})
+    assert ranged.status == 206 and ranged.getheader("Content-Encoding") is None and body == text[-5:]
+
+
 # -- large files: compressed on a worker, never on the loop thread ---------------------------
 
 

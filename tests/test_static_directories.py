@@ -178,6 +178,22 @@ def test_unsafe_paths_are_still_refused(server):
     assert raw_get(server, b"/a%00b")[0] == 403
 
 
+def test_symlinks_out_of_the_root_are_403(server, tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("secret\n")
+    os.symlink(secret, server.root / "link.txt")
+    os.symlink(tmp_path, server.root / "linkdir")
+    assert fetch(server, "GET", "/link.txt")[0].status == 403
+    assert fetch(server, "GET", "/linkdir/secret.txt")[0].status == 403
+    os.symlink(server.root / "sample.txt", server.root / "inside.txt")
+    assert fetch(server, "GET", "/inside.txt")[1] == (server.root / "sample.txt").read_bytes()
+
+
+def test_special_files_are_404(server):
+    os.mkfifo(server.root / "pipe.txt")
+    assert fetch(server, "GET", "/pipe.txt")[0].status == 404
+
+
 # -- OPTIONS, CORS, --header, --max-age --------------------------------------------------------
 
 
