@@ -85,10 +85,10 @@ def no_expiry(monkeypatch):
 
 def test_hits_never_leave_the_loop_thread(cached, no_expiry):
     first, body = fetch(cached, "GET", "/app.js")
-    assert body == TEXT and cached.spy.jobs == ["load"]
+    assert body == TEXT and cached.spy.jobs == ["open_file"]
     etag = first.getheader("ETag")
     fetch(cached, "GET", "/app.js", {"Accept-Encoding": "gzip"})  # makes the gzip form once
-    assert cached.spy.jobs == ["load", "gzip_body"]
+    assert cached.spy.jobs == ["open_file", "gzip_body"]
     del cached.spy.jobs[:]
     for _ in range(3):
         response, body = fetch(cached, "GET", "/app.js")
@@ -107,7 +107,7 @@ def test_hits_never_leave_the_loop_thread(cached, no_expiry):
         assert response.getheader("Content-Encoding") == "gzip" and gzip.decompress(body) == TEXT
         response, body = fetch(cached, "GET", "/app.js", {"If-Match": '"other"'})
         assert response.status == 412
-    assert "load" not in cached.spy.jobs and "gzip_body" not in cached.spy.jobs
+    assert "open_file" not in cached.spy.jobs and "gzip_body" not in cached.spy.jobs
     # At most the background revalidation, if this test ran for over a second.
     assert set(cached.spy.jobs) <= {"current_stamp"}
 
@@ -148,7 +148,7 @@ def test_an_unchanged_file_is_renewed_not_reloaded(cached, no_expiry):
     fetch(cached, "GET", "/app.js")
     assert wait_until(lambda: entry.checked_at > old_check)
     assert entry_of(cached, "/app.js") is entry
-    assert cached.spy.jobs.count("load") == 1
+    assert cached.spy.jobs.count("open_file") == 1
     assert cached.spy.jobs.count("current_stamp") == 1  # one revalidation in flight at most
 
 
@@ -185,7 +185,7 @@ def test_cache_can_be_turned_off(make_server, monkeypatch):
     assert running.server.app.static.cache is None
     for _ in range(3):
         assert fetch(running, "GET", "/sample.txt")[0].status == 200
-    assert spy.jobs == ["load"] * 3
+    assert spy.jobs == ["open_file"] * 3
 
 
 # -- the cache object ------------------------------------------------------------------------

@@ -10,7 +10,7 @@ string work: collect the few request fields that matter (:func:`conditions_from_
 one pass), then :func:`choose` and :func:`build_response`. A request that wants a gzip
 form not made yet goes to the pool once to make it.
 
-**Miss** (pool, then loop): :func:`load` runs on a worker. It resolves and opens the
+**Miss** (pool, then loop): :func:`open_file` runs on a worker. It resolves and opens the
 file (:mod:`reactor.handlers.files`), runs the same :func:`choose`, and makes exactly
 the body that decision needs (gzip it, read several ranges for a multipart body, open
 a precompressed sidecar) so the loop thread never reads or compresses. Back on the loop
@@ -177,7 +177,7 @@ class Page:
         pass
 
 
-def load(options: Options, key: str, segments: List[str], slash: bool, method: str, conditions: Conditions) -> object:
+def open_file(options: Options, key: str, segments: List[str], slash: bool, method: str, conditions: Conditions) -> object:
     """Worker: find, open and decide; return Loaded, Page or Redirect.
 
     Raises HTTPError (403, 404 without a 404.html, 500) or OSError (→ 500).
@@ -345,15 +345,15 @@ class StaticFiles:
         assert head is not None
         conditions = conditions_from_fields(head.fields)
         conn.run_in_pool(
-            load,
+            open_file,
             (self.options, key, segments, slash, head.method, conditions),
-            functools.partial(self._loaded, key, query),
+            functools.partial(self._respond, key, query),
         )
 
     def _not_found(self, reason: str, conn: "Connection", request: "Request") -> None:
         conn.run_in_pool(not_found_page, (self.options, reason), self._page)
 
-    def _loaded(self, key: str, query: str, result: object) -> Response:
+    def _respond(self, key: str, query: str, result: object) -> Response:
         if isinstance(result, Loaded):
             entry = result.entry
             try:
