@@ -83,16 +83,19 @@ class Waker:
             pass  # the buffer is full, so a wake-up is already on its way
 
     def drain(self, mask: int = 0) -> None:
-        """Read and discard pending wake-up bytes (the loop calls this when readable)."""
+        """Read and discard pending wake-up bytes (the loop calls this when readable).
+
+        ``pending`` is cleared only after reading. Cleared before, a wake() landing
+        between the two would have its byte swallowed here while ``pending`` stayed
+        true, and every later wake() would be skipped: the loop would sleep with
+        callbacks queued. Cleared after, a wake() that sees ``pending`` still true
+        appended its callback before this pass runs the ready queue, so it runs anyway.
+        """
         try:
             while self._recv.recv(4096):
                 pass
         except OSError:
             pass
-        # Only now: clearing the flag before reading could swallow the byte of a wake()
-        # that ran in between, leaving ``pending`` set with nothing to read, and every
-        # later wake() would return early (a lost wake-up). A wake() that still sees the
-        # flag set queued its callback before this line, so this pass runs it.
         self.pending = False
 
     def close(self) -> None:
