@@ -144,7 +144,7 @@ def build_response(
             "no byte range requested is within the %d-byte file" % entry.size,
             [("Content-Range", ranges.unsatisfied_range(entry.size)), ("Accept-Ranges", "bytes")],
         )
-    return Response.error(412, "precondition failed: the file is not in the state the request expects")
+    return Response.error(412, "the file is not in the state the request expects (If-Match, If-Unmodified-Since)")
 
 
 # -- worker jobs ----------------------------------------------------------------------------
