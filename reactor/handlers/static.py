@@ -367,7 +367,8 @@ class StaticFiles:
             location = result.location + ("?" + query if query else "")
             return Response(
                 308,
-                [("Location", location), ("Content-Type", "text/plain; charset=utf-8")],
+                [("Location", location), ("Content-Type", "text/plain; charset=utf-8"),
+                 ("X-Content-Type-Options", "nosniff")],
                 ("Moved to %s\n" % location).encode("utf-8"),
             )
         assert isinstance(result, Page)
