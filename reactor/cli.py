@@ -1,13 +1,18 @@
-"""``python -m reactor``: parse flags into a Config, set up logging and signals, serve."""
+"""``python -m reactor``: parse flags into a Config, set up logging and signals, serve.
+
+Every option can also come from an environment variable ``REACTOR_<NAME>``
+(:func:`apply_environment`), handy in containers and systemd units; flags win.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import os
+import re
 import signal
 import sys
-from typing import List, Optional, Sequence
+from typing import List, Mapping, Optional, Sequence
 
 from reactor import __version__
 from reactor.config import DEFAULT_ROOT, Config, default_max_connections
@@ -41,6 +46,43 @@ def _status_path(text: str) -> str:
     if not text.startswith("/") or "?" in text or "#" in text:
         raise argparse.ArgumentTypeError("must be a path starting with '/', without '?' or '#'")
     return text
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return value
+
+
+# field-name = token (RFC 9110 §5.1); field-value: visible characters, SP and HTAB (§5.5)
+_FIELD_NAME = re.compile(r"[-!#$%&'*+.^_`|~0-9A-Za-z]+")
+_FIELD_VALUE = re.compile(r"[\x21-\x7e\x80-\xff]+(?:[ \t]+[\x21-\x7e\x80-\xff]+)*")
+#: Fields the server computes for each response; a fixed --header copy would contradict it.
+_SERVER_FIELDS = frozenset(
+    {
+        "connection", "content-encoding", "content-length", "content-range", "content-type", "date",
+        "etag", "keep-alive", "last-modified", "proxy-connection", "te", "trailer", "transfer-encoding",
+        "upgrade",
+    }
+)
+
+
+def _header_field(text: str) -> "tuple[str, str]":
+    """``"Name: value"`` → ``("Name", "value")``; refuses what would break a response."""
+    name, colon, value = text.partition(":")
+    value = value.strip(" \t")
+    if not colon or not _FIELD_NAME.fullmatch(name):
+        raise argparse.ArgumentTypeError("expected \"Name: value\" with a field name made of token characters")
+    if not _FIELD_VALUE.fullmatch(value):
+        raise argparse.ArgumentTypeError("the value of %s must be non-empty, without control characters" % name)
+    if name.lower() in _SERVER_FIELDS:
+        raise argparse.ArgumentTypeError("%s is set by the server for each response" % name)
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        raise argparse.ArgumentTypeError("the value of %s must be ASCII (or ISO-8859-1)" % name) from None
+    return name, value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,6 +119,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--inline", action="store_true", help="show every file inline (no Content-Disposition: attachment)"
     )
     parser.add_argument("--dotfiles", action="store_true", help="serve names starting with '.' (default: 404)")
+    parser.add_argument("--list-directories", action="store_true",
+                        help="show an HTML listing of a directory without index.html (default: 404)")
+    parser.add_argument("--max-age", type=_non_negative_int, default=None, metavar="SECONDS",
+                        help="send Cache-Control: max-age=SECONDS with files (default: none, so "
+                        "browsers revalidate with ETag / If-None-Match every time)")
+    parser.add_argument("--cors", action="store_true",
+                        help="add Access-Control-Allow-Origin: * to every response and answer CORS preflights")
+    parser.add_argument("--header", action="append", default=[], type=_header_field, metavar='"NAME: VALUE"',
+                        help="add this field to every response (repeatable)")
+    parser.add_argument("--no-gzip", action="store_true",
+                        help="never gzip responses (by default text, JSON, JS, SVG and XML files of 1 KiB "
+                        "or more are gzipped for clients that accept it, and name.gz sidecars are used)")
+    parser.add_argument("--cache-bytes", type=_non_negative_int, default=defaults.cache_max_bytes,
+                        help="memory for the hot-file cache of small files, answered without a disk "
+                        "access (re-checked every second); 0 turns it off")
 
     limits = parser.add_argument_group("limits")
     limits.add_argument("--max-request-line-bytes", type=_positive_int, default=defaults.max_request_line_bytes,
@@ -118,7 +175,69 @@ def build_parser() -> argparse.ArgumentParser:
     study.add_argument("--status-path", type=_status_path, default=None, metavar="PATH",
                        help="answer PATH (e.g. /_status) with counters and connections by state, "
                        "as JSON or an HTML page; loopback clients only")
+
+
+    parser.epilog = (
+        "Every option can also be set with an environment variable named REACTOR_ and the option's "
+        "name in capitals with '-' as '_' (REACTOR_PORT=8000, REACTOR_CORS=1, REACTOR_HEADER); "
+        "the command line wins. Switches take 1/true/yes/on or 0/false/no/off; repeatable options "
+        "take one value per line (REACTOR_ALLOW_HOST also takes commas), and flags add to them."
+    )
     return parser
+
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off", ""})
+
+
+def environment_name(action: argparse.Action) -> Optional[str]:
+    """``--max-age`` → ``REACTOR_MAX_AGE``; None for --help and --version."""
+    if isinstance(action, (argparse._HelpAction, argparse._VersionAction)):
+        return None
+    longs = [option for option in action.option_strings if option.startswith("--")]
+    if not longs:
+        return None
+    return "REACTOR_" + longs[0][2:].upper().replace("-", "_")
+
+
+def apply_environment(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -> None:
+    """Use ``REACTOR_<NAME>`` variables as the defaults of the matching options.
+
+    The command line still wins (it overrides defaults). A bad value exits through
+    ``parser.error`` naming the variable, as a bad flag would.
+    """
+    defaults = {}
+    for action in parser._actions:  # argparse has no public iterator over its options
+        name = environment_name(action)
+        if name is None:
+            continue
+        if action.help is not None and action.help is not argparse.SUPPRESS:
+            action.help += " [env %s]" % name
+        if name not in environ:
+            continue
+        text = environ[name]
+        try:
+            defaults[action.dest] = _convert(action, text)
+        except (argparse.ArgumentTypeError, ValueError) as exc:
+            parser.error("%s=%r: %s" % (name, text, exc))
+    if defaults:
+        parser.set_defaults(**defaults)
+
+
+def _convert(action: argparse.Action, text: str) -> object:
+    if action.nargs == 0:  # a switch (store_true)
+        word = text.strip().lower()
+        if word in _TRUE or word in _FALSE:
+            return word in _TRUE
+        raise ValueError("expected 1/true/yes/on or 0/false/no/off")
+    convert = action.type if callable(action.type) else str
+    if isinstance(action, argparse._AppendAction):
+        pieces = re.split(r"[\s,]+" if action.dest == "allow_host" else r"\n", text)
+        return [convert(piece) for piece in pieces if piece.strip()]
+    value = convert(text)
+    if action.choices is not None and value not in action.choices:
+        raise ValueError("expected one of %s" % ", ".join(map(str, action.choices)))
+    return value
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
@@ -131,6 +250,12 @@ def config_from_args(args: argparse.Namespace) -> Config:
         allowed_hosts=tuple(args.allow_host),
         attachments=not args.inline,
         dotfiles=args.dotfiles,
+        list_directories=args.list_directories,
+        max_age_s=args.max_age,
+        cors=args.cors,
+        extra_headers=tuple(args.header),
+        gzip=not args.no_gzip,
+        cache_max_bytes=args.cache_bytes,
         max_request_line_bytes=args.max_request_line_bytes,
         max_header_section_bytes=args.max_header_bytes,
         max_field_lines=args.max_field_lines,
@@ -196,9 +321,12 @@ def install_signal_handlers(server: Server) -> None:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the server; return the process exit status (0 after a clean stop, 1 on error)."""
     parser = build_parser()
+    apply_environment(parser, os.environ)
     args = parser.parse_args(argv)
     if not os.path.isdir(args.directory):
         parser.error("directory %r does not exist" % args.directory)
+    if args.max_age is not None and any(name.lower() == "cache-control" for name, _value in args.header):
+        parser.error("--max-age and --header 'Cache-Control: ...' both set Cache-Control; use one")
     setup_logging(args.log_level)
     config = config_from_args(args)
     server = Server(config)

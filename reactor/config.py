@@ -38,6 +38,12 @@ class Config:
     allowed_hosts: Tuple[str, ...] = ()  # extra Host values (name or name:port)
     attachments: bool = True  # non-HTML files get Content-Disposition: attachment
     dotfiles: bool = False  # serve names starting with "." (otherwise 404)
+    list_directories: bool = False  # HTML listing for a directory without index.html (otherwise 404)
+    gzip: bool = True  # gzip compressible files when Accept-Encoding allows it
+    max_age_s: Optional[int] = None  # Cache-Control: max-age on files (None: no Cache-Control)
+    cors: bool = False  # Access-Control-Allow-Origin: * on every response, and answer preflights
+    extra_headers: Tuple[Tuple[str, str], ...] = ()  # --header fields added to every response
+    cache_max_bytes: int = 32 * 1024 * 1024  # hot-file cache of small files; 0 turns it off
 
     # Request limits (RFC 9112 §3, §5; RFC 9110 §15.5.14, §15.5.15, RFC 6585 §5).
     max_request_line_bytes: int = 8192
@@ -61,6 +67,21 @@ class Config:
     # For study (docs/trace.md, docs/status.md); both off by default.
     trace: bool = False  # one stderr line per selector event, transition, parser event, pool hand-off, timer
     status_path: Optional[str] = None  # e.g. "/_status": counters as JSON or HTML, loopback clients only
+    #: Fields the connection adds to every response: CORS, then each --header.
+    added_fields: Tuple[Tuple[str, str], ...] = dataclasses.field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "root", Path(os.path.abspath(self.root)))
+        added: "list[Tuple[str, str]]" = []
+        if self.cors:
+            added.extend(CORS_FIELDS)
+        added.extend(self.extra_headers)
+        object.__setattr__(self, "added_fields", tuple(added))
+
+
+#: What ``--cors`` adds to every response (Fetch standard, CORS protocol): any origin
+#: may read responses, and scripts may see the fields a file server's clients use.
+CORS_FIELDS = (
+    ("Access-Control-Allow-Origin", "*"),
+    ("Access-Control-Expose-Headers", "Content-Range, Content-Disposition, ETag, Location, Accept-Ranges"),
+)

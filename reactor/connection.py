@@ -471,6 +471,7 @@ class Connection:
         self._response_pending = True
         fields = [("Date", http_date()), ("Server", SERVER_NAME)]
         fields.extend(response.fields)
+        fields.extend(config.added_fields)  # --cors and --header
         length = response.content_length
         if response.status not in _NO_CONTENT_LENGTH:
             fields.append(("Content-Length", str(length)))

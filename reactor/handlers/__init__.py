@@ -8,8 +8,8 @@ and must not block: anything that touches the disk goes to the worker pool throu
 :meth:`Connection.run_in_pool`.
 
 Checks in order: a method this server knows (else 501), the Host allow-list against
-DNS rebinding (403), then the route: the status page (``--status-path``), ``/upload`` or
-a static file.
+DNS rebinding (403), a CORS preflight when ``--cors`` is on, then the route: the status
+page (``--status-path``), ``/upload`` or a static file.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, FrozenSet, Optional
 
 from reactor.errors import HTTPError
 from reactor.events import TargetForm
-from reactor.handlers import static, status, upload
+from reactor.handlers import cors, static, status, upload
 from reactor.response import Response
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -56,6 +56,10 @@ class Application:
         if method == "CONNECT":
             raise HTTPError(501, "CONNECT is not supported; this is not a proxy")
         self.check_host(head.authority)
+        if method == "OPTIONS" and self.config.cors:
+            answer = cors.preflight(head)
+            if answer is not None:
+                return answer
         if head.target_form is TargetForm.ASTERISK:  # OPTIONS * (RFC 9110 §9.3.7)
             return Response(204, [("Allow", "GET, HEAD, POST, OPTIONS")])
         path, _, _query = head.path.partition("?")
@@ -63,7 +67,7 @@ class Application:
             return self.status.answer(conn, request)
         if path == UPLOAD_PATH:
             return self.upload.check(request)
-        return self.static.check(request)
+        return self.static.check(conn, request)
 
     def handle(self, conn: "Connection", request: "Request") -> Optional[Response]:
         """Answer a complete request, now or later through the worker pool."""

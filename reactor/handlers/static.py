@@ -1,240 +1,378 @@
-"""Static files under the document root: GET and HEAD (RFC 9110 §9.3.1, §9.3.2).
+"""Static files under the document root: GET, HEAD and OPTIONS (RFC 9110 §9.3, §13, §14).
 
-The loop thread does only string work: percent-decode the path once, refuse NUL,
-backslashes and ``..`` segments (403) and dotfiles (404), and pick the route. A worker
-does everything that touches the disk: resolve symlinks, confirm the result is still
-under the root (403 if not), stat, find ``index.html`` for a directory, open, and read
-small files whole. Large files come back as an open descriptor that the connection
-sends in bounded pieces, so no file is ever held whole in memory.
+Theory of operation
+-------------------
+A request for a file is answered in one of two ways.
 
-HTML is shown inline; other files carry ``Content-Disposition: attachment`` so browsers
-download them (``--inline`` turns that off).
+**Hit** (loop thread only): the hot-file cache (:mod:`reactor.handlers.cache`) holds
+the file, so :meth:`StaticFiles.check` answers at once from memory. The only work is
+string work: collect the few request fields that matter (:func:`conditions_from_fields`,
+one pass), then :func:`choose` and :func:`build_response`. A request that wants a gzip
+form not made yet goes to the pool once to make it.
+
+**Miss** (pool, then loop): :func:`open_file` runs on a worker. It resolves and opens the
+file (:mod:`reactor.handlers.files`), runs the same :func:`choose`, and makes exactly
+the body that decision needs (gzip it, read several ranges for a multipart body, open
+a precompressed sidecar) so the loop thread never reads or compresses. Back on the loop
+thread, a small file enters the cache and :func:`build_response` makes the Response; a
+large file's body is its open descriptor, sent with ``os.sendfile`` from the right
+offset, so a range of a file larger than memory costs no more than a whole small one.
+
+:func:`choose` is the heart, a pure function of the file and the request:
+
+1. pick the form: a valid ``Range`` means identity (ranges are never encoded), else
+   gzip if Accept-Encoding allows it and the file is worth compressing
+   (:mod:`reactor.handlers.compress`);
+2. evaluate the preconditions against that form's ETag (RFC 9110 §13.2.2, in
+   :mod:`reactor.handlers.conditional`) → 304 or 412;
+3. apply the Range, subject to ``If-Range`` (:mod:`reactor.handlers.ranges`) → 206,
+   416, or 200 with everything.
+
+Every response for a file carries its validators (``ETag``, ``Last-Modified``),
+``Accept-Ranges: bytes``, ``X-Content-Type-Options: nosniff`` and, for compressible
+types, ``Vary: Accept-Encoding``. HTML is shown inline; other files carry
+``Content-Disposition: attachment`` so browsers download them (``--inline`` turns that
+off). ``OPTIONS`` on any path is 204 with ``Allow``.
 """
 
 from __future__ import annotations
 
 import functools
-import mimetypes
-import os
-import stat
-import urllib.parse
-from typing import TYPE_CHECKING, List, Optional
+import time
+from typing import TYPE_CHECKING, List, Optional, Tuple
 
 from reactor.errors import HTTPError
+from reactor.handlers import cache as cachemod
+from reactor.handlers import compress, files, listing, ranges
+from reactor.handlers.conditional import NO_CONDITIONS, Conditions, conditions_from_fields, evaluate, if_range_passes
+from reactor.handlers.files import Entry, Listing, Options, Redirect, split_path
 from reactor.response import FileBody, Response
 
 if TYPE_CHECKING:  # pragma: no cover
+    import concurrent.futures
+
     from reactor.config import Config
     from reactor.connection import Connection, Request
 
+__all__ = ["ALLOW", "StaticFiles", "choose", "build_response", "split_path"]
+
 ALLOW = "GET, HEAD, OPTIONS"
-#: Files up to this size are read whole by the worker; larger ones are streamed.
-SMALL_FILE_BYTES = 256 * 1024
+_HTML = "text/html; charset=utf-8"
 
-# Web types that some systems' mime.types lack or map differently.
-_WEB_TYPES = {
-    ".html": "text/html",
-    ".htm": "text/html",
-    ".js": "text/javascript",  # RFC 9239
-    ".mjs": "text/javascript",
-    ".css": "text/css",
-    ".json": "application/json",
-    ".map": "application/json",
-    ".svg": "image/svg+xml",
-    ".wasm": "application/wasm",
-    ".webp": "image/webp",
-    ".avif": "image/avif",
-    ".woff": "font/woff",
-    ".woff2": "font/woff2",
-    ".txt": "text/plain",
-    ".md": "text/markdown",
-    ".png": "image/png",
-    ".jpg": "image/jpeg",
-    ".jpeg": "image/jpeg",
-}
-_mime = mimetypes.MimeTypes()  # reads the system's mime.types now, not on the loop thread
-for _ext, _type in _WEB_TYPES.items():
-    _mime.add_type(_type, _ext)
+#: (status, send gzip, byte ranges for a 206)
+Decision = Tuple[int, bool, Optional[ranges.Ranges]]
 
 
-def content_type(name: str) -> str:
-    """The Content-Type for a file name: ``mimetypes`` plus the web types above.
+def choose(entry: Entry, method: str, conditions: Conditions, now_s: float) -> Decision:
+    """Decide the response to a GET or HEAD of ``entry`` (see the module docstring).
 
-    Text types get ``; charset=utf-8``; unknown types are ``application/octet-stream``.
+    Returns ``(status, use_gzip, ranges)``: 200 (whole, gzip or not), 206 with the
+    ranges, 304, 412 or 416. ``now_s`` is the POSIX time, for date validators.
     """
-    media_type, _encoding = _mime.guess_type(name, strict=False)
-    if media_type is None:
-        return "application/octet-stream"
-    if media_type.startswith("text/"):
-        return media_type + "; charset=utf-8"
-    return media_type
+    byte_ranges = None
+    if conditions.range is not None:
+        byte_ranges = ranges.parse_range(conditions.range, entry.size)
+    use_gzip = False
+    gzip = entry.gzip
+    if byte_ranges is None and gzip is not None and conditions.accept_encoding is not None:
+        wanted, identity_ok = compress.negotiate(conditions.accept_encoding)
+        use_gzip = wanted and (
+            entry.size >= compress.MIN_COMPRESS_BYTES or not identity_ok or gzip.sidecar is not None
+        )
+    if conditions.has_preconditions:
+        etag = gzip.etag if use_gzip and gzip is not None else entry.identity.etag
+        failed = evaluate(conditions, etag, entry.last_modified_s, method, now_s)
+        if failed is not None:
+            return failed, use_gzip, None
+    if byte_ranges is None:
+        return 200, use_gzip, None
+    if conditions.if_range is not None and not if_range_passes(
+        conditions.if_range, entry.identity.etag, entry.last_modified_s, now_s
+    ):
+        return 200, False, None  # the client's copy is outdated: send it all (§13.1.5)
+    if not byte_ranges:
+        return 416, False, None
+    if len(byte_ranges) > 1 and ranges.total_bytes(byte_ranges) > ranges.MULTIPART_MAX_BYTES:
+        return 200, False, None  # documented: big multi-range requests get the whole file
+    return 206, False, byte_ranges
 
 
-def content_disposition(name: str) -> str:
-    """``attachment; filename="..."`` (RFC 6266), with ``filename*`` for non-ASCII names."""
-    fallback = "".join(
-        char if 0x20 <= ord(char) < 0x7F and char not in '"\\' else "_" for char in name
-    )
-    value = 'attachment; filename="%s"' % fallback
-    if fallback != name:
-        value += "; filename*=UTF-8''%s" % urllib.parse.quote(name, safe="")
-    return value
+def build_response(
+    entry: Entry,
+    status: int,
+    use_gzip: bool,
+    byte_ranges: Optional[ranges.Ranges],
+    multipart: Optional[Tuple[str, bytes]] = None,
+) -> Response:
+    """The Response for a :func:`choose` decision. Loop thread; no I/O.
+
+    A large file's descriptor moves into the Response's FileBody (the connection
+    closes it). ``multipart`` is a ``(boundary, body)`` a worker already read for a
+    large file; for a file in memory the body is made here.
+    """
+    if status == 200:
+        variant = entry.gzip if use_gzip and entry.gzip is not None else entry.identity
+        if variant.data is not None:
+            return Response(200, variant.fields, variant.data)
+        return Response(200, variant.fields, file=FileBody(variant.take_fd(), 0, variant.size))
+    identity = entry.identity
+    if status == 206:
+        assert byte_ranges
+        if len(byte_ranges) == 1:
+            first, last = byte_ranges[0]
+            fields = identity.fields + (("Content-Range", ranges.content_range(first, last, entry.size)),)
+            if identity.data is not None:
+                return Response(206, fields, identity.data[first : last + 1])
+            return Response(206, fields, file=FileBody(identity.take_fd(), first, last - first + 1))
+        if multipart is None:
+            boundary = ranges.new_boundary()
+            data = identity.data
+            assert data is not None
+            body = ranges.multipart_body(
+                boundary, entry.content_type, entry.size, byte_ranges, lambda offset, length: data[offset : offset + length]
+            )
+        else:
+            boundary, body = multipart
+        fields = (("Content-Type", "multipart/byteranges; boundary=" + boundary),) + identity.meta_fields
+        return Response(206, fields, body)
+    if status == 304:
+        variant = entry.gzip if use_gzip and entry.gzip is not None else identity
+        return Response(304, variant.not_modified_fields)
+    if status == 416:
+        return Response.error(
+            416,
+            "no byte range requested is within the %d-byte file" % entry.size,
+            [("Content-Range", ranges.unsatisfied_range(entry.size)), ("Accept-Ranges", "bytes")],
+        )
+    return Response.error(412, "the file is not in the state the request expects (If-Match, If-Unmodified-Since)")
 
 
-class FileResult:
-    """What a worker found: a file (bytes or an open descriptor) or a redirect."""
+# -- worker jobs ----------------------------------------------------------------------------
 
-    __slots__ = ("name", "size", "mtime", "data", "fd", "redirect")
 
-    def __init__(
-        self,
-        name: str = "",
-        size: int = 0,
-        mtime: float = 0.0,
-        data: Optional[bytes] = None,
-        fd: int = -1,
-        redirect: Optional[str] = None,
-    ) -> None:
-        self.name = name
-        self.size = size
-        self.mtime = mtime
-        self.data = data
-        self.fd = fd
-        self.redirect = redirect
+class Loaded:
+    """A worker's answer for a file: the entry, the decision, and any body it prepared."""
+
+    __slots__ = ("entry", "status", "use_gzip", "ranges", "multipart")
+
+    def __init__(self, entry: Entry, decision: Decision, multipart: Optional[Tuple[str, bytes]]) -> None:
+        self.entry = entry
+        self.status, self.use_gzip, self.ranges = decision
+        self.multipart = multipart
 
     def close(self) -> None:
-        """Release the descriptor if the result is dropped unsent."""
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
+        self.entry.close()
 
 
-def split_path(path: str, dotfiles: bool = False) -> List[str]:
-    """Percent-decode an origin-form path once and split it into safe segments.
+class Page:
+    """An HTML page made on a worker: a directory listing (200) or ``404.html`` (404)."""
 
-    ``path`` excludes the query. Raises HTTPError: 400 if it is not UTF-8 after
-    decoding; 403 for NUL, a backslash or a ``..`` segment; 404 for a dotfile or
-    dot-directory unless ``dotfiles``. Empty segments (``//``) are dropped.
+    __slots__ = ("status", "body")
+
+    def __init__(self, status: int, body: bytes) -> None:
+        self.status = status
+        self.body = body
+
+    def close(self) -> None:
+        pass
+
+
+def open_file(options: Options, key: str, segments: List[str], slash: bool, method: str, conditions: Conditions) -> object:
+    """Worker: find, open and decide; return Loaded, Page or Redirect.
+
+    Raises HTTPError (403, 404 without a 404.html, 500) or OSError (→ 500).
     """
+    checked_at = time.monotonic()
     try:
-        decoded = urllib.parse.unquote(path, errors="strict")
-    except UnicodeDecodeError:
-        raise HTTPError(400, "request-target is not UTF-8 after percent-decoding") from None
-    if "\x00" in decoded:
-        raise HTTPError(403, "NUL in path")
-    if "\\" in decoded:
-        raise HTTPError(403, "backslash in path")
-    segments = [segment for segment in decoded.split("/") if segment]
-    if ".." in segments:
-        raise HTTPError(403, "'..' segment in path")
-    if not dotfiles and any(segment.startswith(".") for segment in segments):
-        raise HTTPError(404, "no such file")
-    return segments
-
-
-def _inside(root: str, path: str) -> bool:
-    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
-
-
-def open_file(root: str, segments: List[str], slash: bool) -> FileResult:
-    """Worker job: find the file for ``segments`` under ``root`` and open or read it.
-
-    ``root`` is already resolved (``os.path.realpath``). ``slash`` tells whether the
-    request path ended in ``/``; a directory without it is redirected. Raises HTTPError
-    403 (outside the root, permission denied) or 404 (missing, not a regular file).
-    """
-    real = os.path.realpath(os.path.join(root, *segments))
-    if not _inside(root, real):
-        raise HTTPError(403, "path resolves outside the document root")
+        found = files.locate(options, segments, slash)
+        if isinstance(found, Redirect):
+            return found
+        if isinstance(found, Listing):
+            url_path = "/" + "".join(segment + "/" for segment in segments)
+            return Page(200, listing.render_listing(found.directory, url_path, options.dotfiles))
+        entry = files.open_entry(options, found, key, segments, slash, checked_at)
+    except HTTPError as exc:
+        if exc.status == 404:
+            return not_found_page(options, exc.reason)
+        raise
     try:
-        info = os.stat(real)
-        if stat.S_ISDIR(info.st_mode):
-            if not slash and segments:
-                return FileResult(redirect="/" + "/".join(urllib.parse.quote(s) for s in segments) + "/")
-            real = os.path.realpath(os.path.join(real, "index.html"))
-            if not _inside(root, real):
-                raise HTTPError(403, "path resolves outside the document root")
-        fd = os.open(real, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0))
-    except (FileNotFoundError, NotADirectoryError):
-        raise HTTPError(404, "no such file") from None
-    except PermissionError:
-        raise HTTPError(403, "permission denied") from None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise HTTPError(404, "not a regular file")
-        # The path may have been swapped for a symlink since realpath(); trust only
-        # where the opened descriptor really points.
-        opened = _fd_path(fd)
-        if opened is not None and not _inside(root, opened):
-            raise HTTPError(403, "path resolves outside the document root")
-        name = os.path.basename(real)
-        if info.st_size <= SMALL_FILE_BYTES:
-            data = _read_all(fd, info.st_size)
-            os.close(fd)
-            return FileResult(name, len(data), info.st_mtime, data=data)
-        return FileResult(name, info.st_size, info.st_mtime, fd=fd)
+        return _prepare(entry, method, conditions)
     except BaseException:
-        os.close(fd)
+        entry.close()
         raise
 
 
-def _fd_path(fd: int) -> Optional[str]:
-    try:
-        return os.readlink("/proc/self/fd/%d" % fd)
-    except OSError:
-        return None  # no /proc: the realpath() check above stands alone
+def _prepare(entry: Entry, method: str, conditions: Conditions) -> Loaded:
+    """Worker: decide, then make the body the decision needs and close what it doesn't."""
+    decision = choose(entry, method, conditions, time.time())
+    status, use_gzip, byte_ranges = decision
+    gzip = entry.gzip
+    if status == 200 and use_gzip and gzip is not None and not gzip.ready:
+        if gzip.sidecar is not None and gzip.size > files.SMALL_FILE_BYTES:
+            files.open_sidecar(entry)
+        else:
+            body = files.gzip_body(entry)
+            if body is None:  # gzip does not help this file; never try again
+                entry.gzip = None
+                decision = choose(entry, method, conditions, time.time())
+            else:
+                gzip.set_data(body)
+    multipart = None
+    if status == 206 and byte_ranges is not None and len(byte_ranges) > 1 and entry.identity.data is None:
+        boundary = ranges.new_boundary()
+        body = ranges.multipart_body(
+            boundary, entry.content_type, entry.size, byte_ranges, functools.partial(files.read_range, entry)
+        )
+        multipart = (boundary, body)
+    return Loaded(entry, decision, multipart)
 
 
-def _read_all(fd: int, size: int) -> bytes:
-    chunks = []
-    remaining = size
-    while remaining > 0:
-        chunk = os.read(fd, remaining)
-        if not chunk:
-            break  # the file shrank; send what is there, Content-Length will match
-        chunks.append(chunk)
-        remaining -= len(chunk)
-    return b"".join(chunks)
+def not_found_page(options: Options, reason: str) -> Page:
+    """Worker: the root's 404.html as a 404 Page; raises HTTPError(404) if there is none."""
+    body = files.read_not_found_page(options)
+    if body is None:
+        raise HTTPError(404, reason)
+    return Page(404, body)
+
+
+# -- the handler ------------------------------------------------------------------------
 
 
 class StaticFiles:
-    """GET and HEAD of files under ``config.root``."""
+    """GET, HEAD and OPTIONS of files under ``config.root``, with the hot-file cache."""
 
     def __init__(self, config: "Config") -> None:
-        self.root = os.path.realpath(config.root)
-        self.attachments = config.attachments
-        self.dotfiles = config.dotfiles
+        self.options = Options.from_config(config)
+        self.cache: Optional[cachemod.HotCache] = None
+        if config.cache_max_bytes > 0:
+            self.cache = cachemod.HotCache(config.cache_max_bytes, files.SMALL_FILE_BYTES)
 
-    def check(self, request: "Request") -> Optional[Response]:
-        """Answer OPTIONS, refuse other methods (405) and bad paths; pick the route."""
+    def check(self, conn: "Connection", request: "Request") -> Optional[Response]:
+        """Answer OPTIONS and cache hits now; refuse other methods (405) and bad paths; route.
+
+        Raises HTTPError 400, 403 (unsafe path) or 405.
+        """
         head = request.head
         assert head is not None
-        if head.method == "OPTIONS":
-            return Response(204, [("Allow", ALLOW)])
-        if head.method not in ("GET", "HEAD"):
-            raise HTTPError(405, "%s is not allowed here" % head.method, headers=(("Allow", ALLOW),))
+        method = head.method
+        if method != "GET" and method != "HEAD":
+            if method == "OPTIONS":
+                return Response(204, [("Allow", ALLOW)])
+            raise HTTPError(405, "%s is not allowed here" % method, headers=(("Allow", ALLOW),))
         path, _, query = head.path.partition("?")
-        segments = split_path(path, self.dotfiles)
-        request.route = functools.partial(self._serve, segments, path.endswith("/"), query)
+        cache = self.cache
+        if cache is not None:
+            now = time.monotonic()
+            entry = cache.get(path, now)
+            if entry is not None:
+                if now - entry.checked_at >= cachemod.VALID_S and not entry.revalidating:
+                    self._revalidate(conn, path, entry)
+                conditions = conditions_from_fields(head.fields)
+                if conditions is NO_CONDITIONS:  # the common case, kept short
+                    identity = entry.identity
+                    return Response(200, identity.fields, identity.data)  # type: ignore[arg-type]
+                response = self._answer(entry, method, conditions)
+                if response is not None:
+                    return response
+                request.route = functools.partial(self._compress_then_answer, path, entry, conditions)
+                return None
+        try:
+            segments = split_path(path, self.options.dotfiles)
+        except HTTPError as exc:
+            if exc.status != 404:
+                raise
+            request.route = functools.partial(self._not_found, exc.reason)
+            return None
+        request.route = functools.partial(self._serve, path, segments, path.endswith("/"), query)
         return None
 
-    def _serve(self, segments: List[str], slash: bool, query: str, conn: "Connection", request: "Request") -> None:
-        conn.run_in_pool(open_file, (self.root, segments, slash), functools.partial(self._respond, query))
+    # -- hits
 
-    def _respond(self, query: str, result: FileResult) -> Response:
-        if result.redirect is not None:
-            location = result.redirect + ("?" + query if query else "")
+    def _answer(self, entry: Entry, method: str, conditions: Conditions) -> Optional[Response]:
+        """A cached entry's response, or None when it needs a gzip form not made yet."""
+        decision = choose(entry, method, conditions, time.time())
+        status, use_gzip, byte_ranges = decision
+        if status == 200 and use_gzip and entry.gzip is not None and not entry.gzip.ready:
+            return None
+        return build_response(entry, status, use_gzip, byte_ranges)
+
+    def _compress_then_answer(
+        self, key: str, entry: Entry, conditions: Conditions, conn: "Connection", request: "Request"
+    ) -> None:
+        assert request.head is not None
+        method = request.head.method
+        conn.run_in_pool(files.gzip_body, (entry,), functools.partial(self._compressed, key, entry, method, conditions))
+
+    def _compressed(self, key: str, entry: Entry, method: str, conditions: Conditions, body: Optional[bytes]) -> Response:
+        gzip = entry.gzip
+        if gzip is not None and not gzip.ready:
+            if body is None:
+                entry.gzip = None  # gzip does not help this file
+            else:
+                gzip.set_data(body)
+            if self.cache is not None:
+                self.cache.resized(key, entry)
+        response = self._answer(entry, method, conditions)
+        assert response is not None, "the gzip form is ready or gone by now"
+        return response
+
+    def _revalidate(self, conn: "Connection", key: str, entry: Entry) -> None:
+        """Ask the pool whether the cached file changed; serve the cached copy meanwhile."""
+        entry.revalidating = True
+        job_args = (self.options, entry.segments, entry.slash)
+        if not conn.server.pool.submit(files.current_stamp, job_args, functools.partial(self._revalidated, key, entry)):
+            entry.revalidating = False  # pool saturated: try again on a later hit
+
+    def _revalidated(self, key: str, entry: Entry, future: "concurrent.futures.Future[Tuple[float, Optional[files.Stamp]]]") -> None:
+        entry.revalidating = False
+        cache = self.cache
+        if cache is None:
+            return
+        try:
+            checked_at, stamp = future.result()
+        except Exception:  # a failed check proves nothing: drop the entry
+            stamp = None
+            checked_at = 0.0
+        if stamp is not None and stamp == entry.stamp:
+            entry.checked_at = checked_at
+        else:
+            cache.remove(key, entry)
+
+    # -- misses
+
+    def _serve(self, key: str, segments: List[str], slash: bool, query: str, conn: "Connection", request: "Request") -> None:
+        head = request.head
+        assert head is not None
+        conditions = conditions_from_fields(head.fields)
+        conn.run_in_pool(
+            open_file,
+            (self.options, key, segments, slash, head.method, conditions),
+            functools.partial(self._respond, key, query),
+        )
+
+    def _not_found(self, reason: str, conn: "Connection", request: "Request") -> None:
+        conn.run_in_pool(not_found_page, (self.options, reason), self._page)
+
+    def _respond(self, key: str, query: str, result: object) -> Response:
+        if isinstance(result, Loaded):
+            entry = result.entry
+            try:
+                cache = self.cache
+                if cache is not None and entry.cacheable and cache.admits(entry):
+                    cache.put(key, entry)
+                return build_response(entry, result.status, result.use_gzip, result.ranges, result.multipart)
+            finally:
+                entry.close()  # whatever descriptor the response did not take
+        if isinstance(result, Redirect):
+            location = result.location + ("?" + query if query else "")
             return Response(
                 308,
-                [("Location", location), ("Content-Type", "text/plain; charset=utf-8")],
+                [("Location", location), ("Content-Type", "text/plain; charset=utf-8"),
+                 ("X-Content-Type-Options", "nosniff")],
                 ("Moved to %s\n" % location).encode("utf-8"),
             )
-        media_type = content_type(result.name)
-        fields = [("Content-Type", media_type), ("X-Content-Type-Options", "nosniff")]
-        if self.attachments and not media_type.startswith("text/html"):
-            fields.append(("Content-Disposition", content_disposition(result.name)))
-        if result.data is not None:
-            return Response(200, fields, result.data)
-        fd, result.fd = result.fd, -1
-        return Response(200, fields, file=FileBody(fd, 0, result.size))
+        assert isinstance(result, Page)
+        return self._page(result)
+
+    def _page(self, page: Page) -> Response:
+        return Response(page.status, [("Content-Type", _HTML), ("X-Content-Type-Options", "nosniff")], page.body)
