@@ -69,8 +69,8 @@ def test_cli_trace_of_two_keepalive_requests(run_cli, site):
             "parser RequestHead GET / HTTP/1.1",
             "parser RequestEnd",
             "state reading-headers -> writing",
-            "selector unregister",
             "pool submit open_file",
+            "selector unregister",  # after the hand-off: interest is settled once processing ends
             "pool result open_file",
             "respond 200",
             "send ",
