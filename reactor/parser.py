@@ -290,14 +290,13 @@ class RequestParser:
                 return EndOfStream()
             raise ProtocolError(400, "connection closed before the header section was complete")
         line_end = buf.find(b"\r\n")
-        if line_end < 0:
+        line_complete = line_end >= 0
+        if not line_complete:
             # The request-line is still arriving; its CR may already be here.
             line_end = len(buf) - (1 if buf.endswith(b"\r") else 0)
-            if line_end > self.max_request_line_bytes:
-                raise ProtocolError(414, "request-line longer than %d bytes" % self.max_request_line_bytes)
-        elif line_end > self.max_request_line_bytes:
+        if line_end > self.max_request_line_bytes:
             raise ProtocolError(414, "request-line longer than %d bytes" % self.max_request_line_bytes)
-        elif len(buf) - line_end - 1 > self.max_header_section_bytes:
+        if line_complete and len(buf) - line_end - 1 > self.max_header_section_bytes:
             # The section so far (after the request-line's CRLF) plus at least one more byte.
             raise ProtocolError(431, "header section larger than %d bytes" % self.max_header_section_bytes)
         if abnf.REQUEST_LINE_PREFIX.fullmatch(buf, 0, line_end) is None:
