@@ -284,11 +284,9 @@ class RequestParser:
     def _head_incomplete(self) -> Union[Event, _Sentinel]:
         """Check what can be known before the empty line arrives; NEED_DATA if it may still come."""
         buf = self._buf
-        if self._eof:
-            if not buf:
-                self._state = _CLOSED
-                return EndOfStream()
-            raise ProtocolError(400, "connection closed before the header section was complete")
+        if self._eof and not buf:
+            self._state = _CLOSED
+            return EndOfStream()
         line_end = buf.find(b"\r\n")
         line_complete = line_end >= 0
         if not line_complete:
@@ -303,6 +301,8 @@ class RequestParser:
             raise ProtocolError(400, _request_line_problem(buf[:line_end].decode("latin-1")))
         if abnf.BARE_CR_OR_LF.search(buf, max(0, self._scan_from - 1)) is not None:
             raise ProtocolError(400, "bare CR or LF; lines must end with CRLF (RFC 9112 §2.2)")
+        if self._eof:
+            raise ProtocolError(400, "connection closed before the header section was complete")
         self._scan_from = max(0, len(buf) - 3)
         return NEED_DATA
 
