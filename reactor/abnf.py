@@ -35,8 +35,10 @@ FIELD_LINE = re.compile(_FIELD_LINE)
 # this pattern splits a whole section in one pass in C; each match starts at the start of
 # a line ("^" in MULTILINE mode) and ends at that line's CRLF (a value holds neither CR
 # nor LF), so the section is valid exactly when there are as many matches as lines and
-# no LF without its CR (see reactor.parser._parse_field_lines).
-FIELD_LINES = re.compile(r"^" + _FIELD_LINE + r"\r\n", re.MULTILINE)
+# no LF without its CR (see reactor.parser._parse_field_lines). It accepts the same lines
+# as FIELD_LINE but captures the value with its trailing OWS, which the parser strips:
+# one character class is much faster than the alternation of words and spaces.
+FIELD_LINES = re.compile(r"^(" + _TCHAR + r"+):[ \t]*([\t\x20-\x7e\x80-\xff]*)\r\n", re.MULTILINE)
 
 # request-line = method SP request-target SP HTTP-version               (RFC 9112 §3)
 # HTTP-version = HTTP-name "/" DIGIT "." DIGIT                          (RFC 9112 §2.3)

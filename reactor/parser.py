@@ -485,7 +485,7 @@ def _parse_field_lines(block: str, start: int) -> Fields:
     lines = block.count("\r\n", start)
     if len(pairs) != lines or block.count("\n", start) != lines:
         raise ProtocolError(400, _field_lines_problem(block[start:]))
-    return tuple([(name.lower(), value) for name, value in pairs])
+    return tuple([(name.lower(), value.rstrip(" \t")) for name, value in pairs])
 
 
 def _field_lines_problem(block: str) -> str:
