@@ -20,7 +20,7 @@ import struct
 import termios
 import threading
 import time
-from typing import Callable, Dict, List, Tuple
+from typing import Callable, Dict, Iterator, List, Tuple
 
 import pytest
 
@@ -70,7 +70,7 @@ HEAD_ERRORS = [
 
 
 @pytest.fixture(scope="module")
-def corpus_servers(tmp_path_factory: pytest.TempPathFactory) -> "Dict[Tuple, RunningServer]":
+def corpus_servers(tmp_path_factory: pytest.TempPathFactory) -> "Iterator[Dict[Tuple, RunningServer]]":
     """One server per set of limits the corpus uses, shared by the corpus tests."""
     from conftest import copy_resources
     from reactor.config import Config
