@@ -309,8 +309,9 @@ class RequestParser:
     def _parse_head(self, head: str, line_end: int) -> RequestHead:
         """Turn a complete request-line and header section into a RequestHead.
 
-        ``head`` is the section decoded as ISO-8859-1, each line ending with CRLF, without
-        the final empty line; the request-line ends at ``line_end``. Sets the body state.
+        ``head`` is the request-line and the field lines decoded as ISO-8859-1, each
+        ending with CRLF (the final empty line removed); the request-line ends at
+        ``line_end``. Sets the state for the message body.
         """
         self.request_line = request_line = head[:line_end]
         match = abnf.REQUEST_LINE.fullmatch(request_line)
