@@ -1,7 +1,8 @@
 """Property tests of the sans-I/O parser with hypothesis (no sockets).
 
 - split-invariance: however the bytes are cut, the events are the same;
-- round-trip: generated requests, written by us and by h11's client, parse back equal;
+- round-trip: generated requests, written by us and by h11's client, parse back equal
+  (the first inside the split-invariance test of valid requests);
 - totality: any bytes give events or the parser's own ProtocolError, nothing else;
 - chunked: any chunking of a body decodes to the body; limits give 413 and 431;
 - differential against h11: valid requests give the same method, target, fields and
@@ -183,13 +184,15 @@ def requests(
 
 @given(request=requests(), cuts=st.lists(st.integers(min_value=0), max_size=12))
 def test_split_invariance_of_valid_requests(request: Request, cuts: List[int]) -> None:
+    """A generated request, written out, parses back to itself (the round-trip through
+    our own writer), and gives the same events however it is cut."""
     raw = request.serialize()
     whole = parse(raw)
     assert summary(whole) == request.expected()
     assert parse(raw, split_at(raw, cuts)) == whole
 
 
-@given(batch=st.lists(requests(versions=("1.1",)), min_size=2, max_size=4), cuts=st.lists(st.integers(0), max_size=12))
+@given(batch=st.lists(requests(versions=("1.1",)), min_size=2, max_size=3), cuts=st.lists(st.integers(0), max_size=12))
 def test_split_invariance_of_pipelined_requests(batch: List[Request], cuts: List[int]) -> None:
     raw = b"".join(request.serialize() for request in batch)
     expected = tuple(step for request in batch for step in request.expected())
@@ -240,11 +243,6 @@ def test_split_invariance_of_damaged_requests(
 
 
 # -- round-trip ----------------------------------------------------------------------
-
-
-@given(request=requests())
-def test_round_trip_of_our_serialization(request: Request) -> None:
-    assert summary(parse(request.serialize())) == request.expected()
 
 
 def h11_client_bytes(request: Request, data_pieces: List[bytes]) -> bytes:
