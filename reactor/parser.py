@@ -13,6 +13,13 @@ pipelined request: the connection answers first and then calls ``start_next_cycl
 That gives back-pressure (nothing is parsed ahead of the responses) and keeps the
 responses in request order.
 
+The header section is handled as one block: once its empty line has arrived, it is
+decoded as ISO-8859-1 and checked by a single regular expression, and the field lines
+are split out by another, so the per-request Python work does not grow with the number
+of checks. While a section is still arriving, the bytes so far are checked for what
+can already be known (limits, a request-line that cannot become valid, a bare CR or
+LF), so a client that can never complete a request is answered instead of left waiting.
+
 Framing follows RFC 9112 §6.3 exactly, and the checks that stop request smuggling
 (§11.2) come first: Transfer-Encoding together with Content-Length, a Content-Length
 that is not ``1*DIGIT``, several differing Content-Length values and a final coding
@@ -22,12 +29,17 @@ Any malformed input raises :class:`~reactor.errors.ProtocolError` with the statu
 answer. The error is sticky: every later call raises it again, so bytes after a
 rejected request are never parsed as another request.
 
+Limits are checked so that where the input is cut does not matter: a request that fits
+the limits when it arrives in one piece also fits when it arrives a byte at a time.
+
 Deliberate choices (see ``docs/parser.md``):
 
 - A bare LF line terminator is rejected with 400 (RFC 9112 §2.2 allows either
   choice); it is detected as soon as it arrives, so such a client never hangs.
-- Up to a few empty lines before a request-line are ignored (RFC 9112 §2.2).
+- Up to eight empty lines before a request-line are ignored (RFC 9112 §2.2).
 - HTTP/1.x with x > 1 is treated as HTTP/1.1 (RFC 9110 §2.5).
+- After a CONNECT request the connection closes: what follows it would be tunnel
+  data, never another request.
 """
 
 from __future__ import annotations
@@ -62,19 +74,12 @@ _ERROR = 8  # a ProtocolError was raised; it is raised again on every call
 _CLOSED = 9  # EndOfStream returned
 
 _MAX_LEADING_EMPTY_LINES = 8
-_KNOWN_CODINGS = frozenset({"gzip", "x-gzip", "deflate", "compress", "x-compress", "br", "zstd"})
-
-# Field names seen in nearly every request, mapped straight to their lower-case form.
-_NAME_CACHE = {
-    name.encode(): name.lower()
-    for name in (
-        "Host", "User-Agent", "Accept", "Accept-Language", "Accept-Encoding", "Connection",
-        "Referer", "Cookie", "Content-Type", "Content-Length", "Cache-Control", "Upgrade-Insecure-Requests",
-        "If-None-Match", "If-Modified-Since", "Range", "Origin", "Pragma", "Expect", "Transfer-Encoding",
-        "Sec-Fetch-Dest", "Sec-Fetch-Mode", "Sec-Fetch-Site", "Sec-Fetch-User", "DNT", "Priority",
-        "host", "user-agent", "accept", "connection", "content-type", "content-length",
-    )
-}
+_HEXDIG = frozenset(b"0123456789abcdefABCDEF")
+# The fields the parser itself acts on; every other field is only passed on.
+_SPECIAL_FIELDS = frozenset({"host", "content-length", "transfer-encoding", "connection", "expect"})
+# Content-Length values with more significant digits than this are over any body limit;
+# int() is never asked to convert them (it refuses very long strings since Python 3.11).
+_MAX_LENGTH_DIGITS = 18
 
 
 class RequestParser:
@@ -83,11 +88,16 @@ class RequestParser:
     Limits, all in bytes except ``max_field_lines``:
 
     - ``max_request_line_bytes``: request-line without its CRLF; longer → 414.
-    - ``max_header_section_bytes``: field lines after the request-line, CRLFs included;
-      the same bound applies to a chunked trailer section; longer → 431.
-    - ``max_field_lines``: number of field lines; more → 431.
-    - ``max_body_bytes``: message body after removing the transfer coding; more → 413.
-    - ``max_chunk_line_bytes``: a chunk-size line with its extensions; longer → 400.
+    - ``max_header_section_bytes``: field lines after the request-line and the empty
+      line that ends them, CRLFs included; longer → 431. The same bound applies to a
+      chunked trailer section (→ 431) and to all chunk extensions of one message
+      together (→ 400).
+    - ``max_field_lines``: field lines in the header section, and in a trailer
+      section; more → 431.
+    - ``max_body_bytes``: message body after removing the transfer coding; more → 413,
+      decided from Content-Length or from each chunk-size before the data is read.
+    - ``max_chunk_line_bytes``: one chunk-size line with its extensions, without the
+      CRLF; longer → 400.
     """
 
     __slots__ = (
@@ -102,8 +112,10 @@ class RequestParser:
         "_state",
         "_error",
         "_scan_from",
+        "_empty_lines",
         "_remaining",
         "_body_bytes",
+        "_chunk_ext_bytes",
     )
 
     def __init__(
@@ -126,15 +138,22 @@ class RequestParser:
         self._eof = False
         self._state = _HEAD
         self._error: Optional[ProtocolError] = None
-        self._scan_from = 0  # where to resume searching for the end of the header section
+        self._scan_from = 0  # buffer bytes before this were searched while the head was incomplete
+        self._empty_lines = 0  # empty lines skipped before this request-line
         self._remaining = 0  # bytes left in a Content-Length body or in the current chunk
         self._body_bytes = 0  # decoded body bytes so far (chunked)
+        self._chunk_ext_bytes = 0  # chunk-ext bytes so far in this message
 
     # -- input ---------------------------------------------------------------------
 
     def feed(self, data: bytes) -> None:
-        """Append bytes received from the peer; ``b""`` means it closed its sending side."""
+        """Append bytes received from the peer; ``b""`` means it closed its sending side.
+
+        Raises RuntimeError if called with data after the end of stream.
+        """
         if data:
+            if self._eof:
+                raise RuntimeError("feed() after the end of stream")
             self._buf += data
         else:
             self._eof = True
@@ -158,12 +177,16 @@ class RequestParser:
             raise RuntimeError("start_next_cycle() before the request was complete")
         self._state = _HEAD
         self._scan_from = 0
+        self._empty_lines = 0
         self.request_line = None
 
     # -- output --------------------------------------------------------------------
 
     def events(self) -> Iterator[Event]:
-        """Yield events until more bytes are needed or a request is complete."""
+        """Yield events until more bytes are needed or a request is complete.
+
+        Raises ProtocolError like :meth:`next_event`.
+        """
         while True:
             event = self.next_event()
             if event is NEED_DATA or event is PAUSED:
@@ -215,10 +238,10 @@ class RequestParser:
                     return NEED_DATA
             elif state == _CHUNK_CRLF:
                 if len(buf) < 2:
-                    if self._eof:
-                        raise ProtocolError(400, "connection closed inside chunked message body")
                     if buf and buf[0] != 13:
                         raise ProtocolError(400, "chunk-data not followed by CRLF")
+                    if self._eof:
+                        raise ProtocolError(400, "connection closed inside chunked message body")
                     return NEED_DATA
                 if buf[0] != 13 or buf[1] != 10:
                     raise ProtocolError(400, "chunk-data not followed by CRLF")
@@ -239,70 +262,76 @@ class RequestParser:
 
     def _read_head(self) -> Union[Event, _Sentinel]:
         buf = self._buf
-        if buf[:2] == b"\r\n":
-            # RFC 9112 §2.2: ignore at least one empty line before the request-line.
-            skipped = 0
-            while buf[:2] == b"\r\n" and skipped < _MAX_LEADING_EMPTY_LINES:
-                del buf[:2]
-                skipped += 1
-            if buf[:2] == b"\r\n":
+        # RFC 9112 §2.2: ignore at least one empty line before the request-line.
+        while buf.startswith(b"\r\n"):
+            if self._empty_lines == _MAX_LEADING_EMPTY_LINES:
                 raise ProtocolError(400, "too many empty lines before the request-line")
+            self._empty_lines += 1
+            del buf[:2]
         end = buf.find(b"\r\n\r\n", self._scan_from)
         if end < 0:
             return self._head_incomplete()
         line_end = buf.find(b"\r\n")
         if line_end > self.max_request_line_bytes:
-            raise ProtocolError(414, "request-line too long")
+            raise ProtocolError(414, "request-line longer than %d bytes" % self.max_request_line_bytes)
         if end + 2 - line_end > self.max_header_section_bytes:
-            raise ProtocolError(431, "header section too large")
-        head = bytes(buf[:end])
+            raise ProtocolError(431, "header section larger than %d bytes" % self.max_header_section_bytes)
+        head = buf[: end + 2].decode("latin-1")
         del buf[: end + 4]
         self._scan_from = 0
-        return self._parse_head(head)
+        return self._parse_head(head, line_end)
 
     def _head_incomplete(self) -> Union[Event, _Sentinel]:
+        """Check what can be known before the empty line arrives; NEED_DATA if it may still come."""
         buf = self._buf
-        if self._eof:
-            if not buf:
-                self._state = _CLOSED
-                return EndOfStream()
-            raise ProtocolError(400, "connection closed before the header section was complete")
+        if self._eof and not buf:
+            self._state = _CLOSED
+            return EndOfStream()
         line_end = buf.find(b"\r\n")
-        if line_end < 0:
-            if len(buf) > self.max_request_line_bytes:
-                raise ProtocolError(414, "request-line too long")
-        elif line_end > self.max_request_line_bytes:
-            raise ProtocolError(414, "request-line too long")
-        elif len(buf) - line_end > self.max_header_section_bytes:
-            raise ProtocolError(431, "header section too large")
-        if buf.count(b"\n") != buf.count(b"\r\n"):
-            # Without this a request written with bare LFs would wait for a CRLFCRLF
-            # that never comes.
-            raise ProtocolError(400, "bare LF line terminator; CRLF is required")
+        line_complete = line_end >= 0
+        if not line_complete:
+            # The request-line is still arriving; its CR may already be here.
+            line_end = len(buf) - (1 if buf.endswith(b"\r") else 0)
+        if line_end > self.max_request_line_bytes:
+            raise ProtocolError(414, "request-line longer than %d bytes" % self.max_request_line_bytes)
+        if line_complete and len(buf) - line_end - 1 > self.max_header_section_bytes:
+            # The section so far (after the request-line's CRLF) plus at least one more byte.
+            raise ProtocolError(431, "header section larger than %d bytes" % self.max_header_section_bytes)
+        if abnf.REQUEST_LINE_PREFIX.fullmatch(buf, 0, line_end) is None:
+            raise ProtocolError(400, _request_line_problem(buf[:line_end].decode("latin-1")))
+        if abnf.BARE_CR_OR_LF.search(buf, max(0, self._scan_from - 1)) is not None:
+            raise ProtocolError(400, "bare CR or LF; lines must end with CRLF (RFC 9112 §2.2)")
+        if self._eof:
+            raise ProtocolError(400, "connection closed before the header section was complete")
         self._scan_from = max(0, len(buf) - 3)
         return NEED_DATA
 
-    def _parse_head(self, head: bytes) -> RequestHead:
-        lines = head.split(b"\r\n")
-        request_line = lines[0]
-        self.request_line = request_line.decode("latin-1")
+    def _parse_head(self, head: str, line_end: int) -> RequestHead:
+        """Turn a complete request-line and header section into a RequestHead.
+
+        ``head`` is the request-line and the field lines decoded as ISO-8859-1, each
+        ending with CRLF (the final empty line removed); the request-line ends at
+        ``line_end``. Sets the state for the message body.
+        """
+        self.request_line = request_line = head[:line_end]
         match = abnf.REQUEST_LINE.fullmatch(request_line)
         if match is None:
             raise ProtocolError(400, _request_line_problem(request_line))
-        method_b, target_b, major, minor = match.groups()
-        if major != b"1":
-            raise ProtocolError(505, "HTTP version not supported; only HTTP/1.x")
-        http_version = "1.0" if minor == b"0" else "1.1"
-        method = method_b.decode("ascii")
+        method, target, major, minor = match.groups()
+        if major != "1":
+            raise ProtocolError(505, "HTTP/%s.%s is not supported; only HTTP/1.x" % (major, minor))
+        http_version = "1.0" if minor == "0" else "1.1"
 
-        if len(lines) - 1 > self.max_field_lines:
-            raise ProtocolError(431, "too many field lines")
-        fields = _parse_field_lines(lines, 1)
+        if head.count("\r\n", line_end + 2) > self.max_field_lines:
+            raise ProtocolError(431, "more than %d field lines" % self.max_field_lines)
+        fields = _parse_field_lines(head, line_end + 2)
 
-        host = content_length = transfer_encoding = connection = expect = None
+        host = transfer_encoding = connection = expect = None
         host_count = 0
         cl_values: List[str] = []
         for name, value in fields:
+            if name not in _SPECIAL_FIELDS:
+                continue
             if name == "host":
                 host = value
                 host_count += 1
@@ -312,33 +341,35 @@ class RequestParser:
                 transfer_encoding = value if transfer_encoding is None else transfer_encoding + "," + value
             elif name == "connection":
                 connection = value if connection is None else connection + "," + value
-            elif name == "expect":
+            else:  # expect
                 expect = value if expect is None else expect + "," + value
 
         # Host (RFC 9112 §3.2): exactly one in HTTP/1.1, and well-formed.
         if host_count > 1:
             raise ProtocolError(400, "more than one Host field line")
-        if host is None and http_version == "1.1":
-            raise ProtocolError(400, "missing Host field (required in HTTP/1.1)")
-        if host is not None and abnf.HOST.fullmatch(host.encode("latin-1")) is None:
+        if host is None:
+            if http_version == "1.1":
+                raise ProtocolError(400, "missing Host field (required in HTTP/1.1)")
+        elif abnf.HOST.fullmatch(host) is None:
             raise ProtocolError(400, "invalid Host field value")
 
-        target = target_b.decode("ascii")
         target_form, path, authority = _classify_target(method, target)
         if authority is None:
             authority = host
 
         # Persistence (RFC 9112 §9.3).
-        tokens = _tokens(connection) if connection is not None else ()
-        if "close" in tokens:
-            keep_alive = False
+        options = _list_members(connection) if connection is not None else frozenset()
+        if "close" in options or method == "CONNECT":
+            keep_alive = False  # after CONNECT, what follows would be tunnel data
         else:
-            keep_alive = http_version == "1.1" or "keep-alive" in tokens
+            keep_alive = http_version == "1.1" or "keep-alive" in options
 
         # Message body framing (RFC 9112 §6.3).
         chunked = False
+        content_length: Optional[int] = 0
         if transfer_encoding is not None:
             if cl_values:
+                # TE with CL invites request smuggling (RFC 9112 §6.1, §11.2).
                 raise ProtocolError(400, "both Transfer-Encoding and Content-Length (RFC 9112 §6.1)")
             _check_transfer_codings(transfer_encoding)
             chunked = True
@@ -346,16 +377,12 @@ class RequestParser:
             if http_version == "1.0":
                 keep_alive = False  # RFC 9112 §6.1: framing of a 1.0 message with TE is suspect
         elif cl_values:
-            content_length = _content_length(cl_values)
-            if content_length > self.max_body_bytes:
-                raise ProtocolError(413, "message body larger than %d bytes" % self.max_body_bytes)
-        else:
-            content_length = 0
+            content_length = _content_length(cl_values, self.max_body_bytes)
 
         expect_continue = False
         if expect is not None:
-            expectations = _tokens(expect)
-            if any(token != "100-continue" for token in expectations):
+            expectations = _list_members(expect)
+            if expectations - {"100-continue"}:
                 raise ProtocolError(417, "unsupported expectation; only 100-continue")
             # RFC 9110 §10.1.1: never send 100 (Continue) to an HTTP/1.0 client.
             expect_continue = http_version == "1.1" and bool(expectations)
@@ -363,6 +390,7 @@ class RequestParser:
         if chunked:
             self._state = _CHUNK_SIZE
             self._body_bytes = 0
+            self._chunk_ext_bytes = 0
         elif content_length:
             self._state = _BODY_LENGTH
             self._remaining = content_length
@@ -385,22 +413,30 @@ class RequestParser:
     # -- chunked transfer coding (RFC 9112 §7.1) ----------------------------------------
 
     def _read_chunk_size(self) -> bool:
+        """Read one chunk-size line; False if it has not fully arrived yet."""
         buf = self._buf
         line_end = buf.find(b"\r\n")
         if line_end < 0:
-            if len(buf) > self.max_chunk_line_bytes:
-                raise ProtocolError(400, "chunk-size line too long")
-            if b"\n" in buf:
-                raise ProtocolError(400, "bare LF line terminator; CRLF is required")
+            if len(buf) - (1 if buf.endswith(b"\r") else 0) > self.max_chunk_line_bytes:
+                raise ProtocolError(400, "chunk-size line longer than %d bytes" % self.max_chunk_line_bytes)
+            if buf and buf[0] not in _HEXDIG:
+                raise ProtocolError(400, "invalid chunk-size line")
+            if abnf.BARE_CR_OR_LF.search(buf) is not None:
+                raise ProtocolError(400, "bare CR or LF; lines must end with CRLF (RFC 9112 §2.2)")
             if self._eof:
                 raise ProtocolError(400, "connection closed inside chunked message body")
             return False
         if line_end > self.max_chunk_line_bytes:
-            raise ProtocolError(400, "chunk-size line too long")
+            raise ProtocolError(400, "chunk-size line longer than %d bytes" % self.max_chunk_line_bytes)
         match = abnf.CHUNK_LINE.fullmatch(buf, 0, line_end)
         if match is None:
             raise ProtocolError(400, "invalid chunk-size line")
-        size = int(match.group(1), 16)
+        digits = match.group(1)
+        self._chunk_ext_bytes += line_end - len(digits)
+        if self._chunk_ext_bytes > self.max_header_section_bytes:
+            # Extensions are ignored, but a client must not make us read without end.
+            raise ProtocolError(400, "chunk extensions larger than %d bytes" % self.max_header_section_bytes)
+        size = int(digits, 16)
         del buf[: line_end + 2]
         if size == 0:
             self._state = _TRAILERS
@@ -413,146 +449,156 @@ class RequestParser:
         return True
 
     def _read_trailers(self) -> Optional[Fields]:
+        """Read the trailer section (RFC 9112 §7.1.2); None if it has not fully arrived."""
         buf = self._buf
-        if buf[:2] == b"\r\n":
+        if buf.startswith(b"\r\n"):
             del buf[:2]
             return ()
         end = buf.find(b"\r\n\r\n")
         if end < 0:
-            if len(buf) > self.max_header_section_bytes:
-                raise ProtocolError(431, "trailer section too large")
-            if buf.count(b"\n") != buf.count(b"\r\n"):
-                raise ProtocolError(400, "bare LF line terminator; CRLF is required")
+            if len(buf) + 1 > self.max_header_section_bytes:  # at least one more byte to come
+                raise ProtocolError(431, "trailer section larger than %d bytes" % self.max_header_section_bytes)
+            if abnf.BARE_CR_OR_LF.search(buf) is not None:
+                raise ProtocolError(400, "bare CR or LF; lines must end with CRLF (RFC 9112 §2.2)")
             if self._eof:
                 raise ProtocolError(400, "connection closed inside the trailer section")
             return None
         if end + 4 > self.max_header_section_bytes:
-            raise ProtocolError(431, "trailer section too large")
-        lines = bytes(buf[:end]).split(b"\r\n")
+            raise ProtocolError(431, "trailer section larger than %d bytes" % self.max_header_section_bytes)
+        block = buf[: end + 2].decode("latin-1")
         del buf[: end + 4]
-        if len(lines) > self.max_field_lines:
-            raise ProtocolError(431, "too many trailer field lines")
-        return _parse_field_lines(lines, 0)
+        if block.count("\r\n") > self.max_field_lines:
+            raise ProtocolError(431, "more than %d trailer field lines" % self.max_field_lines)
+        return _parse_field_lines(block, 0)
 
 
 # -- helpers (pure functions) ---------------------------------------------------------
 
 
-def _parse_field_lines(lines: List[bytes], start: int) -> Fields:
-    """Parse ``lines[start:]`` as field lines (RFC 9112 §5) into (name, value) pairs.
+def _parse_field_lines(block: str, start: int) -> Fields:
+    """Parse ``block[start:]``, field lines each ending in CRLF (RFC 9112 §5), into pairs.
 
-    Names are lower-cased; values are ISO-8859-1 text with OWS trimmed.
+    Names are lower-cased; values keep their ISO-8859-1 text with OWS trimmed.
     Raises ProtocolError(400) naming the first problem.
     """
-    fields = []
-    match_line = abnf.FIELD_LINE.fullmatch
-    names = _NAME_CACHE
-    for index in range(start, len(lines)):
-        line = lines[index]
-        match = match_line(line)
-        if match is None:
-            raise ProtocolError(400, _field_line_problem(line))
-        name_b, value_b = match.groups()
-        name = names.get(name_b)
-        if name is None:
-            name = name_b.decode("ascii").lower()
-        fields.append((name, value_b.decode("latin-1")))
-    return tuple(fields)
+    pairs = abnf.FIELD_LINES.findall(block, start)
+    # One match per valid line, and a line is only what ends in CRLF: see abnf.FIELD_LINES.
+    lines = block.count("\r\n", start)
+    if len(pairs) != lines or block.count("\n", start) != lines:
+        raise ProtocolError(400, _field_lines_problem(block[start:]))
+    return tuple([(name.lower(), value.rstrip(" \t")) for name, value in pairs])
 
 
-def _field_line_problem(line: bytes) -> str:
-    """A one-line reason why ``line`` is not a valid field line (only on the error path)."""
-    if line[:1] in (b" ", b"\t"):
+def _field_lines_problem(block: str) -> str:
+    """A one-line reason why ``block`` is not valid field lines (only on the error path)."""
+    # The block ends with CRLF, so its last piece is "", which is never a field line:
+    # the loop always returns.
+    for line in block.split("\r\n"):  # pragma: no branch
+        if abnf.FIELD_LINE.fullmatch(line) is None:
+            return _field_line_problem(line)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _field_line_problem(line: str) -> str:
+    if line[:1] in (" ", "\t"):
         return "obs-fold (line folding) is not accepted (RFC 9112 §5.2)"
-    if b"\n" in line:
-        return "bare LF line terminator; CRLF is required"
-    name, colon, _ = line.partition(b":")
+    if "\n" in line or "\r" in line:
+        return "bare CR or LF; lines must end with CRLF (RFC 9112 §2.2)"
+    name, colon, _ = line.partition(":")
     if not colon:
         return "field line without a colon"
-    if name[-1:] in (b" ", b"\t"):
+    if name[-1:] in (" ", "\t"):
         return "whitespace between field name and colon (RFC 9112 §5.1)"
     if abnf.TOKEN.fullmatch(name) is None:
         return "field name is not a token"
-    return "invalid character in field value"
+    return "invalid character in field value (CR, LF, NUL and other controls are not allowed)"
 
 
-def _request_line_problem(line: bytes) -> str:
-    if b"\n" in line:
-        return "bare LF line terminator; CRLF is required"
-    parts = line.split(b" ")
-    if len(parts) != 3:
-        return "malformed request-line; expected method SP request-target SP HTTP-version"
-    method, target, version = parts
+def _request_line_problem(line: str) -> str:
+    """A one-line reason why ``line`` (complete or still arriving) is not a request-line."""
+    if "\n" in line or "\r" in line:
+        return "bare CR or LF; lines must end with CRLF (RFC 9112 §2.2)"
+    method, _, rest = line.partition(" ")
     if abnf.TOKEN.fullmatch(method) is None:
         return "method is not a token"
-    if not target or any(byte < 0x21 or byte > 0x7E for byte in target):
+    target, _, version = rest.partition(" ")
+    if not target or any(char < "\x21" or char > "\x7e" for char in target):
         return "invalid character in request-target"
+    if " " in version:
+        return "malformed request-line; expected method SP request-target SP HTTP-version"
     return "malformed HTTP-version"
 
 
 def _classify_target(method: str, target: str) -> "tuple[TargetForm, str, Optional[str]]":
-    """Tell the request-target's form (RFC 9112 §3.2) and split out path and authority."""
+    """Tell the request-target's form (RFC 9112 §3.2); return it with path and authority.
+
+    ``authority`` is None for origin-form and asterisk-form (the Host field applies).
+    Raises ProtocolError(400) for a form the method may not use or a malformed target.
+    """
     if target[0] == "/":
         if method == "CONNECT":
-            raise ProtocolError(400, "CONNECT requires authority-form")
+            raise ProtocolError(400, "CONNECT requires authority-form (RFC 9112 §3.2.3)")
         return TargetForm.ORIGIN, target, None
     if target == "*":
         if method != "OPTIONS":
-            raise ProtocolError(400, "asterisk-form is only for OPTIONS")
+            raise ProtocolError(400, "asterisk-form is only for OPTIONS (RFC 9112 §3.2.4)")
         return TargetForm.ASTERISK, "*", None
     if method == "CONNECT":
-        if abnf.AUTHORITY_FORM.fullmatch(target.encode("ascii")) is None:
+        if abnf.AUTHORITY_FORM.fullmatch(target) is None:
             raise ProtocolError(400, "invalid authority-form request-target")
         return TargetForm.AUTHORITY, "", target
-    match = abnf.ABSOLUTE_FORM.fullmatch(target.encode("ascii"))
+    match = abnf.ABSOLUTE_FORM.fullmatch(target)
     if match is None:
-        raise ProtocolError(400, "invalid request-target")
-    authority = match.group(2).decode("ascii")
-    if not authority or "@" in authority or abnf.HOST.fullmatch(match.group(2)) is None:
+        raise ProtocolError(400, "invalid request-target; expected origin-form or an http(s) absolute-form")
+    authority, path = match.groups()
+    # An http(s) URI has a non-empty host and no userinfo (RFC 9110 §4.2.1, §4.2.4).
+    if authority[:1] in ("", ":") or abnf.HOST.fullmatch(authority) is None:
         raise ProtocolError(400, "invalid authority in absolute-form request-target")
-    path = match.group(3).decode("ascii")
     if not path.startswith("/"):
-        path = "/" + path
+        path = "/" + path  # "http://host" and "http://host?q" mean path "/" (RFC 9110 §4.2.3)
     return TargetForm.ABSOLUTE, path, authority
 
 
-def _tokens(value: str) -> "tuple[str, ...]":
-    """Split a comma-separated list of tokens (RFC 9110 §5.6.1), lower-cased, empties dropped."""
-    return tuple(token for token in (part.strip(" \t").lower() for part in value.split(",")) if token)
+def _list_members(value: str) -> "frozenset[str]":
+    """The members of a comma-separated list (RFC 9110 §5.6.1), lower-cased, without empties."""
+    return frozenset([part.strip(" \t") for part in value.lower().split(",")]) - {""}
 
 
 def _check_transfer_codings(value: str) -> None:
-    """Accept only ``chunked`` as the sole transfer coding (RFC 9112 §6.1, §7).
+    """Accept only ``chunked`` as the sole transfer coding (RFC 9112 §6.1, §6.3, §7).
 
-    Raises ProtocolError: 400 if chunked is not the final coding, is repeated, or the
-    list is empty; 501 for any other coding, which this server does not implement.
+    Raises ProtocolError: 400 if chunked is not the final coding (the length cannot be
+    determined, §6.3), is applied twice, or the list has an empty element; 501 for
+    any other coding before chunked, which this server does not implement.
     """
     codings = [part.strip(" \t").lower() for part in value.split(",")]
-    if not codings or not all(codings):
-        raise ProtocolError(400, "empty transfer coding in Transfer-Encoding")
+    if not all(codings):
+        raise ProtocolError(400, "empty element in Transfer-Encoding")
     if codings[-1] != "chunked":
-        if codings[-1].split(";")[0].strip() in _KNOWN_CODINGS or codings[-1].startswith("chunked"):
-            raise ProtocolError(400, "final transfer coding is not chunked (RFC 9112 §6.3)")
-        raise ProtocolError(501, "transfer coding not implemented: %s" % codings[-1][:40])
+        raise ProtocolError(400, "final transfer coding is not chunked (RFC 9112 §6.3)")
     for coding in codings[:-1]:
         if coding == "chunked":
             raise ProtocolError(400, "chunked applied more than once (RFC 9112 §7)")
         raise ProtocolError(501, "transfer coding not implemented: %s" % coding[:40])
 
 
-def _content_length(values: List[str]) -> int:
+def _content_length(values: List[str], max_body_bytes: int) -> int:
     """The single Content-Length of a request (RFC 9110 §8.6, RFC 9112 §6.3).
 
-    Each value may be a list ("5, 5"); every member must be ``1*DIGIT`` and all must be
-    equal. Raises ProtocolError(400) otherwise.
+    ``values`` are the field values; each may be a list ("5, 5"). Every member must be
+    ``1*DIGIT`` and all must be the same string. Raises ProtocolError: 400 otherwise,
+    413 if the length exceeds ``max_body_bytes``.
     """
-    parts = set()
+    members = set()
     for value in values:
         for part in value.split(","):
             part = part.strip(" \t")
-            if abnf.CONTENT_LENGTH.fullmatch(part.encode("latin-1")) is None:
-                raise ProtocolError(400, "invalid Content-Length")
-            parts.add(int(part))
-    if len(parts) != 1:
+            if abnf.CONTENT_LENGTH.fullmatch(part) is None:
+                raise ProtocolError(400, "Content-Length is not a decimal number")
+            members.add(part)
+    if len(members) != 1:
         raise ProtocolError(400, "conflicting Content-Length values")
-    return parts.pop()
+    digits = members.pop().lstrip("0")
+    if len(digits) > _MAX_LENGTH_DIGITS or int(digits or "0") > max_body_bytes:
+        raise ProtocolError(413, "message body larger than %d bytes" % max_body_bytes)
+    return int(digits or "0")
