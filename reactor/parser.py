@@ -262,6 +262,11 @@ class RequestParser:
 
     def _read_head(self) -> Union[Event, _Sentinel]:
         buf = self._buf
+        if not buf:  # the usual case between keep-alive requests: nothing to look at
+            if self._eof:
+                self._state = _CLOSED
+                return EndOfStream()
+            return NEED_DATA
         # RFC 9112 §2.2: ignore at least one empty line before the request-line.
         while buf.startswith(b"\r\n"):
             if self._empty_lines == _MAX_LEADING_EMPTY_LINES:
@@ -284,7 +289,7 @@ class RequestParser:
     def _head_incomplete(self) -> Union[Event, _Sentinel]:
         """Check what can be known before the empty line arrives; NEED_DATA if it may still come."""
         buf = self._buf
-        if self._eof and not buf:
+        if self._eof and not buf:  # only empty lines came before the end of stream
             self._state = _CLOSED
             return EndOfStream()
         line_end = buf.find(b"\r\n")

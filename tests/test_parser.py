@@ -306,3 +306,14 @@ def test_body_data_is_never_empty() -> None:
     bodies = [event for event in events if isinstance(event, BodyData)]
     assert all(body.data for body in bodies)
     assert b"".join(body.data for body in bodies) == b"abcde"
+
+
+def test_empty_lines_then_end_of_stream_is_a_clean_close():
+    """RFC 9112 §2.2: empty lines before a request-line are ignored, even when none follows."""
+    from reactor.events import EndOfStream
+    from reactor.parser import RequestParser
+
+    parser = RequestParser()
+    parser.feed(b"\r\n\r\n")
+    parser.feed(b"")
+    assert parser.next_event() == EndOfStream()
