@@ -34,7 +34,6 @@ per-read cost O(1).
 
 from __future__ import annotations
 
-import collections
 import concurrent.futures
 import enum
 import errno
@@ -42,7 +41,7 @@ import logging
 import os
 import socket
 import time
-from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, FrozenSet, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, FrozenSet, Optional, Tuple, Union
 
 from reactor import log as logmod
 from reactor.errors import HTTPError, ProtocolError
@@ -183,7 +182,9 @@ class Connection:
         self._timer: Optional[TimerHandle] = None
         self._mask = 0
         self._on_event_cb = self._on_event  # one bound method, so selector.modify sees the same data
-        self._outbox: Deque[Union[bytes, memoryview]] = collections.deque()
+        # A list, not a deque: it rarely holds more than two items, and an empty deque
+        # costs 760 bytes against a list's 56, which matters with 10,000 idle connections.
+        self._outbox: List[Union[bytes, memoryview]] = []
         self._file: Optional[FileBody] = None
         self._file_reading = False  # a pool read of the next block is in flight
         self._processing = False  # inside _process(); stops re-entry from synchronous responses
@@ -547,7 +548,7 @@ class Connection:
                     outbox[0] = memoryview(data)[sent:]
                     self._progress()
                     break
-                outbox.popleft()
+                del outbox[0]
             else:
                 if self._file is not None and self._send_file() is False:
                     self._update_interest()
