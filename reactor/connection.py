@@ -60,7 +60,9 @@ SERVER_NAME = "reactor"
 _RECV_BYTES = 65536
 _SEND_BLOCK_BYTES = 256 * 1024  # one pool read when sendfile is not used
 _SENDFILE_BYTES = 4 * 1024 * 1024  # most bytes one sendfile call may move
-_JOIN_BODY_BYTES = 64 * 1024  # bodies up to this size go out in one send with the head
+_JOIN_BODY_BYTES = 64 * 1024
+_CORK_BYTES = 1024 * 1024  # files at least this large stream corked (see _cork)
+_TCP_CORK = getattr(socket, "TCP_CORK", None)  # bodies up to this size go out in one send with the head
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _NO_CONTENT_LENGTH = frozenset({204, 304})
 _QUIET_ERRORS = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError, TimeoutError)
@@ -524,6 +526,8 @@ class Connection:
         if file is not None:
             request.body_bytes_sent += file.remaining
             self._file = file
+            if file.remaining >= _CORK_BYTES and self.server.config.sendfile:
+                self._cork(True)
         self._flush()
 
     # -- output ---------------------------------------------------------------------
@@ -599,7 +603,22 @@ class Connection:
             return None
         file.close()
         self._file = None
+        self._cork(False)
         return True
+
+    def _cork(self, on: bool) -> None:
+        """Hold partial TCP segments while a large file streams (Linux ``TCP_CORK``).
+
+        Corked, the head and the file's data leave in full-sized segments instead of
+        whatever each sendfile call happened to move; uncorking flushes the tail. It
+        measurably lightens the receiver's work (nginx's ``tcp_nopush`` does the same).
+        """
+        if _TCP_CORK is None:
+            return
+        try:
+            self.sock.setsockopt(socket.IPPROTO_TCP, _TCP_CORK, 1 if on else 0)
+        except OSError:
+            pass  # not TCP, or already gone: nothing to hold back
 
     def _read_next_block(self) -> None:
         """Ask the pool for the next block of the file (used when sendfile is off)."""
