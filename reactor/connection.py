@@ -625,7 +625,6 @@ class Connection:
         file = self._file
         assert file is not None
         self._file_reading = True
-        request = self.request
 
         def done(future: "concurrent.futures.Future[bytes]") -> None:
             self._file_reading = False

@@ -14,6 +14,7 @@ Hypothesis profiles: ``ci`` (bounded, the default) and ``fuzz`` (long); choose w
 
 from __future__ import annotations
 
+import http.client
 import os
 import re
 import select
@@ -287,3 +288,28 @@ def raw(server: RunningServer) -> Iterator[Callable[[], RawClient]]:
     yield connect
     for client in clients:
         client.close()
+
+
+# -- small helpers shared by the test modules ----------------------------------------
+
+
+def wait_for(predicate, timeout_s: float = 10.0, what: str = "condition"):
+    """Poll ``predicate`` until it is true; fail after ``timeout_s`` (never a fixed sleep)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = predicate()
+        if value:
+            return value
+        assert time.monotonic() < deadline, "timed out waiting for %s" % what
+        time.sleep(0.01)
+
+
+def fetch(server, method, path, headers=None, timeout_s: float = 10.0):
+    """One request on a fresh http.client connection: (response, body)."""
+    conn = http.client.HTTPConnection(server.host, server.port, timeout=timeout_s)
+    try:
+        conn.request(method, path, headers=headers or {})
+        response = conn.getresponse()
+        return response, response.read()
+    finally:
+        conn.close()

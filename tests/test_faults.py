@@ -14,28 +14,16 @@ import select
 import socket
 import struct
 import threading
-import time
 
 import pytest
 
 import reactor.connection
-from conftest import RawClient, recv_until_closed
+from conftest import RawClient, recv_until_closed, wait_for
 from reactor.connection import Connection
 from reactor.handlers import Application, static, upload
 from reactor.loop import EventLoop, Waker
 
 LARGE_FILE_BYTES = 8 * 1024 * 1024
-
-
-def wait_for(predicate, timeout_s: float = 10.0, what: str = "condition"):
-    """Poll ``predicate`` until it is true; fail after ``timeout_s`` (never a fixed sleep)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "timed out waiting for %s" % what
-        time.sleep(0.01)
 
 
 def fail_once(real, exc=None):

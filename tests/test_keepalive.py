@@ -6,7 +6,6 @@ import http.client
 import socket
 import threading
 
-import pytest
 
 from conftest import RawClient
 

@@ -26,7 +26,7 @@ import time
 import pytest
 
 import reactor.server
-from conftest import REPO, RawClient
+from conftest import REPO, RawClient, wait_for
 from reactor.cli import build_parser, config_from_args
 from reactor.config import Config, default_max_connections
 from reactor.connection import ConnState
@@ -35,17 +35,6 @@ from reactor.loop import EVENT_WRITE
 
 LARGE_FILE_BYTES = 32 * 1024 * 1024
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs /proc and prlimit")
-
-
-def wait_for(predicate, timeout_s: float = 10.0, what: str = "condition"):
-    """Poll ``predicate`` until it is true; fail after ``timeout_s`` (never a fixed sleep)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "timed out waiting for %s" % what
-        time.sleep(0.01)
 
 
 def request_bytes(port: int, target: str = "/notes.txt", method: str = "GET") -> bytes:

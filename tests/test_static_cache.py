@@ -8,7 +8,6 @@ thread" is checked directly rather than timed. Freshness is tested by ageing an 
 from __future__ import annotations
 
 import gzip
-import http.client
 import time
 
 import pytest
@@ -16,18 +15,9 @@ import pytest
 from reactor.handlers import cache as cachemod
 from reactor.handlers.cache import HotCache
 from reactor.handlers.files import SMALL_FILE_BYTES
+from conftest import fetch
 
 TEXT = ("".join("cached line %d\n" % i for i in range(300))).encode()
-
-
-def fetch(server, method, path, headers=None):
-    conn = http.client.HTTPConnection(server.host, server.port, timeout=5)
-    try:
-        conn.request(method, path, headers=headers or {})
-        response = conn.getresponse()
-        return response, response.read()
-    finally:
-        conn.close()
 
 
 class PoolSpy:

@@ -7,7 +7,6 @@ and ``curl --compressed``.
 from __future__ import annotations
 
 import gzip
-import http.client
 import os
 import shutil
 import subprocess
@@ -17,18 +16,9 @@ import pytest
 
 from reactor.handlers import compress
 from reactor.handlers.compress import negotiate
+from conftest import fetch
 
 TEXT = ("".join("line %d of a text file that compresses well\n" % i for i in range(200))).encode()
-
-
-def fetch(server, method, path, headers=None):
-    conn = http.client.HTTPConnection(server.host, server.port, timeout=10)
-    try:
-        conn.request(method, path, headers=headers or {})
-        response = conn.getresponse()
-        return response, response.read()
-    finally:
-        conn.close()
 
 
 @pytest.fixture

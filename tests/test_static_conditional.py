@@ -17,16 +17,7 @@ import pytest
 
 from reactor.handlers import conditional
 from reactor.handlers.conditional import Conditions, evaluate, parse_entity_tags, parse_http_date
-
-
-def fetch(server, method, path, headers=None):
-    conn = http.client.HTTPConnection(server.host, server.port, timeout=5)
-    try:
-        conn.request(method, path, headers=headers or {})
-        response = conn.getresponse()
-        return response, response.read()
-    finally:
-        conn.close()
+from conftest import fetch
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ Clients: http.client, raw sockets for request-targets no library sends, and curl
 
 from __future__ import annotations
 
-import http.client
 import os
 import re
 import shutil
@@ -14,16 +13,7 @@ import subprocess
 import pytest
 
 from reactor.handlers import mime
-
-
-def fetch(server, method, path, headers=None):
-    conn = http.client.HTTPConnection(server.host, server.port, timeout=5)
-    try:
-        conn.request(method, path, headers=headers or {})
-        response = conn.getresponse()
-        return response, response.read()
-    finally:
-        conn.close()
+from conftest import fetch
 
 
 def raw_get(server, target):

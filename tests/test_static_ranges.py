@@ -6,7 +6,6 @@ Clients: http.client, raw sockets, and curl resuming a download with ``-C -``.
 from __future__ import annotations
 
 import email.utils
-import http.client
 import os
 import re
 import shutil
@@ -18,20 +17,11 @@ from reactor.handlers import ranges
 from reactor.handlers.conditional import if_range_passes
 from reactor.handlers.files import SMALL_FILE_BYTES
 from reactor.handlers.ranges import parse_range
+from conftest import fetch
 
 BIG_BYTES = 3 * 1024 * 1024 + 123  # above SMALL_FILE_BYTES: sent from the descriptor
 HUGE_BYTES = 40 * 1024**3  # larger than this machine's memory; sparse, so it costs no disk
 MARKER = b"END-MARKER"
-
-
-def fetch(server, method, path, headers=None):
-    conn = http.client.HTTPConnection(server.host, server.port, timeout=10)
-    try:
-        conn.request(method, path, headers=headers or {})
-        response = conn.getresponse()
-        return response, response.read()
-    finally:
-        conn.close()
 
 
 def pattern(size):

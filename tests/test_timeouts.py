@@ -17,24 +17,13 @@ import time
 
 import pytest
 
-from conftest import RawClient
+from conftest import RawClient, wait_for
 from reactor.cli import build_parser, config_from_args
 from reactor.connection import ConnState
 from reactor.loop import EventLoop
 
 SHORT_S = 0.3
 LARGE_FILE_BYTES = 32 * 1024 * 1024
-
-
-def wait_for(predicate, timeout_s: float = 10.0, what: str = "condition"):
-    """Poll ``predicate`` until it is true; fail after ``timeout_s`` (never a fixed sleep)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "timed out waiting for %s" % what
-        time.sleep(0.01)
 
 
 def host(srv) -> bytes:

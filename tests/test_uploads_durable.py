@@ -15,25 +15,14 @@ import os
 import signal
 import tempfile
 import threading
-import time
 import types
 
 import pytest
 
 from reactor.handlers import upload
+from conftest import wait_for
 
 DOCUMENT = {"name": "durable", "values": list(range(50))}
-
-
-def wait_for(predicate, timeout_s: float = 10.0, what: str = "condition"):
-    """Poll ``predicate`` until it is true; fail after ``timeout_s`` (never a fixed sleep)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "timed out waiting for %s" % what
-        time.sleep(0.01)
 
 
 class FaultyModule(types.SimpleNamespace):
