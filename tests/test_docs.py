@@ -149,3 +149,37 @@ def test_trace_and_status_samples_match_what_the_code_prints_now():
     status_page = (DOCS / "status.md").read_text(encoding="utf-8")
     sample = status_page.split("```json\n", 1)[1].split("```", 1)[0]
     assert keys(json.loads(sample)) == keys(status), "run python3 docs/make_trace_sample.py"
+
+
+def _number(text: str):
+    """``"10 s"`` → 10.0, ``"1048576 (1 MiB)"`` → 1048576.0, ``"32 MiB"`` → 33554432.0; None if no number."""
+    match = re.match(r"\s*([0-9][0-9_,.]*)\s*(KiB|MiB|GiB)?", text)
+    if match is None:
+        return None
+    value = float(match.group(1).replace(",", "").replace("_", ""))
+    scale = {"KiB": 1024, "MiB": 1024 ** 2, "GiB": 1024 ** 3}.get(match.group(2) or "", 1)
+    return value * scale
+
+
+def test_readme_limits_table_matches_the_command_line_defaults():
+    """README's table of limits is hand-written prose around numbers: check every number."""
+    from reactor.cli import build_parser
+
+    defaults = {}
+    for action in build_parser()._actions:
+        for option in action.option_strings:
+            defaults[option] = action.default
+    text = (REPO / "README.md").read_text()
+    section = text[text.index("## Limits and timeouts") : text.index("## Command line")]
+    rows = re.findall(r"^\| `(--[a-z-]+)` \| ([^|]+) \|", section, re.M)
+    assert len(rows) >= 12, "the limits table moved or changed shape"
+    checked = 0
+    for flag, shown in rows:
+        assert flag in defaults, "README lists %s, which the command line does not have" % flag
+        number = _number(shown)
+        if number is None or defaults[flag] is None:
+            continue  # a rule, not a number (e.g. --max-connections from the fd limit)
+        assert number == float(defaults[flag]), "README says %s defaults to %s; the code says %r" % (
+            flag, shown.strip(), defaults[flag])
+        checked += 1
+    assert checked >= 12
