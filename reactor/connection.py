@@ -41,7 +41,7 @@ import logging
 import os
 import socket
 import time
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, FrozenSet, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, FrozenSet, List, Optional, Tuple, Union
 
 from reactor import log as logmod
 from reactor.errors import HTTPError, ProtocolError
@@ -60,9 +60,9 @@ SERVER_NAME = "reactor"
 _RECV_BYTES = 65536
 _SEND_BLOCK_BYTES = 256 * 1024  # one pool read when sendfile is not used
 _SENDFILE_BYTES = 4 * 1024 * 1024  # most bytes one sendfile call may move
-_JOIN_BODY_BYTES = 64 * 1024
+_JOIN_BODY_BYTES = 64 * 1024  # bodies up to this size go out in one send with the head
 _CORK_BYTES = 1024 * 1024  # files at least this large stream corked (see _cork)
-_TCP_CORK = getattr(socket, "TCP_CORK", None)  # bodies up to this size go out in one send with the head
+_TCP_CORK = getattr(socket, "TCP_CORK", None)  # Linux only
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _NO_CONTENT_LENGTH = frozenset({204, 304})
 _QUIET_ERRORS = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError, TimeoutError)
