@@ -486,28 +486,20 @@ class Connection:
         if self.tracer:
             self.tracer.respond(self, response, keep_alive)
         self._response_pending = True
-        fields = [("Date", http_date()), ("Server", SERVER_NAME)]
-        fields.extend(response.fields)
-        fields.extend(config.added_fields)  # --cors and --header
-        length = response.content_length
-        if response.status not in _NO_CONTENT_LENGTH:
-            fields.append(("Content-Length", str(length)))
+        status = response.status
+        body = response.body
+        file = response.file
+        fields = [("Date", http_date()), ("Server", SERVER_NAME), *response.fields, *config.added_fields]
+        if status not in _NO_CONTENT_LENGTH:
+            fields.append(("Content-Length", str(file.remaining if file is not None else len(body))))
         if keep_alive:
             if head is not None and head.http_version == "1.0":
                 fields.append(("Connection", "keep-alive"))
-            fields.append(
-                (
-                    "Keep-Alive",
-                    "timeout=%d, max=%d"
-                    % (config.keepalive_timeout_s, config.keepalive_max_requests - self.responses + 1),
-                )
-            )
+            fields.append(("Keep-Alive", self.server.keep_alive_value(self.responses)))
         else:
             fields.append(("Connection", "close"))
-        data = response_head(response.status, fields)
-        body = response.body
-        file = response.file
-        if head is not None and head.method == "HEAD" or response.status in _NO_CONTENT_LENGTH:
+        data = response_head(status, fields)
+        if head is not None and head.method == "HEAD" or status in _NO_CONTENT_LENGTH:
             body = b""
             if file is not None:
                 file.close()
@@ -519,7 +511,7 @@ class Connection:
                 body = b""
         if self.state is not _WRITING:
             self.set_state(_WRITING)
-        request.status = response.status  # from here on, bytes may be on the wire
+        request.status = status  # from here on, bytes may be on the wire
         self._queue(data)
         if body:
             self._queue(body)

@@ -73,6 +73,7 @@ class Server:
         self._accepting = False
         self._out_of_fds = False  # an EMFILE episode is under way (logged once)
         self._ids = itertools.count(1)
+        self._keep_alive_values: Dict[int, str] = {}  # see keep_alive_value()
         self._stop_deadline: Optional[float] = None  # monotonic end of a graceful stop
         #: False after :meth:`close` if a worker job was still running when time ran out.
         self.workers_finished = True
@@ -196,6 +197,20 @@ class Server:
         sock.close()
 
     # -- connections and the pool ------------------------------------------------------
+
+    def keep_alive_value(self, responses: int) -> str:
+        """The Keep-Alive field value (RFC 9112 §9.3) for the ``responses``-th response.
+
+        ``max`` counts the responses left, Apache's way. Each string is formatted once
+        (the cache holds at most one per response number up to 1024).
+        """
+        value = self._keep_alive_values.get(responses)
+        if value is None:
+            config = self.config
+            value = "timeout=%d, max=%d" % (config.keepalive_timeout_s, config.keepalive_max_requests - responses + 1)
+            if responses <= 1024:
+                self._keep_alive_values[responses] = value
+        return value
 
     def connection_closed(self, conn: Connection) -> None:
         """Called by a connection when it reaches CLOSED."""

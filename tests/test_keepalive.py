@@ -148,3 +148,13 @@ def test_connection_table_empties_after_clients_leave(server):
         assert RawClient(sock).at_eof()
         sock.close()
     assert server.call(lambda: len(server.server.connections)) == 0
+
+
+def test_huge_keepalive_max_is_just_a_number(make_server):
+    """The Keep-Alive strings are cached per response number, never built for the whole range."""
+    server = make_server(keepalive_max_requests=10**9)
+    client = RawClient(server.connect())
+    for n in range(1, 4):
+        _, fields, _ = client.get("/sample.txt").response()
+        assert fields["keep-alive"] == "timeout=30, max=%d" % (10**9 - n + 1)
+    assert len(server.server._keep_alive_values) == 3
