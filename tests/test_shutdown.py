@@ -27,9 +27,14 @@ def begin_stop(srv) -> None:
 
 
 def refused(port: int) -> bool:
+    """True once nothing listens on ``port``.
+
+    A probe that reached the backlog just as the listener closed is reset rather than
+    refused; that also means the listener is gone.
+    """
     try:
         socket.create_connection(("127.0.0.1", port), timeout=5).close()
-    except ConnectionRefusedError:
+    except (ConnectionRefusedError, ConnectionResetError):
         return True
     return False
 
