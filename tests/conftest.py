@@ -122,6 +122,17 @@ def server(make_server: Callable[..., RunningServer]) -> RunningServer:
     return make_server()
 
 
+def stop_process(proc: "subprocess.Popen[bytes]", timeout_s: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL if ``proc`` has not exited within ``timeout_s``."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout_s)
+
+
 class CliServer:
     """``python -m reactor`` as a child process; ``port`` is read from its startup line."""
 
@@ -163,13 +174,7 @@ class CliServer:
         return self.output
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         for stream in (self.proc.stdout, self.proc.stderr):
             if stream is not None:
                 stream.close()
@@ -276,18 +281,24 @@ class RawClient:
 
 
 @pytest.fixture
-def raw(server: RunningServer) -> Iterator[Callable[[], RawClient]]:
-    """``raw()`` opens a new RawClient to the default ``server``."""
+def raw_to() -> Iterator[Callable[[RunningServer], RawClient]]:
+    """``raw_to(running)`` opens a new RawClient to ``running``; all are closed afterwards."""
     clients: List[RawClient] = []
 
-    def connect() -> RawClient:
-        client = RawClient(server.connect())
+    def connect(running: RunningServer) -> RawClient:
+        client = RawClient(running.connect())
         clients.append(client)
         return client
 
     yield connect
     for client in clients:
         client.close()
+
+
+@pytest.fixture
+def raw(server: RunningServer, raw_to: Callable[[RunningServer], RawClient]) -> Callable[[], RawClient]:
+    """``raw()`` opens a new RawClient to the default ``server``."""
+    return lambda: raw_to(server)
 
 
 # -- small helpers shared by the test modules ----------------------------------------

@@ -30,6 +30,8 @@ import urllib.parse
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+from conftest import stop_process
+
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 §1.3
 _LISTENING = re.compile(rb"DevTools listening on (ws://\S+)")
 
@@ -231,13 +233,7 @@ class Browser:
         if self.ws is not None:
             self.ws.close()
             self.ws = None
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        stop_process(self.proc)
         self._reader.join(5)
         if self.proc.stderr is not None:
             self.proc.stderr.close()

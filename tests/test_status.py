@@ -8,7 +8,6 @@ import socket
 import time
 
 import pytest
-from conftest import RawClient
 
 from reactor.config import Config
 from reactor.connection import ConnState
@@ -121,20 +120,6 @@ def test_expect_continue_counts_as_1xx(make_server, raw_to):
     answer = status(running)
     assert answer["responses"]["1xx"] == 1
     assert answer["requests"] == 1
-
-
-@pytest.fixture
-def raw_to():
-    clients = []
-
-    def connect(running):
-        client = RawClient(running.connect())
-        clients.append(client)
-        return client
-
-    yield connect
-    for client in clients:
-        client.close()
 
 
 def _head(path: str) -> RequestHead:
