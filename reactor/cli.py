@@ -15,6 +15,7 @@ import sys
 from typing import List, Mapping, Optional, Sequence
 
 from reactor import __version__
+from reactor import log as logmod
 from reactor.config import DEFAULT_ROOT, Config, default_max_connections
 from reactor.server import Server
 
@@ -114,6 +115,13 @@ def build_parser() -> argparse.ArgumentParser:
         default="info",
         choices=["debug", "info", "warning", "error"],
         help="'info' logs one access line per request; 'warning' silences them",
+    )
+    parser.add_argument(
+        "--access-log",
+        default=None,
+        metavar="FILE",
+        help="append access-log lines to FILE (reopened on SIGUSR1, for logrotate), "
+        "or '-' for stdout (default: stderr)",
     )
     parser.add_argument(
         "--inline", action="store_true", help="show every file inline (no Content-Disposition: attachment)"
@@ -274,18 +282,9 @@ def config_from_args(args: argparse.Namespace) -> Config:
     return Config(max_connections=args.max_connections, **kwargs)
 
 
-class _Formatter(logging.Formatter):
-    """Access-log lines as they are (they carry their own time); others with time and level."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        if record.name == "reactor.access":
-            return record.getMessage()
-        return super().format(record)
-
-
 def setup_logging(level: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger("reactor")
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
@@ -316,6 +315,8 @@ def install_signal_handlers(server: Server) -> None:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    # logrotate renames the file, then signals: the writer thread reopens it by name.
+    signal.signal(signal.SIGUSR1, lambda _signum, _frame: logmod.access_log.reopen())
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -328,6 +329,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.max_age is not None and any(name.lower() == "cache-control" for name, _value in args.header):
         parser.error("--max-age and --header 'Cache-Control: ...' both set Cache-Control; use one")
     setup_logging(args.log_level)
+    if logmod.access_logger.isEnabledFor(logging.INFO):
+        try:
+            logmod.access_log.open(args.access_log)
+        except OSError as exc:
+            parser.error("cannot open access log %r: %s" % (args.access_log, (exc.strerror or str(exc)).lower()))
     config = config_from_args(args)
     server = Server(config)
     try:
@@ -340,6 +346,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         server.close()
         return 1
     install_signal_handlers(server)
+    server.loop.add_pass_callback(logmod.access_log.flush)  # one batch of lines per loop pass
     print(
         "reactor %s serving %s at %s (%d workers; Ctrl-C to stop)"
         % (__version__, config.root, server.url, config.pool_size),
@@ -347,6 +354,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         flush=True,
     )
     server.serve_forever()
+    logmod.access_log.close(config.shutdown_timeout_s)  # every line of a graceful stop is written
     log.info("stopped")
     if not server.workers_finished:
         # A worker stuck on the disk would hold the interpreter's exit (it joins them);
