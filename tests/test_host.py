@@ -6,6 +6,8 @@ import pytest
 
 from conftest import RawClient
 
+BOTH_TRANSPORTS = True  # each test with a server runs over plain TCP and over TLS (conftest)
+
 
 def status_for(server, host_line, version="1.1", target="/sample.txt"):
     client = RawClient(server.connect())

@@ -7,7 +7,9 @@ import socket
 import threading
 
 
-from conftest import RawClient
+from conftest import half_close, RawClient
+
+BOTH_TRANSPORTS = True  # each test with a server runs over plain TCP and over TLS (conftest)
 
 def request(version="1.1", extra=""):
     return ("GET /sample.txt HTTP/%s\r\n%s\r\n" % (version, extra)).encode()  # HTTP/1.0 needs no Host
@@ -112,7 +114,7 @@ def test_fifty_concurrent_keepalive_clients_one_loop_thread(server):
 
     def client(i):
         try:
-            conn = http.client.HTTPConnection(server.host, server.port, timeout=10)
+            conn = server.http(timeout=10)
             barrier.wait()
             for _ in range(5):
                 conn.request("GET", "/sample.txt")
@@ -144,9 +146,9 @@ def test_connection_table_empties_after_clients_leave(server):
         RawClient(sock).get("/sample.txt").response()
     assert server.call(lambda: len(server.server.connections)) == 10
     for sock in sockets:
-        sock.shutdown(socket.SHUT_WR)
-        assert RawClient(sock).at_eof()
-        sock.close()
+        rest = half_close(sock)  # FIN, or close_notify over TLS
+        assert RawClient(rest).at_eof()
+        rest.close()
     assert server.call(lambda: len(server.server.connections)) == 0
 
 
