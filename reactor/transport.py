@@ -194,8 +194,9 @@ class Transport:
 
     def set_reading(self, on: bool) -> None:
         """Whether the exchange wants input now; settles the selector interest."""
-        self._reading = on
-        self._update_interest()
+        if on is not self._reading:
+            self._reading = on
+            self._update_interest()
 
     def write(self, data: Union[bytes, memoryview]) -> None:
         """Queue ``data`` after what is queued already and send what the socket takes now."""
@@ -351,7 +352,8 @@ class Transport:
             self._outbox.clear()
             self._lost_later(exc)
             return
-        self._update_interest()
+        if outbox or self._file is not None or self._mask & EVENT_WRITE:
+            self._update_interest()  # else all went out and no write interest is set: nothing to change
 
     def _send_file(self) -> None:
         """Send from the file body: zero-copy sendfile, or the next block from the pool.

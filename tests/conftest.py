@@ -243,6 +243,16 @@ class CliServer:
                 if match:
                     self.port = int(match.group(1))
 
+    def read_available(self, timeout: float = 0.1) -> bytes:
+        """All of stderr so far, waiting up to ``timeout`` for more (the process goes on)."""
+        while select.select([self.proc.stderr], [], [], timeout)[0]:
+            chunk = os.read(self.proc.stderr.fileno(), 65536)  # type: ignore[union-attr]
+            if not chunk:
+                break
+            self.output += chunk
+            timeout = 0
+        return self.output
+
     def read_stderr(self, timeout: float = 10.0) -> bytes:
         """Everything written to stderr until the process exits (waits up to ``timeout``)."""
         try:
