@@ -638,14 +638,19 @@ class TLSTransport(Transport):
         self._lost(ConnectionAbortedError("plain HTTP on the TLS port"))
 
 
+#: TLS 1.2 suites: forward secrecy and AEAD only (TLS 1.3 suites are all of that already).
+TLS12_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"
+
+
 def tls_context(cert_file: str, key_file: str, password: Optional[str] = None) -> ssl.SSLContext:
-    """A server context: TLS 1.2 or newer, ALPN ``http/1.1``, no compression or renegotiation.
+    """A server context: TLS 1.2 or newer, AEAD suites, ALPN ``http/1.1``, no compression or renegotiation.
 
     Raises OSError for a missing or unreadable file and ssl.SSLError for a bad or
     mismatched certificate and key.
     """
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.set_ciphers(TLS12_CIPHERS)
     context.options |= ssl.OP_NO_COMPRESSION
     context.options |= getattr(ssl, "OP_NO_RENEGOTIATION", 0)
     context.set_alpn_protocols(["http/1.1"])
