@@ -341,6 +341,8 @@ class Transport:
                 if sent < len(data):
                     outbox[0] = memoryview(data)[sent:]
                     self.progressed_at = self.loop.time()
+                    if len(outbox) == 1 and self._file is not None and not self._sendfile and not self._block_pending:
+                        self._read_block()  # read ahead while this block drains: the socket never waits for the disk
                     break
                 del outbox[0]
             else:
@@ -402,8 +404,9 @@ class Transport:
     def _read_block(self) -> None:
         """Ask the pool for the file's next block; it is queued when it comes back.
 
-        At most one block is read ahead of the socket, so a client that never reads
-        costs a block or two of memory, whatever the file's size.
+        The next block is asked for while the last one drains, so the socket never
+        waits for the disk; at most one block is queued and one in flight, so a client
+        that never reads costs two blocks of memory, whatever the file's size.
         """
         file = self._file
         assert file is not None
