@@ -143,6 +143,7 @@ class Connection:
         "loop",
         "sock",
         "client",
+        "local_host",
         "id",
         "tracer",
         "state",
@@ -168,6 +169,11 @@ class Connection:
         self.loop = server.loop
         self.sock = sock
         self.client = client  # the peer's address, for the log
+        try:  # the IP this connection arrived on: a Host naming it is no DNS rebinding
+            local = sock.getsockname()
+        except OSError:
+            local = None
+        self.local_host: str = local[0] if isinstance(local, tuple) else ""  # "" for a Unix socket
         self.id = conn_id
         self.tracer = server.tracer  # None unless --trace: then each trace point below writes a line
         self.state = _IDLE
