@@ -377,7 +377,8 @@ def open_entry(options: Options, path: str, key: str, segments: List[str], slash
             fd = -1
         else:
             identity.fd = fd
-        _set_fields(entry, options, name, compressible, format_http_date(last_modified_s))
+        # Vary only where a gzip form exists: a file too large to compress never varies.
+        _set_fields(entry, options, name, entry.gzip is not None, format_http_date(last_modified_s))
         return entry
     except BaseException:
         if fd >= 0:
@@ -385,14 +386,14 @@ def open_entry(options: Options, path: str, key: str, segments: List[str], slash
         raise
 
 
-def _set_fields(entry: Entry, options: Options, name: str, compressible: bool, last_modified: str) -> None:
+def _set_fields(entry: Entry, options: Options, name: str, varies: bool, last_modified: str) -> None:
     """Build each form's response fields once, here on the worker."""
     media_type = entry.content_type
     for variant in (entry.identity, entry.gzip):
         if variant is None:
             continue
         validators = [("ETag", variant.etag), ("Last-Modified", last_modified)]
-        if compressible:
+        if varies:
             validators.append(("Vary", "Accept-Encoding"))
         if options.max_age_s is not None:
             validators.append(("Cache-Control", "max-age=%d" % options.max_age_s))
