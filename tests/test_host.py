@@ -11,6 +11,8 @@ import pytest
 from conftest import REPO, CliServer, RawClient, wait_for
 from reactor.handlers import local_authorities
 
+BOTH_TRANSPORTS = True  # each test with a server runs over plain TCP and over TLS (conftest)
+
 
 def status_for(server, host_line, version="1.1", target="/sample.txt"):
     client = RawClient(server.connect())
@@ -93,6 +95,7 @@ def _ipv6_loopback() -> bool:
 needs_ipv6 = pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback (::1) on this machine")
 
 
+@pytest.mark.plain_only  # a raw socket to 127.0.0.2, which the test certificate does not name
 def test_wildcard_bind_accepts_the_address_the_connection_arrived_on(make_server):
     server = make_server(host="0.0.0.0")
     # 127.0.0.2 stands for a LAN address: any 127/8 address reaches the loopback interface.
@@ -103,6 +106,7 @@ def test_wildcard_bind_accepts_the_address_the_connection_arrived_on(make_server
 
 
 @needs_ipv6
+@pytest.mark.plain_only  # a raw socket to ::1; the rule reads transport.local_host, the same for TLS
 @pytest.mark.parametrize("bind", ["::", "::1"])
 def test_ipv6_host_in_brackets_is_accepted(make_server, bind):
     server = make_server(host=bind)
@@ -111,6 +115,7 @@ def test_ipv6_host_in_brackets_is_accepted(make_server, bind):
 
 
 @needs_ipv6
+@pytest.mark.plain_only  # a raw socket to 127.0.0.2, which the test certificate does not name
 def test_dual_stack_bind_accepts_the_ipv4_address_of_a_mapped_connection(make_server):
     server = make_server(host="::")
     assert _status_via("127.0.0.2", server.port, "127.0.0.2:%d" % server.port) == 200

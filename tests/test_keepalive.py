@@ -10,7 +10,9 @@ import threading
 
 import pytest
 
-from conftest import RawClient
+from conftest import half_close, RawClient
+
+BOTH_TRANSPORTS = True  # each test with a server runs over plain TCP and over TLS (conftest)
 
 
 def request(version="1.1", extra=""):
@@ -43,8 +45,8 @@ def test_the_last_response_closes_even_if_keep_alive_was_asked(make_server, raw_
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 def test_curl_with_connection_keep_alive_sees_it(server):
-    result = subprocess.run(["curl", "-sS", "-D", "-", "-o", "/dev/null", "-H", "Connection: keep-alive",
-                             server.url + "sample.txt"], capture_output=True, timeout=30)
+    command = ["curl", *server.curl_args, "-sS", "-D", "-", "-o", "/dev/null", "-H", "Connection: keep-alive"]
+    result = subprocess.run([*command, server.url + "sample.txt"], capture_output=True, timeout=30)
     assert b"\r\nConnection: keep-alive\r\n" in result.stdout
 
 
@@ -138,7 +140,7 @@ def test_fifty_concurrent_keepalive_clients_one_loop_thread(server):
 
     def client(i):
         try:
-            conn = http.client.HTTPConnection(server.host, server.port, timeout=10)
+            conn = server.http(timeout=10)
             barrier.wait()
             for _ in range(5):
                 conn.request("GET", "/sample.txt")
@@ -170,9 +172,9 @@ def test_connection_table_empties_after_clients_leave(server):
         RawClient(sock).get("/sample.txt").response()
     assert server.call(lambda: len(server.server.connections)) == 10
     for sock in sockets:
-        sock.shutdown(socket.SHUT_WR)
-        assert RawClient(sock).at_eof()
-        sock.close()
+        rest = half_close(sock)  # FIN, or close_notify over TLS
+        assert RawClient(rest).at_eof()
+        rest.close()
     assert server.call(lambda: len(server.server.connections)) == 0
 
 
@@ -183,4 +185,4 @@ def test_huge_keepalive_max_is_just_a_number(make_server):
     for n in range(1, 4):
         _, fields, _ = client.get("/sample.txt").response()
         assert fields["keep-alive"] == "timeout=30, max=%d" % (10**9 - n + 1)
-    assert len(server.server._keep_alive_values) == 3
+    assert len(server.server.context._keep_alive_values) == 3

@@ -18,6 +18,8 @@ from reactor.handlers import compress
 from reactor.handlers.compress import negotiate
 from conftest import fetch
 
+BOTH_TRANSPORTS = True  # each test with a server runs over plain TCP and over TLS (conftest)
+
 TEXT = ("".join("line %d of a text file that compresses well\n" % i for i in range(200))).encode()
 
 
@@ -256,7 +258,7 @@ def test_no_gzip_option(make_server):
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 def test_curl_compressed(site_server, tmp_path):
     result = subprocess.run(
-        ["curl", "--silent", "--show-error", "--fail", "--compressed", "-D", str(tmp_path / "head"),
+        ["curl", *site_server.curl_args, "--silent", "--show-error", "--fail", "--compressed", "-D", str(tmp_path / "head"),
          site_server.url + "app.js"],
         capture_output=True,
         timeout=30,

@@ -15,6 +15,8 @@ import pytest
 from reactor.handlers import mime
 from conftest import fetch
 
+BOTH_TRANSPORTS = True  # each test with a server runs over plain TCP and over TLS (conftest)
+
 
 def raw_get(server, target):
     with server.connect() as sock:
@@ -338,7 +340,7 @@ def test_served_types_with_nosniff(make_server):
     (running.root / "app.wasm").write_bytes(b"\0asm\1\0\0\0")
     (running.root / "font.woff2").write_bytes(b"wOF2")
     result = subprocess.run(
-        ["curl", "--silent", "--fail", "-o", "/dev/null", "-o", "/dev/null",
+        ["curl", *running.curl_args, "--silent", "--fail", "-o", "/dev/null", "-o", "/dev/null",
          "-w", "%{content_type}\n", running.url + "app.wasm", running.url + "font.woff2"],
         capture_output=True,
         timeout=30,

@@ -133,7 +133,8 @@ def render_listing(directory: str, url_path: str, show_dotfiles: bool, query: st
     for column, label, css in (("name", "Name", "name"), ("size", "Size", "size"), ("date", "Modified (UTC)", "date")):
         order = "desc" if column == key and not descending else "asc"
         arrow = (" \u2193" if descending else " \u2191") if column == key else ""
-        heads.append('<th class="%s"><a href="?sort=%s&amp;order=%s">%s%s</a></th>' % (css, column, order, label, arrow))
+        link = '<th class="%s"><a href="?sort=%s&amp;order=%s">%s%s</a></th>'
+        heads.append(link % (css, column, order, label, arrow))
     rows = []
     if url_path != "/":
         rows.append('<tr><td class="name"><a href="../">../</a> (parent folder)</td>'

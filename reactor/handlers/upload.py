@@ -233,12 +233,16 @@ class Uploads:
         used = used_bytes(self.directory) if config.uploads and config.max_uploads_bytes else 0
         self.quota = UploadQuota(config.max_uploads_bytes, used)
 
-    def check(self, request: "Request") -> Optional[Response]:
-        """405 for other methods, 415 for non-JSON; otherwise collect the body."""
+    def route(self, request: "Request") -> Optional[Response]:
+        """405 for other methods, 415 for non-JSON; otherwise collect the body.
+
+        Raises HTTPError 405 or 415.
+        """
         head = request.head
         assert head is not None
         if head.method == "OPTIONS":
-            return Response(204, [("Allow", ALLOW), ("Accept-Post", "application/json")])
+            request.route = self._options
+            return None
         if head.method != "POST":
             raise HTTPError(405, "use POST to upload", headers=(("Allow", ALLOW),))
         if not is_json_media_type(head.get("content-type")):
@@ -250,6 +254,10 @@ class Uploads:
         request.want_body()
         request.route = self._store
         return None
+
+    @staticmethod
+    def _options(conn: "Connection", request: "Request") -> Response:
+        return Response(204, [("Allow", ALLOW), ("Accept-Post", "application/json")])
 
     def _store(self, conn: "Connection", request: "Request") -> None:
         body = bytes(request.body or b"")
