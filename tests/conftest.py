@@ -214,13 +214,14 @@ def stop_process(proc: "subprocess.Popen[bytes]", timeout_s: float = 10.0) -> No
 
 
 class CliServer:
-    """``python -m reactor`` as a child process; ``port`` is read from its startup line."""
+    """``python -m reactor`` (or ``command``) as a child process; ``port`` is read from its startup line."""
 
     STARTUP = re.compile(rb"https?://[^\s/]+:(\d+)/")
 
-    def __init__(self, args: List[str], cwd: Path, env: Optional[dict] = None, timeout: float = 15.0) -> None:
+    def __init__(self, args: List[str], cwd: Path, env: Optional[dict] = None, timeout: float = 15.0,
+                 command: Optional[List[str]] = None) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "reactor", *args],
+            [*(command or [sys.executable, "-m", "reactor"]), *args],
             cwd=cwd,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -416,11 +417,11 @@ def wait_for(predicate, timeout_s: float = 10.0, what: str = "condition"):
         time.sleep(0.01)
 
 
-def fetch(server, method, path, headers=None, timeout_s: float = 10.0):
+def fetch(server, method, path, headers=None, timeout_s: float = 10.0, body=None):
     """One request on a fresh http.client connection (HTTPS if the server speaks it): (response, body)."""
     conn = server.http(timeout=timeout_s)
     try:
-        conn.request(method, path, headers=headers or {})
+        conn.request(method, path, body=body, headers=headers or {})
         response = conn.getresponse()
         return response, response.read()
     finally:

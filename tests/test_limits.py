@@ -240,10 +240,10 @@ def test_saturated_pool_answers_503_and_warns_once_per_episode(make_server, monk
     started = threading.Event()
     real_store = upload.store_upload
 
-    def blocked_store(directory, body):
+    def blocked_store(directory, body, quota=None):
         started.set()
         assert release.wait(10)
-        return real_store(directory, body)
+        return real_store(directory, body, quota)
 
     monkeypatch.setattr(upload, "store_upload", blocked_store)
     srv = make_server(pool_size=1, pool_queue_max=1)
