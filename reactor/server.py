@@ -70,6 +70,7 @@ class Server:
         self.address: Tuple[str, int] = (config.host, config.port)
         self.app: Application  # made by listen(), once the port is known; connections come after
         self._listener: Optional[socket.socket] = None
+        self._shared_listener = False  # listen(sock=...): the accept queue is not ours alone
         self._accepting = False
         self._out_of_fds = False  # an EMFILE episode is under way (logged once)
         self._ids = itertools.count(1)
@@ -80,20 +81,31 @@ class Server:
 
     # -- starting --------------------------------------------------------------------
 
-    def listen(self) -> Tuple[str, int]:
-        """Bind and listen; return the (host, port) actually bound. Raises OSError."""
+    def listen(self, sock: Optional[socket.socket] = None) -> Tuple[str, int]:
+        """Bind and listen; return the (host, port) actually bound. Raises OSError.
+
+        ``sock``: an already listening socket to serve instead (``--fd``, systemd's
+        ``LISTEN_FDS``, or the one a supervisor shares between workers). Its accept
+        queue may belong to other processes too, so a graceful stop leaves it alone
+        rather than answering it 503 (see :meth:`_stop_listening`).
+        """
         config = self.config
-        infos = socket.getaddrinfo(config.host, config.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-        family, type_, proto, _canon, sockaddr = infos[0]
-        listener = socket.socket(family, type_, proto)
-        try:
-            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            listener.bind(sockaddr)
-            listener.listen(config.backlog)
-            listener.setblocking(False)
-        except OSError:
-            listener.close()
-            raise
+        if sock is not None:
+            sock.setblocking(False)
+            self._shared_listener = True
+            listener = sock
+        else:
+            infos = socket.getaddrinfo(config.host, config.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+            family, type_, proto, _canon, sockaddr = infos[0]
+            listener = socket.socket(family, type_, proto)
+            try:
+                listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                listener.bind(sockaddr)
+                listener.listen(config.backlog)
+                listener.setblocking(False)
+            except OSError:
+                listener.close()
+                raise
         self._listener = listener
         self.address = listener.getsockname()[:2]
         if self.tracer:
@@ -268,6 +280,11 @@ class Server:
         self._pause_accepting()
         listener = self._listener
         if listener is None:
+            return
+        if self._shared_listener:
+            # Others (workers, the next process under systemd) serve what waits in the queue.
+            listener.close()
+            self._listener = None
             return
         for _ in range(self.config.backlog + _ACCEPT_BATCH):  # the backlog is bounded anyway
             try:
