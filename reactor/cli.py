@@ -7,16 +7,21 @@ Every option can also come from an environment variable ``REACTOR_<NAME>``
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import re
 import signal
+import socket
+import stat
 import sys
 from typing import List, Mapping, Optional, Sequence
 
 from reactor import __version__
 from reactor.config import DEFAULT_ROOT, Config, default_max_connections
+from reactor.scoreboard import MAX_WORKERS
 from reactor.server import Server
+from reactor.supervisor import Supervisor, WorkerHandle
 
 log = logging.getLogger("reactor")
 
@@ -25,6 +30,19 @@ def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _workers(text: str) -> int:
+    """``--workers``: a count of processes, or ``auto`` for one per CPU."""
+    if text.strip().lower() == "auto":
+        return min(MAX_WORKERS, os.cpu_count() or 1)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected a number of processes or 'auto', not %r" % text) from None
+    if not 1 <= value <= MAX_WORKERS:
+        raise argparse.ArgumentTypeError("must be 1-%d (or 'auto')" % MAX_WORKERS)
     return value
 
 
@@ -99,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
         "-d", "--directory", default=str(DEFAULT_ROOT), help="document root to serve (uploads go to its uploads/)"
     )
     parser.add_argument(
-        "--pool-size", type=_positive_int, default=defaults.pool_size, help="worker threads for disk reads and JSON writes"
+        "--pool-size", type=_positive_int, default=defaults.pool_size, help="pool threads (per process) for disk reads and JSON writes"
     )
     parser.add_argument(
         "--allow-host",
@@ -167,6 +185,19 @@ def build_parser() -> argparse.ArgumentParser:
                           "a second signal exits at once")
     parser.add_argument("--no-sendfile", action="store_true",
                         help="send large files in blocks read on the pool instead of os.sendfile")
+
+    processes = parser.add_argument_group("processes (see docs/workers.md)")
+    processes.add_argument("-w", "--workers", type=_workers, default=1, metavar="N",
+                           help="worker processes sharing the listening socket under a supervisor that "
+                           "restarts, reloads (SIGHUP) and drains them; 'auto' is one per CPU; "
+                           "1 is a single process with no supervisor")
+    processes.add_argument("--worker-timeout", type=_seconds, default=30.0, metavar="SECONDS",
+                           help="kill and replace a worker whose event loop has not run for this long "
+                           "(a heartbeat; only with --workers above 1)")
+    processes.add_argument("--fd", type=_non_negative_int, default=None, metavar="N",
+                           help="serve on the listening socket inherited as file descriptor N instead "
+                           "of opening one (--host and --port are then ignored); systemd's LISTEN_FDS "
+                           "socket activation is used without it")
 
     study = parser.add_argument_group("for study (see docs/)")
     study.add_argument("--trace", action="store_true",
@@ -292,6 +323,50 @@ def setup_logging(level: str) -> None:
     root.propagate = False
 
 
+#: The first descriptor systemd passes (sd_listen_fds(3): SD_LISTEN_FDS_START).
+SD_LISTEN_FDS_START = 3
+
+
+def inherited_listener(fd: Optional[int], environ: "os._Environ[str]") -> Optional[socket.socket]:
+    """The listening socket handed down: ``--fd N``, or systemd's ``LISTEN_FDS`` for this PID.
+
+    Returns None when there is none. Raises ValueError when the descriptor is not a
+    listening stream socket. The ``LISTEN_*`` variables are removed once used, as
+    sd_listen_fds(3) does, so that a child does not take the socket for its own.
+    """
+    if fd is None and environ.get("LISTEN_PID") == str(os.getpid()) and environ.get("LISTEN_FDS", "0") != "0":
+        fd = SD_LISTEN_FDS_START
+        for name in ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"):
+            environ.pop(name, None)
+    if fd is None:
+        return None
+    try:
+        if not stat.S_ISSOCK(os.fstat(fd).st_mode):
+            raise ValueError("file descriptor %d is not a socket" % fd)
+        sock = socket.socket(fileno=fd)
+    except OSError as exc:
+        raise ValueError("file descriptor %d: %s" % (fd, (exc.strerror or str(exc)).lower())) from None
+    if sock.type != socket.SOCK_STREAM or not sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+        sock.detach()
+        raise ValueError("file descriptor %d is not a listening TCP socket" % fd)
+    return sock
+
+
+def open_listener(config: Config) -> socket.socket:
+    """A listening socket for the supervisor to share with its workers. Raises OSError."""
+    infos = socket.getaddrinfo(config.host, config.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    family, type_, proto, _canon, sockaddr = infos[0]
+    listener = socket.socket(family, type_, proto)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(sockaddr)
+        listener.listen(config.backlog)
+    except OSError:
+        listener.close()
+        raise
+    return listener
+
+
 def install_signal_handlers(server: Server) -> None:
     """First SIGTERM/SIGINT: graceful stop. Second: exit at once with status 128 + signal.
 
@@ -318,6 +393,61 @@ def install_signal_handlers(server: Server) -> None:
     signal.signal(signal.SIGINT, on_signal)
 
 
+def _url(address: "tuple[str, int]") -> str:
+    host, port = address[:2]
+    return "http://%s:%d/" % ("[%s]" % host if ":" in host else host, port)
+
+
+def run_worker(config: Config, handle: WorkerHandle) -> int:
+    """A worker process's main (see :mod:`reactor.supervisor`): today's server on the shared listener.
+
+    Raises whatever stops it from starting (the supervisor reports it as a boot failure).
+    A loop timer beats the heartbeat and notices a supervisor that is gone.
+    """
+    server = Server(config)
+    server.listen(handle.listener)
+    install_signal_handlers(server)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the supervisor relays it
+
+    def beat() -> None:
+        stats = server.stats
+        if not handle.beat(stats.requests, stats.accepted, len(server.connections)) and not server.stopping:
+            log.warning("worker %d: the supervisor is gone; stopping", handle.number)
+            server.shutdown(graceful=True)
+        server.loop.call_later(handle.beat_interval_s, beat)
+
+    beat()
+    handle.ready()
+    server.serve_forever()
+    if not server.workers_finished:
+        logging.shutdown()
+        os._exit(0)  # see main(): a pool thread stuck on the disk must not hold the exit
+    return 0
+
+
+def serve_workers(config: Config, workers: int, worker_timeout_s: float, listener: socket.socket) -> int:
+    """``--workers N`` (N > 1): the supervisor over N copies of :func:`run_worker`; its exit status."""
+    address = listener.getsockname()
+    config = dataclasses.replace(config, host=address[0], port=address[1])
+
+    def announce() -> None:
+        print(
+            "reactor %s serving %s at %s (%d workers, %d pool threads each; Ctrl-C to stop)"
+            % (__version__, config.root, _url(address), supervisor.target, config.pool_size),
+            file=sys.stderr,
+            flush=True,
+        )
+
+    supervisor = Supervisor(
+        listener, lambda handle: run_worker(config, handle), workers, worker_timeout_s=worker_timeout_s,
+        shutdown_timeout_s=config.shutdown_timeout_s, on_running=announce,
+    )
+    status = supervisor.run()
+    listener.close()
+    log.info("stopped")
+    return status
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the server; return the process exit status (0 after a clean stop, 1 on error)."""
     parser = build_parser()
@@ -327,11 +457,26 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.error("directory %r does not exist" % args.directory)
     if args.max_age is not None and any(name.lower() == "cache-control" for name, _value in args.header):
         parser.error("--max-age and --header 'Cache-Control: ...' both set Cache-Control; use one")
+    try:
+        inherited = inherited_listener(args.fd, os.environ)
+    except ValueError as exc:
+        parser.error("--fd: %s" % exc if args.fd is not None else "LISTEN_FDS: %s" % exc)
     setup_logging(args.log_level)
     config = config_from_args(args)
+    if inherited is not None:
+        host, port = inherited.getsockname()[:2]
+        config = dataclasses.replace(config, host=host, port=port)
+    if args.workers > 1:
+        try:
+            listener = inherited if inherited is not None else open_listener(config)
+        except OSError as exc:
+            print("reactor: cannot listen on %s:%d: %s" % (config.host, config.port, (exc.strerror or str(exc)).lower()),
+                  file=sys.stderr)
+            return 1
+        return serve_workers(config, args.workers, args.worker_timeout, listener)
     server = Server(config)
     try:
-        server.listen()
+        server.listen(inherited)
     except OSError as exc:
         print(
             "reactor: cannot listen on %s:%d: %s" % (config.host, config.port, (exc.strerror or str(exc)).lower()),
@@ -341,7 +486,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 1
     install_signal_handlers(server)
     print(
-        "reactor %s serving %s at %s (%d workers; Ctrl-C to stop)"
+        "reactor %s serving %s at %s (%d pool threads; Ctrl-C to stop)"
         % (__version__, config.root, server.url, config.pool_size),
         file=sys.stderr,
         flush=True,

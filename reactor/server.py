@@ -45,11 +45,26 @@ log = logging.getLogger("reactor")
 
 _ACCEPT_BATCH = 64
 _ACCEPT_PAUSE_S = 0.5
+# A graceful stop gives a connection accepted but still silent this long to send its
+# first request (more than a round trip); a reload must not fail a client that connected.
+_FRESH_GRACE_S = 1.0
 # accept(2) on Linux passes on network errors of the new connection; retry at once.
 _PEER_GONE = frozenset(
     {errno.EPROTO, errno.ENOPROTOOPT, errno.ENETDOWN, errno.ENETUNREACH, errno.EHOSTDOWN, errno.EHOSTUNREACH,
      errno.EOPNOTSUPP, errno.ECONNRESET, getattr(errno, "ENONET", errno.ENETDOWN)}
 )
+
+
+def _input_waiting(sock: socket.socket) -> bool:
+    """True if a request has (partly) arrived on ``sock`` but not been read yet.
+
+    An idle connection with input waiting (a request that arrived a moment before a
+    graceful stop) is served rather than closed under it.
+    """
+    try:
+        return bool(sock.recv(1, socket.MSG_PEEK))
+    except OSError:  # BlockingIOError: nothing yet; others: it is dead anyway
+        return False
 
 
 class Server:
@@ -261,14 +276,25 @@ class Server:
         self.stopping = True
         self._stop_deadline = self.loop.time() + self.config.shutdown_timeout_s
         self._stop_listening()
+        fresh = False
         for conn in list(self.connections.values()):
-            if conn.state is ConnState.IDLE:
-                conn.close()
+            if conn.state is ConnState.IDLE and not _input_waiting(conn.sock):
+                if conn.responses:
+                    conn.close()
+                else:
+                    fresh = True  # just accepted: its first request may be a packet away
+        if fresh:
+            self.loop.call_later(_FRESH_GRACE_S, self._close_idle)
         if not self.connections:
             self.loop.stop()
             return
         log.info("waiting up to %g s for %d connection(s) to finish", self.config.shutdown_timeout_s, len(self.connections))
         self.loop.call_at(self._stop_deadline, self._stop_timed_out)
+
+    def _close_idle(self) -> None:
+        for conn in list(self.connections.values()):
+            if conn.state is ConnState.IDLE:
+                conn.close()
 
     def _stop_timed_out(self) -> None:
         if self.connections:
