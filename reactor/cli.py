@@ -406,8 +406,16 @@ def run_worker(config: Config, handle: WorkerHandle) -> int:
     """
     server = Server(config)
     server.listen(handle.listener)
-    install_signal_handlers(server)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the supervisor relays it
+
+    def graceful_stop() -> None:
+        if not server.stopping:
+            log.info("worker %d: SIGTERM received; finishing in-flight requests", handle.number)
+            server.shutdown(graceful=True)
+
+    # Every SIGTERM means "drain": systemd (KillMode=control-group) or `kill -- -PGID` may send
+    # one beside the supervisor's; stopping at once is the supervisor's job (SIGKILL).
+    # SIGINT is ignored (set before the fork): Ctrl-C reaches the whole process group.
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: server.loop.call_soon_threadsafe(graceful_stop))
 
     def beat() -> None:
         stats = server.stats

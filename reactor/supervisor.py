@@ -89,6 +89,20 @@ WORKER_NEXT = {
 }
 
 
+#: What each signal sent to the supervisor does (docs/workers.md's table is generated from it).
+SIGNAL_ACTIONS = {
+    signal.SIGTERM: "graceful stop: every worker stops accepting, finishes its in-flight requests within "
+    "--shutdown-timeout and exits; then the supervisor exits 0. A second SIGTERM or SIGINT kills the workers "
+    "and exits at once (128 + signal number)",
+    signal.SIGINT: "the same as SIGTERM (Ctrl-C; the workers ignore the SIGINT the terminal also sends them)",
+    signal.SIGHUP: "rolling replace: new workers start; once all of them serve, the old ones drain. Files read at "
+    "start (a TLS certificate) are read again by the new workers. Ignored unless running",
+    signal.SIGTTIN: "one more worker (at most %d)" % MAX_WORKERS,
+    signal.SIGTTOU: "one worker fewer (at least 1): the highest-numbered one drains",
+    signal.SIGCHLD: "a worker exited: reap it; replace it if it was serving, back off if it never was",
+}
+
+
 @dataclasses.dataclass
 class Worker:
     """The supervisor's record of one child; it leaves the table when reaped."""
@@ -224,12 +238,10 @@ class Supervisor:
             timeout = min(timeout, self._next_spawn - now)
         return max(0.0, timeout)
 
-    _SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGCHLD)
-
     def _install_signals(self) -> None:
-        self._saved = {signum: signal.getsignal(signum) for signum in self._SIGNALS}
+        self._saved = {signum: signal.getsignal(signum) for signum in SIGNAL_ACTIONS}
         self._saved_wakeup = signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
-        for signum in self._SIGNALS:
+        for signum in SIGNAL_ACTIONS:
             signal.signal(signum, _note_signal)
 
     def _restore_signals(self) -> None:

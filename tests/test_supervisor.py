@@ -12,6 +12,7 @@ import http.client
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -31,17 +32,19 @@ STARTUP = re.compile(r"http://127\.0\.0\.1:(\d+)/ \((?:(\d+) workers)?")  # one 
 class Supervised:
     """``python -m reactor --workers ...`` with stderr collected by a thread."""
 
-    def __init__(self, args: List[str], pass_fds=(), timeout_s: float = 15.0) -> None:
+    def __init__(self, args: List[str], pass_fds=(), timeout_s: float = 15.0, command=None,
+                 new_session: bool = False, wait: bool = True) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "reactor", "--port", "0", "--status-path", "/_status", *args],
+            (command or [sys.executable, "-m", "reactor"]) + ["--port", "0", "--status-path", "/_status", *args],
             cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, pass_fds=pass_fds,
+            start_new_session=new_session,
         )
         self._chunks: List[bytes] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
         self.port = 0
         deadline = time.monotonic() + timeout_s
-        while not self.port and time.monotonic() < deadline and self.proc.poll() is None:
+        while wait and not self.port and time.monotonic() < deadline and self.proc.poll() is None:
             match = STARTUP.search(self.output)
             if match:
                 self.port = int(match.group(1))
@@ -85,8 +88,9 @@ class Supervised:
 def supervise(site):
     started: List[Supervised] = []
 
-    def start(*args: str, pass_fds=()) -> Supervised:
-        running = Supervised(["-d", str(site), *args], pass_fds=pass_fds)
+    def start(*args: str, pass_fds=(), command=None, new_session=False, wait=True) -> Supervised:
+        running = Supervised(["-d", str(site), *args], pass_fds=pass_fds, command=command, new_session=new_session,
+                             wait=wait)
         started.append(running)
         return running
 
@@ -372,6 +376,40 @@ def test_a_second_sigterm_stops_at_once(supervise, site):
     hold.close()
 
 
+def _slow_download(port: int, received: List[int], started: threading.Event) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+    conn.request("GET", "/big.bin")
+    response = conn.getresponse()
+    total = 0
+    while True:
+        piece = response.read(256 * 1024)
+        if not piece:
+            break
+        total += len(piece)
+        started.set()
+        time.sleep(0.02)
+    received.append(total)
+    conn.close()
+
+
+def test_sigterm_to_the_whole_process_group_still_drains(supervise, site):
+    """systemd's default KillMode (control-group) signals every process: a worker's second SIGTERM,
+    the supervisor's relay, must not cut its in-flight requests short."""
+    big = site / "big.bin"
+    big.write_bytes(os.urandom(4 * 1024 * 1024))
+    running = supervise("--workers", "2", new_session=True)
+    assert running.port, running.output
+    received: List[int] = []
+    started = threading.Event()
+    download = threading.Thread(target=_slow_download, args=(running.port, received, started))
+    download.start()
+    assert started.wait(10)
+    os.killpg(running.proc.pid, signal.SIGTERM)
+    assert running.wait(20) == 0, running.output
+    download.join(20)
+    assert received == [big.stat().st_size]
+
+
 def test_sigint_as_from_a_terminal_drains_once_and_exits_0(supervise):
     """Ctrl-C sends SIGINT to the whole process group; workers leave it to the supervisor."""
     running = supervise("--workers", "2")
@@ -433,6 +471,26 @@ sys.exit(main())
     finally:
         stop_process(proc)
         proc.stderr.close()
+
+
+@pytest.mark.skipif(shutil.which("systemd-socket-activate") is None, reason="needs systemd-socket-activate")
+def test_under_systemd_socket_activation(supervise):
+    """systemd's own tool opens the socket and passes it as LISTEN_FDS=1, fd 3.
+
+    It refuses port 0, so the port is one the kernel just picked and released (a small race).
+    """
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    activate = [shutil.which("systemd-socket-activate"), "-l", "127.0.0.1:%d" % port, sys.executable, "-m", "reactor"]
+    running = supervise("--workers", "2", command=activate, wait=False)
+    wait_for(lambda: "Listening on 127.0.0.1:%d" % port in running.output, what="systemd-socket-activate")
+    assert _get_ok(port)  # the first connection starts the service, as systemd does; it waits in the queue
+    assert "http://127.0.0.1:%d/ (2 workers" % port in running.output
+    assert len(running.worker_pids()) == 2
+    running.proc.send_signal(signal.SIGTERM)
+    assert running.wait(15) == 0
 
 
 def _get_ok(port: int) -> bool:
