@@ -334,10 +334,16 @@ class Supervisor:
         boot_r, boot_w = os.pipe()
         parent_pid = os.getpid()
         sys.stderr.flush()
-        pid = os.fork()
-        if pid == 0:  # the worker; it never returns from here
-            os.close(boot_r)
-            self._become_worker(number, boot_w, parent_pid)
+        # Until the child has its own handlers, a signal sent to it would run ours and write
+        # to our wake-up pipe, as if we had been signalled: keep them blocked across the fork.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNAL_ACTIONS)
+        try:
+            pid = os.fork()
+            if pid == 0:  # the worker; it never returns from here
+                os.close(boot_r)
+                self._become_worker(number, boot_w, parent_pid, mask)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         os.close(boot_w)
         self.forks += 1
         self.scoreboard.claim(number, pid)
@@ -348,7 +354,7 @@ class Supervisor:
         log.info("worker %d (pid %d) booting", number, pid)
         return worker
 
-    def _become_worker(self, number: int, boot_fd: int, parent_pid: int) -> None:
+    def _become_worker(self, number: int, boot_fd: int, parent_pid: int, mask: "set[signal.Signals]") -> None:
         status = WORKER_BOOT_ERROR
         try:
             signal.set_wakeup_fd(-1)
@@ -356,6 +362,7 @@ class Supervisor:
                 signal.signal(signum, signal.SIG_IGN)
             for signum in (signal.SIGTERM, signal.SIGCHLD):
                 signal.signal(signum, signal.SIG_DFL)
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a SIGTERM already pending acts now
             self._selector.close()
             for fd in [self._wake_r, self._wake_w] + [w.boot_pipe for w in self.workers.values() if w.boot_pipe]:
                 os.close(fd)

@@ -447,30 +447,23 @@ def test_fd_serves_on_a_socket_the_test_passes_down(supervise, workers):
         sock.close()
 
 
-def test_systemd_listen_fds_is_used_for_this_pid_only(site):
+def test_systemd_listen_fds_is_used_for_this_pid_only(supervise):
+    """LISTEN_FDS=1 with LISTEN_PID naming this process: serve on fd 3 (sd_listen_fds(3))."""
     sock = _listening_socket()
     port = sock.getsockname()[1]
-    fd3 = """
-import os, sys
-os.dup2(int(sys.argv[1]), 3)
-os.environ["LISTEN_PID"] = str(os.getpid())
-os.environ["LISTEN_FDS"] = "1"
-sys.argv = ["reactor", "--workers", "2", "-d", sys.argv[2]]
-from reactor.cli import main
-sys.exit(main())
-"""
-    proc = subprocess.Popen([sys.executable, "-c", fd3, str(sock.fileno()), str(site)], cwd=REPO,
-                            pass_fds=(sock.fileno(),), stderr=subprocess.PIPE)
+    as_systemd_does = (
+        "import os, sys; os.dup2(int(sys.argv[1]), 3); os.environ.update(LISTEN_PID=str(os.getpid()), LISTEN_FDS='1');"
+        "sys.argv[:2] = ['reactor']; from reactor.cli import main; sys.exit(main())"
+    )
     try:
-        sock.close()  # the server's copy is the only one left
-        conn_ok = wait_for(lambda: _get_ok(port), what="reactor on the systemd socket")
-        assert conn_ok
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(15) == 0
-        assert (":%d/" % port).encode() in proc.stderr.read()
+        running = supervise("--workers", "2", command=[sys.executable, "-c", as_systemd_does, str(sock.fileno())],
+                            pass_fds=(sock.fileno(),))
     finally:
-        stop_process(proc)
-        proc.stderr.close()
+        sock.close()  # the server's copy is the only one left
+    assert running.port == port, running.output
+    assert _get_ok(port)
+    running.proc.send_signal(signal.SIGTERM)
+    assert running.wait(15) == 0
 
 
 @pytest.mark.skipif(shutil.which("systemd-socket-activate") is None, reason="needs systemd-socket-activate")
@@ -487,7 +480,7 @@ def test_under_systemd_socket_activation(supervise):
     running = supervise("--workers", "2", command=activate, wait=False)
     wait_for(lambda: "Listening on 127.0.0.1:%d" % port in running.output, what="systemd-socket-activate")
     assert _get_ok(port)  # the first connection starts the service, as systemd does; it waits in the queue
-    assert "http://127.0.0.1:%d/ (2 workers" % port in running.output
+    wait_for(lambda: "http://127.0.0.1:%d/ (2 workers" % port in running.output, what="the startup line")
     assert len(running.worker_pids()) == 2
     running.proc.send_signal(signal.SIGTERM)
     assert running.wait(15) == 0
