@@ -576,3 +576,32 @@ def test_access_log_lines_from_two_workers_never_interleave(supervise):
     assert len(access) == 400
     assert all(line.match(text) for text in access), [text[:120] for text in access if not line.match(text)][:3]
     assert len({pid for pid in running.worker_pids()}) == 2
+
+
+def _units_in_the_docs() -> Dict[str, str]:
+    """The ``ini`` blocks of docs/workers.md, by the file name on their first line."""
+    text = (REPO / "docs" / "workers.md").read_text(encoding="utf-8")
+    units = {}
+    for block in re.findall(r"```ini\n(.*?)```", text, re.DOTALL):
+        first, _, body = block.partition("\n")
+        units[first.rsplit("/", 1)[-1]] = body
+    return units
+
+
+def test_the_systemd_units_in_the_docs_are_valid(tmp_path):
+    units = _units_in_the_docs()
+    assert sorted(units) == ["reactor.service", "reactor.socket"]
+    from reactor.cli import build_parser
+
+    exec_start = re.search(r"^ExecStart=\S+ -m reactor (.*)$", units["reactor.service"], re.MULTILINE)
+    assert exec_start, units["reactor.service"]
+    args = build_parser().parse_args(exec_start.group(1).split())  # exits 2 on a flag we do not have
+    assert args.workers >= 1
+    if shutil.which("systemd-analyze") is None:
+        pytest.skip("systemd-analyze not installed")
+    for name, body in units.items():
+        (tmp_path / name).write_text(body)
+    check = subprocess.run(["systemd-analyze", "verify", str(tmp_path / "reactor.socket"),
+                            str(tmp_path / "reactor.service")], capture_output=True, timeout=60)
+    assert check.returncode == 0, check.stderr
+    assert b"reactor." not in check.stderr, check.stderr  # no warning about our units

@@ -1,7 +1,8 @@
 """Benchmark for issue 11: what does ``--workers 2`` cost per request, and how evenly is the load shared?
 
-On a 2-core machine the load generator needs a core of its own, so this measures
-efficiency, not peak throughput: requests answered per CPU-second used by the server's
+On a 2-core machine the load generator needs a core of its own (the server's processes
+are pinned to the first CPU and the client to the last, with taskset; ``--no-pin`` to
+let them float), so this measures efficiency, not peak throughput: requests answered per CPU-second used by the server's
 processes (the supervisor and every worker, from /proc/PID/stat), with ``--workers 1``
 and ``--workers 2`` taking turns, and each worker's share of the requests (from the
 status page's scoreboard). Targets: 2 workers do at least 0.95x the requests per
@@ -118,9 +119,16 @@ def worker_requests(port: int) -> Dict[int, int]:
     return {row["pid"]: row["requests"] for row in snapshot["workers"]["each"]}
 
 
+def pin(cpu: "int | None") -> List[str]:
+    """``taskset -c CPU`` (children inherit it), or nothing without taskset or a CPU to pin to."""
+    if cpu is None or shutil.which("taskset") is None:
+        return []
+    return ["taskset", "-c", str(cpu)]
+
+
 def measure(workers: int, scenario: str, args: argparse.Namespace, root: Path) -> dict:
     server = subprocess.Popen(
-        [sys.executable, "-m", "reactor", "--port", "0", "--workers", str(workers), "-d", str(root),
+        pin(args.server_cpu) + [sys.executable, "-m", "reactor", "--port", "0", "--workers", str(workers), "-d", str(root),
          "--log-level", "warning", "--status-path", "/_status", "--worker-timeout", "2"],
         cwd=REPO, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
     )
@@ -138,7 +146,7 @@ def measure(workers: int, scenario: str, args: argparse.Namespace, root: Path) -
         before_cpu = sum(cpu_s(pid) for pid in pids)
         before_supervisor = cpu_s(server.pid)
         client = subprocess.run(
-            [sys.executable, __file__, "--client", str(port), str(args.connections), str(args.duration),
+            pin(args.client_cpu) + [sys.executable, __file__, "--client", str(port), str(args.connections), str(args.duration),
              "1" if scenario == "close" else "0"],
             capture_output=True, timeout=args.duration + 60, check=True,
         )
@@ -169,14 +177,20 @@ def main(argv: "List[str] | None" = None) -> int:
     parser.add_argument("--rounds", type=int, default=2, help="1 and 2 workers take turns this many times")
     parser.add_argument("--connections", type=int, default=16, help="client threads (one connection each)")
     parser.add_argument("--scenarios", default="keepalive,close")
+    parser.add_argument("--no-pin", action="store_true",
+                        help="do not pin the server's processes to the first CPU and the client to the last")
     args = parser.parse_args(argv)
+    cpus = sorted(os.sched_getaffinity(0))
+    args.server_cpu = args.client_cpu = None
+    if not args.no_pin and len(cpus) >= 2:
+        args.server_cpu, args.client_cpu = cpus[0], cpus[-1]
     tmp = Path(tempfile.mkdtemp(prefix="reactor-workers-bench-"))
     verdicts = []
     try:
         root = tmp / "site"
         shutil.copytree(REPO / "resources", root, ignore=shutil.ignore_patterns("upload_*.json"))
-        print("%d CPUs; %d client threads; %d round(s) of %g s per measurement\n" % (
-            os.cpu_count() or 1, args.connections, args.rounds, args.duration))
+        print("%d CPUs; server on CPU %s, client on CPU %s; %d client threads; %d round(s) of %g s each\n" % (
+            os.cpu_count() or 1, args.server_cpu, args.client_cpu, args.connections, args.rounds, args.duration))
         for scenario in args.scenarios.split(","):
             results: Dict[int, List[dict]] = {1: [], 2: []}
             for _ in range(args.rounds):
