@@ -150,8 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="never gzip responses (by default text, JSON, JS, SVG and XML files of 1 KiB "
                         "or more are gzipped for clients that accept it, and name.gz sidecars are used)")
     parser.add_argument("--cache-bytes", type=_non_negative_int, default=defaults.cache_max_bytes,
-                        help="memory for the hot-file cache of small files, answered without a disk "
-                        "access (re-checked every second); 0 turns it off")
+                        help="memory for the hot-file cache of small files (per worker process), answered "
+                        "without a disk access (re-checked every second); 0 turns it off")
 
     limits = parser.add_argument_group("limits")
     limits.add_argument("--max-request-line-bytes", type=_positive_int, default=defaults.max_request_line_bytes,
@@ -163,8 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
     limits.add_argument("--max-body-bytes", type=_positive_int, default=defaults.max_body_bytes,
                         help="largest request message body; larger is 413")
     limits.add_argument("--max-connections", type=_positive_int, default=default_max_connections(),
-                        help="open connections before new ones get 503 with Retry-After; "
-                        "the default is sized to the open-file limit (ulimit -n)")
+                        help="open connections (per worker process) before new ones get 503 with "
+                        "Retry-After; the default is sized to the open-file limit (ulimit -n)")
     limits.add_argument("--backlog", type=_positive_int, default=defaults.backlog, help="listen() backlog")
     limits.add_argument("--pool-queue", type=_positive_int, default=defaults.pool_queue_max,
                         help="pool jobs queued or running before requests get 503")

@@ -42,7 +42,7 @@ import signal
 import socket
 import sys
 import time
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, Iterable, List, Optional
 
 from reactor.scoreboard import MAX_WORKERS, Scoreboard, WorkerIdentity, set_this_worker
 
@@ -354,7 +354,7 @@ class Supervisor:
         log.info("worker %d (pid %d) booting", number, pid)
         return worker
 
-    def _become_worker(self, number: int, boot_fd: int, parent_pid: int, mask: "set[signal.Signals]") -> None:
+    def _become_worker(self, number: int, boot_fd: int, parent_pid: int, mask: Iterable[int]) -> None:
         status = WORKER_BOOT_ERROR
         try:
             signal.set_wakeup_fd(-1)

@@ -139,9 +139,9 @@ def workers_snapshot(requests: int, accepted: int, open_connections: int) -> Dic
     if identity is None:
         return {"worker": answering}
     now = time.monotonic()
-    each = []
+    each: List[Dict[str, Any]] = []
     for slot in identity.scoreboard.live():
-        row = {"number": slot.number, "pid": slot.pid, "requests": slot.requests, "accepted": slot.accepted,
+        row: Dict[str, Any] = {"number": slot.number, "pid": slot.pid, "requests": slot.requests, "accepted": slot.accepted,
                "open": slot.open, "heartbeat_age_s": round(now - slot.heartbeat, 3) if slot.heartbeat else None}
         if slot.number == identity.number:
             row.update(requests=requests, accepted=accepted, open=open_connections, heartbeat_age_s=0.0)
