@@ -116,6 +116,7 @@ class Worker:
     ready_at: float = 0.0  # monotonic; 0.0 while it has never been ready
     deadline: float = 0.0  # BOOTING: must be ready by; DRAINING: killed after
     error: str = ""  # what it wrote on its boot pipe instead of "ready"
+    killed_from: Optional[WorkerState] = None  # the state it was in when sent SIGKILL
 
 
 class WorkerHandle:
@@ -436,7 +437,8 @@ class Supervisor:
             self._on_exit(worker, _describe_status(status))
 
     def _on_exit(self, worker: Worker, how: str) -> None:
-        if worker.state is WorkerState.DRAINING or self.state is SupervisorState.DRAINING:
+        drained = WorkerState.DRAINING in (worker.state, worker.killed_from)
+        if drained or self.state is SupervisorState.DRAINING:
             log.info("worker %d (pid %d) %s", worker.number, worker.pid, how)
             return
         if worker.ready_at:
@@ -487,6 +489,7 @@ class Supervisor:
                 self._kill(worker)
 
     def _kill(self, worker: Worker) -> None:
+        worker.killed_from = worker.state
         self._set_worker_state(worker, WorkerState.KILLED)
         _kill(worker.pid, signal.SIGKILL)
 

@@ -605,3 +605,22 @@ def test_the_systemd_units_in_the_docs_are_valid(tmp_path):
                             str(tmp_path / "reactor.service")], capture_output=True, timeout=60)
     assert check.returncode == 0, check.stderr
     assert b"reactor." not in check.stderr, check.stderr  # no warning about our units
+
+
+def _gone(pid: int) -> bool:
+    """True once ``pid`` has exited (a zombie waiting for its new parent counts as exited)."""
+    try:
+        return Path("/proc/%d/stat" % pid).read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except FileNotFoundError:
+        return True
+
+
+def test_workers_stop_when_the_supervisor_is_killed(supervise):
+    """No orphans serving forever: each worker's heartbeat notices its parent is gone, and drains."""
+    running = supervise("--workers", "2", "--worker-timeout", "2")
+    assert running.port, running.output
+    pids = running.worker_pids()
+    running.proc.kill()
+    running.wait(10)
+    wait_for(lambda: all(_gone(pid) for pid in pids), timeout_s=10, what="the orphaned workers to exit")
+    wait_for(lambda: running.output.count("the supervisor is gone; stopping") == 2, what="both workers' notices")
