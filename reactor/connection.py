@@ -106,6 +106,18 @@ _CLOSED = ConnState.CLOSED
 _READING_STATES = frozenset({_IDLE, _READING_HEADERS, _READING_BODY})
 
 
+def answers_head(head: Optional[RequestHead], parser: RequestParser) -> bool:
+    """True if the response goes to a HEAD request, so no content may follow its head.
+
+    RFC 9110 §9.3.2 holds for every response, errors included: before a head was parsed
+    (a bad field line, a limit, a header timeout) the method comes from what ``parser``
+    has seen of the request-line.
+    """
+    if head is not None:
+        return head.method == "HEAD"
+    return parser.head_request
+
+
 class InvalidTransition(RuntimeError):
     """A state change that :data:`NEXT` does not allow (a bug in the server)."""
 
@@ -499,7 +511,7 @@ class Connection:
         else:
             fields.append(("Connection", "close"))
         data = response_head(status, fields)
-        if head is not None and head.method == "HEAD" or status in _NO_CONTENT_LENGTH:
+        if status in _NO_CONTENT_LENGTH or answers_head(head, self.parser):
             body = b""
             if file is not None:
                 file.close()

@@ -172,7 +172,12 @@ class Server:
             conn.start()
 
     def _refuse(self, sock: socket.socket, reason: str = "too many connections") -> None:
-        """Answer 503 to a connection we will not serve, best effort, and close it."""
+        """Answer 503 to a connection we will not serve, best effort, and close it.
+
+        Whatever of the request has arrived is read first: a HEAD request gets the head
+        alone (RFC 9110 §9.3.2), and unread input would make close() send RST, which
+        may destroy the reply in the client's buffer.
+        """
         body = ("503 Service Unavailable: %s\n" % reason).encode()
         reply = response_head(
             503,
@@ -184,13 +189,15 @@ class Server:
                 ("Content-Length", str(len(body))),
                 ("Connection", "close"),
             ],
-        ) + body
+        )
         try:
             sock.setblocking(False)
-            sock.send(reply)
+            try:
+                received = sock.recv(65536)  # a request usually fits one read
+            except (BlockingIOError, InterruptedError):
+                received = b""  # nothing yet: the method is unknown, so send the body
+            sock.send(reply if received.startswith(b"HEAD ") else reply + body)
             sock.shutdown(socket.SHUT_WR)
-            # Unread input makes close() send RST, which may destroy the reply in the
-            # client's buffer; take what has arrived (a request usually fits one read).
             sock.recv(65536)
         except OSError:
             pass
