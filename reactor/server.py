@@ -9,10 +9,12 @@ response head and a small body leave in one send; Nagle would only delay it) and
 it in a :class:`~reactor.connection.Connection`.
 
 Past ``max_connections`` a new socket is answered ``503`` with ``Retry-After`` and
-closed at once. When ``accept`` fails for lack of descriptors (``EMFILE``/``ENFILE``, or
-any error that is not about one dead connection), the listener is taken out of the
-selector for a moment; otherwise a level-triggered selector would report it readable
-forever and the loop would spin at 100% CPU.
+closed at once. When ``accept`` fails for lack of descriptors (``EMFILE``/``ENFILE``), one
+descriptor kept in reserve is closed so that the waiting client can be accepted, answered
+``503`` and closed (the reserve is then taken again): new clients get a quick refusal, not
+a connect that hangs. If even that fails (or on any other error that is not about one dead
+connection) the listener is taken out of the selector for a moment; otherwise a
+level-triggered selector would report it readable forever and the loop would spin.
 
 A graceful stop (:meth:`Server.shutdown`) answers ``503`` to connections still waiting
 in the backlog and closes the listener (new clients are refused at once), closes idle
@@ -50,6 +52,15 @@ _PEER_GONE = frozenset(
     {errno.EPROTO, errno.ENOPROTOOPT, errno.ENETDOWN, errno.ENETUNREACH, errno.EHOSTDOWN, errno.EHOSTUNREACH,
      errno.EOPNOTSUPP, errno.ECONNRESET, getattr(errno, "ENONET", errno.ENETDOWN)}
 )
+_NO_DESCRIPTORS = frozenset({errno.EMFILE, errno.ENFILE})
+
+
+def _open_spare() -> int:
+    """A descriptor kept in reserve for refusing clients at the descriptor limit; -1 if none is free."""
+    try:
+        return os.open(os.devnull, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return -1
 
 
 class Server:
@@ -72,6 +83,7 @@ class Server:
         self._listener: Optional[socket.socket] = None
         self._accepting = False
         self._out_of_fds = False  # an EMFILE episode is under way (logged once)
+        self._spare_fd = -1  # the reserve descriptor (see _refuse_with_spare)
         self._ids = itertools.count(1)
         self._keep_alive_values: Dict[int, str] = {}  # see keep_alive_value()
         self._stop_deadline: Optional[float] = None  # monotonic end of a graceful stop
@@ -95,6 +107,7 @@ class Server:
             listener.close()
             raise
         self._listener = listener
+        self._spare_fd = _open_spare()
         self.address = listener.getsockname()[:2]
         if self.tracer:
             self.tracer.listening(self.address)
@@ -146,6 +159,15 @@ class Server:
             except OSError as exc:
                 if exc.errno in _PEER_GONE:
                     continue  # that connection died in the backlog; the next may be fine
+                if exc.errno in _NO_DESCRIPTORS:
+                    if not self._out_of_fds:
+                        self._out_of_fds = True
+                        log.warning("accept failed (%s); answering 503 to new clients until descriptors free up", exc)
+                    refused = self._refuse_with_spare(listener)
+                    if refused is None:
+                        return  # the backlog is empty
+                    if refused:
+                        continue
                 # Out of descriptors (or an unexpected error): a level-triggered selector
                 # would report the listener again at once, so step out for a moment.
                 if not self._out_of_fds:
@@ -170,6 +192,33 @@ class Server:
             self.connections[conn.id] = conn
             self.stats.accepted += 1
             conn.start()
+
+    def _refuse_with_spare(self, listener: socket.socket) -> Optional[bool]:
+        """Out of descriptors: answer one waiting client 503 using the reserve descriptor.
+
+        Closes the spare, accepts, answers ``503`` with ``Retry-After: 1``, closes and takes
+        the spare again, so a new client gets a quick refusal rather than a connect that
+        hangs, and the backlog drains instead of keeping the listener readable (no spin).
+        Returns True when a client was refused, None when the backlog is empty, False when
+        even that failed (no spare, or accept failed again): then the caller pauses.
+        """
+        if self._spare_fd < 0:
+            self._spare_fd = _open_spare()
+            return False
+        os.close(self._spare_fd)
+        self._spare_fd = -1
+        try:
+            sock, _address = listener.accept()
+        except (BlockingIOError, InterruptedError):
+            self._spare_fd = _open_spare()
+            return None
+        except OSError:  # a worker took the descriptor first, or another error
+            self._spare_fd = _open_spare()
+            return False
+        self.stats.refused += 1
+        self._refuse(sock, "out of file descriptors")
+        self._spare_fd = _open_spare()
+        return True
 
     def _refuse(self, sock: socket.socket, reason: str = "too many connections") -> None:
         """Answer 503 to a connection we will not serve, best effort, and close it.
@@ -300,6 +349,9 @@ class Server:
         if self._listener is not None:
             self._listener.close()
             self._listener = None
+        if self._spare_fd >= 0:
+            os.close(self._spare_fd)
+            self._spare_fd = -1
         self._close_all()
         if self._stop_deadline is not None:
             wait_s = max(0.0, self._stop_deadline - self.loop.time())
