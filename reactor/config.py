@@ -44,6 +44,7 @@ class Config:
     cors: bool = False  # Access-Control-Allow-Origin: * on every response, and answer preflights
     extra_headers: Tuple[Tuple[str, str], ...] = ()  # --header fields added to every response
     cache_max_bytes: int = 32 * 1024 * 1024  # hot-file cache of small files; 0 turns it off
+    gzip_cache_max_bytes: int = 32 * 1024 * 1024  # gzip forms shared by requests, by file version; 0: not kept
 
     # Request limits (RFC 9112 §3, §5; RFC 9110 §15.5.14, §15.5.15, RFC 6585 §5).
     max_request_line_bytes: int = 8192

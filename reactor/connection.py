@@ -428,11 +428,13 @@ class Connection:
         self,
         job: Callable[..., Any],
         args: Tuple[Any, ...],
-        on_result: Callable[[Any], Response],
+        on_result: Callable[[Any], Optional[Response]],
     ) -> None:
         """Run ``job(*args)`` on the worker pool; answer with ``on_result(result)``.
 
-        ``on_result`` runs on the loop thread and returns the Response. If the job
+        ``on_result`` runs on the loop thread and returns the Response, or None if it
+        has arranged to call :meth:`respond` itself later (a request waiting for a
+        compression another request started). If the job
         raises HTTPError, that is the answer; running out of descriptors or memory
         (EMFILE, ENFILE, ENOMEM) is a 503 with Retry-After, like a saturated pool; any
         other exception is a 500 with its traceback logged. A result that
@@ -459,7 +461,8 @@ class Connection:
                         raise
                     log.warning("#%d %s; answering 503", self.id, exc)
                     response = Response.error(503, "server busy; try again shortly", [("Retry-After", "1")])
-                self.respond(response)
+                if response is not None:  # None: on_result arranged to call respond() later
+                    self.respond(response)
             except Exception as exc:  # from the job, on_result or respond: a bug
                 self._internal_error(exc)
 
