@@ -163,6 +163,12 @@ def build_parser() -> argparse.ArgumentParser:
                           help="time from a request's first byte to the end of its header section (408)")
     timeouts.add_argument("--body-timeout", type=_seconds, default=defaults.body_timeout_s,
                           help="longest pause while reading a message body (408)")
+    timeouts.add_argument("--min-body-rate", type=_non_negative_int, default=defaults.min_body_rate,
+                          metavar="BYTES_PER_S",
+                          help="after --body-rate-grace seconds, a message body must average this many "
+                          "bytes/s or get 408 (0 turns it off)")
+    timeouts.add_argument("--body-rate-grace", type=_seconds, default=defaults.body_rate_grace_s,
+                          help="seconds a message body may take before --min-body-rate applies")
     timeouts.add_argument("--send-timeout", type=_seconds, default=defaults.send_timeout_s,
                           help="longest pause of a client that is not reading its response")
     timeouts.add_argument("--shutdown-timeout", type=_seconds, default=defaults.shutdown_timeout_s,
@@ -170,6 +176,15 @@ def build_parser() -> argparse.ArgumentParser:
                           "a second signal exits at once")
     parser.add_argument("--no-sendfile", action="store_true",
                         help="send large files in blocks read on the pool instead of os.sendfile")
+
+    tls = parser.add_argument_group("HTTPS (the listener speaks TLS only; SIGHUP reloads the files)")
+    tls.add_argument("--tls-cert", metavar="FILE", default=None,
+                     help="certificate chain (PEM), the server's certificate first")
+    tls.add_argument("--tls-key", metavar="FILE", default=None, help="private key (PEM) of the certificate")
+    tls.add_argument("--tls-key-password-file", metavar="FILE", default=None,
+                     help="file holding the passphrase of an encrypted --tls-key")
+    tls.add_argument("--tls-handshake-timeout", type=_seconds, default=defaults.tls_handshake_timeout_s,
+                     help="seconds from accept to the end of the TLS handshake")
 
     study = parser.add_argument_group("for study (see docs/)")
     study.add_argument("--trace", action="store_true",
@@ -268,6 +283,12 @@ def config_from_args(args: argparse.Namespace) -> Config:
         keepalive_max_requests=args.keepalive_max,
         header_timeout_s=args.header_timeout,
         body_timeout_s=args.body_timeout,
+        min_body_rate=args.min_body_rate,
+        body_rate_grace_s=args.body_rate_grace,
+        tls_cert_file=args.tls_cert,
+        tls_key_file=args.tls_key,
+        tls_key_password_file=args.tls_key_password_file,
+        tls_handshake_timeout_s=args.tls_handshake_timeout,
         send_timeout_s=args.send_timeout,
         backlog=args.backlog,
         shutdown_timeout_s=args.shutdown_timeout,
@@ -320,6 +341,21 @@ def install_signal_handlers(server: Server) -> None:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    if server.config.tls:
+        # SIGHUP reloads the certificate and key: new handshakes use them, open connections go on.
+        signal.signal(signal.SIGHUP, lambda _signum, _frame: server.loop.call_soon_threadsafe(server.reload_tls))
+
+
+def _tls_problem(exc: BaseException) -> str:
+    """One line for a certificate or key that cannot be loaded."""
+    if isinstance(exc, FileNotFoundError | PermissionError | IsADirectoryError):
+        return "%s: %s" % (exc.filename, (exc.strerror or str(exc)).lower())
+    text = str(exc)
+    if "KEY_VALUES_MISMATCH" in text:
+        return "the key does not match the certificate"
+    if "PEM lib" in text or "NO_START_LINE" in text:
+        return "not a PEM certificate and key (or a wrong passphrase)"
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -331,9 +367,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.error("directory %r does not exist" % args.directory)
     if args.max_age is not None and any(name.lower() == "cache-control" for name, _value in args.header):
         parser.error("--max-age and --header 'Cache-Control: ...' both set Cache-Control; use one")
+    if (args.tls_cert is None) != (args.tls_key is None):
+        parser.error("--tls-cert and --tls-key go together")
+    if args.tls_key_password_file is not None and args.tls_cert is None:
+        parser.error("--tls-key-password-file needs --tls-cert and --tls-key")
     setup_logging(args.log_level)
     config = config_from_args(args)
     server = Server(config)
+    if config.tls:
+        try:
+            server.load_tls()
+        except (OSError, ValueError) as exc:
+            print("reactor: cannot use the TLS certificate and key: %s" % _tls_problem(exc), file=sys.stderr)
+            server.close()
+            return 1
     try:
         server.listen()
     except OSError as exc:

@@ -57,19 +57,34 @@ class Config:
     keepalive_max_requests: int = 100
     header_timeout_s: float = 10.0  # first byte to end of header section
     body_timeout_s: float = 30.0  # longest stall between body reads
+    # After the grace period a message body must average this many bytes/s (0: no minimum),
+    # like Apache's mod_reqtimeout MinRate: a trickle is cut off with 408, a slow steady upload never.
+    min_body_rate: int = 500
+    body_rate_grace_s: float = 10.0
     send_timeout_s: float = 60.0  # longest stall while the client is not reading
     linger_timeout_s: float = 2.0  # discarding input after a closing response
+    tls_handshake_timeout_s: float = 10.0  # accept to the end of the TLS handshake
 
     max_connections: int = dataclasses.field(default_factory=default_max_connections)
     backlog: int = 128
     shutdown_timeout_s: float = 10.0
     sendfile: bool = True  # zero-copy os.sendfile for large files on plain sockets
 
+    # HTTPS: with a certificate chain and its key (PEM files) the listener speaks TLS only.
+    tls_cert_file: Optional[Path] = None
+    tls_key_file: Optional[Path] = None
+    tls_key_password_file: Optional[Path] = None  # a file holding the key's passphrase
+
     # For study (docs/trace.md, docs/status.md); both off by default.
     trace: bool = False  # one stderr line per selector event, transition, parser event, pool hand-off, timer
     status_path: Optional[str] = None  # e.g. "/_status": counters as JSON or HTML, loopback clients only
     #: Fields the connection adds to every response: CORS, then each --header.
     added_fields: Tuple[Tuple[str, str], ...] = dataclasses.field(init=False, repr=False, compare=False)
+
+    @property
+    def tls(self) -> bool:
+        """True when the listener speaks HTTPS."""
+        return self.tls_cert_file is not None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "root", Path(os.path.abspath(self.root)))

@@ -207,3 +207,27 @@ def test_a_compression_failure_is_500_and_exhaustion_503(make_server, monkeypatc
     assert response.status == 500
     response, _ = fetch(running, "GET", "/other.txt", {"Accept-Encoding": "gzip"})
     assert response.status == 503 and response.getheader("Retry-After") == "1"
+
+
+@pytest.mark.parametrize("path", ["/large.txt", "/small.txt"])
+def test_a_pool_that_refuses_the_compression_is_503_at_once(make_server, path: str) -> None:
+    running = make_server()
+    (running.root / "large.txt").write_bytes(TEXT)
+    (running.root / "small.txt").write_bytes(TEXT[:100_000])
+    assert fetch(running, "GET", path)[0].status == 200  # the small one is now in the hot-file cache
+    pool = running.server.pool
+    real_submit = pool.submit
+
+    def submit(job: Callable[..., Any], args: Tuple[Any, ...], callback: Callable[[Any], None]) -> bool:
+        return False if job is files.gzip_body else real_submit(job, args, callback)
+
+    pool.submit = submit  # type: ignore[method-assign]
+    conn = http.client.HTTPConnection(running.host, running.port, timeout=10)
+    try:
+        for _ in range(2):  # and the connection goes on
+            conn.request("GET", path, headers={"Accept-Encoding": "gzip"})
+            response = conn.getresponse()
+            response.read()
+            assert response.status == 503 and response.getheader("Retry-After") == "1"
+    finally:
+        conn.close()

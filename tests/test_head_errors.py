@@ -17,7 +17,7 @@ import pytest
 from conftest import RawClient, RunningServer, copy_resources
 from corpus import Case
 from reactor.config import Config
-from reactor.handlers import Application
+from reactor.handlers.static import StaticFiles
 from reactor.server import Server as ReactorServer
 from test_malformed import CORPUS_HOSTS, HEAD_ERRORS
 
@@ -47,7 +47,8 @@ def head_servers(tmp_path_factory: pytest.TempPathFactory) -> "Iterator[Dict[Tup
     for case in HEAD_CASES:
         key = tuple(sorted(case.limits.items()))
         if key not in servers:
-            server = ReactorServer(Config(host="127.0.0.1", port=0, root=root, allowed_hosts=CORPUS_HOSTS, **case.limits))
+            config = Config(host="127.0.0.1", port=0, root=root, allowed_hosts=CORPUS_HOSTS, **case.limits)
+            server = ReactorServer(config)
             server.listen()
             thread = threading.Thread(target=server.serve_forever, name="reactor-loop", daemon=True)
             thread.start()
@@ -94,7 +95,9 @@ def test_header_timeout_to_head_has_no_body(make_server: Server, raw_to: Callabl
     assert_bodiless(client, 408)
 
 
-def test_body_timeout_and_413_to_head_have_no_body(make_server: Server, raw_to: Callable[[RunningServer], RawClient]) -> None:
+def test_body_timeout_and_413_to_head_have_no_body(
+    make_server: Server, raw_to: Callable[[RunningServer], RawClient]
+) -> None:
     running = make_server(body_timeout_s=0.3, max_body_bytes=100)
     client = raw_to(running)
     client.send(b"HEAD / HTTP/1.1\r\nHost: " + client.host.encode() + b"\r\nContent-Length: 5\r\n\r\nab")
@@ -107,10 +110,10 @@ def test_body_timeout_and_413_to_head_have_no_body(make_server: Server, raw_to: 
 def test_500_to_head_has_no_body(
     make_server: Server, raw_to: Callable[[RunningServer], RawClient], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken(self: Application, conn: object, request: object) -> None:
+    def broken(self: StaticFiles, conn: object, request: object) -> None:
         raise RuntimeError("a bug in a handler")
 
-    monkeypatch.setattr(Application, "handle", broken)
+    monkeypatch.setattr(StaticFiles, "get", broken)
     client = raw_to(make_server())
     client.send(b"HEAD / HTTP/1.1\r\nHost: " + client.host.encode() + b"\r\n\r\n")
     assert_bodiless(client, 500)

@@ -157,4 +157,4 @@ def test_huge_keepalive_max_is_just_a_number(make_server):
     for n in range(1, 4):
         _, fields, _ = client.get("/sample.txt").response()
         assert fields["keep-alive"] == "timeout=30, max=%d" % (10**9 - n + 1)
-    assert len(server.server._keep_alive_values) == 3
+    assert len(server.server.context._keep_alive_values) == 3

@@ -331,7 +331,7 @@ def test_never_reading_client_does_not_delay_others_and_buffers_are_bounded(make
         return [
             c
             for c in srv.server.connections.values()
-            if c.state is ConnState.WRITING and c._mask == EVENT_WRITE and not c._file_reading
+            if c.state is ConnState.WRITING and c.transport._mask == EVENT_WRITE and not c.transport._block_pending
         ]
 
     wait_for(lambda: len(srv.call(blocked)) == 3, what="three stalled responses")
@@ -345,7 +345,7 @@ def test_never_reading_client_does_not_delay_others_and_buffers_are_bounded(make
     assert time.monotonic() - started < 5
 
     def queued_bytes():
-        return [sum(len(item) for item in c._outbox) for c in srv.server.connections.values()]
+        return [sum(len(item) for item in c.transport._outbox) for c in srv.server.connections.values()]
 
     # What the server holds for a stalled client: at most one pool block (256 KiB)
     # plus the head, whatever the file size.
@@ -428,7 +428,7 @@ def test_robustness_doc_matches_the_code():
         if option != "(none)":
             assert float(parser.get_default(options[option].dest)) == float(default), option
     assert DOCUMENTED_FIELDS <= seen, DOCUMENTED_FIELDS - seen
-    constants = _table_rows(text, r"`(server|connection|loop)\._")
+    constants = _table_rows(text, r"`(server|connection|transport|loop)\.[_A-Z]")
     assert len(constants) == 5
     for name, value, _purpose in constants:
         module_name, _, attribute = name.partition(".")

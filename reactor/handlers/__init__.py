@@ -1,11 +1,13 @@
 """What the server does with a well-formed request: policy and routing.
 
-The connection calls :meth:`Application.check` as soon as the head is known when a
-message body follows (so a refusal goes out before the body is read, which is also how
-``Expect: 100-continue`` is answered), or at the end of the request otherwise; then
-:meth:`Application.handle` once the request is complete. Both run on the loop thread
-and must not block: anything that touches the disk goes to the worker pool through
-:meth:`Connection.run_in_pool`.
+The connection calls :meth:`Application.route` once per request: as soon as the head is
+known when a message body follows (so a refusal goes out before the body is read, which
+is also how ``Expect: 100-continue`` is answered), or at the end of the request
+otherwise. ``route`` either refuses (a 4xx/5xx Response, or HTTPError) or picks the
+handler, ``request.route``, which the connection calls when the request is complete,
+its message body framed and read: success answers are only made then. Both run on the
+loop thread and must not block: anything that touches the disk goes to the worker pool
+through :meth:`Connection.run_in_pool`.
 
 Checks in order: a method this server knows (else 501), the Host allow-list against
 DNS rebinding (403), a CORS preflight when ``--cors`` is on, then the route: the status
@@ -14,16 +16,15 @@ page (``--status-path``), ``/upload`` or a static file.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, FrozenSet, Optional
+import functools
+from typing import Any, Callable, Dict, FrozenSet, Optional
 
+from reactor.config import Config
+from reactor.connection import Connection, Request
 from reactor.errors import HTTPError
 from reactor.events import TargetForm
 from reactor.handlers import cors, static, status, upload
 from reactor.response import Response
-
-if TYPE_CHECKING:  # pragma: no cover
-    from reactor.config import Config
-    from reactor.connection import Connection, Request
 
 #: Methods defined by RFC 9110 §9 and RFC 5789 (PATCH); others are answered 501.
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
@@ -34,19 +35,20 @@ class Application:
     """Routes requests to the static-file and upload handlers.
 
     ``port`` is the port actually bound (it matters when the configured port is 0).
+    ``snapshot`` returns the status page's numbers (:func:`reactor.handlers.status.snapshot`).
     """
 
-    def __init__(self, config: "Config", port: int) -> None:
+    def __init__(self, config: Config, port: int, snapshot: Callable[[], Dict[str, Any]]) -> None:
         self.config = config
         self.static = static.StaticFiles(config)
         self.upload = upload.Uploads(config)
-        self.status = status.StatusPage()
+        self.status = status.StatusPage(snapshot)
         self.allowed_authorities, self.allowed_names = allowed_hosts(config.host, port, config.allowed_hosts)
 
-    def check(self, conn: "Connection", request: "Request") -> Optional[Response]:
-        """Refuse early or pick the route; None means "go on and read the body".
+    def route(self, conn: Connection, request: Request) -> Optional[Response]:
+        """Pick the handler (``request.route``) or refuse; None means "go on".
 
-        Raises HTTPError (403, 404, 405, 415, 501) for requests to refuse.
+        Raises HTTPError (403, 405, 415, 501) for requests to refuse.
         """
         head = request.head
         assert head is not None
@@ -59,21 +61,17 @@ class Application:
         if method == "OPTIONS" and self.config.cors:
             answer = cors.preflight(head)
             if answer is not None:
-                return answer
+                request.route = functools.partial(fixed, answer)
+                return None
         if head.target_form is TargetForm.ASTERISK:  # OPTIONS * (RFC 9110 §9.3.7)
-            return Response(204, [("Allow", "GET, HEAD, POST, OPTIONS")])
+            request.route = functools.partial(fixed, Response(204, [("Allow", "GET, HEAD, POST, OPTIONS")]))
+            return None
         path, _, _query = head.path.partition("?")
         if path == self.config.status_path:  # --status-path; None (off) matches no path
-            return self.status.answer(conn, request)
+            return self.status.route(conn, request)
         if path == UPLOAD_PATH:
-            return self.upload.check(request)
-        return self.static.check(conn, request)
-
-    def handle(self, conn: "Connection", request: "Request") -> Optional[Response]:
-        """Answer a complete request, now or later through the worker pool."""
-        route = request.route
-        assert route is not None, "check() must pick a route or answer"
-        return route(conn, request)
+            return self.upload.route(request)
+        return self.static.route(conn, request)
 
     def check_host(self, authority: Optional[str]) -> None:
         """Refuse a Host this server does not answer to (403), against DNS rebinding.
@@ -92,6 +90,11 @@ class Application:
             if name in self.allowed_names:
                 return
         raise HTTPError(403, "Host %r is not allowed; use --allow-host to permit it" % authority[:100])
+
+
+def fixed(response: Response, conn: Connection, request: Request) -> Response:
+    """A handler whose answer was known when the request was routed (OPTIONS, a preflight)."""
+    return response
 
 
 def allowed_hosts(host: str, port: int, extra: "tuple[str, ...]") -> "tuple[FrozenSet[str], FrozenSet[str]]":

@@ -5,7 +5,7 @@ Theory of operation
 A request for a file is answered in one of two ways.
 
 **Hit** (loop thread only): the hot-file cache (:mod:`reactor.handlers.cache`) holds
-the file, so :meth:`StaticFiles.check` answers at once from memory. The only work is
+the file, so :meth:`StaticFiles.get` answers at once from memory. The only work is
 string work: collect the few request fields that matter (:func:`conditions_from_fields`,
 one pass), then :func:`choose` and :func:`build_response`.
 
@@ -46,7 +46,7 @@ import errno
 import functools
 import logging
 import time
-from typing import TYPE_CHECKING, List, Optional, Tuple
+from typing import TYPE_CHECKING, Callable, List, Optional, Tuple
 
 from reactor.errors import HTTPError
 from reactor.handlers import cache as cachemod
@@ -56,11 +56,11 @@ from reactor.handlers.files import Entry, Listing, Options, Redirect, split_path
 from reactor.handlers.gzip_cache import BUSY, GzipCache
 from reactor.response import FileBody, Response
 
+from reactor.config import Config
+from reactor.connection import Connection, Request
+
 if TYPE_CHECKING:  # pragma: no cover
     import concurrent.futures
-
-    from reactor.config import Config
-    from reactor.connection import Connection, Request
 
 __all__ = ["ALLOW", "StaticFiles", "choose", "build_response", "split_path"]
 
@@ -254,7 +254,7 @@ def not_found_page(options: Options, reason: str) -> Page:
 class StaticFiles:
     """GET, HEAD and OPTIONS of files under ``config.root``, with the hot-file cache."""
 
-    def __init__(self, config: "Config") -> None:
+    def __init__(self, config: Config) -> None:
         self.options = Options.from_config(config)
         self.cache: Optional[cachemod.HotCache] = None
         if config.cache_max_bytes > 0:
@@ -262,18 +262,33 @@ class StaticFiles:
         # At most pool_size - 1 compressions at once: a worker stays free for other jobs.
         self.gzip_forms = GzipCache(config.gzip_cache_max_bytes, config.pool_size - 1)
 
-    def check(self, conn: "Connection", request: "Request") -> Optional[Response]:
-        """Answer OPTIONS and cache hits now; refuse other methods (405) and bad paths; route.
+    def route(self, conn: Connection, request: Request) -> Optional[Response]:
+        """Refuse methods other than GET, HEAD and OPTIONS (405); route the others.
 
-        Raises HTTPError 400, 403 (unsafe path) or 405.
+        Raises HTTPError 405.
         """
         head = request.head
         assert head is not None
         method = head.method
-        if method != "GET" and method != "HEAD":
-            if method == "OPTIONS":
-                return Response(204, [("Allow", ALLOW)])
-            raise HTTPError(405, "%s is not allowed here" % method, headers=(("Allow", ALLOW),))
+        if method == "GET" or method == "HEAD":
+            request.route = self.get
+            return None
+        if method == "OPTIONS":
+            request.route = self._options
+            return None
+        raise HTTPError(405, "%s is not allowed here" % method, headers=(("Allow", ALLOW),))
+
+    @staticmethod
+    def _options(conn: Connection, request: Request) -> Response:
+        return Response(204, [("Allow", ALLOW)])
+
+    def get(self, conn: Connection, request: Request) -> Optional[Response]:
+        """GET or HEAD: answer a cache hit now; send a miss to the pool (None).
+
+        Raises HTTPError 400 or 403 (an unsafe path).
+        """
+        head = request.head
+        assert head is not None
         path, _, query = head.path.partition("?")
         cache = self.cache
         if cache is not None:
@@ -286,19 +301,18 @@ class StaticFiles:
                 if conditions is NO_CONDITIONS:  # the common case, kept short
                     identity = entry.identity
                     return Response(200, identity.fields, identity.data)  # type: ignore[arg-type]
-                response = self._answer(path, entry, method, conditions)
+                response = self._answer(path, entry, head.method, conditions)
                 if response is not None:
                     return response
-                request.route = functools.partial(self._compress_then_answer, path, entry, conditions)
-                return None
+                return self._gzip_then_answer(conn, path, entry, head.method, conditions, owned=False)
         try:
             segments = split_path(path, self.options.dotfiles)
         except HTTPError as exc:
             if exc.status != 404:
                 raise
-            request.route = functools.partial(self._not_found, exc.reason)
+            self._not_found(exc.reason, conn, request)
             return None
-        request.route = functools.partial(self._serve, path, segments, path.endswith("/"), query)
+        self._serve(path, segments, path.endswith("/"), query, conn, request)
         return None
 
     # -- hits
@@ -315,14 +329,8 @@ class StaticFiles:
             return self._with_gzip_form(key, entry, method, conditions, body)
         return build_response(entry, status, use_gzip, byte_ranges)
 
-    def _compress_then_answer(
-        self, key: str, entry: Entry, conditions: Conditions, conn: "Connection", request: "Request"
-    ) -> Optional[Response]:
-        assert request.head is not None
-        return self._gzip_then_answer(conn, request, key, entry, request.head.method, conditions, owned=False)
-
     def _gzip_then_answer(
-        self, conn: "Connection", request: "Request", key: str, entry: Entry, method: str, conditions: Conditions,
+        self, conn: Connection, key: str, entry: Entry, method: str, conditions: Conditions,
         owned: bool,
     ) -> Optional[Response]:
         """Answer with ``entry``'s gzip form: now if it is known, else (returning None) once made.
@@ -337,35 +345,33 @@ class StaticFiles:
             finally:
                 if owned:
                     entry.close()
-        waiter = functools.partial(self._gzip_made, conn, request, key, entry, method, conditions, owned)
-        self.gzip_forms.compress(conn.server.pool, etag, files.gzip_body, (entry,), waiter, keep=entry.cacheable)
+
+        def wait(answer: Callable[[Response], None]) -> None:
+            waiter = functools.partial(self._gzip_made, answer, key, entry, method, conditions, owned)
+            self.gzip_forms.compress(conn.pool, etag, files.gzip_body, (entry,), waiter, keep=entry.cacheable)
+
+        conn.respond_when(wait)
         return None
 
     def _gzip_made(
-        self, conn: "Connection", request: "Request", key: str, entry: Entry, method: str, conditions: Conditions,
+        self, answer: Callable[[Response], None], key: str, entry: Entry, method: str, conditions: Conditions,
         owned: bool, body: Optional[bytes], error: Optional[BaseException],
     ) -> None:
         """The compression a request waited for has ended: answer it (loop thread)."""
         try:
-            if conn.request is not request:
-                return  # the client left meanwhile (respond() itself ignores a closed connection)
             if error is None:
                 response = self._with_gzip_form(key, entry, method, conditions, body)
             elif isinstance(error, HTTPError):
-                response = Response.error(error.status, error.reason, error.headers, close=error.close)
+                response = Response.from_error(error)
             elif isinstance(error, OSError) and error.errno in _EXHAUSTED:
-                response = Response.error(BUSY.status, BUSY.reason, BUSY.headers)
+                response = Response.from_error(BUSY)
             else:
-                log.error("#%d compressing %s failed", conn.id, entry.path, exc_info=error)
+                log.error("compressing %s failed", entry.path, exc_info=error)
                 response = Response.error(500, "internal server error", close=True)
         finally:
             if owned:
                 entry.close()  # any descriptor the response did not take
-        try:
-            conn.respond(response)
-        except Exception as exc:
-            log.error("#%d error answering after a compression", conn.id, exc_info=exc)
-            conn.abort()
+        answer(response)
 
     def _with_gzip_form(
         self, key: str, entry: Entry, method: str, conditions: Conditions, body: Optional[bytes]
@@ -382,11 +388,11 @@ class StaticFiles:
         decision = choose(entry, method, conditions, time.time())
         return build_response(entry, *decision)
 
-    def _revalidate(self, conn: "Connection", key: str, entry: Entry) -> None:
+    def _revalidate(self, conn: Connection, key: str, entry: Entry) -> None:
         """Ask the pool whether the cached file changed; serve the cached copy meanwhile."""
         entry.revalidating = True
         job_args = (self.options, entry.segments, entry.slash)
-        if not conn.server.pool.submit(files.current_stamp, job_args, functools.partial(self._revalidated, key, entry)):
+        if not conn.pool.submit(files.current_stamp, job_args, functools.partial(self._revalidated, key, entry)):
             entry.revalidating = False  # pool saturated: try again on a later hit
 
     def _revalidated(self, key: str, entry: Entry, future: "concurrent.futures.Future[Tuple[float, Optional[files.Stamp]]]") -> None:
@@ -406,21 +412,21 @@ class StaticFiles:
 
     # -- misses
 
-    def _serve(self, key: str, segments: List[str], slash: bool, query: str, conn: "Connection", request: "Request") -> None:
+    def _serve(self, key: str, segments: List[str], slash: bool, query: str, conn: Connection, request: Request) -> None:
         head = request.head
         assert head is not None
         conditions = conditions_from_fields(head.fields)
         conn.run_in_pool(
             open_file,
             (self.options, key, segments, slash, head.method, conditions),
-            functools.partial(self._respond, conn, request, key, query, head.method, conditions),
+            functools.partial(self._respond, conn, key, query, head.method, conditions),
         )
 
-    def _not_found(self, reason: str, conn: "Connection", request: "Request") -> None:
+    def _not_found(self, reason: str, conn: Connection, request: Request) -> None:
         conn.run_in_pool(not_found_page, (self.options, reason), self._page)
 
     def _respond(
-        self, conn: "Connection", request: "Request", key: str, query: str, method: str, conditions: Conditions,
+        self, conn: Connection, key: str, query: str, method: str, conditions: Conditions,
         result: object,
     ) -> Optional[Response]:
         if isinstance(result, Loaded):
@@ -432,7 +438,7 @@ class StaticFiles:
                 gzip = entry.gzip
                 if result.status == 200 and result.use_gzip and gzip is not None and not gzip.ready:
                     # The entry (and its descriptor) now belongs to _gzip_then_answer.
-                    return self._gzip_then_answer(conn, request, key, entry, method, conditions, owned=True)
+                    return self._gzip_then_answer(conn, key, entry, method, conditions, owned=True)
             except BaseException:
                 entry.close()
                 raise

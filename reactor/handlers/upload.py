@@ -74,7 +74,9 @@ class _FullDisk:
             if directory in self._directories:
                 return
             self._directories.add(directory)
-        log.warning("cannot store uploads in %s: %s; answering 507 until an upload fits", directory, exc.strerror or exc)
+        log.warning(
+            "cannot store uploads in %s: %s; answering 507 until an upload fits", directory, exc.strerror or exc
+        )
 
     def stored(self, directory: str) -> None:
         if directory not in self._directories:  # the usual case: no lock
@@ -206,12 +208,16 @@ class Uploads:
     def __init__(self, config: "Config") -> None:
         self.directory = os.path.join(os.path.realpath(config.root), UPLOADS_DIR)
 
-    def check(self, request: "Request") -> Optional[Response]:
-        """405 for other methods, 415 for non-JSON; otherwise collect the body."""
+    def route(self, request: "Request") -> Optional[Response]:
+        """405 for other methods, 415 for non-JSON; otherwise collect the body.
+
+        Raises HTTPError 405 or 415.
+        """
         head = request.head
         assert head is not None
         if head.method == "OPTIONS":
-            return Response(204, [("Allow", ALLOW), ("Accept-Post", "application/json")])
+            request.route = self._options
+            return None
         if head.method != "POST":
             raise HTTPError(405, "use POST to upload", headers=(("Allow", ALLOW),))
         if not is_json_media_type(head.get("content-type")):
@@ -221,6 +227,10 @@ class Uploads:
         request.want_body()
         request.route = self._store
         return None
+
+    @staticmethod
+    def _options(conn: "Connection", request: "Request") -> Response:
+        return Response(204, [("Allow", ALLOW), ("Accept-Post", "application/json")])
 
     def _store(self, conn: "Connection", request: "Request") -> None:
         body = bytes(request.body or b"")
