@@ -204,6 +204,9 @@ def build_parser(prog: str = "reactor") -> ArgumentParser:
     parser.add_argument("--cache-bytes", type=_non_negative_int, default=defaults.cache_max_bytes,
                         help="memory for the hot-file cache of small files (per worker process), answered "
                         "without a disk access (re-checked every second); 0 turns it off")
+    parser.add_argument("--gzip-cache-bytes", type=_non_negative_int, default=defaults.gzip_cache_max_bytes,
+                        help="memory for gzip forms made on the fly, shared by all requests for a file "
+                        "version; 0 keeps none (each is still made once for the requests waiting for it)")
 
     limits = parser.add_argument_group("limits")
     limits.add_argument("--max-request-line-bytes", type=_positive_int, default=defaults.max_request_line_bytes,
@@ -359,6 +362,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         cache_max_bytes=args.cache_bytes,
         uploads=not args.no_uploads,
         max_uploads_bytes=args.max_uploads_bytes,
+        gzip_cache_max_bytes=args.gzip_cache_bytes,
         max_request_line_bytes=args.max_request_line_bytes,
         max_header_section_bytes=args.max_header_bytes,
         max_field_lines=args.max_field_lines,

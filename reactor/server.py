@@ -12,10 +12,12 @@ it in a transport (:class:`~reactor.transport.Transport`, or
 (:class:`~reactor.connection.Collaborators`), never the server.
 
 Past ``max_connections`` a new socket is answered ``503`` with ``Retry-After`` and
-closed at once. When ``accept`` fails for lack of descriptors (``EMFILE``/``ENFILE``, or
-any error that is not about one dead connection), the listener is taken out of the
-selector for a moment; otherwise a level-triggered selector would report it readable
-forever and the loop would spin at 100% CPU.
+closed at once. When ``accept`` fails for lack of descriptors (``EMFILE``/``ENFILE``), one
+descriptor kept in reserve is closed so that the waiting client can be accepted, answered
+``503`` and closed (the reserve is then taken again): new clients get a quick refusal, not
+a connect that hangs. If even that fails (or on any other error that is not about one dead
+connection) the listener is taken out of the selector for a moment; otherwise a
+level-triggered selector would report it readable forever and the loop would spin.
 
 A graceful stop (:meth:`Server.shutdown`) answers ``503`` to connections still waiting
 in the backlog and closes the listener (new clients are refused at once), closes idle
@@ -59,6 +61,15 @@ _PEER_GONE = frozenset(
     {errno.EPROTO, errno.ENOPROTOOPT, errno.ENETDOWN, errno.ENETUNREACH, errno.EHOSTDOWN, errno.EHOSTUNREACH,
      errno.EOPNOTSUPP, errno.ECONNRESET, getattr(errno, "ENONET", errno.ENETDOWN)}
 )
+_NO_DESCRIPTORS = frozenset({errno.EMFILE, errno.ENFILE})
+
+
+def _open_spare() -> int:
+    """A descriptor kept in reserve for refusing clients at the descriptor limit; -1 if none is free."""
+    try:
+        return os.open(os.devnull, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return -1
 
 
 def _input_waiting(sock: socket.socket) -> bool:
@@ -96,6 +107,7 @@ class Server:
         self._shared_listener = False  # listen(sock=...): the accept queue is not ours alone
         self._accepting = False
         self._out_of_fds = False  # an EMFILE episode is under way (logged once)
+        self._spare_fd = -1  # the reserve descriptor (see _refuse_with_spare)
         self._ids = itertools.count(1)
         self._stop_deadline: Optional[float] = None  # monotonic end of a graceful stop
         #: False after :meth:`close` if a worker job was still running when time ran out.
@@ -164,6 +176,7 @@ class Server:
                 listener.close()
                 raise
         self._listener = listener
+        self._spare_fd = _open_spare()
         self.address = listener.getsockname()[:2]
         if self.tracer:
             self.tracer.listening(self.address)
@@ -217,6 +230,15 @@ class Server:
             except OSError as exc:
                 if exc.errno in _PEER_GONE:
                     continue  # that connection died in the backlog; the next may be fine
+                if exc.errno in _NO_DESCRIPTORS:
+                    if not self._out_of_fds:
+                        self._out_of_fds = True
+                        log.warning("accept failed (%s); answering 503 to new clients until descriptors free up", exc)
+                    refused = self._refuse_with_spare(listener)
+                    if refused is None:
+                        return  # the backlog is empty
+                    if refused:
+                        continue
                 # Out of descriptors (or an unexpected error): a level-triggered selector
                 # would report the listener again at once, so step out for a moment.
                 if not self._out_of_fds:
@@ -252,11 +274,41 @@ class Server:
         self.stats.accepted += 1
         conn.start()
 
+    def _refuse_with_spare(self, listener: socket.socket) -> Optional[bool]:
+        """Out of descriptors: answer one waiting client 503 using the reserve descriptor.
+
+        Closes the spare, accepts, answers ``503`` with ``Retry-After: 1``, closes and takes
+        the spare again, so a new client gets a quick refusal rather than a connect that
+        hangs, and the backlog drains instead of keeping the listener readable (no spin).
+        Returns True when a client was refused, None when the backlog is empty, False when
+        even that failed (no spare, or accept failed again): then the caller pauses.
+        """
+        if self._spare_fd < 0:
+            self._spare_fd = _open_spare()
+            return False
+        os.close(self._spare_fd)
+        self._spare_fd = -1
+        try:
+            sock, _address = listener.accept()
+        except (BlockingIOError, InterruptedError):
+            self._spare_fd = _open_spare()
+            return None
+        except OSError:  # a worker took the descriptor first, or another error
+            self._spare_fd = _open_spare()
+            return False
+        self.stats.refused += 1
+        self._refuse(sock, "out of file descriptors")
+        self._spare_fd = _open_spare()
+        return True
+
     def _refuse(self, sock: socket.socket, reason: str = "too many connections") -> None:
         """Answer 503 to a connection we will not serve, best effort, and close it.
 
-        On a TLS listener there is no plain-text answer a client could read, and a
-        handshake costs what the refusal is meant to save: the socket is just closed.
+        Whatever of the request has arrived is read first: a HEAD request gets the head
+        alone (RFC 9110 §9.3.2), and unread input would make close() send RST, which
+        may destroy the reply in the client's buffer. On a TLS listener there is no
+        plain-text answer a client could read, and a handshake costs what the refusal is
+        meant to save: the socket is just closed.
         """
         if self.tls_context is not None:
             sock.close()
@@ -272,13 +324,15 @@ class Server:
                 ("Content-Length", str(len(body))),
                 ("Connection", "close"),
             ],
-        ) + body
+        )
         try:
             sock.setblocking(False)
-            sock.send(reply)
+            try:
+                received = sock.recv(65536)  # a request usually fits one read
+            except (BlockingIOError, InterruptedError):
+                received = b""  # nothing yet: the method is unknown, so send the body
+            sock.send(reply if received.startswith(b"HEAD ") else reply + body)
             sock.shutdown(socket.SHUT_WR)
-            # Unread input makes close() send RST, which may destroy the reply in the
-            # client's buffer; take what has arrived (a request usually fits one read).
             sock.recv(65536)
         except OSError:
             pass
@@ -379,6 +433,9 @@ class Server:
         if self._listener is not None:
             self._listener.close()
             self._listener = None
+        if self._spare_fd >= 0:
+            os.close(self._spare_fd)
+            self._spare_fd = -1
         self._close_all()
         if self._stop_deadline is not None:
             wait_s = max(0.0, self._stop_deadline - self.loop.time())

@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import http.client
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -146,6 +147,56 @@ def test_disk_faults_give_the_documented_status_and_leave_nothing(make_server, m
     assert response.status == 201
     stored = json.loads(data)["file"]
     assert leftovers(srv.root / "uploads") == [stored]
+
+
+@pytest.mark.parametrize("code", [errno.EMFILE, errno.ENFILE, errno.ENOMEM], ids=errno.errorcode.get)
+def test_out_of_descriptors_or_memory_is_503_with_retry_after(make_server, monkeypatch, caplog, code):
+    """docs/robustness.md promises 503 + Retry-After for EMFILE, ENFILE, ENOMEM: uploads too."""
+    srv = make_server()
+    inject(monkeypatch, {"mkstemp": (1, code)})
+    response, data = post_json(srv, json.dumps(DOCUMENT).encode())
+    assert response.status == 503
+    assert response.getheader("Retry-After") == "1"
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert leftovers(srv.root / "uploads") == []
+    response, data = post_json(srv, json.dumps(DOCUMENT).encode())
+    assert response.status == 201
+
+
+class FillingDisk(types.SimpleNamespace):
+    """``os`` for the upload module, whose writes fail with ENOSPC while ``full``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.full = True
+
+    def __getattr__(self, name):
+        return getattr(os, name)
+
+    def write(self, fd, data):
+        if self.full:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return os.write(fd, data)
+
+
+def test_a_full_disk_is_logged_once_per_episode(make_server, monkeypatch, caplog):
+    caplog.set_level(logging.INFO, logger="reactor")
+    srv = make_server()
+    disk = FillingDisk()
+    monkeypatch.setattr(upload, "os", disk)
+    body = json.dumps(DOCUMENT).encode()
+
+    def warnings():
+        return [r for r in caplog.records if r.levelno == logging.WARNING and "cannot store" in r.getMessage()]
+
+    for episode in (1, 2):
+        disk.full = True
+        for _ in range(3):
+            assert post_json(srv, body)[0].status == 507
+        assert len(warnings()) == episode, [r.getMessage() for r in warnings()]
+        disk.full = False
+        assert post_json(srv, body)[0].status == 201
+        assert sum("stored in" in r.getMessage() and "again" in r.getMessage() for r in caplog.records) == episode
 
 
 # -- crashes ---------------------------------------------------------------------------------

@@ -41,7 +41,7 @@ import stat
 import tempfile
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, Set
 
 from reactor.errors import HTTPError
 from reactor.response import Response
@@ -57,6 +57,7 @@ UPLOADS_DIR = "uploads"
 TEMP_PREFIX = ".upload-"
 TEMP_SUFFIX = ".tmp"
 _NAME_ATTEMPTS = 64
+_EXHAUSTED = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM})  # answered 503 by Connection.run_in_pool
 
 
 def _reject_constant(name: str) -> Any:
@@ -128,6 +129,39 @@ def used_bytes(directory: str) -> int:
     return total
 
 
+class _FullDisk:
+    """Directories whose disk was found full: a warning when an episode starts, INFO when it ends.
+
+    Worker threads share it, hence the lock. One line per episode, not one per refused
+    upload, as for pool saturation and accept failures.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._directories: Set[str] = set()
+
+    def full(self, directory: str, exc: OSError) -> None:
+        with self._lock:
+            if directory in self._directories:
+                return
+            self._directories.add(directory)
+        log.warning(
+            "cannot store uploads in %s: %s; answering 507 until an upload fits", directory, exc.strerror or exc
+        )
+
+    def stored(self, directory: str) -> None:
+        if directory not in self._directories:  # the usual case: no lock
+            return
+        with self._lock:
+            if directory not in self._directories:
+                return
+            self._directories.discard(directory)
+        log.info("uploads are stored in %s again", directory)
+
+
+_full_disk = _FullDisk()
+
+
 def store_upload(directory: str, body: bytes, quota: Optional[UploadQuota] = None) -> str:
     """Worker job: validate ``body`` and store it as ``directory/upload_YYYYMMDD_HHMMSS_xxxx.json``.
 
@@ -136,6 +170,9 @@ def store_upload(directory: str, body: bytes, quota: Optional[UploadQuota] = Non
     cannot be written (EACCES, EIO...). Nothing is left behind on error, not even a
     file already linked under its final name: a 5xx means the upload is not stored
     (and its bytes go back to the quota).
+    Running out of descriptors or memory (EMFILE, ENFILE, ENOMEM) is raised as the
+    OSError, which the pool bridge answers 503 with Retry-After: a moment later the
+    same upload may well succeed.
     """
     validate_json(body)
     if quota is not None and not quota.reserve(len(body)):
@@ -155,11 +192,14 @@ def store_upload(directory: str, body: bytes, quota: Optional[UploadQuota] = Non
         _fsync_directory(directory)  # the new name itself survives a crash
         final = None  # durable: keep it
         stored = True
+        _full_disk.stored(directory)
         return name
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            log.warning("cannot store upload in %s: %s", directory, exc.strerror or exc)
+            _full_disk.full(directory, exc)
             raise HTTPError(507, "no space left on the server's disk to store the upload") from None
+        if exc.errno in _EXHAUSTED:
+            raise  # back-pressure, not a fault of the disk: the caller answers 503
         log.error("cannot store upload in %s: %s", directory, exc)
         raise HTTPError(500, "cannot store the upload: %s" % (exc.strerror or exc)) from None
     finally:
