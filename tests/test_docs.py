@@ -244,3 +244,71 @@ def test_trace_lab_runs_print_what_trace_md_shows(name):
         assert lines(recorded) == lines(now), "run python3 docs/trace_lab.py --write"
     else:
         assert recorded == now, "run python3 docs/trace_lab.py --write (or see what changed:\n%s)" % now
+
+
+def _text(name: str) -> str:
+    return (DOCS / name).read_text(encoding="utf-8")
+
+
+def test_idle_connection_cost_is_quoted_as_measured():
+    measured = re.search(r"RSS growth per connection: +(\d+) bytes", _text("performance.md"))
+    assert measured, "performance.md's idle-connections output moved"
+    quoted = "{:,} bytes measured".format(int(measured.group(1)))
+    for page in ("reactor.md", "comparison.md"):
+        assert quoted in _text(page), "%s must quote the measured idle cost (%s)" % (page, quoted)
+
+
+def test_comparison_prose_uses_the_ratio_of_its_own_table():
+    text = _text("comparison.md")
+    rows = dict(re.findall(r"^\| (nginx|reactor) \| ([\d,]+) \|", text, re.M))
+    ratio = int(rows["nginx"].replace(",", "")) / int(rows["reactor"].replace(",", ""))
+    assert "nginx does the same work as reactor with no interpreter; it is %.2f×" % ratio in text.replace("\n  ", " ")
+
+
+def test_parser_chapter_quotes_the_benchmark_of_performance_md():
+    ratio = re.search(r"^GET \(48 browser-like requests.*?([\d.]+)x$", _text("performance.md"), re.M)
+    assert ratio, "performance.md's parser table moved"
+    assert "reactor about %.1f× h11" % float(ratio.group(1)) in _text("parser.md").replace("\n", " ")
+    assert not re.search(r"\d\.\d\dx$", _text("parser.md"), re.M), "parser.md must not keep its own figures"
+
+
+def _pool_jobs() -> Set[str]:
+    """Names of the functions the code hands to the worker pool (run_in_pool or pool.submit)."""
+    import ast
+
+    jobs = set()
+    for path in (REPO / "reactor").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in ("run_in_pool", "submit")
+                and node.args
+                and path.name not in ("workers.py", "connection.py")  # the bridge itself passes its caller's job on
+            ):
+                job = node.args[0]
+                jobs.add(job.attr if isinstance(job, ast.Attribute) else getattr(job, "id", "?"))
+    return jobs
+
+
+def test_worker_bridge_names_every_pool_job():
+    jobs = _pool_jobs()
+    assert {"open_file", "store_upload", "pread"} <= jobs, "the pool-job scan found %s" % sorted(jobs)
+    text = _text("worker-bridge.md")
+    missing = sorted(job for job in jobs if job not in text)
+    assert not missing, "worker-bridge.md does not say these go to the pool: %s" % missing
+
+
+def test_cache_intervals_match_the_prose():
+    from reactor.handlers import cache
+
+    assert (cache.VALID_S, cache.EXPIRE_S) == (1.0, 2.0), "life-of-a-request.md says a second and two seconds"
+    text = _text("life-of-a-request.md")
+    assert "within the last two seconds" in text and "not checked for a second" in text
+
+
+def test_no_page_speaks_of_issue_numbers():
+    """Issue numbers mean nothing to a reader of the book."""
+    for page in _pages():
+        found = re.findall(r"\b[Ii]ssue \d+\b|the \w+ issue\b", page.read_text(encoding="utf-8"))
+        assert not found, "%s mentions %s" % (page.name, found)
