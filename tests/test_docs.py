@@ -27,9 +27,6 @@ REFERENCE = re.compile(r"`(reactor(?:\.[A-Za-z_][A-Za-z0-9_]*)+)(?:\(\))?`")
 PATH = re.compile(r"`((?:reactor|tests|docs|resources|\.ci)/[\w./-]*)`")
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 CHAPTER = re.compile(r"^(\d+)\. \[([^]]+)\]\(([\w.-]+\.md)\)", re.MULTILINE)
-#: Chapters the table of contents lists before their page exists (the TLS chapter is
-#: written separately); drop a name once its page lands.
-PENDING_CHAPTERS = {"tls.md"}
 
 
 def _generator(name: str):
@@ -115,8 +112,6 @@ def test_paths_and_links_exist(page):
     for target in LINK.findall(text):
         if re.match(r"^[a-z]+:", target) or target.startswith("#"):
             continue  # an absolute URL or an anchor on the same page
-        if target in PENDING_CHAPTERS and not (page.parent / target).exists():
-            continue
         if not (page.parent / target.split("#", 1)[0]).exists():
             missing.append(target)
     assert not missing, "%s points at files that do not exist: %s" % (page.name, missing)
@@ -210,9 +205,6 @@ def test_chapters_are_numbered_alike_everywhere():
     )
     for number, title, name in chapters:
         page = DOCS / name
-        if not page.exists():
-            assert name in PENDING_CHAPTERS, "docs/README.md lists %s, which does not exist" % name
-            continue
         heading = page.read_text(encoding="utf-8").split("\n", 1)[0]
         assert heading.startswith("# %d. %s" % (number, title)), "%s: heading %r, contents say %d. %s" % (
             name, heading, number, title)
