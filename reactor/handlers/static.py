@@ -346,7 +346,11 @@ class StaticFiles:
             entry.revalidating = False  # pool saturated: try again on a later hit
 
     def _revalidated(
-        self, key: str, entry: Entry, tracer: Any, future: "concurrent.futures.Future[Tuple[float, Optional[files.Stamp]]]"
+        self,
+        key: str,
+        entry: Entry,
+        tracer: Any,
+        future: "concurrent.futures.Future[Tuple[float, Optional[files.Stamp]]]",
     ) -> None:
         entry.revalidating = False
         cache = self.cache

@@ -1,7 +1,6 @@
 """Exercise 3 (docs/exercises.md): X-Request-Id = "<connection id>-<request number>" on every response."""
 
 import re
-import socket
 
 from conftest import RawClient, recv_until_closed
 
