@@ -322,3 +322,18 @@ def test_no_page_speaks_of_issue_numbers():
     for page in _pages():
         found = re.findall(r"\b[Ii]ssue \d+\b|the \w+ issue\b", page.read_text(encoding="utf-8"))
         assert not found, "%s mentions %s" % (page.name, found)
+
+
+def test_every_chapter_ends_with_questions_and_folded_answers():
+    chapters = [name for _number, _title, name in _chapters() if name != "exercises.md"]
+    assert len(chapters) >= 10
+    for name in chapters:
+        text = _text(name)
+        assert "\n## Questions\n" in text, "%s has no ## Questions section" % name
+        questions = text.split("\n## Questions\n", 1)[1]
+        assert "\n## " not in questions, "%s: ## Questions must be the last section" % name
+        asked = re.findall(r"^(\d+)\. ", questions.split("<details>", 1)[0], re.M)
+        assert 3 <= len(asked) <= 5, "%s asks %d questions" % (name, len(asked))
+        assert "<details>" in questions and "</details>" in questions, "%s: fold the answers in <details>" % name
+        answered = re.findall(r"^(\d+)\. ", questions.split("<details>", 1)[1], re.M)
+        assert answered == asked, "%s: every question needs its answer" % name
