@@ -337,3 +337,17 @@ def test_every_chapter_ends_with_questions_and_folded_answers():
         assert "<details>" in questions and "</details>" in questions, "%s: fold the answers in <details>" % name
         answered = re.findall(r"^(\d+)\. ", questions.split("<details>", 1)[1], re.M)
         assert answered == asked, "%s: every question needs its answer" % name
+
+
+def test_accept_steps_come_in_the_order_life_of_a_request_gives():
+    """Chapter 3: the --max-connections check first, then non-blocking and TCP_NODELAY, then the connection."""
+    import inspect
+
+    from reactor.server import Server
+
+    accept = inspect.getsource(Server._on_acceptable)
+    assert accept.index("max_connections") < accept.index("self._refuse(") < accept.index("self._serve_socket(")
+    serve = inspect.getsource(Server._serve_socket)
+    assert serve.index("setblocking(False)") < serve.index("TCP_NODELAY") < serve.index("Connection(")
+    text = _text("life-of-a-request.md")
+    assert text.index("first checks `--max-connections`") < text.index("otherwise makes it non-blocking")
