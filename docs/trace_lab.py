@@ -88,9 +88,15 @@ class Server:
         return self.err.decode("utf-8", "replace")
 
 
+_BUFFERED: Dict[int, bytes] = {}  # socket fd -> bytes read past the last response
+
+
 def read_response(sock: socket.socket) -> bytes:
-    """Read one response whose body has a Content-Length (bounded by the socket timeout)."""
-    data = b""
+    """Read one response whose body has a Content-Length (bounded by the socket timeout).
+
+    Bytes past it (a pipelined second response) are kept for the next call.
+    """
+    data = _BUFFERED.pop(sock.fileno(), b"")
     while b"\r\n\r\n" not in data:
         chunk = sock.recv(65536)
         if not chunk:
@@ -104,7 +110,9 @@ def read_response(sock: socket.socket) -> bytes:
         if not chunk:
             break
         body += chunk
-    return head + b"\r\n\r\n" + body
+    if len(body) > size:
+        _BUFFERED[sock.fileno()] = body[size:]
+    return head + b"\r\n\r\n" + body[:size]
 
 
 def get(server: Server, path: str) -> bytes:
@@ -117,11 +125,13 @@ def warm(server: Server, *paths: str) -> None:
     for path in paths:
         sock.sendall(get(server, path))
         read_response(sock)
+    _BUFFERED.pop(sock.fileno(), None)
     sock.close()
     server.wait_for(re.compile(r"#1 state \S+ -> closed"))
 
 
 def closed_by_client(server: Server, sock: socket.socket, conn: int) -> None:
+    _BUFFERED.pop(sock.fileno(), None)
     sock.close()
     server.wait_for(re.compile(r"#%d state \S+ -> closed" % conn))
 
@@ -229,6 +239,7 @@ def tls_handshake(server: Server) -> int:
         sock.sendall(get(server, "/sample.txt"))
         read_response(sock)
         server.wait_for("#%d state writing -> idle" % conn)
+        _BUFFERED.pop(sock.fileno(), None)
         sock.unwrap()  # close_notify, then close
         sock.close()
         server.wait_for(re.compile(r"#%d state \S+ -> closed" % conn))
@@ -261,7 +272,22 @@ def mask(line: str) -> str:
 
 
 def run(name: str) -> List[str]:
-    """The masked trace lines (and access-log lines) of scenario ``name``."""
+    """The masked trace lines (and access-log lines) of scenario ``name``.
+
+    The cache trusts an entry for a second (``reactor.handlers.cache.VALID_S``) and
+    serves it for two (``EXPIRE_S``): on a machine so loaded that a step takes longer,
+    a run would show a revalidation it is not about (or miss the one it is about), so
+    such a run is played again, up to three times.
+    """
+    for _attempt in range(3):
+        lines = _run_once(name)
+        revalidated = any("(revalidate cached" in line for line in lines)
+        if revalidated == (name == "cache-revalidation"):
+            break
+    return lines
+
+
+def _run_once(name: str) -> List[str]:
     play, args = SCENARIOS[name]
     tls = _TLS() if "{cert}" in args else None
     if tls is not None:
@@ -308,12 +334,40 @@ def render() -> docgen.Blocks:
     return {"trace.md": {"lab-" + name: block(name) for name in SCENARIOS}}
 
 
+def recorded(name: str) -> str:
+    """The block of scenario ``name`` as docs/trace.md has it now."""
+    page = (docgen.DOCS / "trace.md").read_text(encoding="utf-8")
+    text = page.split("<!-- BEGIN GENERATED lab-%s:" % name, 1)[1].split("-->\n", 1)[1]
+    return text.split("<!-- END GENERATED", 1)[0]
+
+
+def same(name: str, old: str, new: str) -> bool:
+    """Whether two blocks of ``name`` agree: byte for byte, or for a RACY run line for
+    line in any order, leaving out the waker's line (its place and cause are the race)."""
+    if name not in RACY:
+        return old == new
+
+    def lines(text: str) -> List[str]:
+        return sorted(line for line in text.splitlines() if "event read waker" not in line)
+
+    return lines(old) == lines(new)
+
+
+def check() -> int:
+    stale = [name for name in SCENARIOS if not same(name, recorded(name), block(name))]
+    for name in stale:
+        print("docs/trace.md: the %s run differs; run python3 docs/trace_lab.py --write" % name, file=sys.stderr)
+    return 1 if stale else 0
+
+
 if __name__ == "__main__":
     argv = sys.argv[1:]
     if argv == ["--list"]:
         print("\n".join(SCENARIOS))
-    elif argv in (["--write"], ["--check"]):
-        sys.exit(docgen.main(render, ["--check"] if argv == ["--check"] else []))
+    elif argv == ["--write"]:
+        sys.exit(docgen.main(render, []))
+    elif argv == ["--check"]:
+        sys.exit(check())
     elif len(argv) == 1 and argv[0] in SCENARIOS:
         print("\n".join(run(argv[0])))
     else:
