@@ -5,7 +5,7 @@ Everything comes from :mod:`reactor.connection`: the states and their comments f
 ``ConnState``, the arrows from ``NEXT``, the first state from ``Connection.__init__``,
 which methods call ``set_state`` with each state, and which timeout each state arms
 (``self._arm(...config.<field>)`` under a test of that state). Each arrow is labelled
-with what causes it: :class:`_Moves` follows the state through each method of
+with what causes it: `docs/statemoves.py` follows the state through each method of
 ``Connection`` (narrowed by ``if state is ...`` tests and by ``set_state`` calls) to
 learn in which states each call to ``set_state``, ``respond``, ``close`` or ``abort`` can
 happen, and :data:`CAUSES` says in words what each calling method stands for. Run it
@@ -25,6 +25,7 @@ import tokenize
 from typing import Dict, List, Optional, Set
 
 import docgen
+import statemoves
 
 from reactor import connection
 from reactor.config import Config
@@ -140,8 +141,6 @@ class _Scan(ast.NodeVisitor):
                 self.timers[state].add(field)
         self.generic_visit(node)
 
-ALL = frozenset(ConnState)
-
 #: What each method that moves a connection stands for, as the arrows say it; a key
 #: "method: from -> to" words one arrow differently, or with None removes a move the
 #: analysis allows but the code cannot make. The generator fails if a method it finds is
@@ -169,197 +168,41 @@ CAUSES: Dict[str, Optional[str]] = {
 #: ``close`` and ``abort`` are public: the server calls them too when it stops.
 FROM_OUTSIDE = ["server stopping"]
 
-#: Methods that only carry a move out for their callers: the arrow names the caller.
-_CARRIERS = frozenset({"close", "abort", "respond"})
-_EXITS = (ast.Return, ast.Break, ast.Continue, ast.Raise)
 
 
-def _is_state(node: ast.AST) -> bool:
-    """``state`` (the local copy) or ``self.state``."""
-    return (isinstance(node, ast.Name) and node.id == "state") or (
-        isinstance(node, ast.Attribute) and node.attr == "state" and isinstance(node.value, ast.Name)
-    )
+def _timer_states() -> Set[ConnState]:
+    scan = _Scan()
+    scan.visit(_source_tree())
+    return {state for state in ConnState if scan.timers[state]}
 
 
-def _test_states(test: ast.AST) -> "tuple[frozenset, frozenset]":
-    """(states in which ``test`` can be true, states in which it can be false)."""
-    if isinstance(test, ast.BoolOp):
-        parts = [_test_states(value) for value in test.values]
-        if isinstance(test.op, ast.Or):
-            return frozenset().union(*(t for t, _ in parts)), frozenset(ALL).intersection(*(f for _, f in parts))
-        return frozenset(ALL).intersection(*(t for t, _ in parts)), frozenset().union(*(f for _, f in parts))
-    if isinstance(test, ast.Compare) and len(test.ops) == 1 and _is_state(test.left):
-        op, right = test.ops[0], test.comparators[0]
-        if isinstance(op, (ast.Is, ast.IsNot)) and _state_of(right) is not None:
-            named = frozenset({_state_of(right)})
-        elif isinstance(op, (ast.In, ast.NotIn)) and isinstance(right, ast.Name):
-            value = getattr(connection, right.id, None)
-            if not (isinstance(value, frozenset) and all(isinstance(s, ConnState) for s in value)):
-                return ALL, ALL
-            named = value
-        else:
-            return ALL, ALL
-        if isinstance(op, (ast.Is, ast.In)):
-            return named, ALL - named
-        return ALL - named, named
-    return ALL, ALL
+def machine() -> statemoves.Machine:
+    """Connection's machine as :mod:`statemoves` reads it.
 
-
-class _Moves:
-    """In which states each method of ``Connection`` calls what (a small abstract interpretation).
-
-    A method called by nothing in the class (the transport's callbacks, the timer, the
-    handlers' ``run_in_pool``) may run in any state; ``_on_timer`` only in a state that
-    arms a timer; any other method in the states its callers call it in. Inside a
-    method the states narrow under ``if`` tests of the state, after a test that
-    returns, and after a ``set_state``. A closure runs in the states where it is
-    defined (``run_in_pool``'s callback, defined after it moved to RESPONDING).
+    ``close``, ``abort`` and ``respond`` only carry a move out for their callers, so the
+    arrows name the callers. ``_on_timer`` runs only in a state that arms a timer.
     """
-
-    def __init__(self, timer_states: Set[ConnState]) -> None:
-        cls = next(
-            node for node in _source_tree().body if isinstance(node, ast.ClassDef) and node.name == "Connection"
-        )
-        self.methods = {node.name: node for node in cls.body if isinstance(node, ast.FunctionDef)}
-        self.timer_states = frozenset(timer_states)
-        self.domains: Dict[str, frozenset] = {}
-        self.calls: Dict[str, List["tuple[str, frozenset]"]] = {}  # callee -> [(caller, states)]
-        self.moves: List["tuple[str, frozenset, frozenset]"] = []  # (method, states before, targets)
-        called = {
-            node.func.attr
-            for method in self.methods.values()
-            for node in ast.walk(method)
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-            and isinstance(node.func.value, ast.Name) and node.func.value.id == "self"
-        }
-        for name in self.methods:
-            self.domains[name] = ALL if name not in called else frozenset()
-        self.domains["_on_timer"] = self.timer_states
-        for _ in range(10):  # to a fixed point: domains only grow
-            self.calls, self.moves = {}, []
-            for name, method in self.methods.items():
-                self._block(method.body, self.domains[name], name)
-            changed = False
-            for name in self.methods:
-                if name in called and name != "_on_timer":
-                    domain = frozenset().union(*(states for _, states in self.calls.get(name, [])))
-                    if domain != self.domains[name]:
-                        self.domains[name] = domain
-                        changed = True
-            if not changed:
-                return
-        raise RuntimeError("the state analysis did not settle")
-
-    def _block(self, stmts: List[ast.stmt], states: frozenset, name: str) -> frozenset:
-        for stmt in stmts:
-            states = self._stmt(stmt, states, name)
-        return states
-
-    def _stmt(self, stmt: ast.stmt, states: frozenset, name: str) -> frozenset:
-        if isinstance(stmt, ast.If):
-            true, false = _test_states(stmt.test)
-            after_body = self._block(stmt.body, states & true, name)
-            after_else = self._block(stmt.orelse, states & false, name)
-            out = frozenset()
-            if not (stmt.body and isinstance(stmt.body[-1], _EXITS)):
-                out |= after_body
-            if not (stmt.orelse and isinstance(stmt.orelse[-1], _EXITS)):
-                out |= after_else
-            return out
-        if isinstance(stmt, (ast.While, ast.For)):
-            self._block(stmt.body, states | self.domains[name], name)
-            return states | self.domains[name]
-        if isinstance(stmt, ast.Try):
-            after = self._block(stmt.body, states, name)
-            for handler in stmt.handlers:
-                self._block(handler.body, states | after, name)
-            return states | after
-        if isinstance(stmt, ast.With):
-            return self._block(stmt.body, states, name)
-        if isinstance(stmt, ast.FunctionDef):  # a closure: runs later, in the states it was made in
-            self._block(stmt.body, states, name)
-            return states
-        moved: Set[ConnState] = set()
-        for node in ast.walk(stmt):
-            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
-                continue
-            if not (isinstance(node.func.value, ast.Name) and node.func.value.id == "self"):
-                continue
-            callee = node.func.attr
-            if callee == "set_state" and node.args:
-                targets = frozenset(_states_of(node.args[0]))
-                self.moves.append((name, states, targets))
-                moved |= targets
-            elif callee in self.methods:
-                self.calls.setdefault(callee, []).append((name, states))
-        return frozenset(moved) if moved else states
-
-    def causes(self) -> Dict["tuple[ConnState, ConnState]", Set[str]]:
-        """{(from, to): names of the methods that cause that move}."""
-        edges: Dict["tuple[ConnState, ConnState]", Set[str]] = {}
-
-        def credit(method: str, states: frozenset, targets: frozenset, seen: frozenset) -> None:
-            if method in _CARRIERS:
-                for caller, caller_states in self.calls.get(method, []):
-                    if caller not in seen:
-                        credit(caller, caller_states & states, targets, seen | {caller})
-                return
-            for target in targets:
-                for source in states:
-                    if target in NEXT[source]:
-                        edges.setdefault((source, target), set()).add(method)
-
-        for method, states, targets in self.moves:
-            credit(method, states, targets, frozenset({method}))
-        return edges
+    return statemoves.Machine(
+        connection,
+        ConnState,
+        NEXT,
+        "Connection",
+        setters={"set_state": 0},
+        subjects=("state", "self.state"),
+        carriers=("close", "abort", "respond"),
+        domains={"_on_timer": _timer_states()},
+    )
 
 
 def edge_causes() -> "tuple[Dict[tuple, List[str]], List[str]]":
     """({(from, to): causes in words}, the causes that can close from any state)."""
-    scan = _Scan()
-    scan.visit(_source_tree())
-    timer_states = {state for state in ConnState if scan.timers[state]}
-    found = _Moves(timer_states).causes()
-    methods_found = {m for methods in found.values() for m in methods}
-    keys_found = methods_found | {"%s: %s -> %s" % (m, s.value, d.value) for (s, d), ms in found.items() for m in ms}
-    unknown = sorted(methods_found - set(CAUSES))
-    if unknown:
-        raise LookupError("docs/make_state_diagram.py: say in CAUSES what %s stands for" % unknown)
-    unused = sorted(set(CAUSES) - keys_found)
-    if unused:
-        raise LookupError("docs/make_state_diagram.py: CAUSES names %s, which move nothing now" % unused)
-    into_closed = [methods for (source, target), methods in found.items() if target is ConnState.CLOSED]
-    anywhere = set.intersection(*into_closed) if into_closed else set()
-    order = [key for key in CAUSES if ":" not in key]
-    words: Dict[tuple, List[str]] = {}
-    for (source, target), methods in found.items():
-        if target is ConnState.CLOSED:
-            methods = methods - anywhere
-        said = []
-        for method in sorted(methods, key=order.index):
-            text = CAUSES.get("%s: %s -> %s" % (method, source.value, target.value), CAUSES[method])
-            if text is not None and text not in said:
-                said.append(text)
-        words[(source, target)] = said
-    return words, [CAUSES[m] for m in sorted(anywhere, key=order.index)] + FROM_OUTSIDE  # type: ignore[misc]
+    words, anywhere = statemoves.worded(machine().causes(), CAUSES, ConnState.CLOSED)
+    return words, anywhere + FROM_OUTSIDE
 
 
 def render_diagram() -> str:
-    order = list(ConnState)
-    lines = ["```mermaid", "stateDiagram-v2", "    [*] --> %s" % initial_state().name]
-    for state in order:
-        lines.append('    state "%s" as %s' % (state.value, state.name))
     words, anywhere = edge_causes()
-    for state in order:
-        for target in sorted(NEXT[state], key=order.index):
-            label = " / ".join(words.get((state, target), []))
-            lines.append("    %s --> %s%s" % (state.name, target.name, ": " + label if label else ""))
-        if not NEXT[state]:
-            lines.append("    %s --> [*]" % state.name)
-    if anywhere:
-        lines.append("    note right of CLOSED: from any state: %s" % " / ".join(anywhere))
-    lines.append("```")
-    return "\n".join(lines) + "\n"
+    return statemoves.diagram(ConnState, NEXT, initial_state(), words, (ConnState.CLOSED, anywhere))
 
 
 def render_table() -> str:
@@ -390,28 +233,7 @@ def render_table() -> str:
 
 def render_causes() -> str:
     """Which method each arrow's words stand for, so a reader can find the code."""
-    scan = _Scan()
-    scan.visit(_source_tree())
-    found = _Moves({state for state in ConnState if scan.timers[state]}).causes()
-    rows = []
-    for key, words in CAUSES.items():
-        if ":" in key or words is None:
-            continue
-        order = list(ConnState)
-        arrows = sorted(
-            [
-                (s, d)
-                for (s, d), methods in found.items()
-                if key in methods and CAUSES.get("%s: %s -> %s" % (key, s.value, d.value), words) is not None
-            ],
-            key=lambda edge: (order.index(edge[0]), order.index(edge[1])),
-        )
-        variants = [CAUSES[k] for k in CAUSES if k.startswith(key + ": ") and CAUSES[k]]
-        rows.append([
-            " / ".join([words, *variants]),
-            "`Connection.%s`" % key,
-            ", ".join("%s → %s" % (s.value, d.value) for s, d in arrows),
-        ])
+    rows = statemoves.legend(machine().causes(), CAUSES, "Connection", list(ConnState))
     return docgen.table(["the arrow says", "method (in `reactor.connection`)", "arrows"], rows)
 
 

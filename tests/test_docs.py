@@ -69,7 +69,7 @@ def test_every_arrow_says_what_causes_it():
         for target in targets:
             assert words.get((state, target)) or (target is ConnState.CLOSED and anywhere), (
                 "nothing found that moves %s -> %s" % (state.value, target.value))
-    methods = generator._Moves({ConnState.IDLE, ConnState.WRITING, ConnState.CLOSING}).causes()
+    methods = generator.machine().causes()
     assert "data_received" in methods[(ConnState.IDLE, ConnState.READING_HEADERS)]
     assert "_on_timer" in methods[(ConnState.WRITING, ConnState.CLOSED)]  # the send timeout
     assert "_response_done" in methods[(ConnState.WRITING, ConnState.IDLE)]
