@@ -21,7 +21,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 DOCS = REPO / "docs"
-GENERATORS = ["make_state_diagram", "make_tables"]
+GENERATORS = ["make_state_diagram", "make_tables", "make_supervisor_diagram"]
 
 REFERENCE = re.compile(r"`(reactor(?:\.[A-Za-z_][A-Za-z0-9_]*)+)(?:\(\))?`")
 PATH = re.compile(r"`((?:reactor|tests|docs|resources|\.ci)/[\w./-]*)`")
@@ -341,3 +341,20 @@ def test_accept_steps_come_in_the_order_life_of_a_request_gives():
     assert serve.index("setblocking(False)") < serve.index("TCP_NODELAY") < serve.index("Connection(")
     text = _text("life-of-a-request.md")
     assert text.index("first checks `--max-connections`") < text.index("otherwise makes it non-blocking")
+
+
+def test_every_supervisor_arrow_says_what_causes_it():
+    from reactor import supervisor
+
+    generator = _generator("make_supervisor_diagram")
+    statemoves = _generator("statemoves")
+    for machine, words, table in (
+        (generator.machine(), generator.CAUSES, supervisor.NEXT),
+        (generator.worker_machine(), generator.WORKER_CAUSES, supervisor.WORKER_NEXT),
+    ):
+        labels, _ = statemoves.worded(machine.causes(), words)
+        for state, targets in table.items():
+            for target in targets:
+                assert labels.get((state, target)), "nothing found that moves %s -> %s" % (state.value, target.value)
+    found = generator.machine().causes()
+    assert found[(supervisor.SupervisorState.RUNNING, supervisor.SupervisorState.RELOADING)] == {"_on_reload"}

@@ -10,11 +10,28 @@ A crash at any moment leaves either nothing or a complete file under its final n
 (plus at worst a ``.upload-*.tmp`` that :func:`remove_stale_temp_files` clears at start).
 The worker reserves the body's size in the :class:`UploadQuota` before writing and gives
 it back if the write fails, so concurrent uploads cannot pass ``--max-uploads-bytes``.
+
+Several processes (``--workers``) may write into the same directory at once, and each
+sweeps it when it starts, while the others keep writing. Two rules make that safe:
+
+- Names cannot collide: the temp name comes from ``mkstemp`` (``O_EXCL``), and the final
+  name is made with ``link(2)``, which fails rather than replace a file another process
+  has just published; on ``EEXIST`` the next random name is tried.
+- A sweep never deletes a file that is being written: the writer holds an exclusive
+  ``flock(2)`` on its temp file from just after creating it until its name is gone, and
+  the sweep deletes only temp files whose lock it can take without waiting. The kernel
+  drops the lock when the writer's descriptor closes, so a crashed writer (even
+  ``kill -9``) leaves a file the next sweep can lock and remove. The one gap, between
+  ``mkstemp`` and ``flock``, is closed by the writer: once it holds the lock, it checks
+  that its name still points at its file, and starts over with a new name if a sweep
+  took it. flock works across processes, PID namespaces (containers) and NFS (as fcntl
+  locks), which a check of "is the writer's PID alive" would not.
 """
 
 from __future__ import annotations
 
 import errno
+import fcntl
 import functools
 import json
 import logging
@@ -125,16 +142,14 @@ def store_upload(directory: str, body: bytes, quota: Optional[UploadQuota] = Non
         raise quota.full_error()
     temp = final = None
     stored = False
+    fd = -1
     try:
         os.makedirs(directory, exist_ok=True)
-        fd, temp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX, dir=directory)
-        try:
-            view = memoryview(body)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)  # the bytes are on disk before any name points at them
-        finally:
-            os.close(fd)
+        fd, temp = _locked_temp_file(directory)
+        view = memoryview(body)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)  # the bytes are on disk before any name points at them
         name = _publish(temp, directory)
         final = os.path.join(directory, name)
         _fsync_directory(directory)  # the new name itself survives a crash
@@ -153,6 +168,30 @@ def store_upload(directory: str, body: bytes, quota: Optional[UploadQuota] = Non
                 _remove(path)
         if quota is not None and not stored:
             quota.release(len(body))
+        if fd >= 0:
+            _close(fd)  # only now: it releases the lock, and the temp name is already gone
+
+
+def _locked_temp_file(directory: str) -> "tuple[int, str]":
+    """A new temp file in ``directory``, open and under our exclusive flock. Raises OSError."""
+    for _ in range(_NAME_ATTEMPTS):
+        fd, temp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX, dir=directory)
+        fcntl.flock(fd, fcntl.LOCK_EX)  # waits only while a sweep holds it, a moment
+        try:
+            ours = os.path.samestat(os.fstat(fd), os.stat(temp))
+        except FileNotFoundError:
+            ours = False  # a sweep locked and removed it before we could lock it
+        if ours:
+            return fd, temp
+        _close(fd)
+    raise OSError(errno.EAGAIN, "no temp file survived %d attempts" % _NAME_ATTEMPTS)
+
+
+def _close(fd: int) -> None:
+    try:
+        os.close(fd)
+    except OSError as exc:  # the data was fsynced already; nothing to answer
+        log.error("cannot close an upload temp file: %s", exc)
 
 
 def _remove(path: str) -> None:
@@ -194,7 +233,12 @@ def _fsync_directory(directory: str) -> None:
 
 
 def remove_stale_temp_files(directory: str) -> int:
-    """Delete temp files a crash left in ``directory``; return how many. Call at start."""
+    """Delete temp files a crash left in ``directory``; return how many. Call at start.
+
+    A temp file whose flock another process (or thread) holds is being written and is
+    left alone; see the module docstring for why that is race-free. Raises OSError when
+    ``directory`` exists but cannot be listed.
+    """
     removed = 0
     try:
         names = os.listdir(directory)
@@ -202,12 +246,29 @@ def remove_stale_temp_files(directory: str) -> int:
         return 0
     for name in names:
         if name.startswith(TEMP_PREFIX) and name.endswith(TEMP_SUFFIX):
-            try:
-                os.unlink(os.path.join(directory, name))
-                removed += 1
-            except FileNotFoundError:
-                pass
+            removed += _remove_if_abandoned(os.path.join(directory, name))
     return removed
+
+
+def _remove_if_abandoned(path: str) -> int:
+    """Remove ``path`` if no one holds its lock; 1 if removed, else 0."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return 0  # gone already, or not a plain file of ours (a symlink): not ours to judge
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return 0  # a live writer holds it
+        if not os.path.samestat(os.fstat(fd), os.lstat(path)):
+            return 0  # the name now belongs to a newer file
+        os.unlink(path)
+        return 1
+    except FileNotFoundError:
+        return 0  # its writer finished and removed it meanwhile
+    finally:
+        os.close(fd)
 
 
 def is_json_media_type(value: Optional[str]) -> bool:
