@@ -185,11 +185,10 @@ class Supervisor:
         self.generation = 0
         self.scoreboard = Scoreboard()
         self.exit_status = 0
-        self.forks = 0  # every fork since start, for the log and the tests
+        self.forks = 0  # every fork since start
         self._boot_failures = 0  # in a row; a worker becoming ready resets it
         self._next_spawn = 0.0  # monotonic; a boot failure pushes it back
         self._last_error = ""
-        self._drain_deadline = 0.0
         self._selector = selectors.DefaultSelector()
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
