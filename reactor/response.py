@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from typing import Optional, Sequence, Tuple
 
+from reactor.errors import HTTPError
 from reactor.serializer import reason_phrase
 
 
@@ -62,3 +63,8 @@ class Response:
         """A one-line ``text/plain`` error body: ``"404 Not Found: <reason>"``."""
         body = ("%d %s: %s\n" % (status, reason_phrase(status), reason)).encode("utf-8", "replace")
         return cls(status, [("Content-Type", "text/plain; charset=utf-8"), *fields], body, close=close)
+
+    @classmethod
+    def from_error(cls, exc: HTTPError) -> "Response":
+        """The answer to a refused request: ``exc``'s status, reason, extra fields and ``close``."""
+        return cls.error(exc.status, exc.reason, exc.headers, close=exc.close)

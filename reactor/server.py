@@ -6,7 +6,10 @@ Theory of operation
 On readability it accepts in a bounded batch (so a flood of connects cannot starve the
 connections already open), makes each socket non-blocking with ``TCP_NODELAY`` (the
 response head and a small body leave in one send; Nagle would only delay it) and wraps
-it in a :class:`~reactor.connection.Connection`.
+it in a transport (:class:`~reactor.transport.Transport`, or
+:class:`~reactor.transport.TLSTransport` when a certificate is configured) beneath a
+:class:`~reactor.connection.Connection`. Connections get their collaborators
+(:class:`~reactor.connection.Collaborators`), never the server.
 
 Past ``max_connections`` a new socket is answered ``503`` with ``Retry-After`` and
 closed at once. When ``accept`` fails for lack of descriptors (``EMFILE``/``ENFILE``, or
@@ -23,22 +26,25 @@ then get what is left of that time (see :meth:`Server.close`).
 
 from __future__ import annotations
 
-import concurrent.futures
 import errno
+import functools
 import itertools
 import logging
 import os
 import socket
+import ssl
 from typing import Dict, Optional, Tuple
 
 from reactor.config import Config
-from reactor.connection import ConnState, Connection
+from reactor.connection import Collaborators, ConnState, Connection
 from reactor.handlers import Application
+from reactor.handlers.status import snapshot
 from reactor.handlers.upload import UPLOADS_DIR, remove_stale_temp_files
 from reactor.loop import EVENT_READ, EventLoop
 from reactor.serializer import http_date, response_head
 from reactor.stats import Stats
 from reactor.trace import Tracer
+from reactor.transport import TLSTransport, Transport, tls_context
 from reactor.workers import WorkerPool
 
 log = logging.getLogger("reactor")
@@ -81,23 +87,57 @@ class Server:
         self.connections: Dict[int, Connection] = {}
         self.stats = Stats()  # counters for the status page; plain integers, loop thread only
         self.tracer: Optional[Tracer] = Tracer(self.loop) if config.trace else None
-        self.stopping = False
         self.address: Tuple[str, int] = (config.host, config.port)
         self.app: Application  # made by listen(), once the port is known; connections come after
+        self.context: Optional[Collaborators] = None  # what each connection is handed; made with the app
+        self.tls_context: Optional[ssl.SSLContext] = None  # see load_tls()
+        self._stopping = False
         self._listener: Optional[socket.socket] = None
         self._shared_listener = False  # listen(sock=...): the accept queue is not ours alone
         self._accepting = False
         self._out_of_fds = False  # an EMFILE episode is under way (logged once)
         self._ids = itertools.count(1)
-        self._keep_alive_values: Dict[int, str] = {}  # see keep_alive_value()
         self._stop_deadline: Optional[float] = None  # monotonic end of a graceful stop
         #: False after :meth:`close` if a worker job was still running when time ran out.
         self.workers_finished = True
 
     # -- starting --------------------------------------------------------------------
 
+    @property
+    def stopping(self) -> bool:
+        """True once a stop has begun."""
+        return self._stopping
+
+    def load_tls(self) -> None:
+        """Load the certificate and key of ``config`` into a new TLS context (new handshakes use it).
+
+        Raises OSError for a missing or unreadable file and ssl.SSLError (an OSError too)
+        for a malformed or mismatched pair; the context in use is kept then.
+        """
+        config = self.config
+        assert config.tls_cert_file is not None and config.tls_key_file is not None
+        password = None
+        if config.tls_key_password_file is not None:
+            with open(config.tls_key_password_file, encoding="utf-8") as file:
+                password = file.read().rstrip("\r\n")
+        self.tls_context = tls_context(str(config.tls_cert_file), str(config.tls_key_file), password)
+
+    def reload_tls(self) -> bool:
+        """SIGHUP: reload the certificate and key; on failure log it and keep the old pair."""
+        if not self.config.tls:
+            return False
+        try:
+            self.load_tls()
+        except (OSError, ValueError) as exc:
+            log.error("TLS reload failed, keeping the certificate in use: %s", exc)
+            return False
+        log.info("TLS certificate and key reloaded")
+        return True
+
     def listen(self, sock: Optional[socket.socket] = None) -> Tuple[str, int]:
-        """Bind and listen; return the (host, port) actually bound. Raises OSError.
+        """Bind and listen; return the (host, port) actually bound.
+
+        Raises OSError (e.g. EADDRINUSE), or, before binding, what :meth:`load_tls` raises.
 
         ``sock``: an already listening socket to serve instead (``--fd``, systemd's
         ``LISTEN_FDS``, or the one a supervisor shares between workers). Its accept
@@ -105,6 +145,8 @@ class Server:
         rather than answering it 503 (see :meth:`_stop_listening`).
         """
         config = self.config
+        if config.tls and self.tls_context is None:
+            self.load_tls()
         if sock is not None:
             sock.setblocking(False)
             self._shared_listener = True
@@ -125,7 +167,9 @@ class Server:
         self.address = listener.getsockname()[:2]
         if self.tracer:
             self.tracer.listening(self.address)
-        self.app = Application(config, self.address[1])
+        status = functools.partial(snapshot, self.stats, self.connections, self.pool, self.loop)
+        self.app = Application(config, self.address[1], status)
+        self.context = Collaborators(config, self.loop, self.pool, self.stats, self.tracer, self.app, self._closed)
         removed = remove_stale_temp_files(os.path.join(os.path.realpath(config.root), UPLOADS_DIR))
         if removed:
             log.warning("removed %d incomplete upload temp file(s) left by an earlier crash", removed)
@@ -137,7 +181,7 @@ class Server:
         host, port = self.address
         if ":" in host:
             host = "[%s]" % host
-        return "http://%s:%d/" % (host, port)
+        return "%s://%s:%d/" % ("https" if self.config.tls else "http", host, port)
 
     def serve_forever(self) -> None:
         """Run the loop until :meth:`shutdown` completes, then release everything."""
@@ -149,7 +193,7 @@ class Server:
     # -- accepting -------------------------------------------------------------------
 
     def _resume_accepting(self) -> None:
-        if self._listener is not None and not self._accepting and not self.stopping:
+        if self._listener is not None and not self._accepting and not self._stopping:
             self.loop.selector.register(self._listener, EVENT_READ, self._on_acceptable)
             self._accepting = True
 
@@ -188,18 +232,35 @@ class Server:
                 self.stats.refused += 1
                 self._refuse(sock)
                 continue
-            sock.setblocking(False)
-            try:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:
-                pass  # not TCP (e.g. a Unix socket in tests)
-            conn = Connection(self, sock, address[0] if isinstance(address, tuple) else "-", next(self._ids))
-            self.connections[conn.id] = conn
-            self.stats.accepted += 1
-            conn.start()
+            self._serve_socket(sock, address[0] if isinstance(address, tuple) else "-")
+
+    def _serve_socket(self, sock: socket.socket, peer: str) -> None:
+        sock.setblocking(False)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass  # not TCP (e.g. a Unix socket in tests)
+        conn_id = next(self._ids)
+        transport: Transport
+        if self.tls_context is not None:
+            transport = TLSTransport(self.loop, sock, self.pool, self.stats, self.tracer, conn_id, peer, self.tls_context)
+        else:
+            transport = Transport(self.loop, sock, self.pool, self.stats, self.tracer, conn_id, peer, self.config.sendfile)
+        assert self.context is not None, "listen() first"
+        conn = Connection(self.context, transport, conn_id)
+        self.connections[conn_id] = conn
+        self.stats.accepted += 1
+        conn.start()
 
     def _refuse(self, sock: socket.socket, reason: str = "too many connections") -> None:
-        """Answer 503 to a connection we will not serve, best effort, and close it."""
+        """Answer 503 to a connection we will not serve, best effort, and close it.
+
+        On a TLS listener there is no plain-text answer a client could read, and a
+        handshake costs what the refusal is meant to save: the socket is just closed.
+        """
+        if self.tls_context is not None:
+            sock.close()
+            return
         body = ("503 Service Unavailable: %s\n" % reason).encode()
         reply = response_head(
             503,
@@ -225,34 +286,11 @@ class Server:
 
     # -- connections and the pool ------------------------------------------------------
 
-    def keep_alive_value(self, responses: int) -> str:
-        """The Keep-Alive field value (RFC 9112 §9.3) for the ``responses``-th response.
-
-        ``max`` counts the responses left, Apache's way. Each string is formatted once
-        (the cache holds at most one per response number up to 1024).
-        """
-        value = self._keep_alive_values.get(responses)
-        if value is None:
-            config = self.config
-            value = "timeout=%d, max=%d" % (config.keepalive_timeout_s, config.keepalive_max_requests - responses + 1)
-            if responses <= 1024:
-                self._keep_alive_values[responses] = value
-        return value
-
-    def connection_closed(self, conn: Connection) -> None:
+    def _closed(self, conn: Connection) -> None:
         """Called by a connection when it reaches CLOSED."""
         self.connections.pop(conn.id, None)
-        if self.stopping and not self.connections:
+        if self._stopping and not self.connections:
             self.loop.stop()
-
-    @staticmethod
-    def discard_result(future: "concurrent.futures.Future[object]") -> None:
-        """Release what a pool job opened when its connection is gone (e.g. a file)."""
-        if future.cancelled() or future.exception() is not None:
-            return
-        close = getattr(future.result(), "close", None)
-        if close is not None:
-            close()
 
     def _on_loop_exception(self, exc: BaseException, context: str) -> None:
         log.error("unhandled exception in %s", context, exc_info=exc)
@@ -267,18 +305,18 @@ class Server:
         connections close at once. Without it, everything closes now. Loop thread only.
         """
         if not graceful:
-            self.stopping = True
+            self._set_stopping()
             self._close_all()
             self.loop.stop()
             return
-        if self.stopping:
+        if self._stopping:
             return
-        self.stopping = True
+        self._set_stopping()
         self._stop_deadline = self.loop.time() + self.config.shutdown_timeout_s
         self._stop_listening()
         fresh = False
         for conn in list(self.connections.values()):
-            if conn.state is ConnState.IDLE and not _input_waiting(conn.sock):
+            if conn.state is ConnState.IDLE and not _input_waiting(conn.transport.sock):
                 if conn.responses:
                     conn.close()
                 else:
@@ -290,6 +328,11 @@ class Server:
             return
         log.info("waiting up to %g s for %d connection(s) to finish", self.config.shutdown_timeout_s, len(self.connections))
         self.loop.call_at(self._stop_deadline, self._stop_timed_out)
+
+    def _set_stopping(self) -> None:
+        self._stopping = True
+        if self.context is not None:
+            self.context.stopping = True  # responses from now on carry Connection: close
 
     def _close_idle(self) -> None:
         for conn in list(self.connections.values()):

@@ -68,11 +68,12 @@ def test_cli_trace_of_two_keepalive_requests(run_cli, site):
             "state idle -> reading-headers",
             "parser RequestHead GET / HTTP/1.1",
             "parser RequestEnd",
-            "state reading-headers -> writing",
+            "state reading-headers -> responding",
             "pool submit open_file",
             "selector unregister",  # after the hand-off: interest is settled once processing ends
             "pool result open_file",
             "respond 200",
+            "state responding -> writing",
             "send ",
             "state writing -> idle",
             "event read",
@@ -119,8 +120,8 @@ def test_header_timeout_and_error_are_traced(traced):
             "timer armed reading-headers 0.2s",
             "timer fired: reading-headers timed out",
             "error 408",
-            "state reading-headers -> writing",
             "respond 408",
+            "state reading-headers -> writing",
         ],
     )
 

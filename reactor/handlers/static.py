@@ -5,7 +5,7 @@ Theory of operation
 A request for a file is answered in one of two ways.
 
 **Hit** (loop thread only): the hot-file cache (:mod:`reactor.handlers.cache`) holds
-the file, so :meth:`StaticFiles.check` answers at once from memory. The only work is
+the file, so :meth:`StaticFiles.get` answers at once from memory. The only work is
 string work: collect the few request fields that matter (:func:`conditions_from_fields`,
 one pass), then :func:`choose` and :func:`build_response`. A request that wants a gzip
 form not made yet goes to the pool once to make it.
@@ -48,11 +48,11 @@ from reactor.handlers.conditional import NO_CONDITIONS, Conditions, conditions_f
 from reactor.handlers.files import Entry, Listing, Options, Redirect, split_path
 from reactor.response import FileBody, Response
 
+from reactor.config import Config
+from reactor.connection import Connection, Request
+
 if TYPE_CHECKING:  # pragma: no cover
     import concurrent.futures
-
-    from reactor.config import Config
-    from reactor.connection import Connection, Request
 
 __all__ = ["ALLOW", "StaticFiles", "choose", "build_response", "split_path"]
 
@@ -177,8 +177,11 @@ class Page:
         pass
 
 
-def open_file(options: Options, key: str, segments: List[str], slash: bool, method: str, conditions: Conditions) -> object:
+def open_file(options: Options, key: str, segments: List[str], slash: bool, method: str, conditions: Conditions,
+              query: str = "") -> object:
     """Worker: find, open and decide; return Loaded, Page or Redirect.
+
+    ``query`` only orders a directory listing (``?sort=size&order=desc``).
 
     Raises HTTPError (403, 404 without a 404.html, 500) or OSError (→ 500).
     """
@@ -189,7 +192,7 @@ def open_file(options: Options, key: str, segments: List[str], slash: bool, meth
             return found
         if isinstance(found, Listing):
             url_path = "/" + "".join(segment + "/" for segment in segments)
-            return Page(200, listing.render_listing(found.directory, url_path, options.dotfiles))
+            return Page(200, listing.render_listing(found.directory, url_path, options.dotfiles, query))
         entry = files.open_entry(options, found, key, segments, slash, checked_at)
     except HTTPError as exc:
         if exc.status == 404:
@@ -241,24 +244,39 @@ def not_found_page(options: Options, reason: str) -> Page:
 class StaticFiles:
     """GET, HEAD and OPTIONS of files under ``config.root``, with the hot-file cache."""
 
-    def __init__(self, config: "Config") -> None:
+    def __init__(self, config: Config) -> None:
         self.options = Options.from_config(config)
         self.cache: Optional[cachemod.HotCache] = None
         if config.cache_max_bytes > 0:
             self.cache = cachemod.HotCache(config.cache_max_bytes, files.SMALL_FILE_BYTES)
 
-    def check(self, conn: "Connection", request: "Request") -> Optional[Response]:
-        """Answer OPTIONS and cache hits now; refuse other methods (405) and bad paths; route.
+    def route(self, conn: Connection, request: Request) -> Optional[Response]:
+        """Refuse methods other than GET, HEAD and OPTIONS (405); route the others.
 
-        Raises HTTPError 400, 403 (unsafe path) or 405.
+        Raises HTTPError 405.
         """
         head = request.head
         assert head is not None
         method = head.method
-        if method != "GET" and method != "HEAD":
-            if method == "OPTIONS":
-                return Response(204, [("Allow", ALLOW)])
-            raise HTTPError(405, "%s is not allowed here" % method, headers=(("Allow", ALLOW),))
+        if method == "GET" or method == "HEAD":
+            request.route = self.get
+            return None
+        if method == "OPTIONS":
+            request.route = self._options
+            return None
+        raise HTTPError(405, "%s is not allowed here" % method, headers=(("Allow", ALLOW),))
+
+    @staticmethod
+    def _options(conn: Connection, request: Request) -> Response:
+        return Response(204, [("Allow", ALLOW)])
+
+    def get(self, conn: Connection, request: Request) -> Optional[Response]:
+        """GET or HEAD: answer a cache hit now; send a miss to the pool (None).
+
+        Raises HTTPError 400 or 403 (an unsafe path).
+        """
+        head = request.head
+        assert head is not None
         path, _, query = head.path.partition("?")
         cache = self.cache
         if cache is not None:
@@ -271,19 +289,19 @@ class StaticFiles:
                 if conditions is NO_CONDITIONS:  # the common case, kept short
                     identity = entry.identity
                     return Response(200, identity.fields, identity.data)  # type: ignore[arg-type]
-                response = self._answer(entry, method, conditions)
+                response = self._answer(entry, head.method, conditions)
                 if response is not None:
                     return response
-                request.route = functools.partial(self._compress_then_answer, path, entry, conditions)
+                self._compress_then_answer(path, entry, conditions, conn, request)
                 return None
         try:
             segments = split_path(path, self.options.dotfiles)
         except HTTPError as exc:
             if exc.status != 404:
                 raise
-            request.route = functools.partial(self._not_found, exc.reason)
+            self._not_found(exc.reason, conn, request)
             return None
-        request.route = functools.partial(self._serve, path, segments, path.endswith("/"), query)
+        self._serve(path, segments, path.endswith("/"), query, conn, request)
         return None
 
     # -- hits
@@ -297,7 +315,7 @@ class StaticFiles:
         return build_response(entry, status, use_gzip, byte_ranges)
 
     def _compress_then_answer(
-        self, key: str, entry: Entry, conditions: Conditions, conn: "Connection", request: "Request"
+        self, key: str, entry: Entry, conditions: Conditions, conn: Connection, request: Request
     ) -> None:
         assert request.head is not None
         method = request.head.method
@@ -316,11 +334,11 @@ class StaticFiles:
         assert response is not None, "the gzip form is ready or gone by now"
         return response
 
-    def _revalidate(self, conn: "Connection", key: str, entry: Entry) -> None:
+    def _revalidate(self, conn: Connection, key: str, entry: Entry) -> None:
         """Ask the pool whether the cached file changed; serve the cached copy meanwhile."""
         entry.revalidating = True
         job_args = (self.options, entry.segments, entry.slash)
-        if not conn.server.pool.submit(files.current_stamp, job_args, functools.partial(self._revalidated, key, entry)):
+        if not conn.pool.submit(files.current_stamp, job_args, functools.partial(self._revalidated, key, entry)):
             entry.revalidating = False  # pool saturated: try again on a later hit
 
     def _revalidated(self, key: str, entry: Entry, future: "concurrent.futures.Future[Tuple[float, Optional[files.Stamp]]]") -> None:
@@ -340,17 +358,17 @@ class StaticFiles:
 
     # -- misses
 
-    def _serve(self, key: str, segments: List[str], slash: bool, query: str, conn: "Connection", request: "Request") -> None:
+    def _serve(self, key: str, segments: List[str], slash: bool, query: str, conn: Connection, request: Request) -> None:
         head = request.head
         assert head is not None
         conditions = conditions_from_fields(head.fields)
         conn.run_in_pool(
             open_file,
-            (self.options, key, segments, slash, head.method, conditions),
+            (self.options, key, segments, slash, head.method, conditions, query),
             functools.partial(self._respond, key, query),
         )
 
-    def _not_found(self, reason: str, conn: "Connection", request: "Request") -> None:
+    def _not_found(self, reason: str, conn: Connection, request: Request) -> None:
         conn.run_in_pool(not_found_page, (self.options, reason), self._page)
 
     def _respond(self, key: str, query: str, result: object) -> Response:

@@ -24,17 +24,16 @@ import ipaddress
 import json
 import os
 import time
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from reactor import __version__
-from reactor.connection import ConnState
+from reactor.connection import Connection, ConnState, Request
 from reactor.errors import HTTPError
+from reactor.loop import EventLoop
 from reactor.response import Response
 from reactor.scoreboard import this_worker
-
-if TYPE_CHECKING:  # pragma: no cover
-    from reactor.connection import Connection, Request
-    from reactor.server import Server
+from reactor.stats import Stats
+from reactor.workers import WorkerPool
 
 ALLOW = "GET, HEAD"
 _FIELDS = [("Cache-Control", "no-store"), ("Vary", "Accept"), ("X-Content-Type-Options", "nosniff")]
@@ -98,19 +97,20 @@ def prefers_html(accept: Optional[str]) -> bool:
     return _quality(ranges, "text", "html") > _quality(ranges, "application", "json")
 
 
-def snapshot(server: "Server") -> Dict[str, Any]:
-    """The status as a JSON-ready dict (the shape is documented in docs/status.md)."""
-    stats = server.stats
+def snapshot(stats: Stats, connections: Mapping[int, Connection], pool: WorkerPool, loop: EventLoop) -> Dict[str, Any]:
+    """The status as a JSON-ready dict (the shape is documented in docs/status.md).
+
+    ``connections`` is the server's live table (id → connection).
+    """
     by_state = {state.value: 0 for state in ConnState if state is not ConnState.CLOSED}
-    for conn in server.connections.values():
+    for conn in connections.values():
         by_state[conn.state.value] = by_state.get(conn.state.value, 0) + 1
-    pool = server.pool
     busy = pool.busy
     return {
         "server": "reactor/%s" % __version__,
         "uptime_s": round(stats.uptime_s, 3),
         "connections": {
-            "open": len(server.connections),
+            "open": len(connections),
             "by_state": by_state,
             "accepted": stats.accepted,
             "refused": stats.refused,
@@ -124,8 +124,8 @@ def snapshot(server: "Server") -> Dict[str, Any]:
             "queued": max(0, pool.pending - busy),
             "max_pending": pool.max_pending,
         },
-        "timers": server.loop.pending_timers,
-        **workers_snapshot(stats.requests, stats.accepted, len(server.connections)),
+        "timers": loop.pending_timers,
+        **workers_snapshot(stats.requests, stats.accepted, len(connections)),
     }
 
 
@@ -202,12 +202,15 @@ def render_html(status: Dict[str, Any]) -> bytes:
 
 
 class StatusPage:
-    """Answers ``config.status_path`` at check time (no body to read, no disk)."""
+    """Answers ``config.status_path`` from ``snapshot()`` (no disk, so no pool)."""
 
-    def answer(self, conn: "Connection", request: "Request") -> Response:
-        """The status for a loopback GET or HEAD.
+    def __init__(self, snapshot: Callable[[], Dict[str, Any]]) -> None:
+        self.snapshot = snapshot
 
-        Raises HTTPError 403 for other clients and 405 (with Allow) for other methods.
+    def route(self, conn: Connection, request: Request) -> Optional[Response]:
+        """Refuse other clients than loopback (403) and methods other than GET and HEAD (405).
+
+        Raises HTTPError 403 or 405 (with Allow).
         """
         head = request.head
         assert head is not None
@@ -215,7 +218,14 @@ class StatusPage:
             raise HTTPError(403, "the status page is for loopback clients only")
         if head.method not in ("GET", "HEAD"):
             raise HTTPError(405, "%s is not allowed here" % head.method, headers=(("Allow", ALLOW),))
-        status = snapshot(conn.server)
+        request.route = self.answer
+        return None
+
+    def answer(self, conn: Connection, request: Request) -> Response:
+        """The status for a loopback GET or HEAD, as JSON or HTML."""
+        head = request.head
+        assert head is not None
+        status = self.snapshot()
         if prefers_html(head.get("accept")):
             return Response(200, [("Content-Type", "text/html; charset=utf-8"), *_FIELDS], render_html(status))
         body = (json.dumps(status, indent=2) + "\n").encode("utf-8")

@@ -1,12 +1,15 @@
 """``POST /upload``: store a JSON document under ``<root>/uploads/``, durably and atomically.
 
-The loop thread checks the method (405) and Content-Type (415) before the body is read,
-so ``Expect: 100-continue`` clients get a refusal without sending it; the parser bounds
-the body (413). A worker then validates the JSON (400) and writes it: a temp file in
-the same directory, ``fsync``, a hard link to the final name (which fails instead of
-overwriting, so names stay unique), ``fsync`` of the directory, temp file removed.
+The loop thread checks the method (405), Content-Type (415) and, from Content-Length,
+the uploads quota (507) before the body is read, so ``Expect: 100-continue`` clients get
+a refusal without sending it; the parser bounds the body (413). A worker then validates
+the JSON (400) and writes it: a temp file in the same directory, ``fsync``, a hard link
+to the final name (which fails instead of overwriting, so names stay unique), ``fsync``
+of the directory, temp file removed.
 A crash at any moment leaves either nothing or a complete file under its final name
 (plus at worst a ``.upload-*.tmp`` that :func:`remove_stale_temp_files` clears at start).
+The worker reserves the body's size in the :class:`UploadQuota` before writing and gives
+it back if the write fails, so concurrent uploads cannot pass ``--max-uploads-bytes``.
 
 Several processes (``--workers``) may write into the same directory at once, and each
 sweeps it when it starts, while the others keep writing. Two rules make that safe:
@@ -34,7 +37,9 @@ import json
 import logging
 import os
 import secrets
+import stat
 import tempfile
+import threading
 import time
 from typing import TYPE_CHECKING, Any, Optional
 
@@ -73,16 +78,70 @@ def validate_json(body: bytes) -> None:
         raise HTTPError(400, "invalid JSON: %s" % str(exc).splitlines()[0][:120]) from None
 
 
-def store_upload(directory: str, body: bytes) -> str:
+class UploadQuota:
+    """Room left for uploads: ``limit_bytes`` less what ``uploads/`` held at start and
+    what has been stored since (0 means no limit).
+
+    Workers call :meth:`reserve` before writing and :meth:`release` when the write
+    fails, under one lock, so concurrent uploads can never pass the limit together.
+    """
+
+    def __init__(self, limit_bytes: int, used_bytes: int) -> None:
+        self.limit_bytes = limit_bytes
+        self.used_bytes = used_bytes
+        self._lock = threading.Lock()
+
+    def fits(self, size: int) -> bool:
+        """Whether ``size`` more bytes would fit now (an early, unreserved check)."""
+        return not self.limit_bytes or self.used_bytes + size <= self.limit_bytes
+
+    def reserve(self, size: int) -> bool:
+        """Take ``size`` bytes of the room if they fit; False (nothing taken) otherwise."""
+        with self._lock:
+            if self.limit_bytes and self.used_bytes + size > self.limit_bytes:
+                return False
+            self.used_bytes += size
+            return True
+
+    def release(self, size: int) -> None:
+        with self._lock:
+            self.used_bytes -= size
+
+    def full_error(self) -> HTTPError:
+        used, limit = self.used_bytes, self.limit_bytes
+        return HTTPError(507, "no room left for uploads (%d of %d bytes used; --max-uploads-bytes)" % (used, limit))
+
+
+def used_bytes(directory: str) -> int:
+    """Bytes in the regular files under ``directory`` (symlinks not followed); 0 if it is missing."""
+    total = 0
+    for parent, _dirs, names in os.walk(directory):
+        for name in names:
+            if name.startswith(TEMP_PREFIX) and name.endswith(TEMP_SUFFIX):
+                continue  # a crash's leftover, removed at start
+            try:
+                info = os.lstat(os.path.join(parent, name))
+            except OSError:
+                continue
+            if stat.S_ISREG(info.st_mode):
+                total += info.st_size
+    return total
+
+
+def store_upload(directory: str, body: bytes, quota: Optional[UploadQuota] = None) -> str:
     """Worker job: validate ``body`` and store it as ``directory/upload_YYYYMMDD_HHMMSS_xxxx.json``.
 
-    Returns the file name. Raises HTTPError: 400 for invalid JSON, 507 when the disk
-    is full (RFC 4918 §11.5), 500 when the directory cannot be written (EACCES, EIO...).
-    Nothing is left behind on error, not even a file already linked under its final
-    name: a 5xx means the upload is not stored.
+    Returns the file name. Raises HTTPError: 400 for invalid JSON, 507 when ``quota``
+    has no room for it or the disk is full (RFC 4918 §11.5), 500 when the directory
+    cannot be written (EACCES, EIO...). Nothing is left behind on error, not even a
+    file already linked under its final name: a 5xx means the upload is not stored
+    (and its bytes go back to the quota).
     """
     validate_json(body)
+    if quota is not None and not quota.reserve(len(body)):
+        raise quota.full_error()
     temp = final = None
+    stored = False
     fd = -1
     try:
         os.makedirs(directory, exist_ok=True)
@@ -95,6 +154,7 @@ def store_upload(directory: str, body: bytes) -> str:
         final = os.path.join(directory, name)
         _fsync_directory(directory)  # the new name itself survives a crash
         final = None  # durable: keep it
+        stored = True
         return name
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -106,6 +166,8 @@ def store_upload(directory: str, body: bytes) -> str:
         for path in (temp, final):
             if path is not None:
                 _remove(path)
+        if quota is not None and not stored:
+            quota.release(len(body))
         if fd >= 0:
             _close(fd)  # only now: it releases the lock, and the temp name is already gone
 
@@ -228,26 +290,39 @@ class Uploads:
 
     def __init__(self, config: "Config") -> None:
         self.directory = os.path.join(os.path.realpath(config.root), UPLOADS_DIR)
+        # At start, before the loop runs: the one full scan of uploads/ (then counted as stored).
+        used = used_bytes(self.directory) if config.uploads and config.max_uploads_bytes else 0
+        self.quota = UploadQuota(config.max_uploads_bytes, used)
 
-    def check(self, request: "Request") -> Optional[Response]:
-        """405 for other methods, 415 for non-JSON; otherwise collect the body."""
+    def route(self, request: "Request") -> Optional[Response]:
+        """405 for other methods, 415 for non-JSON; otherwise collect the body.
+
+        Raises HTTPError 405 or 415.
+        """
         head = request.head
         assert head is not None
         if head.method == "OPTIONS":
-            return Response(204, [("Allow", ALLOW), ("Accept-Post", "application/json")])
+            request.route = self._options
+            return None
         if head.method != "POST":
             raise HTTPError(405, "use POST to upload", headers=(("Allow", ALLOW),))
         if not is_json_media_type(head.get("content-type")):
             raise HTTPError(
                 415, "Content-Type must be application/json (UTF-8)", headers=(("Accept-Post", "application/json"),)
             )
+        if head.content_length is not None and not self.quota.fits(head.content_length):
+            raise self.quota.full_error()  # before the body is read (and before 100 Continue)
         request.want_body()
         request.route = self._store
         return None
 
+    @staticmethod
+    def _options(conn: "Connection", request: "Request") -> Response:
+        return Response(204, [("Allow", ALLOW), ("Accept-Post", "application/json")])
+
     def _store(self, conn: "Connection", request: "Request") -> None:
         body = bytes(request.body or b"")
-        conn.run_in_pool(store_upload, (self.directory, body), functools.partial(self._created, len(body)))
+        conn.run_in_pool(store_upload, (self.directory, body, self.quota), functools.partial(self._created, len(body)))
 
     @staticmethod
     def _created(size: int, name: str) -> Response:
