@@ -67,7 +67,7 @@ CAUSES: Dict[str, Optional[str]] = {
     "_on_reload": "SIGHUP",
     "_on_stop_signal": "SIGTERM or SIGINT",
     "_on_stop_signal: draining -> stopped": "a second SIGTERM or SIGINT, workers killed",
-    "_on_exit": "workers cannot start",
+    "_on_boot_failure": "workers cannot start",
     "_abandon_reload": "new workers cannot start, reload abandoned",
 }
 
@@ -76,7 +76,7 @@ WORKER_CAUSES: Dict[str, Optional[str]] = {
     "_on_boot_pipe": "said ready on its boot pipe",
     "_manage": "SIGTTOU, or an old worker after a reload",
     "_on_stop_signal": "SIGTERM or SIGINT to the supervisor",
-    "_on_exit": "workers cannot start",
+    "_on_boot_failure": "workers cannot start",
     "_abandon_reload": "its reload abandoned",
     "_check_deadlines": "SIGKILL",
     "_check_deadlines: booting -> killed": "not ready within --worker-timeout",
