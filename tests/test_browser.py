@@ -95,9 +95,15 @@ def test_index_renders_and_upload_form_stores_a_file(make_server, tmp_path):
         Path(target).write_bytes(shot)
 
 
+def _trust_the_test_ca(browser, running) -> None:
+    if running.tls is not None:  # the test CA is not in Chromium's store; this browser is ours alone
+        browser.call("Security.setIgnoreCertificateErrors", {"ignore": True})
+
+
 def test_an_upload_error_says_its_status_once(make_server, tmp_path):
     running = make_server()
     with Browser(CHROMIUM, tmp_path / "profile") as browser:
+        _trust_the_test_ca(browser, running)
         page = browser.new_page()
         page.navigate(running.url)
         page.type_into("#json", '{"unfinished": ')
@@ -112,6 +118,7 @@ def test_every_page_keeps_the_scrollbar_gutter(make_server, tmp_path):
     """A short page (contact) must not shift against a long one when the scrollbar comes and goes."""
     running = make_server()
     with Browser(CHROMIUM, tmp_path / "profile") as browser:
+        _trust_the_test_ca(browser, running)
         page = browser.new_page(height=700)
         for name in ("index.html", "about.html", "contact.html"):
             page.navigate(running.url + name)
@@ -123,6 +130,7 @@ def test_without_javascript_the_form_cannot_be_submitted(make_server, tmp_path):
     """No script, no fetch(): the button stays disabled and the page says how to upload instead."""
     running = make_server()
     with Browser(CHROMIUM, tmp_path / "profile") as browser:
+        _trust_the_test_ca(browser, running)
         page = browser.new_page()
         page.call("Emulation.setScriptExecutionDisabled", {"value": True})
         page.navigate(running.url)

@@ -2,14 +2,14 @@
 
 The convention, for anyone adding a section to the README:
 
-- A ```` ```sh ```` block is **run** when it talks to ``127.0.0.1`` and at least one of its
+- A ```` ```sh ```` block is **run** when it names ``127.0.0.1`` and at least one of its
   commands ends in a checkable comment (below). Other blocks (set-up, tox, benchmarks)
   are left alone; so is a block right after a ``<!-- readme-test: skip -->`` line.
 - The block runs in one ``bash``, line by line, in a folder holding a fresh copy of
   ``resources/`` (so ``python3 -m reactor`` there serves the sample site). Port 8080 is a
   server the test started (the README's "server started above"); every other port a
   block starts a server on (``python3 -m reactor --port 8081 ... &``) is replaced by a free
-  one. Such a block must wait until its server listens
+  one, in ``--port N`` and after ``127.0.0.1:``, ``localhost:`` and ``[::1]:``. Such a block must wait until its server listens
   (``until curl -so /dev/null http://127.0.0.1:8081/; do sleep 0.1; done``) and end with
   ``kill %1``; a foreground ``python3 -m reactor`` would never return and is an error.
 - A command's comment is a list of claims about its standard output (curl's progress
@@ -133,7 +133,7 @@ def free_port() -> int:
 
 def substitute_ports(text: str, ports: Dict[int, int]) -> str:
     for old, new in ports.items():
-        text = re.sub(r"(127\.0\.0\.1:|--port )%d\b" % old, r"\g<1>%d" % new, text)
+        text = re.sub(r"(127\.0\.0\.1:|localhost:|\[::1\]:|--port )%d\b" % old, r"\g<1>%d" % new, text)
     return text
 
 
