@@ -9,7 +9,7 @@ import socket
 import pytest
 
 from conftest import REPO, CliServer, RawClient, wait_for
-from reactor.handlers import local_authorities
+from reactor.handlers import allowed_hosts, local_authorities
 
 BOTH_TRANSPORTS = True  # each test with a server runs over plain TCP and over TLS (conftest)
 
@@ -133,6 +133,15 @@ def test_local_authorities():
     assert local_authorities("::ffff:192.0.2.7", 80) == ("[::ffff:192.0.2.7]:80", "192.0.2.7:80",
                                                          "[::ffff:192.0.2.7]", "192.0.2.7")
     assert local_authorities("fe80::1%eth0", 81) == ("[fe80::1]:81",)
+    assert local_authorities("192.0.2.7", 443, default_port=443) == ("192.0.2.7:443", "192.0.2.7")
+    assert local_authorities("192.0.2.7", 443) == ("192.0.2.7:443",)
+
+
+def test_the_default_port_may_be_left_out_http_80_https_443():
+    authorities, _names = allowed_hosts("127.0.0.1", 443, (), default_port=443)
+    assert {"localhost", "127.0.0.1", "localhost:443"} <= authorities
+    authorities, _names = allowed_hosts("127.0.0.1", 443, ())
+    assert "localhost" not in authorities and "localhost:443" in authorities
 
 
 def test_wildcard_startup_lines_list_urls_and_name_allow_host(site):
