@@ -9,6 +9,7 @@ import socket
 import pytest
 
 from conftest import REPO, CliServer, RawClient, wait_for
+from reactor.cli import local_addresses
 from reactor.handlers import allowed_hosts, local_authorities
 
 BOTH_TRANSPORTS = True  # each test with a server runs over plain TCP and over TLS (conftest)
@@ -103,6 +104,15 @@ def test_wildcard_bind_accepts_the_address_the_connection_arrived_on(make_server
     assert _status_via("127.0.0.2", server.port, "127.0.0.3:%d" % server.port) == 403  # not where it arrived
     assert _status_via("127.0.0.2", server.port, "127.0.0.2:%d" % (server.port + 1)) == 403  # not our port
     assert _status_via("127.0.0.2", server.port, "rebind.example:%d" % server.port) == 403
+
+
+@pytest.mark.plain_only  # raw sockets to each address, which the test certificate does not name
+def test_every_url_the_startup_line_lists_answers_200(make_server):
+    server = make_server(host="0.0.0.0")
+    addresses = local_addresses(ipv6=False)
+    assert addresses[0] == "127.0.0.1"
+    for ip in addresses:
+        assert _status_via(ip, server.port, "%s:%d" % (ip, server.port)) == 200, ip
 
 
 @needs_ipv6
