@@ -112,7 +112,8 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> Optional[str]:
         text = action.help or ""
-        if "default" in text or action.default in (None, False, []) or not action.option_strings:
+        off = action.default is None or action.default is False or action.default == []  # not 0: a real value
+        if "default" in text or off or not action.option_strings:
             return text
         return super()._get_help_string(action)
 
