@@ -532,14 +532,15 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> in
         try:
             server.load_tls()
         except (OSError, ValueError) as exc:
-            print("reactor: cannot use the TLS certificate and key: %s" % _tls_problem(exc), file=sys.stderr)
+            print("%s: cannot use the TLS certificate and key: %s" % (parser.prog, _tls_problem(exc)), file=sys.stderr)
             server.close()
             return 1
     try:
         server.listen()
     except OSError as exc:
         print(
-            "reactor: cannot listen on %s:%d: %s" % (config.host, config.port, (exc.strerror or str(exc)).lower()),
+            "%s: cannot listen on %s:%d: %s"
+            % (parser.prog, config.host, config.port, (exc.strerror or str(exc)).lower()),
             file=sys.stderr,
         )
         server.close()
