@@ -7,19 +7,23 @@ Every option can also come from an environment variable ``REACTOR_<NAME>``
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import ipaddress
 import logging
 import os
 import re
 import signal
 import socket
+import stat
 import sys
 from typing import List, Mapping, NoReturn, Optional, Sequence
 
 from reactor import __version__
 from reactor.config import DEFAULT_ROOT_NAME, Config, default_max_connections, default_root
 from reactor.handlers import compress
+from reactor.scoreboard import MAX_WORKERS
 from reactor.server import Server
+from reactor.supervisor import Supervisor, WorkerHandle
 
 log = logging.getLogger("reactor")
 
@@ -40,6 +44,19 @@ def _positive_int(text: str) -> int:
 
 def _non_negative_int(text: str) -> int:
     return _whole_number(text, 0, "a whole number of 0 or more")
+
+
+def _workers(text: str) -> int:
+    """``--workers``: a count of processes, or ``auto`` for one per CPU."""
+    if text.strip().lower() == "auto":
+        return min(MAX_WORKERS, os.cpu_count() or 1)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected a number of processes or 'auto', not %r" % text) from None
+    if not 1 <= value <= MAX_WORKERS:
+        raise argparse.ArgumentTypeError("must be 1-%d (or 'auto')" % MAX_WORKERS)
+    return value
 
 
 def _port(text: str) -> int:
@@ -148,7 +165,8 @@ def build_parser(prog: str = "reactor") -> ArgumentParser:
         "else the current directory)" % DEFAULT_ROOT_NAME,
     )
     parser.add_argument(
-        "--pool-size", type=_positive_int, default=defaults.pool_size, help="threads for disk reads and JSON writes"
+        "--pool-size", type=_positive_int, default=defaults.pool_size,
+        help="pool threads (per process) for disk reads and JSON writes",
     )
     parser.add_argument(
         "--allow-host",
@@ -185,8 +203,11 @@ def build_parser(prog: str = "reactor") -> ArgumentParser:
     parser.add_argument("--no-uploads", action="store_true",
                         help="read-only: POST /upload is 405 and no uploads/ folder is made")
     parser.add_argument("--cache-bytes", type=_non_negative_int, default=defaults.cache_max_bytes,
-                        help="memory for the hot-file cache of small files, answered without a disk "
-                        "access (re-checked every second); 0 turns it off")
+                        help="memory for the hot-file cache of small files (per worker process), answered "
+                        "without a disk access (re-checked every second); 0 turns it off")
+    parser.add_argument("--gzip-cache-bytes", type=_non_negative_int, default=defaults.gzip_cache_max_bytes,
+                        help="memory for gzip forms made on the fly, shared by all requests for a file "
+                        "version; 0 keeps none (each is still made once for the requests waiting for it)")
 
     limits = parser.add_argument_group("limits")
     limits.add_argument("--max-request-line-bytes", type=_positive_int, default=defaults.max_request_line_bytes,
@@ -201,8 +222,8 @@ def build_parser(prog: str = "reactor") -> ArgumentParser:
                         help="room for uploads: what uploads/ holds at start plus what is stored since; "
                         "an upload past it is 507 and nothing is written; 0 means no limit")
     limits.add_argument("--max-connections", type=_positive_int, default=default_max_connections(),
-                        help="open connections before new ones get 503 with Retry-After; "
-                        "the default is sized to the open-file limit (ulimit -n)")
+                        help="open connections (per worker process) before new ones get 503 with "
+                        "Retry-After; the default is sized to the open-file limit (ulimit -n)")
     limits.add_argument("--backlog", type=_positive_int, default=defaults.backlog, help="listen() backlog")
     limits.add_argument("--pool-queue", type=_positive_int, default=defaults.pool_queue_max,
                         help="pool jobs queued or running before requests get 503")
@@ -238,6 +259,19 @@ def build_parser(prog: str = "reactor") -> ArgumentParser:
                      help="file holding the passphrase of an encrypted --tls-key")
     tls.add_argument("--tls-handshake-timeout", type=_seconds, default=defaults.tls_handshake_timeout_s,
                      help="seconds from accept to the end of the TLS handshake")
+
+    processes = parser.add_argument_group("processes (see docs/workers.md)")
+    processes.add_argument("-w", "--workers", type=_workers, default=1, metavar="N",
+                           help="worker processes sharing the listening socket under a supervisor that "
+                           "restarts, reloads (SIGHUP) and drains them; 'auto' is one per CPU; "
+                           "1 is a single process with no supervisor")
+    processes.add_argument("--worker-timeout", type=_seconds, default=30.0, metavar="SECONDS",
+                           help="kill and replace a worker whose event loop has not run for this long "
+                           "(a heartbeat; only with --workers above 1)")
+    processes.add_argument("--fd", type=_non_negative_int, default=None, metavar="N",
+                           help="serve on the listening socket inherited as file descriptor N instead "
+                           "of opening one (--host and --port are then ignored); systemd's LISTEN_FDS "
+                           "socket activation is used without it")
 
     study = parser.add_argument_group("for study (see docs/)")
     study.add_argument("--trace", action="store_true",
@@ -329,6 +363,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         cache_max_bytes=args.cache_bytes,
         uploads=not args.no_uploads,
         max_uploads_bytes=args.max_uploads_bytes,
+        gzip_cache_max_bytes=args.gzip_cache_bytes,
         max_request_line_bytes=args.max_request_line_bytes,
         max_header_section_bytes=args.max_header_bytes,
         max_field_lines=args.max_field_lines,
@@ -353,15 +388,18 @@ def config_from_args(args: argparse.Namespace) -> Config:
     return Config(max_connections=args.max_connections, **kwargs)
 
 
-def startup_message(config: Config, address: "tuple[str, int]") -> str:
-    """The lines printed once listening: version, folder, URL(s), pool threads.
+def startup_message(config: Config, address: "tuple[str, int]", workers: int = 1) -> str:
+    """The lines printed once listening: version, folder, URL(s), worker processes and pool threads.
 
     A wildcard bind (``0.0.0.0``, ``::``) lists a URL for each address of this machine,
     since ``http://0.0.0.0:PORT/`` is no address to open, and says which Host values pass.
     """
     host, port = address[:2]
     scheme = "https" if config.tls else "http"
-    first = "reactor %s serving %s at %s (%d pool threads; Ctrl-C to stop)"
+    if workers > 1:
+        first = "reactor %%s serving %%s at %%s (%d workers, %%d pool threads each; Ctrl-C to stop)" % workers
+    else:
+        first = "reactor %s serving %s at %s (%d pool threads; Ctrl-C to stop)"
     urls = [_url(scheme, host, port)]
     others: List[str] = []
     if host in ("0.0.0.0", "::"):
@@ -461,6 +499,50 @@ def setup_logging(level: str) -> None:
     root.propagate = False
 
 
+#: The first descriptor systemd passes (sd_listen_fds(3): SD_LISTEN_FDS_START).
+SD_LISTEN_FDS_START = 3
+
+
+def inherited_listener(fd: Optional[int], environ: "os._Environ[str]") -> Optional[socket.socket]:
+    """The listening socket handed down: ``--fd N``, or systemd's ``LISTEN_FDS`` for this PID.
+
+    Returns None when there is none. Raises ValueError when the descriptor is not a
+    listening stream socket. The ``LISTEN_*`` variables are removed once used, as
+    sd_listen_fds(3) does, so that a child does not take the socket for its own.
+    """
+    if fd is None and environ.get("LISTEN_PID") == str(os.getpid()) and environ.get("LISTEN_FDS", "0") != "0":
+        fd = SD_LISTEN_FDS_START
+        for name in ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"):
+            environ.pop(name, None)
+    if fd is None:
+        return None
+    try:
+        if not stat.S_ISSOCK(os.fstat(fd).st_mode):
+            raise ValueError("file descriptor %d is not a socket" % fd)
+        sock = socket.socket(fileno=fd)
+    except OSError as exc:
+        raise ValueError("file descriptor %d: %s" % (fd, (exc.strerror or str(exc)).lower())) from None
+    if sock.type != socket.SOCK_STREAM or not sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+        sock.detach()
+        raise ValueError("file descriptor %d is not a listening TCP socket" % fd)
+    return sock
+
+
+def open_listener(config: Config) -> socket.socket:
+    """A listening socket for the supervisor to share with its workers. Raises OSError."""
+    infos = socket.getaddrinfo(config.host, config.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    family, type_, proto, _canon, sockaddr = infos[0]
+    listener = socket.socket(family, type_, proto)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(sockaddr)
+        listener.listen(config.backlog)
+    except OSError:
+        listener.close()
+        raise
+    return listener
+
+
 def install_signal_handlers(server: Server) -> None:
     """First SIGTERM/SIGINT: graceful stop. Second: exit at once with status 128 + signal.
 
@@ -502,6 +584,59 @@ def _tls_problem(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def run_worker(config: Config, handle: WorkerHandle) -> int:
+    """A worker process's main (see :mod:`reactor.supervisor`): today's server on the shared listener.
+
+    Raises whatever stops it from starting (the supervisor reports it as a boot failure).
+    A loop timer beats the heartbeat and notices a supervisor that is gone.
+    """
+    server = Server(config)
+    server.listen(handle.listener)
+
+    def graceful_stop() -> None:
+        if not server.stopping:
+            log.info("worker %d: SIGTERM received; finishing in-flight requests", handle.number)
+            server.shutdown(graceful=True)
+
+    # Every SIGTERM means "drain": systemd (KillMode=control-group) or `kill -- -PGID` may send
+    # one beside the supervisor's; stopping at once is the supervisor's job (SIGKILL).
+    # SIGINT is ignored (set before the fork): Ctrl-C reaches the whole process group.
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: server.loop.call_soon_threadsafe(graceful_stop))
+
+    def beat() -> None:
+        stats = server.stats
+        if not handle.beat(stats.requests, stats.accepted, len(server.connections)) and not server.stopping:
+            log.warning("worker %d: the supervisor is gone; stopping", handle.number)
+            server.shutdown(graceful=True)
+        server.loop.call_later(handle.beat_interval_s, beat)
+
+    beat()
+    handle.ready()
+    server.serve_forever()
+    if not server.workers_finished:
+        logging.shutdown()
+        os._exit(0)  # see main(): a pool thread stuck on the disk must not hold the exit
+    return 0
+
+
+def serve_workers(config: Config, workers: int, worker_timeout_s: float, listener: socket.socket) -> int:
+    """``--workers N`` (N > 1): the supervisor over N copies of :func:`run_worker`; its exit status."""
+    address = listener.getsockname()
+    config = dataclasses.replace(config, host=address[0], port=address[1])
+
+    def announce() -> None:
+        print(startup_message(config, address, workers=supervisor.target), file=sys.stderr, flush=True)
+
+    supervisor = Supervisor(
+        listener, lambda handle: run_worker(config, handle), workers, worker_timeout_s=worker_timeout_s,
+        shutdown_timeout_s=config.shutdown_timeout_s, on_running=announce,
+    )
+    status = supervisor.run()
+    listener.close()
+    log.info("stopped")
+    return status
+
+
 def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> int:
     """Run the server; return the process exit status (0 after a clean stop, 1 on error).
 
@@ -525,18 +660,37 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> in
         parser.error("--tls-cert and --tls-key go together")
     if args.tls_key_password_file is not None and args.tls_cert is None:
         parser.error("--tls-key-password-file needs --tls-cert and --tls-key")
+    try:
+        inherited = inherited_listener(args.fd, os.environ)
+    except ValueError as exc:
+        parser.error("--fd: %s" % exc if args.fd is not None else "LISTEN_FDS: %s" % exc)
     setup_logging(args.log_level)
     config = config_from_args(args)
+    if inherited is not None:
+        host, port = inherited.getsockname()[:2]
+        config = dataclasses.replace(config, host=host, port=port)
+    if "*" in config.allowed_hosts:
+        log.warning("--allow-host '*': any Host is accepted, so a web page on another site can reach this "
+                    "server through DNS rebinding")
     server = Server(config)
-    if config.tls:
+    if config.tls:  # before binding or forking: a bad pair is one line and exit status 1
         try:
             server.load_tls()
         except (OSError, ValueError) as exc:
             print("%s: cannot use the TLS certificate and key: %s" % (parser.prog, _tls_problem(exc)), file=sys.stderr)
             server.close()
             return 1
+    if args.workers > 1:
+        server.close()  # each worker makes its own, and loads the certificate afresh
+        try:
+            listener = inherited if inherited is not None else open_listener(config)
+        except OSError as exc:
+            print("reactor: cannot listen on %s:%d: %s" % (config.host, config.port, (exc.strerror or str(exc)).lower()),
+                  file=sys.stderr)
+            return 1
+        return serve_workers(config, args.workers, args.worker_timeout, listener)
     try:
-        server.listen()
+        server.listen(inherited)
     except OSError as exc:
         print(
             "%s: cannot listen on %s:%d: %s"
@@ -546,9 +700,6 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> in
         server.close()
         return 1
     install_signal_handlers(server)
-    if "*" in config.allowed_hosts:
-        log.warning("--allow-host '*': any Host is accepted, so a web page on another site can reach this "
-                    "server through DNS rebinding")
     print(startup_message(config, server.address), file=sys.stderr, flush=True)
     server.serve_forever()
     log.info("stopped")

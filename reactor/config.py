@@ -55,6 +55,7 @@ class Config:
     extra_headers: Tuple[Tuple[str, str], ...] = ()  # --header fields added to every response
     cache_max_bytes: int = 32 * 1024 * 1024  # hot-file cache of small files; 0 turns it off
     uploads: bool = True  # POST /upload stores JSON in <root>/uploads/ (otherwise 405, read-only)
+    gzip_cache_max_bytes: int = 32 * 1024 * 1024  # gzip forms shared by requests, by file version; 0: not kept
 
     # Request limits (RFC 9112 §3, §5; RFC 9110 §15.5.14, §15.5.15, RFC 6585 §5).
     max_request_line_bytes: int = 8192

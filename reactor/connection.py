@@ -520,12 +520,13 @@ class Connection:
         self,
         job: Callable[..., Any],
         args: Tuple[Any, ...],
-        on_result: Callable[[Any], Response],
+        on_result: Callable[[Any], Optional[Response]],
     ) -> None:
         """Make the response on the worker pool: run ``job(*args)``, answer ``on_result(result)``.
 
         Moves to RESPONDING until the result is back. ``on_result`` runs on the loop
-        thread and returns the Response. If the job raises HTTPError, that is the answer;
+        thread and returns the Response, or None after it called :meth:`respond_when`.
+        If the job raises HTTPError, that is the answer;
         running out of descriptors or memory (EMFILE, ENFILE, ENOMEM) is a 503 with
         Retry-After, like a saturated pool; any other exception is a 500 with its
         traceback logged. A result that comes back after the connection closed or moved
@@ -552,7 +553,8 @@ class Connection:
                         raise
                     log.warning("#%d %s; answering 503", self.id, exc)
                     response = Response.error(503, _BUSY, [("Retry-After", "1")])
-                self.respond(response)
+                if response is not None:  # None: respond_when() answers later
+                    self.respond(response)
             except Exception as exc:  # from the job, on_result or respond: a bug
                 self._internal_error(exc)
             self._run()
@@ -561,6 +563,34 @@ class Connection:
             self.tracer.pool_submit(self, job)
         if not self.ctx.pool.submit(job, args, done):
             self.respond(Response.error(503, _BUSY, [("Retry-After", "1")]))
+
+    def respond_when(self, wait: Callable[[Callable[[Response], None]], None]) -> None:
+        """Wait in RESPONDING for a response that comes from elsewhere than the pool bridge.
+
+        ``wait(answer)`` is called at once and arranges for ``answer(response)`` to be
+        called once, on the loop thread, now or later (a request that waits for a
+        compression another request started). An answer that comes after the client left
+        is dropped, and its file body closed.
+        """
+        request = self.request
+        if self.state is not _RESPONDING:
+            self.set_state(_RESPONDING)
+        waiting = False  # True once wait() has returned: then answer() must advance the machine
+
+        def answer(response: Response) -> None:
+            if self.state is not _RESPONDING or self.request is not request:
+                if response.file is not None:
+                    response.file.close()
+                return
+            try:
+                self.respond(response)
+            except Exception as exc:  # a bug
+                self._internal_error(exc)
+            if waiting:
+                self._run()
+
+        wait(answer)
+        waiting = True
 
     def respond(self, response: Response) -> None:
         """Send ``response`` to the current request. Loop thread only, once per request.
@@ -605,7 +635,8 @@ class Connection:
         else:
             fields.append(("Connection", "close"))
         data = response_head(status, fields)
-        if status in _NO_CONTENT_LENGTH or request.is_head:
+        # Before a head was parsed (a limit, a header timeout), the parser may still know it is HEAD.
+        if status in _NO_CONTENT_LENGTH or request.is_head or (head is None and self.parser.head_request):
             body = b""
             if file is not None:
                 file.close()

@@ -12,10 +12,12 @@ it in a transport (:class:`~reactor.transport.Transport`, or
 (:class:`~reactor.connection.Collaborators`), never the server.
 
 Past ``max_connections`` a new socket is answered ``503`` with ``Retry-After`` and
-closed at once. When ``accept`` fails for lack of descriptors (``EMFILE``/``ENFILE``, or
-any error that is not about one dead connection), the listener is taken out of the
-selector for a moment; otherwise a level-triggered selector would report it readable
-forever and the loop would spin at 100% CPU.
+closed at once. When ``accept`` fails for lack of descriptors (``EMFILE``/``ENFILE``), one
+descriptor kept in reserve is closed so that the waiting client can be accepted, answered
+``503`` and closed (the reserve is then taken again): new clients get a quick refusal, not
+a connect that hangs. If even that fails (or on any other error that is not about one dead
+connection) the listener is taken out of the selector for a moment; otherwise a
+level-triggered selector would report it readable forever and the loop would spin.
 
 A graceful stop (:meth:`Server.shutdown`) answers ``503`` to connections still waiting
 in the backlog and closes the listener (new clients are refused at once), closes idle
@@ -51,11 +53,35 @@ log = logging.getLogger("reactor")
 
 _ACCEPT_BATCH = 64
 _ACCEPT_PAUSE_S = 0.5
+# A graceful stop gives a connection accepted but still silent this long to send its
+# first request (more than a round trip); a reload must not fail a client that connected.
+_FRESH_GRACE_S = 1.0
 # accept(2) on Linux passes on network errors of the new connection; retry at once.
 _PEER_GONE = frozenset(
     {errno.EPROTO, errno.ENOPROTOOPT, errno.ENETDOWN, errno.ENETUNREACH, errno.EHOSTDOWN, errno.EHOSTUNREACH,
      errno.EOPNOTSUPP, errno.ECONNRESET, getattr(errno, "ENONET", errno.ENETDOWN)}
 )
+_NO_DESCRIPTORS = frozenset({errno.EMFILE, errno.ENFILE})
+
+
+def _open_spare() -> int:
+    """A descriptor kept in reserve for refusing clients at the descriptor limit; -1 if none is free."""
+    try:
+        return os.open(os.devnull, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return -1
+
+
+def _input_waiting(sock: socket.socket) -> bool:
+    """True if a request has (partly) arrived on ``sock`` but not been read yet.
+
+    An idle connection with input waiting (a request that arrived a moment before a
+    graceful stop) is served rather than closed under it.
+    """
+    try:
+        return bool(sock.recv(1, socket.MSG_PEEK))
+    except OSError:  # BlockingIOError: nothing yet; others: it is dead anyway
+        return False
 
 
 class Server:
@@ -78,8 +104,10 @@ class Server:
         self.tls_context: Optional[ssl.SSLContext] = None  # see load_tls()
         self._stopping = False
         self._listener: Optional[socket.socket] = None
+        self._shared_listener = False  # listen(sock=...): the accept queue is not ours alone
         self._accepting = False
         self._out_of_fds = False  # an EMFILE episode is under way (logged once)
+        self._spare_fd = -1  # the reserve descriptor (see _refuse_with_spare)
         self._ids = itertools.count(1)
         self._stop_deadline: Optional[float] = None  # monotonic end of a graceful stop
         #: False after :meth:`close` if a worker job was still running when time ran out.
@@ -118,26 +146,37 @@ class Server:
         log.info("TLS certificate and key reloaded")
         return True
 
-    def listen(self) -> Tuple[str, int]:
+    def listen(self, sock: Optional[socket.socket] = None) -> Tuple[str, int]:
         """Bind and listen; return the (host, port) actually bound.
 
         Raises OSError (e.g. EADDRINUSE), or, before binding, what :meth:`load_tls` raises.
+
+        ``sock``: an already listening socket to serve instead (``--fd``, systemd's
+        ``LISTEN_FDS``, or the one a supervisor shares between workers). Its accept
+        queue may belong to other processes too, so a graceful stop leaves it alone
+        rather than answering it 503 (see :meth:`_stop_listening`).
         """
         config = self.config
         if config.tls and self.tls_context is None:
             self.load_tls()
-        infos = socket.getaddrinfo(config.host, config.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-        family, type_, proto, _canon, sockaddr = infos[0]
-        listener = socket.socket(family, type_, proto)
-        try:
-            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            listener.bind(sockaddr)
-            listener.listen(config.backlog)
-            listener.setblocking(False)
-        except OSError:
-            listener.close()
-            raise
+        if sock is not None:
+            sock.setblocking(False)
+            self._shared_listener = True
+            listener = sock
+        else:
+            infos = socket.getaddrinfo(config.host, config.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+            family, type_, proto, _canon, sockaddr = infos[0]
+            listener = socket.socket(family, type_, proto)
+            try:
+                listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                listener.bind(sockaddr)
+                listener.listen(config.backlog)
+                listener.setblocking(False)
+            except OSError:
+                listener.close()
+                raise
         self._listener = listener
+        self._spare_fd = _open_spare()
         self.address = listener.getsockname()[:2]
         if self.tracer:
             self.tracer.listening(self.address)
@@ -191,6 +230,15 @@ class Server:
             except OSError as exc:
                 if exc.errno in _PEER_GONE:
                     continue  # that connection died in the backlog; the next may be fine
+                if exc.errno in _NO_DESCRIPTORS:
+                    if not self._out_of_fds:
+                        self._out_of_fds = True
+                        log.warning("accept failed (%s); answering 503 to new clients until descriptors free up", exc)
+                    refused = self._refuse_with_spare(listener)
+                    if refused is None:
+                        return  # the backlog is empty
+                    if refused:
+                        continue
                 # Out of descriptors (or an unexpected error): a level-triggered selector
                 # would report the listener again at once, so step out for a moment.
                 if not self._out_of_fds:
@@ -226,11 +274,41 @@ class Server:
         self.stats.accepted += 1
         conn.start()
 
+    def _refuse_with_spare(self, listener: socket.socket) -> Optional[bool]:
+        """Out of descriptors: answer one waiting client 503 using the reserve descriptor.
+
+        Closes the spare, accepts, answers ``503`` with ``Retry-After: 1``, closes and takes
+        the spare again, so a new client gets a quick refusal rather than a connect that
+        hangs, and the backlog drains instead of keeping the listener readable (no spin).
+        Returns True when a client was refused, None when the backlog is empty, False when
+        even that failed (no spare, or accept failed again): then the caller pauses.
+        """
+        if self._spare_fd < 0:
+            self._spare_fd = _open_spare()
+            return False
+        os.close(self._spare_fd)
+        self._spare_fd = -1
+        try:
+            sock, _address = listener.accept()
+        except (BlockingIOError, InterruptedError):
+            self._spare_fd = _open_spare()
+            return None
+        except OSError:  # a worker took the descriptor first, or another error
+            self._spare_fd = _open_spare()
+            return False
+        self.stats.refused += 1
+        self._refuse(sock, "out of file descriptors")
+        self._spare_fd = _open_spare()
+        return True
+
     def _refuse(self, sock: socket.socket, reason: str = "too many connections") -> None:
         """Answer 503 to a connection we will not serve, best effort, and close it.
 
-        On a TLS listener there is no plain-text answer a client could read, and a
-        handshake costs what the refusal is meant to save: the socket is just closed.
+        Whatever of the request has arrived is read first: a HEAD request gets the head
+        alone (RFC 9110 §9.3.2), and unread input would make close() send RST, which
+        may destroy the reply in the client's buffer. On a TLS listener there is no
+        plain-text answer a client could read, and a handshake costs what the refusal is
+        meant to save: the socket is just closed.
         """
         if self.tls_context is not None:
             sock.close()
@@ -246,13 +324,15 @@ class Server:
                 ("Content-Length", str(len(body))),
                 ("Connection", "close"),
             ],
-        ) + body
+        )
         try:
             sock.setblocking(False)
-            sock.send(reply)
+            try:
+                received = sock.recv(65536)  # a request usually fits one read
+            except (BlockingIOError, InterruptedError):
+                received = b""  # nothing yet: the method is unknown, so send the body
+            sock.send(reply if received.startswith(b"HEAD ") else reply + body)
             sock.shutdown(socket.SHUT_WR)
-            # Unread input makes close() send RST, which may destroy the reply in the
-            # client's buffer; take what has arrived (a request usually fits one read).
             sock.recv(65536)
         except OSError:
             pass
@@ -288,9 +368,15 @@ class Server:
         self._set_stopping()
         self._stop_deadline = self.loop.time() + self.config.shutdown_timeout_s
         self._stop_listening()
+        fresh = False
         for conn in list(self.connections.values()):
-            if conn.state is ConnState.IDLE:
-                conn.close()
+            if conn.state is ConnState.IDLE and not _input_waiting(conn.transport.sock):
+                if conn.responses:
+                    conn.close()
+                else:
+                    fresh = True  # just accepted: its first request may be a packet away
+        if fresh:
+            self.loop.call_later(_FRESH_GRACE_S, self._close_idle)
         if not self.connections:
             self.loop.stop()
             return
@@ -302,6 +388,11 @@ class Server:
         if self.context is not None:
             self.context.stopping = True  # responses from now on carry Connection: close
 
+    def _close_idle(self) -> None:
+        for conn in list(self.connections.values()):
+            if conn.state is ConnState.IDLE:
+                conn.close()
+
     def _stop_timed_out(self) -> None:
         if self.connections:
             log.warning("shutdown timeout: closing %d unfinished connection(s)", len(self.connections))
@@ -312,6 +403,11 @@ class Server:
         self._pause_accepting()
         listener = self._listener
         if listener is None:
+            return
+        if self._shared_listener:
+            # Others (workers, the next process under systemd) serve what waits in the queue.
+            listener.close()
+            self._listener = None
             return
         for _ in range(self.config.backlog + _ACCEPT_BATCH):  # the backlog is bounded anyway
             try:
@@ -337,6 +433,9 @@ class Server:
         if self._listener is not None:
             self._listener.close()
             self._listener = None
+        if self._spare_fd >= 0:
+            os.close(self._spare_fd)
+            self._spare_fd = -1
         self._close_all()
         if self._stop_deadline is not None:
             wait_s = max(0.0, self._stop_deadline - self.loop.time())

@@ -10,12 +10,14 @@ The screenshot goes to the test's temporary folder; to refresh the one the docs 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
 import struct
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 from devtools import Browser
@@ -51,6 +53,15 @@ UPLOAD_RESULT = """new Promise((resolve) => {
 })"""
 
 
+@contextlib.contextmanager
+def browse(running, profile: Path) -> Iterator[Browser]:
+    """Headless Chromium for ``running``; over TLS it accepts the test CA's certificate."""
+    with Browser(CHROMIUM, profile) as browser:
+        if running.tls is not None:  # the test CA is not in Chromium's store; this browser is ours alone
+            browser.call("Security.setIgnoreCertificateErrors", {"ignore": True})
+        yield browser
+
+
 def png_size(data: bytes) -> "tuple[int, int]":
     assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
     width, height = struct.unpack("!II", data[16:24])  # the IHDR chunk comes first
@@ -59,9 +70,7 @@ def png_size(data: bytes) -> "tuple[int, int]":
 
 def test_index_renders_and_upload_form_stores_a_file(make_server, tmp_path):
     running = make_server()
-    with Browser(CHROMIUM, tmp_path / "profile") as browser:
-        if running.tls is not None:  # the test CA is not in Chromium's store; this browser is ours alone
-            browser.call("Security.setIgnoreCertificateErrors", {"ignore": True})
+    with browse(running, tmp_path / "profile") as browser:
         page = browser.new_page()
         page.navigate(running.url)
         assert page.evaluate("location.protocol") == ("https:" if running.tls is not None else "http:")
@@ -95,15 +104,9 @@ def test_index_renders_and_upload_form_stores_a_file(make_server, tmp_path):
         Path(target).write_bytes(shot)
 
 
-def _trust_the_test_ca(browser, running) -> None:
-    if running.tls is not None:  # the test CA is not in Chromium's store; this browser is ours alone
-        browser.call("Security.setIgnoreCertificateErrors", {"ignore": True})
-
-
 def test_an_upload_error_says_its_status_once(make_server, tmp_path):
     running = make_server()
-    with Browser(CHROMIUM, tmp_path / "profile") as browser:
-        _trust_the_test_ca(browser, running)
+    with browse(running, tmp_path / "profile") as browser:
         page = browser.new_page()
         page.navigate(running.url)
         page.type_into("#json", '{"unfinished": ')
@@ -117,8 +120,7 @@ def test_an_upload_error_says_its_status_once(make_server, tmp_path):
 def test_every_page_keeps_the_scrollbar_gutter(make_server, tmp_path):
     """A short page (contact) must not shift against a long one when the scrollbar comes and goes."""
     running = make_server()
-    with Browser(CHROMIUM, tmp_path / "profile") as browser:
-        _trust_the_test_ca(browser, running)
+    with browse(running, tmp_path / "profile") as browser:
         page = browser.new_page(height=700)
         for name in ("index.html", "about.html", "contact.html"):
             page.navigate(running.url + name)
@@ -129,8 +131,7 @@ def test_every_page_keeps_the_scrollbar_gutter(make_server, tmp_path):
 def test_without_javascript_the_form_cannot_be_submitted(make_server, tmp_path):
     """No script, no fetch(): the button stays disabled and the page says how to upload instead."""
     running = make_server()
-    with Browser(CHROMIUM, tmp_path / "profile") as browser:
-        _trust_the_test_ca(browser, running)
+    with browse(running, tmp_path / "profile") as browser:
         page = browser.new_page()
         page.call("Emulation.setScriptExecutionDisabled", {"value": True})
         page.navigate(running.url)

@@ -7,16 +7,21 @@ A request for a file is answered in one of two ways.
 **Hit** (loop thread only): the hot-file cache (:mod:`reactor.handlers.cache`) holds
 the file, so :meth:`StaticFiles.get` answers at once from memory. The only work is
 string work: collect the few request fields that matter (:func:`conditions_from_fields`,
-one pass), then :func:`choose` and :func:`build_response`. A request that wants a gzip
-form not made yet goes to the pool once to make it.
+one pass), then :func:`choose` and :func:`build_response`.
 
 **Miss** (pool, then loop): :func:`open_file` runs on a worker. It resolves and opens the
 file (:mod:`reactor.handlers.files`), runs the same :func:`choose`, and makes exactly
-the body that decision needs (gzip it, read several ranges for a multipart body, open
-a precompressed sidecar) so the loop thread never reads or compresses. Back on the loop
+the body that decision needs (read several ranges for a multipart body, read or open a
+precompressed sidecar) so the loop thread never reads the disk. Back on the loop
 thread, a small file enters the cache and :func:`build_response` makes the Response; a
 large file's body is its open descriptor, sent with ``os.sendfile`` from the right
 offset, so a range of a file larger than memory costs no more than a whole small one.
+
+**Gzip made on the fly** (hit or miss): the form comes from the
+:class:`~reactor.handlers.gzip_cache.GzipCache`, keyed by the identity ETag. If it is
+not known yet, the request waits for the one compression of that file version (started
+by the first request that needed it, on the pool, with a bound on how many run at once),
+and every waiting request is answered with the same ``bytes``.
 
 :func:`choose` is the heart, a pure function of the file and the request:
 
@@ -37,15 +42,18 @@ off). ``OPTIONS`` on any path is 204 with ``Allow``.
 
 from __future__ import annotations
 
+import errno
 import functools
+import logging
 import time
-from typing import TYPE_CHECKING, List, Optional, Tuple
+from typing import TYPE_CHECKING, Callable, List, Optional, Tuple
 
 from reactor.errors import HTTPError
 from reactor.handlers import cache as cachemod
 from reactor.handlers import compress, files, listing, ranges
 from reactor.handlers.conditional import NO_CONDITIONS, Conditions, conditions_from_fields, evaluate, if_range_passes
 from reactor.handlers.files import Entry, Listing, Options, Redirect, split_path
+from reactor.handlers.gzip_cache import BUSY, GzipCache
 from reactor.response import FileBody, Response
 
 from reactor.config import Config
@@ -56,8 +64,11 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["ALLOW", "StaticFiles", "choose", "build_response", "split_path"]
 
+log = logging.getLogger("reactor.static")
+
 ALLOW = "GET, HEAD, OPTIONS"
 _HTML = "text/html; charset=utf-8"
+_EXHAUSTED = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM})  # 503, as Connection.run_in_pool answers
 
 #: (status, send gzip, byte ranges for a 206)
 Decision = Tuple[int, bool, Optional[ranges.Ranges]]
@@ -210,12 +221,14 @@ def _prepare(entry: Entry, method: str, conditions: Conditions) -> Loaded:
     decision = choose(entry, method, conditions, time.time())
     status, use_gzip, byte_ranges = decision
     gzip = entry.gzip
-    if status == 200 and use_gzip and gzip is not None and not gzip.ready:
-        if gzip.sidecar is not None and gzip.size > files.SMALL_FILE_BYTES:
+    # A sidecar is read here; compressing is left to the loop thread's GzipCache, which
+    # shares one compression among every request for the same file version.
+    if status == 200 and use_gzip and gzip is not None and not gzip.ready and gzip.sidecar is not None:
+        if gzip.size > files.SMALL_FILE_BYTES:
             files.open_sidecar(entry)
         else:
             body = files.gzip_body(entry)
-            if body is None:  # gzip does not help this file; never try again
+            if body is None:  # the sidecar is no smaller: never try it again
                 entry.gzip = None
                 decision = choose(entry, method, conditions, time.time())
             else:
@@ -249,6 +262,8 @@ class StaticFiles:
         self.cache: Optional[cachemod.HotCache] = None
         if config.cache_max_bytes > 0:
             self.cache = cachemod.HotCache(config.cache_max_bytes, files.SMALL_FILE_BYTES)
+        # At most pool_size - 1 compressions at once: a worker stays free for other jobs.
+        self.gzip_forms = GzipCache(config.gzip_cache_max_bytes, config.pool_size - 1)
 
     def route(self, conn: Connection, request: Request) -> Optional[Response]:
         """Refuse methods other than GET, HEAD and OPTIONS (405); route the others.
@@ -289,11 +304,10 @@ class StaticFiles:
                 if conditions is NO_CONDITIONS:  # the common case, kept short
                     identity = entry.identity
                     return Response(200, identity.fields, identity.data)  # type: ignore[arg-type]
-                response = self._answer(entry, head.method, conditions)
+                response = self._answer(path, entry, head.method, conditions)
                 if response is not None:
                     return response
-                self._compress_then_answer(path, entry, conditions, conn, request)
-                return None
+                return self._gzip_then_answer(conn, path, entry, head.method, conditions, owned=False)
         try:
             segments = split_path(path, self.options.dotfiles)
         except HTTPError as exc:
@@ -306,22 +320,66 @@ class StaticFiles:
 
     # -- hits
 
-    def _answer(self, entry: Entry, method: str, conditions: Conditions) -> Optional[Response]:
+    def _answer(self, key: str, entry: Entry, method: str, conditions: Conditions) -> Optional[Response]:
         """A cached entry's response, or None when it needs a gzip form not made yet."""
         decision = choose(entry, method, conditions, time.time())
         status, use_gzip, byte_ranges = decision
-        if status == 200 and use_gzip and entry.gzip is not None and not entry.gzip.ready:
-            return None
+        gzip = entry.gzip
+        if status == 200 and use_gzip and gzip is not None and not gzip.ready:
+            known, body = self.gzip_forms.get(entry.identity.etag)
+            if not known:
+                return None
+            return self._with_gzip_form(key, entry, method, conditions, body)
         return build_response(entry, status, use_gzip, byte_ranges)
 
-    def _compress_then_answer(
-        self, key: str, entry: Entry, conditions: Conditions, conn: Connection, request: Request
-    ) -> None:
-        assert request.head is not None
-        method = request.head.method
-        conn.run_in_pool(files.gzip_body, (entry,), functools.partial(self._compressed, key, entry, method, conditions))
+    def _gzip_then_answer(
+        self, conn: Connection, key: str, entry: Entry, method: str, conditions: Conditions,
+        owned: bool,
+    ) -> Optional[Response]:
+        """Answer with ``entry``'s gzip form: now if it is known, else (returning None) once made.
 
-    def _compressed(self, key: str, entry: Entry, method: str, conditions: Conditions, body: Optional[bytes]) -> Response:
+        ``owned``: the entry is this request's own (a miss), to be closed once answered.
+        """
+        etag = entry.identity.etag
+        known, body = self.gzip_forms.get(etag)
+        if known:
+            try:
+                return self._with_gzip_form(key, entry, method, conditions, body)
+            finally:
+                if owned:
+                    entry.close()
+
+        def wait(answer: Callable[[Response], None]) -> None:
+            waiter = functools.partial(self._gzip_made, answer, key, entry, method, conditions, owned)
+            self.gzip_forms.compress(conn.pool, etag, files.gzip_body, (entry,), waiter, keep=entry.cacheable)
+
+        conn.respond_when(wait)
+        return None
+
+    def _gzip_made(
+        self, answer: Callable[[Response], None], key: str, entry: Entry, method: str, conditions: Conditions,
+        owned: bool, body: Optional[bytes], error: Optional[BaseException],
+    ) -> None:
+        """The compression a request waited for has ended: answer it (loop thread)."""
+        try:
+            if error is None:
+                response = self._with_gzip_form(key, entry, method, conditions, body)
+            elif isinstance(error, HTTPError):
+                response = Response.from_error(error)
+            elif isinstance(error, OSError) and error.errno in _EXHAUSTED:
+                response = Response.from_error(BUSY)
+            else:
+                log.error("compressing %s failed", entry.path, exc_info=error)
+                response = Response.error(500, "internal server error", close=True)
+        finally:
+            if owned:
+                entry.close()  # any descriptor the response did not take
+        answer(response)
+
+    def _with_gzip_form(
+        self, key: str, entry: Entry, method: str, conditions: Conditions, body: Optional[bytes]
+    ) -> Response:
+        """Give ``entry`` its gzip form (None: gzip does not help) and answer from it."""
         gzip = entry.gzip
         if gzip is not None and not gzip.ready:
             if body is None:
@@ -330,9 +388,8 @@ class StaticFiles:
                 gzip.set_data(body)
             if self.cache is not None:
                 self.cache.resized(key, entry)
-        response = self._answer(entry, method, conditions)
-        assert response is not None, "the gzip form is ready or gone by now"
-        return response
+        decision = choose(entry, method, conditions, time.time())
+        return build_response(entry, *decision)
 
     def _revalidate(self, conn: Connection, key: str, entry: Entry) -> None:
         """Ask the pool whether the cached file changed; serve the cached copy meanwhile."""
@@ -365,19 +422,30 @@ class StaticFiles:
         conn.run_in_pool(
             open_file,
             (self.options, key, segments, slash, head.method, conditions, query),
-            functools.partial(self._respond, key, query),
+            functools.partial(self._respond, conn, key, query, head.method, conditions),
         )
 
     def _not_found(self, reason: str, conn: Connection, request: Request) -> None:
         conn.run_in_pool(not_found_page, (self.options, reason), self._page)
 
-    def _respond(self, key: str, query: str, result: object) -> Response:
+    def _respond(
+        self, conn: Connection, key: str, query: str, method: str, conditions: Conditions,
+        result: object,
+    ) -> Optional[Response]:
         if isinstance(result, Loaded):
             entry = result.entry
             try:
                 cache = self.cache
                 if cache is not None and entry.cacheable and cache.admits(entry):
                     cache.put(key, entry)
+                gzip = entry.gzip
+                if result.status == 200 and result.use_gzip and gzip is not None and not gzip.ready:
+                    # The entry (and its descriptor) now belongs to _gzip_then_answer.
+                    return self._gzip_then_answer(conn, key, entry, method, conditions, owned=True)
+            except BaseException:
+                entry.close()
+                raise
+            try:
                 return build_response(entry, result.status, result.use_gzip, result.ranges, result.multipart)
             finally:
                 entry.close()  # whatever descriptor the response did not take

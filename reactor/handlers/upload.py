@@ -10,11 +10,28 @@ A crash at any moment leaves either nothing or a complete file under its final n
 (plus at worst a ``.upload-*.tmp`` that :func:`remove_stale_temp_files` clears at start).
 The worker reserves the body's size in the :class:`UploadQuota` before writing and gives
 it back if the write fails, so concurrent uploads cannot pass ``--max-uploads-bytes``.
+
+Several processes (``--workers``) may write into the same directory at once, and each
+sweeps it when it starts, while the others keep writing. Two rules make that safe:
+
+- Names cannot collide: the temp name comes from ``mkstemp`` (``O_EXCL``), and the final
+  name is made with ``link(2)``, which fails rather than replace a file another process
+  has just published; on ``EEXIST`` the next random name is tried.
+- A sweep never deletes a file that is being written: the writer holds an exclusive
+  ``flock(2)`` on its temp file from just after creating it until its name is gone, and
+  the sweep deletes only temp files whose lock it can take without waiting. The kernel
+  drops the lock when the writer's descriptor closes, so a crashed writer (even
+  ``kill -9``) leaves a file the next sweep can lock and remove. The one gap, between
+  ``mkstemp`` and ``flock``, is closed by the writer: once it holds the lock, it checks
+  that its name still points at its file, and starts over with a new name if a sweep
+  took it. flock works across processes, PID namespaces (containers) and NFS (as fcntl
+  locks), which a check of "is the writer's PID alive" would not.
 """
 
 from __future__ import annotations
 
 import errno
+import fcntl
 import functools
 import json
 import logging
@@ -24,7 +41,7 @@ import stat
 import tempfile
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, Set
 
 from reactor.errors import HTTPError
 from reactor.response import Response
@@ -40,6 +57,7 @@ UPLOADS_DIR = "uploads"
 TEMP_PREFIX = ".upload-"
 TEMP_SUFFIX = ".tmp"
 _NAME_ATTEMPTS = 64
+_EXHAUSTED = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM})  # answered 503 by Connection.run_in_pool
 
 
 def _reject_constant(name: str) -> Any:
@@ -111,6 +129,39 @@ def used_bytes(directory: str) -> int:
     return total
 
 
+class _FullDisk:
+    """Directories whose disk was found full: a warning when an episode starts, INFO when it ends.
+
+    Worker threads share it, hence the lock. One line per episode, not one per refused
+    upload, as for pool saturation and accept failures.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._directories: Set[str] = set()
+
+    def full(self, directory: str, exc: OSError) -> None:
+        with self._lock:
+            if directory in self._directories:
+                return
+            self._directories.add(directory)
+        log.warning(
+            "cannot store uploads in %s: %s; answering 507 until an upload fits", directory, exc.strerror or exc
+        )
+
+    def stored(self, directory: str) -> None:
+        if directory not in self._directories:  # the usual case: no lock
+            return
+        with self._lock:
+            if directory not in self._directories:
+                return
+            self._directories.discard(directory)
+        log.info("uploads are stored in %s again", directory)
+
+
+_full_disk = _FullDisk()
+
+
 def store_upload(directory: str, body: bytes, quota: Optional[UploadQuota] = None) -> str:
     """Worker job: validate ``body`` and store it as ``directory/upload_YYYYMMDD_HHMMSS_xxxx.json``.
 
@@ -119,32 +170,36 @@ def store_upload(directory: str, body: bytes, quota: Optional[UploadQuota] = Non
     cannot be written (EACCES, EIO...). Nothing is left behind on error, not even a
     file already linked under its final name: a 5xx means the upload is not stored
     (and its bytes go back to the quota).
+    Running out of descriptors or memory (EMFILE, ENFILE, ENOMEM) is raised as the
+    OSError, which the pool bridge answers 503 with Retry-After: a moment later the
+    same upload may well succeed.
     """
     validate_json(body)
     if quota is not None and not quota.reserve(len(body)):
         raise quota.full_error()
     temp = final = None
     stored = False
+    fd = -1
     try:
         os.makedirs(directory, exist_ok=True)
-        fd, temp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX, dir=directory)
-        try:
-            view = memoryview(body)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)  # the bytes are on disk before any name points at them
-        finally:
-            os.close(fd)
+        fd, temp = _locked_temp_file(directory)
+        view = memoryview(body)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)  # the bytes are on disk before any name points at them
         name = _publish(temp, directory)
         final = os.path.join(directory, name)
         _fsync_directory(directory)  # the new name itself survives a crash
         final = None  # durable: keep it
         stored = True
+        _full_disk.stored(directory)
         return name
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            log.warning("cannot store upload in %s: %s", directory, exc.strerror or exc)
+            _full_disk.full(directory, exc)
             raise HTTPError(507, "no space left on the server's disk to store the upload") from None
+        if exc.errno in _EXHAUSTED:
+            raise  # back-pressure, not a fault of the disk: the caller answers 503
         log.error("cannot store upload in %s: %s", directory, exc)
         raise HTTPError(500, "cannot store the upload: %s" % (exc.strerror or exc)) from None
     finally:
@@ -153,6 +208,30 @@ def store_upload(directory: str, body: bytes, quota: Optional[UploadQuota] = Non
                 _remove(path)
         if quota is not None and not stored:
             quota.release(len(body))
+        if fd >= 0:
+            _close(fd)  # only now: it releases the lock, and the temp name is already gone
+
+
+def _locked_temp_file(directory: str) -> "tuple[int, str]":
+    """A new temp file in ``directory``, open and under our exclusive flock. Raises OSError."""
+    for _ in range(_NAME_ATTEMPTS):
+        fd, temp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX, dir=directory)
+        fcntl.flock(fd, fcntl.LOCK_EX)  # waits only while a sweep holds it, a moment
+        try:
+            ours = os.path.samestat(os.fstat(fd), os.stat(temp))
+        except FileNotFoundError:
+            ours = False  # a sweep locked and removed it before we could lock it
+        if ours:
+            return fd, temp
+        _close(fd)
+    raise OSError(errno.EAGAIN, "no temp file survived %d attempts" % _NAME_ATTEMPTS)
+
+
+def _close(fd: int) -> None:
+    try:
+        os.close(fd)
+    except OSError as exc:  # the data was fsynced already; nothing to answer
+        log.error("cannot close an upload temp file: %s", exc)
 
 
 def _remove(path: str) -> None:
@@ -194,7 +273,12 @@ def _fsync_directory(directory: str) -> None:
 
 
 def remove_stale_temp_files(directory: str) -> int:
-    """Delete temp files a crash left in ``directory``; return how many. Call at start."""
+    """Delete temp files a crash left in ``directory``; return how many. Call at start.
+
+    A temp file whose flock another process (or thread) holds is being written and is
+    left alone; see the module docstring for why that is race-free. Raises OSError when
+    ``directory`` exists but cannot be listed.
+    """
     removed = 0
     try:
         names = os.listdir(directory)
@@ -202,12 +286,29 @@ def remove_stale_temp_files(directory: str) -> int:
         return 0
     for name in names:
         if name.startswith(TEMP_PREFIX) and name.endswith(TEMP_SUFFIX):
-            try:
-                os.unlink(os.path.join(directory, name))
-                removed += 1
-            except FileNotFoundError:
-                pass
+            removed += _remove_if_abandoned(os.path.join(directory, name))
     return removed
+
+
+def _remove_if_abandoned(path: str) -> int:
+    """Remove ``path`` if no one holds its lock; 1 if removed, else 0."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return 0  # gone already, or not a plain file of ours (a symlink): not ours to judge
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return 0  # a live writer holds it
+        if not os.path.samestat(os.fstat(fd), os.lstat(path)):
+            return 0  # the name now belongs to a newer file
+        os.unlink(path)
+        return 1
+    except FileNotFoundError:
+        return 0  # its writer finished and removed it meanwhile
+    finally:
+        os.close(fd)
 
 
 def is_json_media_type(value: Optional[str]) -> bool:
