@@ -129,7 +129,8 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> Optional[str]:
         text = action.help or ""
-        if "default" in text or action.default in (None, False, []) or not action.option_strings:
+        off = action.default is None or action.default is False or action.default == []  # not 0: a real value
+        if "default" in text or off or not action.option_strings:
             return text
         return super()._get_help_string(action)
 
@@ -415,16 +416,47 @@ def _url(scheme: str, ip: str, port: int) -> str:
     return "%s://%s:%d/" % (scheme, "[%s]" % ip if ":" in ip else ip, port)
 
 
+_SIOCGIFADDR = 0x8915  # Linux ioctl: the IPv4 address of an interface
+
+
+def _interface_addresses(ipv6: bool) -> List[str]:
+    """Every interface's addresses, where the system tells them (Linux); else none."""
+    found: List[str] = []
+    try:
+        import fcntl
+        import struct
+
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            for _index, name in socket.if_nameindex():
+                try:
+                    packed = fcntl.ioctl(probe.fileno(), _SIOCGIFADDR, struct.pack("256s", name.encode()[:15]))
+                except OSError:
+                    continue  # no IPv4 address on this interface
+                found.append(socket.inet_ntoa(packed[20:24]))
+    except (ImportError, OSError, AttributeError):
+        pass
+    if ipv6:
+        try:
+            with open("/proc/net/if_inet6", encoding="ascii") as table:
+                for line in table:
+                    hexits = line.split()[0]
+                    found.append(str(ipaddress.IPv6Address(int(hexits, 16))))
+        except (OSError, ValueError, IndexError):
+            pass
+    return found
+
+
 def local_addresses(ipv6: bool) -> List[str]:
     """This machine's IP addresses for a wildcard bind, loopback first; best effort.
 
-    Standard library only: the addresses the host name resolves to, plus the one a UDP
-    socket would send from (connect() on UDP sends nothing). Link-local IPv6 addresses
-    are left out: a URL needs their zone.
+    Standard library only: each interface's addresses where Linux tells them
+    (``SIOCGIFADDR``, ``/proc/net/if_inet6``), the addresses the host name resolves to,
+    and the one a UDP socket would send from (connect() on UDP sends nothing).
+    Link-local IPv6 addresses are left out: a URL needs their zone.
     """
     found = ["127.0.0.1"] + (["::1"] if ipv6 else [])
     families = [socket.AF_INET] + ([socket.AF_INET6] if ipv6 else [])
-    candidates: List[str] = []
+    candidates = _interface_addresses(ipv6)
     for family in families:
         try:
             infos = socket.getaddrinfo(socket.gethostname(), None, family, socket.SOCK_STREAM)
@@ -645,7 +677,7 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> in
         try:
             server.load_tls()
         except (OSError, ValueError) as exc:
-            print("reactor: cannot use the TLS certificate and key: %s" % _tls_problem(exc), file=sys.stderr)
+            print("%s: cannot use the TLS certificate and key: %s" % (parser.prog, _tls_problem(exc)), file=sys.stderr)
             server.close()
             return 1
     if args.workers > 1:
@@ -661,7 +693,8 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> in
         server.listen(inherited)
     except OSError as exc:
         print(
-            "reactor: cannot listen on %s:%d: %s" % (config.host, config.port, (exc.strerror or str(exc)).lower()),
+            "%s: cannot listen on %s:%d: %s"
+            % (parser.prog, config.host, config.port, (exc.strerror or str(exc)).lower()),
             file=sys.stderr,
         )
         server.close()

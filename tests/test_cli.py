@@ -163,3 +163,15 @@ def test_positional_directory_and_directory_flag_must_agree(tmp_path, site):
         assert b"pool threads" in cli.output
     finally:
         cli.stop()
+
+
+def test_busy_port_names_the_program_as_typed(site):
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen(1)
+    try:
+        result = run_reactor("--port", str(holder.getsockname()[1]), str(site))
+    finally:
+        holder.close()
+    assert result.returncode == 1
+    assert result.stderr.decode().startswith("%s: cannot listen on 127.0.0.1:" % PROG)

@@ -9,7 +9,8 @@ import socket
 import pytest
 
 from conftest import REPO, CliServer, RawClient, wait_for
-from reactor.handlers import local_authorities
+from reactor.cli import local_addresses
+from reactor.handlers import allowed_hosts, local_authorities
 
 BOTH_TRANSPORTS = True  # each test with a server runs over plain TCP and over TLS (conftest)
 
@@ -105,6 +106,15 @@ def test_wildcard_bind_accepts_the_address_the_connection_arrived_on(make_server
     assert _status_via("127.0.0.2", server.port, "rebind.example:%d" % server.port) == 403
 
 
+@pytest.mark.plain_only  # raw sockets to each address, which the test certificate does not name
+def test_every_url_the_startup_line_lists_answers_200(make_server):
+    server = make_server(host="0.0.0.0")
+    addresses = local_addresses(ipv6=False)
+    assert addresses[0] == "127.0.0.1"
+    for ip in addresses:
+        assert _status_via(ip, server.port, "%s:%d" % (ip, server.port)) == 200, ip
+
+
 @needs_ipv6
 @pytest.mark.plain_only  # a raw socket to ::1; the rule reads transport.local_host, the same for TLS
 @pytest.mark.parametrize("bind", ["::", "::1"])
@@ -133,6 +143,15 @@ def test_local_authorities():
     assert local_authorities("::ffff:192.0.2.7", 80) == ("[::ffff:192.0.2.7]:80", "192.0.2.7:80",
                                                          "[::ffff:192.0.2.7]", "192.0.2.7")
     assert local_authorities("fe80::1%eth0", 81) == ("[fe80::1]:81",)
+    assert local_authorities("192.0.2.7", 443, default_port=443) == ("192.0.2.7:443", "192.0.2.7")
+    assert local_authorities("192.0.2.7", 443) == ("192.0.2.7:443",)
+
+
+def test_the_default_port_may_be_left_out_http_80_https_443():
+    authorities, _names = allowed_hosts("127.0.0.1", 443, (), default_port=443)
+    assert {"localhost", "127.0.0.1", "localhost:443"} <= authorities
+    authorities, _names = allowed_hosts("127.0.0.1", 443, ())
+    assert "localhost" not in authorities and "localhost:443" in authorities
 
 
 def test_wildcard_startup_lines_list_urls_and_name_allow_host(site):

@@ -2,16 +2,19 @@
 
 The convention, for anyone adding a section to the README:
 
-- A ```` ```sh ```` block is **run** when it talks to ``127.0.0.1`` and at least one of its
+- A ```` ```sh ```` block is **run** when it names ``127.0.0.1`` and at least one of its
   commands ends in a checkable comment (below). Other blocks (set-up, tox, benchmarks)
   are left alone; so is a block right after a ``<!-- readme-test: skip -->`` line.
 - The block runs in one ``bash``, line by line, in a folder holding a fresh copy of
   ``resources/`` (so ``python3 -m reactor`` there serves the sample site). Port 8080 is a
   server the test started (the README's "server started above"); every other port a
   block starts a server on (``python3 -m reactor --port 8081 ... &``) is replaced by a free
-  one. Such a block must wait until its server listens
+  one, in ``--port N`` and after ``127.0.0.1:``, ``localhost:`` and ``[::1]:``. Such a block must wait until its server listens
   (``until curl -so /dev/null http://127.0.0.1:8081/; do sleep 0.1; done``) and end with
   ``kill %1``; a foreground ``python3 -m reactor`` would never return and is an error.
+- ``python3 -m pip install NAME`` is not run: the test never installs anything. The
+  block runs if NAME is importable already (the test requirements have it), and is
+  skipped with a reason otherwise.
 - A command's comment is a list of claims about its standard output (curl's progress
   meter goes to stderr; add ``2>&1`` where stderr is what shows it, as with ``curl -v``),
   separated by ``", "``; a new claim starts only
@@ -28,6 +31,7 @@ The convention, for anyone adding a section to the README:
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import shutil
@@ -52,6 +56,7 @@ _CLAIM_START = re.compile(r", (?=(?:then )?\d{3}\b|%s: )" % _FIELD_NAME)
 _STATUS = re.compile(r"^(?:then )?(\d{3})\b(.*)$")
 _FIELD = re.compile(r"^(%s): (.+?)(?: \([^)]*\))?$" % _FIELD_NAME)
 _SERVER_LINE = re.compile(r"^python3 -m reactor\b")
+_PIP_INSTALL = re.compile(r"^python3 -m pip install ([A-Za-z][A-Za-z0-9_-]*)\s*(?:#.*)?$")
 
 
 class Command(NamedTuple):
@@ -133,7 +138,7 @@ def free_port() -> int:
 
 def substitute_ports(text: str, ports: Dict[int, int]) -> str:
     for old, new in ports.items():
-        text = re.sub(r"(127\.0\.0\.1:|--port )%d\b" % old, r"\g<1>%d" % new, text)
+        text = re.sub(r"(127\.0\.0\.1:|localhost:|\[::1\]:|--port )%d\b" % old, r"\g<1>%d" % new, text)
     return text
 
 
@@ -144,6 +149,8 @@ def script_for(block: Block, outdir: Path, ports: Dict[int, int]) -> str:
     parts = []
     for index, command in enumerate(block.commands):
         line = substitute_ports(command.line, ports)
+        if _PIP_INSTALL.match(line):
+            line = ":  # already installed: %s" % line  # a test installs nothing
         parts.append("{ %s\n} > %s 2> %s.err" % (line, outdir / str(index), outdir / str(index)))
     return "\n".join(parts) + "\nwait_for_jobs=$(jobs -p); [ -z \"$wait_for_jobs\" ] || kill $wait_for_jobs\n"
 
@@ -199,6 +206,10 @@ def test_readme_block_runs_as_pasted(block, readme_server, tmp_path):
             started = re.search(r"--port (\d+)", command.line)
             assert started, "a server started by the README must name its port: %s" % command.line
             ports[int(started.group(1))] = free_port()
+    for command in block.commands:
+        install = _PIP_INSTALL.match(command.line)
+        if install and importlib.util.find_spec(install.group(1)) is None:
+            pytest.skip("README block %d needs %s, which is not installed" % (block.number, install.group(1)))
     outdir = tmp_path / "out"
     outdir.mkdir()
     script = script_for(block, outdir, ports)

@@ -246,7 +246,8 @@ def test_bad_certificate_or_key_is_one_line_and_exit_1(tls_files, tmp_path, prob
     )
     assert result.returncode == 1
     lines = result.stderr.decode().strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("reactor: cannot use the TLS certificate and key: "), lines
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("python3 -m reactor: cannot use the TLS certificate and key: "), lines
 
 
 def test_cert_without_key_is_a_usage_error(tmp_path, tls_files):

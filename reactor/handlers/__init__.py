@@ -44,7 +44,10 @@ class Application:
         self.upload = upload.Uploads(config)
         self.status = status.StatusPage(snapshot)
         self.port = port
-        self.allowed_authorities, self.allowed_names = allowed_hosts(config.host, port, config.allowed_hosts)
+        self.default_port = 443 if config.tls else 80  # the port browsers leave out of Host
+        self.allowed_authorities, self.allowed_names = allowed_hosts(
+            config.host, port, config.allowed_hosts, self.default_port
+        )
         self.any_host = "*" in config.allowed_hosts  # --allow-host '*': no Host check (warned at start)
 
     def route(self, conn: Connection, request: Request) -> Optional[Response]:
@@ -96,7 +99,8 @@ class Application:
             name = _strip_port(value)
             if name in self.allowed_names:
                 return
-        if conn is not None and conn.local_host and value in local_authorities(conn.local_host, self.port):
+        local = conn.local_host if conn is not None else ""
+        if local and value in local_authorities(local, self.port, self.default_port):
             return  # read only on this slow path: the common Host values matched above
         raise HTTPError(403, "Host %r is not allowed; use --allow-host to permit it" % authority[:100])
 
@@ -106,30 +110,36 @@ def fixed(response: Response, conn: Connection, request: Request) -> Response:
     return response
 
 
-def local_authorities(local_host: str, port: int) -> "tuple[str, ...]":
+def local_authorities(local_host: str, port: int, default_port: int = 80) -> "tuple[str, ...]":
     """The Host values naming the IP ``local_host`` (from getsockname) and ``port``.
 
     ``"192.0.2.7"`` gives ``192.0.2.7:PORT``; ``"::1"`` gives ``[::1]:PORT``; an
     IPv4-mapped ``"::ffff:192.0.2.7"`` (an IPv4 client on a dual-stack ``::`` socket)
-    gives both forms. Port 80 adds the forms without a port, as browsers send them.
+    gives both forms. On ``default_port`` (80, or 443 for HTTPS) the forms without a
+    port are accepted too, as browsers send them.
     """
     ip = local_host.split("%", 1)[0].lower()  # a zone (fe80::1%eth0) never appears in Host
     names = ["[%s]" % ip if ":" in ip else ip]
     if ip.startswith("::ffff:") and "." in ip:
         names.append(ip[len("::ffff:") :])
     forms = ["%s:%d" % (name, port) for name in names]
-    if port == 80:
+    if port == default_port:
         forms.extend(names)
     return tuple(forms)
 
 
-def allowed_hosts(host: str, port: int, extra: "tuple[str, ...]") -> "tuple[FrozenSet[str], FrozenSet[str]]":
-    """The exact authorities and the port-less names the Host field may carry."""
+def allowed_hosts(
+    host: str, port: int, extra: "tuple[str, ...]", default_port: int = 80
+) -> "tuple[FrozenSet[str], FrozenSet[str]]":
+    """The exact authorities and the port-less names the Host field may carry.
+
+    On ``default_port`` (80, or 443 for HTTPS) the names without a port are accepted too.
+    """
     names = {"localhost", "127.0.0.1", host.lower()}
     if ":" in host and not host.startswith("["):
         names.add("[%s]" % host.lower())  # an IPv6 literal appears bracketed in Host
     authorities = {"%s:%d" % (name, port) for name in names}
-    if port == 80:
+    if port == default_port:
         authorities.update(names)  # browsers omit the default port
     bare = set()
     for value in extra:
