@@ -630,7 +630,7 @@ class Connection:
         elif status not in _NO_CONTENT_LENGTH and stream is None:
             fields.append(("Content-Length", str(file.remaining if file is not None else len(body))))
         if keep_alive:
-            if head is not None and head.http_version == "1.0":  # type: ignore[union-attr]
+            if head is not None and head.http_version == "1.0":
                 fields.append(("Connection", "keep-alive"))
             fields.append(("Keep-Alive", ctx.keep_alive_value(self.responses)))
         else:
