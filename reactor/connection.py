@@ -214,6 +214,14 @@ class Collaborators:
         return value
 
 
+def _asked_keep_alive(head: RequestHead) -> bool:
+    """Whether the request's Connection field lists ``keep-alive`` (RFC 9112 §9.3)."""
+    for name, value in head.fields:
+        if name == "connection" and any(token.strip(" \t") == "keep-alive" for token in value.lower().split(",")):
+            return True
+    return False
+
+
 class Connection:
     """The HTTP exchange of one client, driven through :class:`ConnState`."""
 
@@ -630,7 +638,8 @@ class Connection:
         elif status not in _NO_CONTENT_LENGTH and stream is None:
             fields.append(("Content-Length", str(file.remaining if file is not None else len(body))))
         if keep_alive:
-            if head is not None and head.http_version == "1.0":
+            # HTTP/1.0 needs it to persist; a 1.1 client that asked gets the answer it asked for.
+            if head is not None and (head.http_version == "1.0" or _asked_keep_alive(head)):
                 fields.append(("Connection", "keep-alive"))
             fields.append(("Keep-Alive", ctx.keep_alive_value(self.responses)))
         else:

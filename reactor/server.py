@@ -53,6 +53,9 @@ log = logging.getLogger("reactor")
 
 _ACCEPT_BATCH = 64
 _ACCEPT_PAUSE_S = 0.5
+# A graceful stop gives a connection accepted but still silent this long to send its
+# first request (more than a round trip); a reload must not fail a client that connected.
+_FRESH_GRACE_S = 1.0
 # accept(2) on Linux passes on network errors of the new connection; retry at once.
 _PEER_GONE = frozenset(
     {errno.EPROTO, errno.ENOPROTOOPT, errno.ENETDOWN, errno.ENETUNREACH, errno.EHOSTDOWN, errno.EHOSTUNREACH,
@@ -67,6 +70,18 @@ def _open_spare() -> int:
         return os.open(os.devnull, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     except OSError:
         return -1
+
+
+def _input_waiting(sock: socket.socket) -> bool:
+    """True if a request has (partly) arrived on ``sock`` but not been read yet.
+
+    An idle connection with input waiting (a request that arrived a moment before a
+    graceful stop) is served rather than closed under it.
+    """
+    try:
+        return bool(sock.recv(1, socket.MSG_PEEK))
+    except OSError:  # BlockingIOError: nothing yet; others: it is dead anyway
+        return False
 
 
 class Server:
@@ -89,6 +104,7 @@ class Server:
         self.tls_context: Optional[ssl.SSLContext] = None  # see load_tls()
         self._stopping = False
         self._listener: Optional[socket.socket] = None
+        self._shared_listener = False  # listen(sock=...): the accept queue is not ours alone
         self._accepting = False
         self._out_of_fds = False  # an EMFILE episode is under way (logged once)
         self._spare_fd = -1  # the reserve descriptor (see _refuse_with_spare)
@@ -130,25 +146,35 @@ class Server:
         log.info("TLS certificate and key reloaded")
         return True
 
-    def listen(self) -> Tuple[str, int]:
+    def listen(self, sock: Optional[socket.socket] = None) -> Tuple[str, int]:
         """Bind and listen; return the (host, port) actually bound.
 
         Raises OSError (e.g. EADDRINUSE), or, before binding, what :meth:`load_tls` raises.
+
+        ``sock``: an already listening socket to serve instead (``--fd``, systemd's
+        ``LISTEN_FDS``, or the one a supervisor shares between workers). Its accept
+        queue may belong to other processes too, so a graceful stop leaves it alone
+        rather than answering it 503 (see :meth:`_stop_listening`).
         """
         config = self.config
         if config.tls and self.tls_context is None:
             self.load_tls()
-        infos = socket.getaddrinfo(config.host, config.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-        family, type_, proto, _canon, sockaddr = infos[0]
-        listener = socket.socket(family, type_, proto)
-        try:
-            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            listener.bind(sockaddr)
-            listener.listen(config.backlog)
-            listener.setblocking(False)
-        except OSError:
-            listener.close()
-            raise
+        if sock is not None:
+            sock.setblocking(False)
+            self._shared_listener = True
+            listener = sock
+        else:
+            infos = socket.getaddrinfo(config.host, config.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+            family, type_, proto, _canon, sockaddr = infos[0]
+            listener = socket.socket(family, type_, proto)
+            try:
+                listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                listener.bind(sockaddr)
+                listener.listen(config.backlog)
+                listener.setblocking(False)
+            except OSError:
+                listener.close()
+                raise
         self._listener = listener
         self._spare_fd = _open_spare()
         self.address = listener.getsockname()[:2]
@@ -342,9 +368,15 @@ class Server:
         self._set_stopping()
         self._stop_deadline = self.loop.time() + self.config.shutdown_timeout_s
         self._stop_listening()
+        fresh = False
         for conn in list(self.connections.values()):
-            if conn.state is ConnState.IDLE:
-                conn.close()
+            if conn.state is ConnState.IDLE and not _input_waiting(conn.transport.sock):
+                if conn.responses:
+                    conn.close()
+                else:
+                    fresh = True  # just accepted: its first request may be a packet away
+        if fresh:
+            self.loop.call_later(_FRESH_GRACE_S, self._close_idle)
         if not self.connections:
             self.loop.stop()
             return
@@ -356,6 +388,11 @@ class Server:
         if self.context is not None:
             self.context.stopping = True  # responses from now on carry Connection: close
 
+    def _close_idle(self) -> None:
+        for conn in list(self.connections.values()):
+            if conn.state is ConnState.IDLE:
+                conn.close()
+
     def _stop_timed_out(self) -> None:
         if self.connections:
             log.warning("shutdown timeout: closing %d unfinished connection(s)", len(self.connections))
@@ -366,6 +403,11 @@ class Server:
         self._pause_accepting()
         listener = self._listener
         if listener is None:
+            return
+        if self._shared_listener:
+            # Others (workers, the next process under systemd) serve what waits in the queue.
+            listener.close()
+            self._listener = None
             return
         for _ in range(self.config.backlog + _ACCEPT_BATCH):  # the backlog is bounded anyway
             try:

@@ -196,8 +196,9 @@ class Transport:
 
     def set_reading(self, on: bool) -> None:
         """Whether the exchange wants input now; settles the selector interest."""
-        self._reading = on
-        self._update_interest()
+        if on is not self._reading:
+            self._reading = on
+            self._update_interest()
 
     def write(self, data: Union[bytes, memoryview]) -> None:
         """Queue ``data`` after what is queued already and send what the socket takes now."""
@@ -358,6 +359,8 @@ class Transport:
                 if sent < len(data):
                     outbox[0] = memoryview(data)[sent:]
                     self.progressed_at = self.loop.time()
+                    if len(outbox) == 1 and self._file is not None and not self._sendfile and not self._block_pending:
+                        self._read_block()  # read ahead while this block drains: the socket never waits for the disk
                     break
                 del outbox[0]
             else:
@@ -371,7 +374,8 @@ class Transport:
             self._outbox.clear()
             self._lost_later(exc)
             return
-        self._update_interest()
+        if outbox or self._file is not None or self._mask & EVENT_WRITE:
+            self._update_interest()  # else all went out and no write interest is set: nothing to change
 
     def _send_file(self) -> None:
         """Send from the file body: zero-copy sendfile, or the next block from the pool.
@@ -420,8 +424,9 @@ class Transport:
     def _read_block(self) -> None:
         """Ask the pool for the file's next block; it is queued when it comes back.
 
-        At most one block is read ahead of the socket, so a client that never reads
-        costs a block or two of memory, whatever the file's size.
+        The next block is asked for while the last one drains, so the socket never
+        waits for the disk; at most one block is queued and one in flight, so a client
+        that never reads costs two blocks of memory, whatever the file's size.
         """
         file = self._file
         assert file is not None
@@ -695,14 +700,19 @@ class TLSTransport(Transport):
         self._lost(ConnectionAbortedError("plain HTTP on the TLS port"))
 
 
+#: TLS 1.2 suites: forward secrecy and AEAD only (TLS 1.3 suites are all of that already).
+TLS12_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"
+
+
 def tls_context(cert_file: str, key_file: str, password: Optional[str] = None) -> ssl.SSLContext:
-    """A server context: TLS 1.2 or newer, ALPN ``http/1.1``, no compression or renegotiation.
+    """A server context: TLS 1.2 or newer, AEAD suites, ALPN ``http/1.1``, no compression or renegotiation.
 
     Raises OSError for a missing or unreadable file and ssl.SSLError for a bad or
     mismatched certificate and key.
     """
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.set_ciphers(TLS12_CIPHERS)
     context.options |= ssl.OP_NO_COMPRESSION
     context.options |= getattr(ssl, "OP_NO_RENEGOTIATION", 0)
     context.set_alpn_protocols(["http/1.1"])

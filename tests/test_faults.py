@@ -227,7 +227,7 @@ def test_reset_while_the_upload_is_on_the_pool(make_server, monkeypatch, logs):
     started, release = threading.Event(), threading.Event()
     stored = []
 
-    def slow_store(directory, body):
+    def slow_store(directory, body, quota=None):
         started.set()
         assert release.wait(10)
         stored.append(body)

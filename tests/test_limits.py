@@ -18,6 +18,7 @@ import re
 import resource
 import select
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -26,12 +27,14 @@ import time
 import pytest
 
 import reactor.server
-from conftest import REPO, RawClient, wait_for
+from conftest import RunningServer, REPO, RawClient, wait_for
 from reactor.cli import build_parser, config_from_args
 from reactor.config import Config, default_max_connections
 from reactor.connection import ConnState
 from reactor.handlers import upload
 from reactor.loop import EVENT_WRITE
+
+BOTH_TRANSPORTS = True  # each test with a server runs over plain TCP and over TLS (conftest)
 
 LARGE_FILE_BYTES = 32 * 1024 * 1024
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs /proc and prlimit")
@@ -52,13 +55,17 @@ def test_past_max_connections_new_clients_get_503_with_retry_after(make_server):
     srv = make_server(max_connections=2)
     held = [srv.connect(), srv.connect()]
     wait_for(lambda: open_count(srv) == 2, what="two connections")
-    extra = RawClient(srv.connect())
-    extra.send(request_bytes(srv.port))
-    status, fields, _body = extra.response()
-    assert status == 503
-    assert fields["retry-after"] == "1"
-    assert fields["connection"] == "close"
-    assert extra.at_eof()
+    if srv.tls is not None:  # no plain-text answer a TLS client could read: closed before the handshake
+        with pytest.raises((ssl.SSLError, ConnectionError)):
+            srv.connect()
+    else:
+        extra = RawClient(srv.connect())
+        extra.send(request_bytes(srv.port))
+        status, fields, _body = extra.response()
+        assert status == 503
+        assert fields["retry-after"] == "1"
+        assert fields["connection"] == "close"
+        assert extra.at_eof()
     # The held connections are still served, and a freed slot is used again.
     first = RawClient(held[0])
     assert first.send(request_bytes(srv.port)).response()[0] == 200
@@ -131,6 +138,7 @@ class _OutOfDescriptors:
         self.real.close()
 
 
+@pytest.mark.plain_only  # the accept path is the same for both; a TLS client would wait for its handshake
 def test_emfile_on_accept_pauses_instead_of_spinning(make_server, monkeypatch, caplog):
     monkeypatch.setattr(reactor.server, "_ACCEPT_PAUSE_S", 0.05)
     caplog.set_level(logging.INFO, logger="reactor")
@@ -266,10 +274,10 @@ def test_saturated_pool_answers_503_and_warns_once_per_episode(make_server, monk
     started = threading.Event()
     real_store = upload.store_upload
 
-    def blocked_store(directory, body):
+    def blocked_store(directory, body, quota=None):
         started.set()
         assert release.wait(10)
-        return real_store(directory, body)
+        return real_store(directory, body, quota)
 
     monkeypatch.setattr(upload, "store_upload", blocked_store)
     srv = make_server(pool_size=1, pool_queue_max=1)
@@ -284,11 +292,11 @@ def test_saturated_pool_answers_503_and_warns_once_per_episode(make_server, monk
     for episode in (1, 2):
         started.clear()
         release.clear()
-        first = http.client.HTTPConnection(srv.host, srv.port, timeout=10)
+        first = srv.http(timeout=10)
         post(first)  # occupies the only worker
         assert started.wait(10)
         for _ in range(3):
-            other = http.client.HTTPConnection(srv.host, srv.port, timeout=10)
+            other = srv.http(timeout=10)
             post(other)
             response = other.getresponse()
             response.read()
@@ -311,12 +319,9 @@ def test_saturated_pool_answers_503_and_warns_once_per_episode(make_server, monk
 # -- clients that never read a large response ----------------------------------------------------
 
 
-def _stalled_client(port: int, target: str = "/big.bin") -> socket.socket:
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # and never reads
-    sock.settimeout(10)
-    sock.connect(("127.0.0.1", port))
-    sock.sendall(request_bytes(port, target))
+def _stalled_client(srv, target: str = "/big.bin") -> socket.socket:
+    sock = srv.connect(timeout=10, rcvbuf=4096)  # and never reads
+    sock.sendall(request_bytes(srv.port, target))
     return sock
 
 
@@ -325,7 +330,7 @@ def test_never_reading_client_does_not_delay_others_and_buffers_are_bounded(make
     srv = make_server(sendfile=sendfile)
     with open(srv.root / "big.bin", "wb") as f:
         f.truncate(LARGE_FILE_BYTES)
-    stalled = [_stalled_client(srv.port) for _ in range(3)]
+    stalled = [_stalled_client(srv) for _ in range(3)]
 
     def blocked():  # responses waiting for the socket to drain, no read in flight
         return [
@@ -337,7 +342,7 @@ def test_never_reading_client_does_not_delay_others_and_buffers_are_bounded(make
     wait_for(lambda: len(srv.call(blocked)) == 3, what="three stalled responses")
     started = time.monotonic()
     for _ in range(20):
-        conn = http.client.HTTPConnection(srv.host, srv.port, timeout=5)
+        conn = srv.http(timeout=5)
         conn.request("GET", "/")
         response = conn.getresponse()
         assert response.status == 200 and response.read()
@@ -347,9 +352,9 @@ def test_never_reading_client_does_not_delay_others_and_buffers_are_bounded(make
     def queued_bytes():
         return [sum(len(item) for item in c.transport._outbox) for c in srv.server.connections.values()]
 
-    # What the server holds for a stalled client: at most one pool block (256 KiB)
-    # plus the head, whatever the file size.
-    assert max(srv.call(queued_bytes)) <= 256 * 1024 + 4096
+    # What the server holds for a stalled client: at most two pool blocks (256 KiB each:
+    # one draining, the next read ahead) plus the head, whatever the file size.
+    assert max(srv.call(queued_bytes)) <= 2 * 256 * 1024 + 4096
     for sock in stalled:
         sock.close()
 
@@ -362,23 +367,38 @@ def _rss_bytes(pid: int) -> int:
     raise AssertionError("no VmRSS")
 
 
+class _CliTarget:
+    """What _stalled_client needs of a server started with run_cli."""
+
+    def __init__(self, port: int, tls: "ssl.SSLContext | None") -> None:
+        self.host, self.port, self.tls = "127.0.0.1", port, tls
+
+    connect = RunningServer.connect
+    http = RunningServer.http
+
+
 @linux_only
-@pytest.mark.parametrize("flags", [[], ["--no-sendfile"]], ids=["sendfile", "pool-blocks"])
-def test_server_memory_stays_flat_with_clients_that_never_read(run_cli, site, flags):
+@pytest.mark.parametrize("flags", [[], ["--no-sendfile"], ["tls"]], ids=["sendfile", "pool-blocks", "tls"])
+def test_server_memory_stays_flat_with_clients_that_never_read(run_cli, site, flags, tls_files):
     with open(site / "big.bin", "wb") as f:
         f.truncate(LARGE_FILE_BYTES)
+    tls = None
+    if flags == ["tls"]:  # blocks read on the pool and encrypted on the loop: at most a block or two each
+        flags = ["--tls-cert", str(tls_files.cert), "--tls-key", str(tls_files.key)]
+        tls = tls_files.client_context()
     cli = run_cli("--port", "0", "-d", str(site), "--log-level", "warning", *flags)
     assert cli.port, cli.output
+    target = _CliTarget(cli.port, tls)
     # Warm up: one complete download, so allocator pools and the worker threads exist.
-    warm = http.client.HTTPConnection("127.0.0.1", cli.port, timeout=30)
+    warm = target.http(timeout=30)
     warm.request("GET", "/big.bin")
     response = warm.getresponse()
     assert len(response.read()) == LARGE_FILE_BYTES
     before = _rss_bytes(cli.proc.pid)
-    stalled = [_stalled_client(cli.port) for _ in range(4)]
+    stalled = [_stalled_client(target) for _ in range(4)]
     for sock in stalled:  # each has started to receive its 32 MiB
         assert select.select([sock], [], [], 10)[0]
-    conn = http.client.HTTPConnection("127.0.0.1", cli.port, timeout=5)
+    conn = target.http(timeout=5)
     conn.request("GET", "/")
     response = conn.getresponse()
     assert response.status == 200 and response.read()

@@ -14,6 +14,8 @@ import json
 import logging
 import os
 import signal
+import subprocess
+import sys
 import tempfile
 import threading
 import types
@@ -255,3 +257,76 @@ def test_kill_9_during_uploads_leaves_only_complete_files(run_cli, site):
     assert again.port, again.output
     assert not list(uploads.glob(".upload-*"))
     assert sorted(uploads.glob("upload_*.json")) == finals
+
+
+# -- several processes writing one directory (--workers) ------------------------------------------
+
+_HOLD_LOCK = """
+import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+fcntl.flock(fd, fcntl.LOCK_EX)
+os.write(fd, b'{"half wri')
+print("locked", flush=True)
+sys.stdin.read()  # hold the lock until the test closes our stdin, or kills us
+"""
+
+
+def test_the_sweep_leaves_a_temp_file_another_live_process_is_writing(tmp_path):
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    temp = uploads / ".upload-writing.tmp"
+    (uploads / ".upload-abandoned.tmp").write_bytes(b"{")
+    writer = subprocess.Popen([sys.executable, "-c", _HOLD_LOCK, str(temp)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE)
+    try:
+        assert writer.stdout.readline() == b"locked\n"
+        assert upload.remove_stale_temp_files(str(uploads)) == 1  # only the abandoned one
+        assert leftovers(uploads) == [".upload-writing.tmp"]
+        writer.kill()  # a crash: the kernel drops its lock
+        writer.wait(10)
+        assert upload.remove_stale_temp_files(str(uploads)) == 1
+        assert leftovers(uploads) == []
+    finally:
+        writer.kill()
+        writer.wait(10)
+        writer.stdin.close()
+        writer.stdout.close()
+
+
+def test_uploads_all_succeed_while_other_workers_keep_sweeping(tmp_path):
+    """Writers and start-up sweeps at once, as workers starting beside busy ones do: no upload is lost."""
+    directory = str(tmp_path / "uploads")
+    os.makedirs(directory)
+    stop = threading.Event()
+    errors: list = []
+    names: list = []
+    sweeps = [0]
+
+    def sweeper() -> None:
+        while not stop.is_set():
+            upload.remove_stale_temp_files(directory)
+            sweeps[0] += 1
+
+    def writer(n: int) -> None:
+        for i in range(150):
+            body = json.dumps({"writer": n, "i": i, "pad": "x" * 20_000}).encode()
+            try:
+                names.append((upload.store_upload(directory, body), body))
+            except Exception as exc:  # noqa: BLE001 - any failure is the bug under test
+                errors.append(exc)
+
+    sweepers = [threading.Thread(target=sweeper) for _ in range(2)]
+    writers = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    for thread in sweepers + writers:
+        thread.start()
+    for thread in writers:
+        thread.join(60)
+    stop.set()
+    for thread in sweepers:
+        thread.join(10)
+    assert sweeps[0] > 10
+    assert not errors, errors[:3]
+    assert len({name for name, _body in names}) == len(names) == 600  # unique names
+    for name, body in names:
+        assert open(os.path.join(directory, name), "rb").read() == body
+    assert not [n for n in os.listdir(directory) if n.startswith(upload.TEMP_PREFIX)]

@@ -11,7 +11,7 @@ through :meth:`Connection.run_in_pool`.
 
 Checks in order: a method this server knows (else 501), the Host allow-list against
 DNS rebinding (403), a CORS preflight when ``--cors`` is on, then the route: the status
-page (``--status-path``), ``/upload`` or a static file.
+page (``--status-path``), ``/upload`` (405 for POST with ``--no-uploads``) or a static file.
 """
 
 from __future__ import annotations
@@ -43,7 +43,9 @@ class Application:
         self.static = static.StaticFiles(config)
         self.upload = upload.Uploads(config)
         self.status = status.StatusPage(snapshot)
+        self.port = port
         self.allowed_authorities, self.allowed_names = allowed_hosts(config.host, port, config.allowed_hosts)
+        self.any_host = "*" in config.allowed_hosts  # --allow-host '*': no Host check (warned at start)
 
     def route(self, conn: Connection, request: Request) -> Optional[Response]:
         """Pick the handler (``request.route``) or refuse; None means "go on".
@@ -57,7 +59,7 @@ class Application:
             raise HTTPError(501, "method %s is not implemented" % method[:32])
         if method == "CONNECT":
             raise HTTPError(501, "CONNECT is not supported; this is not a proxy")
-        self.check_host(head.authority)
+        self.check_host(head.authority, conn)
         if method == "OPTIONS" and self.config.cors:
             answer = cors.preflight(head)
             if answer is not None:
@@ -70,17 +72,22 @@ class Application:
         if path == self.config.status_path:  # --status-path; None (off) matches no path
             return self.status.route(conn, request)
         if path == UPLOAD_PATH:
-            return self.upload.route(request)
+            if self.config.uploads:
+                return self.upload.route(request)
+            if method == "POST":
+                raise HTTPError(405, "this server is read-only (--no-uploads)", headers=(("Allow", static.ALLOW),))
         return self.static.route(conn, request)
 
-    def check_host(self, authority: Optional[str]) -> None:
+    def check_host(self, authority: Optional[str], conn: Optional[Connection] = None) -> None:
         """Refuse a Host this server does not answer to (403), against DNS rebinding.
 
-        Accepted: ``localhost:PORT``, ``127.0.0.1:PORT``, ``<--host>:PORT`` and each
-        ``--allow-host`` value (a name alone matches any port). HTTP/1.0 requests
-        without Host carry no name to check and pass.
+        Accepted: ``localhost:PORT``, ``127.0.0.1:PORT``, ``<--host>:PORT``, each
+        ``--allow-host`` value (a name alone matches any port; ``*`` turns the check
+        off), and ``<conn.local_host>:PORT``, the IP literal the connection arrived on
+        (``[…]`` for IPv6): naming it needs no DNS, so it cannot be a rebinding.
+        HTTP/1.0 requests without Host carry no name to check and pass.
         """
-        if authority is None:
+        if authority is None or self.any_host:
             return
         value = authority.lower()
         if value in self.allowed_authorities:
@@ -89,12 +96,31 @@ class Application:
             name = _strip_port(value)
             if name in self.allowed_names:
                 return
+        if conn is not None and conn.local_host and value in local_authorities(conn.local_host, self.port):
+            return  # read only on this slow path: the common Host values matched above
         raise HTTPError(403, "Host %r is not allowed; use --allow-host to permit it" % authority[:100])
 
 
 def fixed(response: Response, conn: Connection, request: Request) -> Response:
     """A handler whose answer was known when the request was routed (OPTIONS, a preflight)."""
     return response
+
+
+def local_authorities(local_host: str, port: int) -> "tuple[str, ...]":
+    """The Host values naming the IP ``local_host`` (from getsockname) and ``port``.
+
+    ``"192.0.2.7"`` gives ``192.0.2.7:PORT``; ``"::1"`` gives ``[::1]:PORT``; an
+    IPv4-mapped ``"::ffff:192.0.2.7"`` (an IPv4 client on a dual-stack ``::`` socket)
+    gives both forms. Port 80 adds the forms without a port, as browsers send them.
+    """
+    ip = local_host.split("%", 1)[0].lower()  # a zone (fe80::1%eth0) never appears in Host
+    names = ["[%s]" % ip if ":" in ip else ip]
+    if ip.startswith("::ffff:") and "." in ip:
+        names.append(ip[len("::ffff:") :])
+    forms = ["%s:%d" % (name, port) for name in names]
+    if port == 80:
+        forms.extend(names)
+    return tuple(forms)
 
 
 def allowed_hosts(host: str, port: int, extra: "tuple[str, ...]") -> "tuple[FrozenSet[str], FrozenSet[str]]":

@@ -188,8 +188,11 @@ class Page:
         pass
 
 
-def open_file(options: Options, key: str, segments: List[str], slash: bool, method: str, conditions: Conditions) -> object:
+def open_file(options: Options, key: str, segments: List[str], slash: bool, method: str, conditions: Conditions,
+              query: str = "") -> object:
     """Worker: find, open and decide; return Loaded, Page or Redirect.
+
+    ``query`` only orders a directory listing (``?sort=size&order=desc``).
 
     Raises HTTPError (403, 404 without a 404.html, 500) or OSError (→ 500).
     """
@@ -200,7 +203,7 @@ def open_file(options: Options, key: str, segments: List[str], slash: bool, meth
             return found
         if isinstance(found, Listing):
             url_path = "/" + "".join(segment + "/" for segment in segments)
-            return Page(200, listing.render_listing(found.directory, url_path, options.dotfiles))
+            return Page(200, listing.render_listing(found.directory, url_path, options.dotfiles, query))
         entry = files.open_entry(options, found, key, segments, slash, checked_at)
     except HTTPError as exc:
         if exc.status == 404:
@@ -418,7 +421,7 @@ class StaticFiles:
         conditions = conditions_from_fields(head.fields)
         conn.run_in_pool(
             open_file,
-            (self.options, key, segments, slash, head.method, conditions),
+            (self.options, key, segments, slash, head.method, conditions, query),
             functools.partial(self._respond, conn, key, query, head.method, head.http_version, conditions),
         )
 

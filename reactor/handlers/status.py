@@ -6,6 +6,11 @@ bytes sent, the worker pool's queue and busy workers, and the uptime. It is JSON
 small HTML page when the client's Accept field prefers ``text/html`` over
 ``application/json`` (RFC 9110 §12.5.1), as a browser's does.
 
+Under a supervisor (``--workers N``) each process answers for itself, so the page says
+which one answered (``worker``: its number and PID) and adds ``workers``: every worker's
+counters from the shared :class:`~reactor.scoreboard.Scoreboard` (as of its last
+heartbeat, about a second old; the answering worker's own are exact) and their totals.
+
 Only loopback clients get it (403 otherwise): connection counts and timings are not for
 the internet. The answer is built on the loop thread from plain counters
 (:class:`reactor.stats.Stats`) plus one pass over the connection table; nothing touches
@@ -17,6 +22,8 @@ from __future__ import annotations
 import html
 import ipaddress
 import json
+import os
+import time
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from reactor import __version__
@@ -24,6 +31,7 @@ from reactor.connection import Connection, ConnState, Request
 from reactor.errors import HTTPError
 from reactor.loop import EventLoop
 from reactor.response import Response
+from reactor.scoreboard import this_worker
 from reactor.stats import Stats
 from reactor.workers import WorkerPool
 
@@ -117,7 +125,29 @@ def snapshot(stats: Stats, connections: Mapping[int, Connection], pool: WorkerPo
             "max_pending": pool.max_pending,
         },
         "timers": loop.pending_timers,
+        **workers_snapshot(stats.requests, stats.accepted, len(connections)),
     }
+
+
+def workers_snapshot(requests: int, accepted: int, open_connections: int) -> Dict[str, Any]:
+    """``worker`` (who answers: number, PID) and, under a supervisor, ``workers``: each one and the totals.
+
+    The arguments are this process's own counters, used for its own row.
+    """
+    identity = this_worker()
+    answering = {"number": identity.number if identity else None, "pid": os.getpid()}
+    if identity is None:
+        return {"worker": answering}
+    now = time.monotonic()
+    each: List[Dict[str, Any]] = []
+    for slot in identity.scoreboard.live():
+        row: Dict[str, Any] = {"number": slot.number, "pid": slot.pid, "requests": slot.requests, "accepted": slot.accepted,
+               "open": slot.open, "heartbeat_age_s": round(now - slot.heartbeat, 3) if slot.heartbeat else None}
+        if slot.number == identity.number:
+            row.update(requests=requests, accepted=accepted, open=open_connections, heartbeat_age_s=0.0)
+        each.append(row)
+    totals = {key: sum(row[key] for row in each) for key in ("requests", "accepted", "open")}
+    return {"worker": answering, "workers": {"count": len(each), **totals, "each": each}}
 
 
 def _rows(pairs: List[Tuple[str, Any]]) -> str:
@@ -146,7 +176,15 @@ def render_html(status: Dict[str, Any]) -> bytes:
             ("max pending", pool["max_pending"]),
         ]),
         ("Loop", [("timers in the heap", status["timers"]), ("uptime (s)", "%.1f" % status["uptime_s"])]),
+        ("Answered by", [("worker", status["worker"]["number"] or "(single process)"),
+                         ("pid", status["worker"]["pid"])]),
     ]
+    workers = status.get("workers")
+    if workers:
+        sections.append(("Workers (requests / accepted / open)", [
+            ("#%d, pid %d" % (row["number"], row["pid"]), "%d / %d / %d" % (row["requests"], row["accepted"], row["open"]))
+            for row in workers["each"]
+        ] + [("total", "%d / %d / %d" % (workers["requests"], workers["accepted"], workers["open"]))]))
     body = "".join(
         "<h2>%s</h2><table>%s</table>" % (html.escape(title), _rows(pairs)) for title, pairs in sections
     )

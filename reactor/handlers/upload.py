@@ -1,22 +1,43 @@
 """``POST /upload``: store a JSON document under ``<root>/uploads/``, durably and atomically.
 
-The loop thread checks the method (405) and Content-Type (415) before the body is read,
-so ``Expect: 100-continue`` clients get a refusal without sending it; the parser bounds
-the body (413). A worker then validates the JSON (400) and writes it: a temp file in
-the same directory, ``fsync``, a hard link to the final name (which fails instead of
-overwriting, so names stay unique), ``fsync`` of the directory, temp file removed.
+The loop thread checks the method (405), Content-Type (415) and, from Content-Length,
+the uploads quota (507) before the body is read, so ``Expect: 100-continue`` clients get
+a refusal without sending it; the parser bounds the body (413). A worker then validates
+the JSON (400) and writes it: a temp file in the same directory, ``fsync``, a hard link
+to the final name (which fails instead of overwriting, so names stay unique), ``fsync``
+of the directory, temp file removed.
 A crash at any moment leaves either nothing or a complete file under its final name
 (plus at worst a ``.upload-*.tmp`` that :func:`remove_stale_temp_files` clears at start).
+The worker reserves the body's size in the :class:`UploadQuota` before writing and gives
+it back if the write fails, so concurrent uploads cannot pass ``--max-uploads-bytes``.
+
+Several processes (``--workers``) may write into the same directory at once, and each
+sweeps it when it starts, while the others keep writing. Two rules make that safe:
+
+- Names cannot collide: the temp name comes from ``mkstemp`` (``O_EXCL``), and the final
+  name is made with ``link(2)``, which fails rather than replace a file another process
+  has just published; on ``EEXIST`` the next random name is tried.
+- A sweep never deletes a file that is being written: the writer holds an exclusive
+  ``flock(2)`` on its temp file from just after creating it until its name is gone, and
+  the sweep deletes only temp files whose lock it can take without waiting. The kernel
+  drops the lock when the writer's descriptor closes, so a crashed writer (even
+  ``kill -9``) leaves a file the next sweep can lock and remove. The one gap, between
+  ``mkstemp`` and ``flock``, is closed by the writer: once it holds the lock, it checks
+  that its name still points at its file, and starts over with a new name if a sweep
+  took it. flock works across processes, PID namespaces (containers) and NFS (as fcntl
+  locks), which a check of "is the writer's PID alive" would not.
 """
 
 from __future__ import annotations
 
 import errno
+import fcntl
 import functools
 import json
 import logging
 import os
 import secrets
+import stat
 import tempfile
 import threading
 import time
@@ -58,6 +79,56 @@ def validate_json(body: bytes) -> None:
         raise HTTPError(400, "invalid JSON: %s" % str(exc).splitlines()[0][:120]) from None
 
 
+class UploadQuota:
+    """Room left for uploads: ``limit_bytes`` less what ``uploads/`` held at start and
+    what has been stored since (0 means no limit).
+
+    Workers call :meth:`reserve` before writing and :meth:`release` when the write
+    fails, under one lock, so concurrent uploads can never pass the limit together.
+    """
+
+    def __init__(self, limit_bytes: int, used_bytes: int) -> None:
+        self.limit_bytes = limit_bytes
+        self.used_bytes = used_bytes
+        self._lock = threading.Lock()
+
+    def fits(self, size: int) -> bool:
+        """Whether ``size`` more bytes would fit now (an early, unreserved check)."""
+        return not self.limit_bytes or self.used_bytes + size <= self.limit_bytes
+
+    def reserve(self, size: int) -> bool:
+        """Take ``size`` bytes of the room if they fit; False (nothing taken) otherwise."""
+        with self._lock:
+            if self.limit_bytes and self.used_bytes + size > self.limit_bytes:
+                return False
+            self.used_bytes += size
+            return True
+
+    def release(self, size: int) -> None:
+        with self._lock:
+            self.used_bytes -= size
+
+    def full_error(self) -> HTTPError:
+        used, limit = self.used_bytes, self.limit_bytes
+        return HTTPError(507, "no room left for uploads (%d of %d bytes used; --max-uploads-bytes)" % (used, limit))
+
+
+def used_bytes(directory: str) -> int:
+    """Bytes in the regular files under ``directory`` (symlinks not followed); 0 if it is missing."""
+    total = 0
+    for parent, _dirs, names in os.walk(directory):
+        for name in names:
+            if name.startswith(TEMP_PREFIX) and name.endswith(TEMP_SUFFIX):
+                continue  # a crash's leftover, removed at start
+            try:
+                info = os.lstat(os.path.join(parent, name))
+            except OSError:
+                continue
+            if stat.S_ISREG(info.st_mode):
+                total += info.st_size
+    return total
+
+
 class _FullDisk:
     """Directories whose disk was found full: a warning when an episode starts, INFO when it ends.
 
@@ -91,32 +162,36 @@ class _FullDisk:
 _full_disk = _FullDisk()
 
 
-def store_upload(directory: str, body: bytes) -> str:
+def store_upload(directory: str, body: bytes, quota: Optional[UploadQuota] = None) -> str:
     """Worker job: validate ``body`` and store it as ``directory/upload_YYYYMMDD_HHMMSS_xxxx.json``.
 
-    Returns the file name. Raises HTTPError: 400 for invalid JSON, 507 when the disk
-    is full (RFC 4918 §11.5), 500 when the directory cannot be written (EACCES, EIO...).
+    Returns the file name. Raises HTTPError: 400 for invalid JSON, 507 when ``quota``
+    has no room for it or the disk is full (RFC 4918 §11.5), 500 when the directory
+    cannot be written (EACCES, EIO...). Nothing is left behind on error, not even a
+    file already linked under its final name: a 5xx means the upload is not stored
+    (and its bytes go back to the quota).
     Running out of descriptors or memory (EMFILE, ENFILE, ENOMEM) is raised as the
     OSError, which the pool bridge answers 503 with Retry-After: a moment later the
-    same upload may well succeed. Nothing is left behind on error, not even a file
-    already linked under its final name: a 5xx means the upload is not stored.
+    same upload may well succeed.
     """
     validate_json(body)
+    if quota is not None and not quota.reserve(len(body)):
+        raise quota.full_error()
     temp = final = None
+    stored = False
+    fd = -1
     try:
         os.makedirs(directory, exist_ok=True)
-        fd, temp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX, dir=directory)
-        try:
-            view = memoryview(body)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)  # the bytes are on disk before any name points at them
-        finally:
-            os.close(fd)
+        fd, temp = _locked_temp_file(directory)
+        view = memoryview(body)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)  # the bytes are on disk before any name points at them
         name = _publish(temp, directory)
         final = os.path.join(directory, name)
         _fsync_directory(directory)  # the new name itself survives a crash
         final = None  # durable: keep it
+        stored = True
         _full_disk.stored(directory)
         return name
     except OSError as exc:
@@ -131,6 +206,32 @@ def store_upload(directory: str, body: bytes) -> str:
         for path in (temp, final):
             if path is not None:
                 _remove(path)
+        if quota is not None and not stored:
+            quota.release(len(body))
+        if fd >= 0:
+            _close(fd)  # only now: it releases the lock, and the temp name is already gone
+
+
+def _locked_temp_file(directory: str) -> "tuple[int, str]":
+    """A new temp file in ``directory``, open and under our exclusive flock. Raises OSError."""
+    for _ in range(_NAME_ATTEMPTS):
+        fd, temp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX, dir=directory)
+        fcntl.flock(fd, fcntl.LOCK_EX)  # waits only while a sweep holds it, a moment
+        try:
+            ours = os.path.samestat(os.fstat(fd), os.stat(temp))
+        except FileNotFoundError:
+            ours = False  # a sweep locked and removed it before we could lock it
+        if ours:
+            return fd, temp
+        _close(fd)
+    raise OSError(errno.EAGAIN, "no temp file survived %d attempts" % _NAME_ATTEMPTS)
+
+
+def _close(fd: int) -> None:
+    try:
+        os.close(fd)
+    except OSError as exc:  # the data was fsynced already; nothing to answer
+        log.error("cannot close an upload temp file: %s", exc)
 
 
 def _remove(path: str) -> None:
@@ -172,7 +273,12 @@ def _fsync_directory(directory: str) -> None:
 
 
 def remove_stale_temp_files(directory: str) -> int:
-    """Delete temp files a crash left in ``directory``; return how many. Call at start."""
+    """Delete temp files a crash left in ``directory``; return how many. Call at start.
+
+    A temp file whose flock another process (or thread) holds is being written and is
+    left alone; see the module docstring for why that is race-free. Raises OSError when
+    ``directory`` exists but cannot be listed.
+    """
     removed = 0
     try:
         names = os.listdir(directory)
@@ -180,12 +286,29 @@ def remove_stale_temp_files(directory: str) -> int:
         return 0
     for name in names:
         if name.startswith(TEMP_PREFIX) and name.endswith(TEMP_SUFFIX):
-            try:
-                os.unlink(os.path.join(directory, name))
-                removed += 1
-            except FileNotFoundError:
-                pass
+            removed += _remove_if_abandoned(os.path.join(directory, name))
     return removed
+
+
+def _remove_if_abandoned(path: str) -> int:
+    """Remove ``path`` if no one holds its lock; 1 if removed, else 0."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return 0  # gone already, or not a plain file of ours (a symlink): not ours to judge
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return 0  # a live writer holds it
+        if not os.path.samestat(os.fstat(fd), os.lstat(path)):
+            return 0  # the name now belongs to a newer file
+        os.unlink(path)
+        return 1
+    except FileNotFoundError:
+        return 0  # its writer finished and removed it meanwhile
+    finally:
+        os.close(fd)
 
 
 def is_json_media_type(value: Optional[str]) -> bool:
@@ -207,6 +330,9 @@ class Uploads:
 
     def __init__(self, config: "Config") -> None:
         self.directory = os.path.join(os.path.realpath(config.root), UPLOADS_DIR)
+        # At start, before the loop runs: the one full scan of uploads/ (then counted as stored).
+        used = used_bytes(self.directory) if config.uploads and config.max_uploads_bytes else 0
+        self.quota = UploadQuota(config.max_uploads_bytes, used)
 
     def route(self, request: "Request") -> Optional[Response]:
         """405 for other methods, 415 for non-JSON; otherwise collect the body.
@@ -224,6 +350,8 @@ class Uploads:
             raise HTTPError(
                 415, "Content-Type must be application/json (UTF-8)", headers=(("Accept-Post", "application/json"),)
             )
+        if head.content_length is not None and not self.quota.fits(head.content_length):
+            raise self.quota.full_error()  # before the body is read (and before 100 Continue)
         request.want_body()
         request.route = self._store
         return None
@@ -234,7 +362,7 @@ class Uploads:
 
     def _store(self, conn: "Connection", request: "Request") -> None:
         body = bytes(request.body or b"")
-        conn.run_in_pool(store_upload, (self.directory, body), functools.partial(self._created, len(body)))
+        conn.run_in_pool(store_upload, (self.directory, body, self.quota), functools.partial(self._created, len(body)))
 
     @staticmethod
     def _created(size: int, name: str) -> Response:

@@ -1,0 +1,130 @@
+"""Serving a folder must not let anyone fill its disk: ``--no-uploads`` and ``--max-uploads-bytes``."""
+
+from __future__ import annotations
+
+import errno
+import http.client
+import json
+import shutil
+import threading
+
+import pytest
+
+from conftest import fetch
+from reactor.handlers import upload
+from reactor.handlers.upload import UPLOADS_DIR, UploadQuota
+
+
+def post(server, body: bytes, headers=None):
+    fields = {"Content-Type": "application/json"}
+    fields.update(headers or {})
+    return fetch(server, "POST", "/upload", body=body, headers=fields)
+
+
+def stored(server):
+    folder = server.root / UPLOADS_DIR
+    return sorted(p.name for p in folder.iterdir() if p.name != ".gitkeep") if folder.exists() else []
+
+
+def document(size: int) -> bytes:
+    """A JSON text of exactly ``size`` bytes (at least 8)."""
+    return json.dumps({"x": "a" * (size - 9)}).encode()
+
+
+def test_no_uploads_is_read_only(make_server, site):
+    shutil.rmtree(site / UPLOADS_DIR)
+    server = make_server(uploads=False)
+    response, body = post(server, b'{"a": 1}')
+    assert response.status == 405
+    assert response.getheader("Allow") == "GET, HEAD, OPTIONS"
+    assert b"--no-uploads" in body
+    assert not (site / UPLOADS_DIR).exists()
+    assert fetch(server, "GET", "/sample.txt")[0].status == 200
+
+
+def test_quota_counts_what_is_already_there(make_server, site):
+    (site / UPLOADS_DIR / "old.json").write_bytes(b"x" * 100)
+    server = make_server(max_uploads_bytes=130)
+    assert post(server, document(30))[0].status == 201  # 100 + 30 = 130: fits exactly
+    response, body = post(server, document(8))
+    assert response.status == 507 and b"--max-uploads-bytes" in body
+    assert len(stored(server)) == 2  # old.json and the first upload; nothing half-written
+
+
+def test_quota_refuses_by_content_length_before_the_body(make_server, raw_to):
+    server = make_server(max_uploads_bytes=50)
+    client = raw_to(server)
+    client.send(b"POST /upload HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
+                b"Content-Length: 100\r\nExpect: 100-continue\r\n\r\n" % client.host.encode())
+    status, _fields, _body = client.response()
+    assert status == 507  # no 100 Continue first: the client need not send the body
+    assert stored(server) == []
+
+
+def test_concurrent_uploads_never_pass_the_quota(make_server):
+    size, fits = 1000, 5
+    server = make_server(max_uploads_bytes=size * fits, pool_size=4)
+    statuses = []
+    lock = threading.Lock()
+    start = threading.Barrier(12)
+
+    def one() -> None:
+        conn = http.client.HTTPConnection(server.host, server.port, timeout=10)
+        try:
+            start.wait(10)
+            conn.request("POST", "/upload", body=document(size), headers={"Content-Type": "application/json"})
+            response = conn.getresponse()
+            response.read()
+            with lock:
+                statuses.append(response.status)
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=one) for _ in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+    assert sorted(statuses) == [201] * fits + [507] * (12 - fits)
+    files = [server.root / UPLOADS_DIR / name for name in stored(server)]
+    assert len(files) == fits and sum(f.stat().st_size for f in files) == size * fits
+
+
+def test_a_failed_write_gives_its_bytes_back(make_server, monkeypatch):
+    server = make_server(max_uploads_bytes=100)
+    real_publish = upload._publish
+    calls = []
+
+    def failing_once(temp, directory):
+        calls.append(temp)
+        if len(calls) == 1:
+            raise OSError(errno.EIO, "Input/output error")
+        return real_publish(temp, directory)
+
+    monkeypatch.setattr(upload, "_publish", failing_once)
+    assert post(server, document(100))[0].status == 500
+    assert stored(server) == []
+    assert post(server, document(100))[0].status == 201  # the room of the failed one is free again
+
+
+def test_zero_means_no_limit(make_server):
+    server = make_server(max_uploads_bytes=0)
+    assert post(server, document(5000))[0].status == 201
+
+
+def test_quota_object():
+    quota = UploadQuota(10, 4)
+    assert quota.fits(6) and not quota.fits(7)
+    assert quota.reserve(6) and not quota.reserve(1)
+    quota.release(6)
+    assert quota.used_bytes == 4
+
+
+@pytest.mark.parametrize("flag, field, value", [("--no-uploads", "uploads", False),
+                                                ("--max-uploads-bytes=123", "max_uploads_bytes", 123)])
+def test_flags(flag, field, value):
+    from reactor import cli
+
+    parser = cli.build_parser()
+    assert getattr(cli.config_from_args(parser.parse_args([flag])), field) == value
+    assert getattr(cli.config_from_args(parser.parse_args([])), field) == (True if field == "uploads" else 256 << 20)
