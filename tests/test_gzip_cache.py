@@ -20,6 +20,9 @@ from conftest import fetch, wait_for
 from reactor.handlers import compress, files
 from reactor.handlers.gzip_cache import BUSY, ENTRY_OVERHEAD_BYTES, GzipCache
 
+#: The server tests run over plain TCP and over TLS (conftest): a streamed body goes through both transports.
+BOTH_TRANSPORTS = True
+
 
 class FakePool:
     """Holds submitted jobs until the test finishes them; refuses when ``full``."""
@@ -161,7 +164,7 @@ def test_concurrent_requests_for_a_file_cause_one_compression(make_server, path:
     bodies: List[bytes] = []
 
     def client() -> None:
-        conn = http.client.HTTPConnection(running.host, running.port, timeout=10)
+        conn = running.http(timeout=10)
         try:
             barrier.wait(10)
             conn.request("GET", path, headers={"Accept-Encoding": "gzip"})
@@ -225,7 +228,7 @@ def test_a_pool_that_refuses_the_compression_is_503_at_once(make_server, path: s
         return False if job is files.gzip_body else real_submit(job, args, callback)
 
     pool.submit = submit  # type: ignore[method-assign]
-    conn = http.client.HTTPConnection(running.host, running.port, timeout=10)
+    conn = running.http(timeout=10)
     try:
         for _ in range(2):  # and the connection goes on
             conn.request("GET", path, headers={"Accept-Encoding": "gzip"})
@@ -250,7 +253,7 @@ def streaming(make_server):
 
 
 def test_a_form_larger_than_the_budget_is_streamed_chunked(streaming) -> None:
-    conn = http.client.HTTPConnection(streaming.host, streaming.port, timeout=10)
+    conn = streaming.http(timeout=10)
     try:
         for _ in range(2):  # twice on one connection: the chunked body ends cleanly
             conn.request("GET", "/big.txt", headers={"Accept-Encoding": "gzip"})
@@ -296,10 +299,7 @@ def test_a_client_that_never_reads_a_streamed_form_holds_a_block_or_two(make_ser
     streaming = make_server(gzip_cache_max_bytes=256 * 1024)
     # Random bytes, so the form is about as large as the file (7 MiB), more than the kernel holds.
     (streaming.root / "big.txt").write_bytes(random.Random(4).randbytes(7 * 1024 * 1024))
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.settimeout(10)
-    sock.connect((streaming.host, streaming.port))
+    sock = streaming.connect(timeout=10, rcvbuf=4096)
     try:
         sock.sendall(b"GET /big.txt HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nAccept-Encoding: gzip\r\n\r\n" % streaming.port)
         assert sock.recv(1024).startswith(b"HTTP/1.1 200 ")
