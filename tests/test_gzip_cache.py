@@ -8,7 +8,6 @@ import base64
 import concurrent.futures
 import errno
 import gzip
-import http.client
 import random
 import socket
 import threading
