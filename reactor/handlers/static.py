@@ -46,7 +46,7 @@ import errno
 import functools
 import logging
 import time
-from typing import TYPE_CHECKING, Callable, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, List, Optional, Tuple
 
 from reactor.errors import HTTPError
 from reactor.handlers import cache as cachemod
@@ -395,10 +395,20 @@ class StaticFiles:
         """Ask the pool whether the cached file changed; serve the cached copy meanwhile."""
         entry.revalidating = True
         job_args = (self.options, entry.segments, entry.slash)
-        if not conn.pool.submit(files.current_stamp, job_args, functools.partial(self._revalidated, key, entry)):
+        tracer = conn.tracer
+        if tracer:
+            tracer.revalidate(conn, files.current_stamp, key)
+        callback = functools.partial(self._revalidated, key, entry, tracer)
+        if not conn.pool.submit(files.current_stamp, job_args, callback):
             entry.revalidating = False  # pool saturated: try again on a later hit
 
-    def _revalidated(self, key: str, entry: Entry, future: "concurrent.futures.Future[Tuple[float, Optional[files.Stamp]]]") -> None:
+    def _revalidated(
+        self,
+        key: str,
+        entry: Entry,
+        tracer: Any,
+        future: "concurrent.futures.Future[Tuple[float, Optional[files.Stamp]]]",
+    ) -> None:
         entry.revalidating = False
         cache = self.cache
         if cache is None:
@@ -408,7 +418,10 @@ class StaticFiles:
         except Exception:  # a failed check proves nothing: drop the entry
             stamp = None
             checked_at = 0.0
-        if stamp is not None and stamp == entry.stamp:
+        fresh = stamp is not None and stamp == entry.stamp
+        if tracer:
+            tracer.revalidated(files.current_stamp, key, fresh)
+        if fresh:
             entry.checked_at = checked_at
         else:
             cache.remove(key, entry)
