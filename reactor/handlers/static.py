@@ -435,14 +435,14 @@ class StaticFiles:
         conn.run_in_pool(
             open_file,
             (self.options, key, segments, slash, head.method, conditions, query),
-            functools.partial(self._respond, conn, key, query, head.method, conditions),
+            functools.partial(self._respond, conn, key, query, head.method, head.http_version, conditions),
         )
 
     def _not_found(self, reason: str, conn: Connection, request: Request) -> None:
         conn.run_in_pool(not_found_page, (self.options, reason), self._page)
 
     def _respond(
-        self, conn: Connection, key: str, query: str, method: str, conditions: Conditions,
+        self, conn: Connection, key: str, query: str, method: str, http_version: str, conditions: Conditions,
         result: object,
     ) -> Optional[Response]:
         if isinstance(result, Loaded):
@@ -453,6 +453,11 @@ class StaticFiles:
                     cache.put(key, entry)
                 gzip = entry.gzip
                 if result.status == 200 and result.use_gzip and gzip is not None and not gzip.ready:
+                    if entry.identity.fd >= 0 and entry.size > self.gzip_forms.max_bytes:
+                        try:
+                            return self._stream_gzip(entry, http_version)  # takes the descriptor
+                        finally:
+                            entry.close()
                     # The entry (and its descriptor) now belongs to _gzip_then_answer.
                     return self._gzip_then_answer(conn, key, entry, method, conditions, owned=True)
             except BaseException:
@@ -472,6 +477,19 @@ class StaticFiles:
             )
         assert isinstance(result, Page)
         return self._page(result)
+
+    @staticmethod
+    def _stream_gzip(entry: Entry, http_version: str) -> Response:
+        """A gzip form too large to keep: made block by block as it is sent, chunked.
+
+        An HTTP/1.0 client, which cannot take chunked, gets the identity form instead
+        (a body ended by closing the connection could not be told from a truncated one).
+        """
+        gzip = entry.gzip
+        assert gzip is not None
+        if http_version == "1.0":
+            return Response(200, entry.identity.fields, file=FileBody(entry.identity.take_fd(), 0, entry.size))
+        return Response(200, gzip.fields, stream=compress.GzipStream(entry.identity.take_fd(), entry.size))
 
     def _page(self, page: Page) -> Response:
         return Response(page.status, [("Content-Type", _HTML), ("X-Content-Type-Options", "nosniff")], page.body)
