@@ -758,6 +758,7 @@ class Connection:
             self._timer = None
         self.deadline = None
         self.transport.close()
+        self.transport.protocol = None  # no cycle: both go as soon as the table lets go of us
         self.ctx.closed(self)
 
     def _log_access(self, request: Request) -> None:

@@ -111,6 +111,10 @@ def is_quiet(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno in (errno.ECONNRESET, errno.EPIPE, errno.ETIMEDOUT)
 
 
+def _closed_event(mask: int) -> None:
+    """What a closed transport answers to a stale selector event: nothing."""
+
+
 class Transport:
     """Plain TCP: a non-blocking socket, an outbox, and file bodies by sendfile or blocks.
 
@@ -260,6 +264,9 @@ class Transport:
             self.sock.close()
         except OSError:
             pass
+        # A bound method of ours held by ourselves is a reference cycle: drop it, so a
+        # closed transport is freed by reference counting, not by the cyclic collector.
+        self._on_event_cb = _closed_event
 
     # -- selector interest -----------------------------------------------------------
 

@@ -104,4 +104,27 @@ def test_close_unregisters_and_reports_once(conn):
     assert conn.state is ConnState.CLOSED
     assert closed == [conn]
     assert conn.transport.sock.fileno() == -1
-    assert all(key.data != conn.transport._on_event_cb for key in conn.loop.selector.get_map().values())
+    assert all(key.fileobj is not conn.transport.sock for key in conn.loop.selector.get_map().values())
+    assert conn.transport.protocol is None  # no reference cycle is left for the collector
+
+
+def test_closed_connections_are_freed_without_the_cycle_collector(make_server):
+    """A closed connection, its transport and its timer hold no reference cycle: reference
+    counting frees them at once (with many connections the cyclic collector runs late)."""
+    import gc
+
+    from conftest import fetch, wait_for
+
+    running = make_server()
+    fetch(running, "GET", "/sample.txt")  # warm-up: caches and worker threads exist
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(20):
+            response, _body = fetch(running, "GET", "/sample.txt", {"Connection": "close"})
+            assert response.status == 200
+        wait_for(lambda: not running.call(lambda: len(running.server.connections)), what="every connection to close")
+        alive = running.call(lambda: sum(1 for o in gc.get_objects() if isinstance(o, Connection)))
+    finally:
+        gc.enable()
+    assert alive == 0, "%d closed connections wait for the cycle collector" % alive
