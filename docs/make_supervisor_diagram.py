@@ -4,7 +4,10 @@
 Everything comes from :mod:`reactor.supervisor`: the states and their comments from
 ``SupervisorState`` and ``WorkerState``, the arrows from ``NEXT`` and ``WORKER_NEXT``,
 the first states from ``Supervisor.__init__`` and the ``Worker`` record's default, and
-the signals from ``SIGNAL_ACTIONS``. tests/test_docs.py fails until the page matches.
+the signals from ``SIGNAL_ACTIONS``. Each arrow says what causes it: ``docs/statemoves.py``
+follows the states through ``Supervisor``'s methods to find which method makes each
+move, and :data:`CAUSES` and :data:`WORKER_CAUSES` word them. tests/test_docs.py fails
+until the page matches.
 
     python3 docs/make_supervisor_diagram.py            # rewrite the generated blocks
     python3 docs/make_supervisor_diagram.py --check    # exit 1 if they are stale
@@ -18,9 +21,10 @@ import inspect
 import io
 import sys
 import tokenize
-from typing import Dict, Set, Type
+from typing import Dict, Optional, Set, Type
 
 import docgen
+import statemoves
 
 from reactor import supervisor
 from reactor.supervisor import NEXT, SIGNAL_ACTIONS, WORKER_NEXT, SupervisorState, Worker, WorkerState
@@ -54,18 +58,66 @@ def supervisor_initial_state() -> SupervisorState:
     raise LookupError("Supervisor.__init__ assigns no initial state")
 
 
+#: What each method that moves the supervisor stands for, as its arrows say it
+#: ("method: from -> to" words one arrow; see docs/statemoves.py).
+CAUSES: Dict[str, Optional[str]] = {
+    "_manage": "every worker serving",
+    "_manage: reloading -> running": "every new worker serving",
+    "_manage: draining -> stopped": "the last worker exited",
+    "_on_reload": "SIGHUP",
+    "_on_stop_signal": "SIGTERM or SIGINT",
+    "_on_stop_signal: draining -> stopped": "a second SIGTERM or SIGINT, workers killed",
+    "_on_boot_failure": "workers cannot start",
+    "_abandon_reload": "new workers cannot start, reload abandoned",
+}
+
+#: The same for each worker's record, as the supervisor moves it.
+WORKER_CAUSES: Dict[str, Optional[str]] = {
+    "_on_boot_pipe": "said ready on its boot pipe",
+    "_manage": "SIGTTOU, or an old worker after a reload",
+    "_on_stop_signal": "SIGTERM or SIGINT to the supervisor",
+    "_on_boot_failure": "workers cannot start",
+    "_abandon_reload": "its reload abandoned",
+    "_check_deadlines": "SIGKILL",
+    "_check_deadlines: booting -> killed": "not ready within --worker-timeout",
+    "_check_deadlines: serving -> killed": "no heartbeat for --worker-timeout",
+    "_check_deadlines: draining -> killed": "still there after --shutdown-timeout",
+}
+
+
+def machine() -> statemoves.Machine:
+    """The supervisor's own states; ``_drain_all`` only carries the move for its callers."""
+    return statemoves.Machine(
+        supervisor, SupervisorState, NEXT, "Supervisor", setters={"set_state": 0}, subjects=("state", "self.state"),
+        carriers=("_drain_all",),
+    )
+
+
+def worker_machine() -> statemoves.Machine:
+    """Each worker's state, moved by ``_set_worker_state(worker, new)`` through ``_drain`` and ``_kill``."""
+    return statemoves.Machine(
+        supervisor, WorkerState, WORKER_NEXT, "Supervisor", setters={"_set_worker_state": 1},
+        subjects=("worker.state", "w.state"), carriers=("_drain", "_drain_all", "_kill"),
+    )
+
+
 def render_diagram(states: Type[enum.Enum], table: Dict[enum.Enum, Set[enum.Enum]], first: enum.Enum) -> str:
-    order = list(states)
-    lines = ["```mermaid", "stateDiagram-v2", "    [*] --> %s" % first.name]
-    for state in order:
-        lines.append('    state "%s" as %s' % (state.value, state.name))
-    for state in order:
-        for target in sorted(table[state], key=order.index):
-            lines.append("    %s --> %s" % (state.name, target.name))
-        if not table[state]:
-            lines.append("    %s --> [*]" % state.name)
-    lines.append("```")
-    return "\n".join(lines) + "\n"
+    if states is SupervisorState:
+        found, words = machine().causes(), CAUSES
+    else:
+        found, words = worker_machine().causes(), WORKER_CAUSES
+    labels, _anywhere = statemoves.worded(found, words)
+    return statemoves.diagram(states, table, first, labels)
+
+
+def render_causes(states: Type[enum.Enum]) -> str:
+    """Which method of ``Supervisor`` each arrow's words stand for."""
+    if states is SupervisorState:
+        found, words = machine().causes(), CAUSES
+    else:
+        found, words = worker_machine().causes(), WORKER_CAUSES
+    rows = statemoves.legend(found, words, "Supervisor", list(states))
+    return docgen.table(["the arrow says", "method (in `reactor.supervisor`)", "arrows"], rows)
 
 
 def render_table(states: Type[enum.Enum], table: Dict[enum.Enum, Set[enum.Enum]]) -> str:
@@ -92,8 +144,10 @@ def render() -> docgen.Blocks:
     return {
         "workers.md": {
             "supervisor-diagram": render_diagram(SupervisorState, NEXT, supervisor_initial_state()),
+            "supervisor-causes": render_causes(SupervisorState),
             "supervisor-table": render_table(SupervisorState, NEXT),
             "worker-diagram": render_diagram(WorkerState, WORKER_NEXT, worker_first),
+            "worker-causes": render_causes(WorkerState),
             "worker-table": render_table(WorkerState, WORKER_NEXT),
             "signals-table": render_signals(),
         }

@@ -45,7 +45,7 @@ from reactor.errors import HTTPError, ProtocolError
 from reactor.events import NEED_DATA, PAUSED, BodyData, RequestEnd, RequestHead
 from reactor.loop import EventLoop, TimerHandle
 from reactor.parser import RequestParser
-from reactor.response import Response
+from reactor.response import ChunkedStream, Response
 from reactor.serializer import http_date, response_head
 from reactor.stats import Stats
 from reactor.transport import Transport, is_quiet
@@ -581,6 +581,8 @@ class Connection:
             if self.state is not _RESPONDING or self.request is not request:
                 if response.file is not None:
                     response.file.close()
+                if response.stream is not None:
+                    response.stream.close()
                 return
             try:
                 self.respond(response)
@@ -602,6 +604,8 @@ class Connection:
         if self.state is _CLOSED:
             if response.file is not None:
                 response.file.close()
+            if response.stream is not None:
+                response.stream.close()
             return
         request = self.request
         if request is None:  # an error before any request-line arrived
@@ -610,6 +614,9 @@ class Connection:
         ctx = self.ctx
         config = ctx.config
         self.responses += 1
+        stream = response.stream
+        # A body of unknown length is chunked for HTTP/1.1; for HTTP/1.0 the close ends it.
+        chunked = stream is not None and head is not None and head.http_version == "1.1"
         keep_alive = (
             request.complete
             and head is not None
@@ -617,6 +624,7 @@ class Connection:
             and not response.close
             and self.responses < config.keepalive_max_requests
             and not ctx.stopping
+            and (stream is None or chunked)
         )
         self.keep_alive = keep_alive
         if self.tracer:
@@ -625,7 +633,9 @@ class Connection:
         body = response.body
         file = response.file
         fields = [("Date", http_date()), ("Server", SERVER_NAME), *response.fields, *config.added_fields]
-        if status not in _NO_CONTENT_LENGTH:
+        if chunked:
+            fields.append(("Transfer-Encoding", "chunked"))
+        elif status not in _NO_CONTENT_LENGTH and stream is None:
             fields.append(("Content-Length", str(file.remaining if file is not None else len(body))))
         if keep_alive:
             # HTTP/1.0 needs it to persist; a 1.1 client that asked gets the answer it asked for.
@@ -641,6 +651,9 @@ class Connection:
             if file is not None:
                 file.close()
                 file = None
+            if stream is not None:
+                stream.close()
+                stream = None
         if body:
             request.body_bytes_sent = len(body)
             if len(body) <= _JOIN_BODY_BYTES:
@@ -656,6 +669,8 @@ class Connection:
         if file is not None:
             request.body_bytes_sent += file.remaining
             transport.write_file(file)
+        if stream is not None:
+            transport.write_stream(ChunkedStream(stream) if chunked else stream)
 
     def _response_done(self) -> None:
         """The whole response is in the kernel: log it, then keep alive or close."""

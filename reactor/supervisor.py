@@ -185,11 +185,10 @@ class Supervisor:
         self.generation = 0
         self.scoreboard = Scoreboard()
         self.exit_status = 0
-        self.forks = 0  # every fork since start, for the log and the tests
+        self.forks = 0  # every fork since start
         self._boot_failures = 0  # in a row; a worker becoming ready resets it
         self._next_spawn = 0.0  # monotonic; a boot failure pushes it back
         self._last_error = ""
-        self._drain_deadline = 0.0
         self._selector = selectors.DefaultSelector()
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
@@ -310,7 +309,11 @@ class Supervisor:
         current = self._current()
         now = time.monotonic()
         while len(current) < self.target and now >= self._next_spawn:
-            current.append(self._spawn())
+            try:
+                current.append(self._spawn())
+            except OSError as exc:  # EAGAIN, ENOMEM, EMFILE: out of processes or memory
+                self._on_boot_failure("cannot fork a worker: %s" % _describe(exc), "fork failed (%s)" % _describe(exc))
+                return
         for worker in sorted(current, key=lambda w: w.number)[self.target:]:
             self._drain(worker)  # SIGTTOU
         serving = [w for w in current if w.state is WorkerState.SERVING]
@@ -343,6 +346,10 @@ class Supervisor:
             if pid == 0:  # the worker; it never returns from here
                 os.close(boot_r)
                 self._become_worker(number, boot_w, parent_pid, mask)
+        except OSError:
+            os.close(boot_r)
+            os.close(boot_w)
+            raise
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         os.close(boot_w)
@@ -444,9 +451,14 @@ class Supervisor:
         if worker.ready_at:
             log.warning("worker %d (pid %d) %s; replacing it", worker.number, worker.pid, how)
             return  # _manage forks a new one
-        # Died before it was ready: a boot failure. Back off, and in the end give up.
+        # Died before it was ready: a boot failure.
+        self._on_boot_failure(worker.error or "it %s before it was ready" % how,
+                              "worker %d (pid %d) %s at start" % (worker.number, worker.pid, how))
+
+    def _on_boot_failure(self, error: str, what: str) -> None:
+        """Back off before the next fork, and after MAX_BOOT_FAILURES in a row give up."""
         self._boot_failures += 1
-        self._last_error = worker.error or "it %s before it was ready" % how
+        self._last_error = error
         if self._boot_failures >= MAX_BOOT_FAILURES:
             log.error("workers cannot start (%d failures in a row): %s", self._boot_failures, self._last_error)
             if self.state is SupervisorState.RELOADING:
@@ -456,7 +468,7 @@ class Supervisor:
                 self._drain_all()
             return
         pause = _BOOT_BACKOFF_S * 2 ** (self._boot_failures - 1)
-        log.warning("worker %d (pid %d) %s at start; retrying in %.2f s", worker.number, worker.pid, how, pause)
+        log.warning("%s; retrying in %.2f s", what, pause)
         self._next_spawn = time.monotonic() + pause
 
     def _abandon_reload(self) -> None:

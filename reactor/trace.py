@@ -10,7 +10,7 @@ A :class:`Tracer` writes lines like these to stderr::
       12.347 #3 timer armed reading-headers 10.0s
       12.350 #3 parser RequestHead GET / HTTP/1.1
       12.351 #3 pool submit open_file (queued 0, busy 0 of 4)
-      13.002 -- event read waker (a worker finished)
+      13.002 -- event read waker (a worker result)
       13.002 #3 pool result open_file
 
 The first column is milliseconds of ``time.monotonic()`` since the server started;
@@ -49,6 +49,30 @@ def job_name(job: Callable[..., Any]) -> str:
     return getattr(job, "__name__", type(job).__name__)
 
 
+def waker_cause(ready: Any) -> str:
+    """What woke the loop, read from the callbacks queued for this pass.
+
+    Other threads queue work with ``call_soon_threadsafe``: the pool a job's result
+    (``WorkerPool._finished``, whose callback is a cache revalidation's
+    ``StaticFiles._revalidated`` or a connection's), a signal handler a stop or a
+    reload. The names are read, not imported: this module sits below all of them.
+    """
+    causes = []
+    for callback, args in ready:
+        name = getattr(callback, "__name__", "")
+        if name == "_finished" and args:
+            cause = "a cache revalidation" if job_name(args[0]) == "_revalidated" else "a worker result"
+        elif "stop" in name:
+            cause = "a stop signal"
+        elif name == "reload_tls":
+            cause = "a reload signal"
+        else:
+            continue  # queued by the loop thread itself (call_soon): it needs no wake-up
+        if cause not in causes:
+            causes.append(cause)
+    return ", ".join(causes) or "its callback already ran in the previous pass"
+
+
 class Tracer:
     """Writes trace lines to ``stream`` (stderr unless given); times count from creation.
 
@@ -79,7 +103,7 @@ class Tracer:
                 drain = key.data
 
                 def traced_drain(mask: int, drain: Callable[[int], None] = drain) -> None:
-                    self.line(None, "event read waker (a worker finished)")
+                    self.line(None, "event read waker (%s)" % waker_cause(loop._ready))
                     drain(mask)
 
                 loop.selector.modify(key.fileobj, key.events, traced_drain)
@@ -189,6 +213,20 @@ class Tracer:
             "pool submit %s (queued %d, busy %d of %d)"
             % (job_name(job), max(0, pool.pending - pool.busy), pool.busy, pool.size),
         )
+
+    def revalidate(self, conn: Traced, job: Callable[..., Any], path: str) -> None:
+        """A cache hit older than its check interval: the file is re-checked on the pool."""
+        pool = conn.pool
+        self.line(
+            conn.id,
+            "pool submit %s (revalidate cached %s; queued %d, busy %d of %d)"
+            % (job_name(job), path[:200], max(0, pool.pending - pool.busy), pool.busy, pool.size),
+        )
+
+    def revalidated(self, job: Callable[..., Any], path: str, fresh: bool) -> None:
+        """The re-check came back; it belongs to no connection."""
+        verdict = "unchanged, entry renewed" if fresh else "changed or gone, entry dropped"
+        self.line(None, "pool result %s: cached %s %s" % (job_name(job), path[:200], verdict))
 
     def pool_result(
         self, conn: Traced, job: Callable[..., Any], future: "concurrent.futures.Future[Any]", stale: bool

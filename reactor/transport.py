@@ -47,7 +47,7 @@ import typing
 from typing import Any, Callable, List, Optional, Tuple, Union
 
 from reactor.loop import EVENT_READ, EVENT_WRITE, EventLoop
-from reactor.response import FileBody
+from reactor.response import FileBody, StreamBody
 
 log = logging.getLogger("reactor.transport")
 
@@ -136,6 +136,7 @@ class Transport:
         "_reading",
         "_outbox",
         "_file",
+        "_stream",
         "_block_pending",
         "_sendfile",
         "_closed",
@@ -175,7 +176,8 @@ class Transport:
         # costs 760 bytes against a list's 56, which matters with 10,000 idle connections.
         self._outbox: List[Union[bytes, memoryview]] = []
         self._file: Optional[FileBody] = None
-        self._block_pending = False  # a pool read of the file's next block is in flight
+        self._stream: Optional[StreamBody] = None
+        self._block_pending = False  # a pool read of the file's (or stream's) next block is in flight
         self._sendfile = sendfile
         self._closed = False
         self._on_event_cb = self._on_event  # one bound method, so selector.modify sees the same data
@@ -189,8 +191,8 @@ class Transport:
 
     @property
     def writing(self) -> bool:
-        """True while queued bytes or a file body are not all in the kernel yet."""
-        return bool(self._outbox) or self._file is not None
+        """True while queued bytes or a file or stream body are not all in the kernel yet."""
+        return bool(self._outbox) or self._file is not None or self._stream is not None
 
     def set_reading(self, on: bool) -> None:
         """Whether the exchange wants input now; settles the selector interest."""
@@ -215,6 +217,18 @@ class Transport:
             self._cork(True)
         self._flush()
 
+    def write_stream(self, stream: StreamBody) -> None:
+        """Send ``stream`` after the queued bytes, a block at a time as the outbox drains.
+
+        Each block is made on the pool (``stream.read_block``), so a client that never
+        reads costs one block; the transport closes the stream at its end or on close.
+        """
+        if self._closed:
+            stream.close()
+            return
+        self._stream = stream
+        self._flush()
+
     def shutdown_write(self) -> None:
         """Send nothing more: shut the write side once the outbox is empty (FIN)."""
         try:
@@ -237,6 +251,10 @@ class Transport:
             if not self._block_pending:
                 self._file.close()  # else the block read's callback closes it
             self._file = None
+        if self._stream is not None:
+            if not self._block_pending:
+                self._stream.close()  # else the block's callback closes it
+            self._stream = None
         self._outbox.clear()
         try:
             self.sock.close()
@@ -348,6 +366,8 @@ class Transport:
             else:
                 if self._file is not None:
                     self._send_file()
+                elif self._stream is not None and not self._block_pending:
+                    self._make_block()
         except (BlockingIOError, InterruptedError):
             pass
         except OSError as exc:
@@ -449,6 +469,45 @@ class Transport:
     def _retry_block(self) -> None:
         if self._file is not None and not self._block_pending and not self._closed:
             self._read_block()
+
+    def _make_block(self) -> None:
+        """Ask the pool for the stream's next block; it is queued when it comes back."""
+        stream = self._stream
+        assert stream is not None
+        self._block_pending = True
+
+        def done(future: Any) -> None:
+            self._block_pending = False
+            if self.tracer:
+                self.tracer.pool_result(self, stream.read_block, future, self._closed)
+            if self._closed:
+                stream.close()  # close() left it open while the block was being made
+                return
+            try:
+                block = future.result()
+            except Exception as exc:  # OSError reading a file, zlib.error: the body cannot be finished
+                log.error("#%d making the body failed: %s", self.id, exc)
+                self._lost(exc)
+                return
+            if not block:
+                stream.close()
+                self._stream = None
+            else:
+                self.write(block)
+            if not self.writing and not self._closed:
+                protocol = self.protocol
+                assert protocol is not None
+                protocol.write_drained()
+
+        if self.tracer:
+            self.tracer.pool_submit(self, stream.read_block)
+        if not self.pool.submit(stream.read_block, (BLOCK_BYTES,), done):
+            self._block_pending = False
+            self.loop.call_later(_RETRY_BLOCK_S, self._retry_stream)
+
+    def _retry_stream(self) -> None:
+        if self._stream is not None and not self._block_pending and not self._closed and not self._outbox:
+            self._make_block()
 
 
 class TLSTransport(Transport):

@@ -4,18 +4,23 @@ a memory budget (issue 15 item 1). Unit tests with a stand-in pool, then a real 
 
 from __future__ import annotations
 
+import base64
 import concurrent.futures
 import errno
 import gzip
-import http.client
+import random
+import socket
 import threading
 from typing import Any, Callable, List, Optional, Tuple
 
 import pytest
 
-from conftest import fetch
-from reactor.handlers import files
+from conftest import fetch, wait_for
+from reactor.handlers import compress, files
 from reactor.handlers.gzip_cache import BUSY, ENTRY_OVERHEAD_BYTES, GzipCache
+
+#: The server tests run over plain TCP and over TLS (conftest): a streamed body goes through both transports.
+BOTH_TRANSPORTS = True
 
 
 class FakePool:
@@ -158,7 +163,7 @@ def test_concurrent_requests_for_a_file_cause_one_compression(make_server, path:
     bodies: List[bytes] = []
 
     def client() -> None:
-        conn = http.client.HTTPConnection(running.host, running.port, timeout=10)
+        conn = running.http(timeout=10)
         try:
             barrier.wait(10)
             conn.request("GET", path, headers={"Accept-Encoding": "gzip"})
@@ -222,7 +227,7 @@ def test_a_pool_that_refuses_the_compression_is_503_at_once(make_server, path: s
         return False if job is files.gzip_body else real_submit(job, args, callback)
 
     pool.submit = submit  # type: ignore[method-assign]
-    conn = http.client.HTTPConnection(running.host, running.port, timeout=10)
+    conn = running.http(timeout=10)
     try:
         for _ in range(2):  # and the connection goes on
             conn.request("GET", path, headers={"Accept-Encoding": "gzip"})
@@ -231,3 +236,83 @@ def test_a_pool_that_refuses_the_compression_is_503_at_once(make_server, path: s
             assert response.status == 503 and response.getheader("Retry-After") == "1"
     finally:
         conn.close()
+
+
+# -- a form too large for the budget is streamed --------------------------------------------
+
+#: 3 MiB of base64 text: gzip makes it about 2.3 MiB, more than the kernel's socket buffers hold.
+BIG_TEXT = b"\n".join(base64.b64encode(random.Random(3).randbytes(57)) for _ in range(41_000))
+
+
+@pytest.fixture
+def streaming(make_server):
+    running = make_server(gzip_cache_max_bytes=256 * 1024)
+    (running.root / "big.txt").write_bytes(BIG_TEXT)
+    return running
+
+
+def test_a_form_larger_than_the_budget_is_streamed_chunked(streaming) -> None:
+    conn = streaming.http(timeout=10)
+    try:
+        for _ in range(2):  # twice on one connection: the chunked body ends cleanly
+            conn.request("GET", "/big.txt", headers={"Accept-Encoding": "gzip"})
+            response = conn.getresponse()
+            body = response.read()
+            assert response.status == 200
+            assert response.getheader("Content-Encoding") == "gzip"
+            assert response.getheader("Transfer-Encoding") == "chunked"
+            assert response.getheader("Content-Length") is None
+            assert gzip.decompress(body) == BIG_TEXT
+    finally:
+        conn.close()
+    forms = streaming.server.app.static.gzip_forms
+    assert streaming.call(lambda: (forms.compressions, len(forms))) == (0, 0)  # nothing kept
+    # The same bytes as the whole form would be: the ETag stays a strong one.
+    assert body == compress.gzip_bytes(BIG_TEXT)
+
+
+def test_a_streamed_form_to_http_1_0_is_identity_and_to_head_has_no_body(streaming, raw_to) -> None:
+    client = raw_to(streaming)
+    client.send(b"GET /big.txt HTTP/1.0\r\nAccept-Encoding: gzip\r\n\r\n")
+    status, fields, body = client.response()
+    assert status == 200 and "content-encoding" not in fields and body == BIG_TEXT
+    client = raw_to(streaming)
+    client.send(b"HEAD /big.txt HTTP/1.1\r\nHost: %s\r\nAccept-Encoding: gzip\r\n\r\n" % client.host.encode())
+    status, fields, _ = client.response(head_only=True)
+    assert status == 200 and fields["content-encoding"] == "gzip"
+    client.send(b"GET /small.txt HTTP/1.1\r\nHost: %s\r\n\r\n" % client.host.encode())
+    assert client.response()[0] == 404  # the next response follows the head directly
+
+
+def test_a_client_that_never_reads_a_streamed_form_holds_a_block_or_two(make_server, monkeypatch) -> None:
+    from reactor.server import Server
+    from reactor.transport import BLOCK_BYTES
+
+    serve_socket = Server._serve_socket
+
+    def small_send_buffer(self: Server, sock: socket.socket, peer: str) -> None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 64 * 1024)  # else the kernel takes it all
+        serve_socket(self, sock, peer)
+
+    monkeypatch.setattr(Server, "_serve_socket", small_send_buffer)
+    streaming = make_server(gzip_cache_max_bytes=256 * 1024)
+    # Random bytes, so the form is about as large as the file (7 MiB), more than the kernel holds.
+    (streaming.root / "big.txt").write_bytes(random.Random(4).randbytes(7 * 1024 * 1024))
+    sock = streaming.connect(timeout=10, rcvbuf=4096)
+    try:
+        sock.sendall(b"GET /big.txt HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nAccept-Encoding: gzip\r\n\r\n" % streaming.port)
+        assert sock.recv(1024).startswith(b"HTTP/1.1 200 ")
+
+        def queued() -> int:
+            (conn,) = streaming.server.connections.values()
+            transport = conn.transport
+            return sum(len(data) for data in transport._outbox) if transport._outbox else -1
+
+        def stalled() -> bool:  # bytes wait for the client, and no block is being made
+            return streaming.call(queued) > 0 and not streaming.call(
+                lambda: next(iter(streaming.server.connections.values())).transport._block_pending)
+
+        wait_for(stalled, what="the stream to stall on the client")
+        assert streaming.call(queued) <= 2 * BLOCK_BYTES
+    finally:
+        sock.close()

@@ -13,13 +13,13 @@ import threading
 from typing import Callable, Dict, Iterator, Tuple
 
 import pytest
+from corpus import Case
+from test_malformed import CORPUS_HOSTS, HEAD_ERRORS
 
 from conftest import RawClient, RunningServer, copy_resources
-from corpus import Case
 from reactor.config import Config
 from reactor.handlers.static import StaticFiles
 from reactor.server import Server as ReactorServer
-from test_malformed import CORPUS_HOSTS, HEAD_ERRORS
 
 Server = Callable[..., RunningServer]
 

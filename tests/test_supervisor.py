@@ -624,3 +624,16 @@ def test_workers_stop_when_the_supervisor_is_killed(supervise):
     running.wait(10)
     wait_for(lambda: all(_gone(pid) for pid in pids), timeout_s=10, what="the orphaned workers to exit")
     wait_for(lambda: running.output.count("the supervisor is gone; stopping") == 2, what="both workers' notices")
+
+
+def test_the_html_status_page_lists_every_worker(supervise):
+    running = supervise("--workers", "2", "--worker-timeout", "2", "--log-level", "warning")
+    assert running.port, running.output
+    pids = running.worker_pids()
+    wait_for(lambda: running.status()["workers"]["count"] == 2, what="both workers on the scoreboard")
+    conn = http.client.HTTPConnection("127.0.0.1", running.port, timeout=10)
+    conn.request("GET", "/_status", headers={"Accept": "text/html"})
+    page = conn.getresponse().read().decode()
+    conn.close()
+    assert "Answered by" in page
+    assert sorted(int(pid) for pid in re.findall(r"#[12], pid (\d+)", page)) == pids

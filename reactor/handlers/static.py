@@ -46,7 +46,7 @@ import errno
 import functools
 import logging
 import time
-from typing import TYPE_CHECKING, Callable, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, List, Optional, Tuple
 
 from reactor.errors import HTTPError
 from reactor.handlers import cache as cachemod
@@ -395,10 +395,20 @@ class StaticFiles:
         """Ask the pool whether the cached file changed; serve the cached copy meanwhile."""
         entry.revalidating = True
         job_args = (self.options, entry.segments, entry.slash)
-        if not conn.pool.submit(files.current_stamp, job_args, functools.partial(self._revalidated, key, entry)):
+        tracer = conn.tracer
+        if tracer:
+            tracer.revalidate(conn, files.current_stamp, key)
+        callback = functools.partial(self._revalidated, key, entry, tracer)
+        if not conn.pool.submit(files.current_stamp, job_args, callback):
             entry.revalidating = False  # pool saturated: try again on a later hit
 
-    def _revalidated(self, key: str, entry: Entry, future: "concurrent.futures.Future[Tuple[float, Optional[files.Stamp]]]") -> None:
+    def _revalidated(
+        self,
+        key: str,
+        entry: Entry,
+        tracer: Any,
+        future: "concurrent.futures.Future[Tuple[float, Optional[files.Stamp]]]",
+    ) -> None:
         entry.revalidating = False
         cache = self.cache
         if cache is None:
@@ -408,7 +418,10 @@ class StaticFiles:
         except Exception:  # a failed check proves nothing: drop the entry
             stamp = None
             checked_at = 0.0
-        if stamp is not None and stamp == entry.stamp:
+        fresh = stamp is not None and stamp == entry.stamp
+        if tracer:
+            tracer.revalidated(files.current_stamp, key, fresh)
+        if fresh:
             entry.checked_at = checked_at
         else:
             cache.remove(key, entry)
@@ -422,14 +435,14 @@ class StaticFiles:
         conn.run_in_pool(
             open_file,
             (self.options, key, segments, slash, head.method, conditions, query),
-            functools.partial(self._respond, conn, key, query, head.method, conditions),
+            functools.partial(self._respond, conn, key, query, head.method, head.http_version, conditions),
         )
 
     def _not_found(self, reason: str, conn: Connection, request: Request) -> None:
         conn.run_in_pool(not_found_page, (self.options, reason), self._page)
 
     def _respond(
-        self, conn: Connection, key: str, query: str, method: str, conditions: Conditions,
+        self, conn: Connection, key: str, query: str, method: str, http_version: str, conditions: Conditions,
         result: object,
     ) -> Optional[Response]:
         if isinstance(result, Loaded):
@@ -440,6 +453,11 @@ class StaticFiles:
                     cache.put(key, entry)
                 gzip = entry.gzip
                 if result.status == 200 and result.use_gzip and gzip is not None and not gzip.ready:
+                    if entry.identity.fd >= 0 and entry.size > self.gzip_forms.max_bytes:
+                        try:
+                            return self._stream_gzip(entry, http_version)  # takes the descriptor
+                        finally:
+                            entry.close()
                     # The entry (and its descriptor) now belongs to _gzip_then_answer.
                     return self._gzip_then_answer(conn, key, entry, method, conditions, owned=True)
             except BaseException:
@@ -459,6 +477,19 @@ class StaticFiles:
             )
         assert isinstance(result, Page)
         return self._page(result)
+
+    @staticmethod
+    def _stream_gzip(entry: Entry, http_version: str) -> Response:
+        """A gzip form too large to keep: made block by block as it is sent, chunked.
+
+        An HTTP/1.0 client, which cannot take chunked, gets the identity form instead
+        (a body ended by closing the connection could not be told from a truncated one).
+        """
+        gzip = entry.gzip
+        assert gzip is not None
+        if http_version == "1.0":
+            return Response(200, entry.identity.fields, file=FileBody(entry.identity.take_fd(), 0, entry.size))
+        return Response(200, gzip.fields, stream=compress.GzipStream(entry.identity.take_fd(), entry.size))
 
     def _page(self, page: Page) -> Response:
         return Response(page.status, [("Content-Type", _HTML), ("X-Content-Type-Options", "nosniff")], page.body)

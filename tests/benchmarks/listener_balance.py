@@ -18,6 +18,7 @@ Bounded and loopback only. Run from the repository root:
 
     python tests/benchmarks/listener_balance.py                 # both modes, 3000 connections
     python tests/benchmarks/listener_balance.py --mode shared --connections 5000
+    python tests/benchmarks/listener_balance.py --pin --workers 1    # then --workers 2: the cost of a second
 """
 
 from __future__ import annotations
@@ -41,7 +42,12 @@ from reactor.server import Server  # noqa: E402
 RESOURCES = Path(__file__).resolve().parents[2] / "resources"
 
 
+PIN = {"server": None, "client": None}  # CPU sets, with --pin
+
+
 def child(config: Config, sock: "socket.socket | None", report_fd: int, ready_fd: int) -> None:
+    if PIN["server"]:
+        os.sched_setaffinity(0, PIN["server"])
     server = Server(config)
     server.listen(sock)
 
@@ -108,6 +114,8 @@ def run(mode: str, workers: int, connections: int, clients: int, root: Path) -> 
             finally:
                 conn.close()
 
+    if PIN["client"]:
+        os.sched_setaffinity(0, PIN["client"])
     started = time.monotonic()
     threads = [threading.Thread(target=client) for _ in range(clients)]
     for thread in threads:
@@ -200,7 +208,12 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=3000)
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--pin", action="store_true",
+                        help="workers on the first CPU, the client on the last: the cost per request, not the speed")
     args = parser.parse_args()
+    cpus = sorted(os.sched_getaffinity(0))
+    if args.pin and len(cpus) >= 2:
+        PIN["server"], PIN["client"] = {cpus[0]}, {cpus[-1]}
     tmp = Path(tempfile.mkdtemp(prefix="reactor-balance-"))
     try:
         root = tmp / "site"

@@ -418,7 +418,7 @@ def check(label: str, value: float | None, target: float, detail: str,
 
 def print_targets(all_sums: dict[str, dict[str, Summary]]) -> None:
     print()
-    print("== issue 6 targets (reactor against the others; medians)")
+    print("== targets (reactor against the others; medians)")
     lines = []
 
     def rps(scen, name):
