@@ -36,6 +36,7 @@ sweeps it when it starts, while the others keep writing. Two rules make that saf
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import functools
@@ -47,7 +48,7 @@ import stat
 import tempfile
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Optional, Set
+from typing import TYPE_CHECKING, Any, Iterator, Optional, Set
 
 from reactor.errors import HTTPError
 from reactor.response import Response
@@ -114,14 +115,12 @@ class UploadQuota:
     def reserved_temp_file(self, directory: str, size: int) -> "tuple[int, str]":
         """Worker: a locked temp file of ``size`` bytes (see :func:`_locked_temp_file`), if it fits.
 
-        Under an exclusive flock on ``directory``, shared with every thread and process
-        writing there: sum what it holds (temp files of uploads in flight at their full
-        size), refuse past the limit, then create the temp file at its full size.
+        Under :meth:`locked`, shared with every thread and process writing there: sum
+        what it holds (temp files of uploads in flight at their full size), refuse past
+        the limit, then create the temp file at its full size.
         Raises HTTPError(507) when it does not fit, or OSError.
         """
-        lock = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0))
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # held for one directory scan and one mkstemp
+        with self.locked(directory):  # held for one directory scan and one mkstemp
             used = used_bytes(directory)
             self.used_bytes, self._checked_at = used, time.monotonic()
             if used + size > self.limit_bytes:
@@ -134,6 +133,15 @@ class UploadQuota:
                 _close(fd)
                 raise
             return fd, temp
+
+    @staticmethod
+    @contextlib.contextmanager
+    def locked(directory: str) -> Iterator[None]:
+        """An exclusive flock on ``directory``: every writer's sum and name change take it."""
+        lock = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0))
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
         finally:
             os.close(lock)  # releases the flock
 
@@ -218,8 +226,17 @@ def store_upload(directory: str, body: bytes, quota: Optional[UploadQuota] = Non
         while view:
             view = view[os.write(fd, view) :]
         os.fsync(fd)  # the bytes are on disk before any name points at them
-        name = _publish(temp, directory)
-        final = os.path.join(directory, name)
+        if quota is not None and quota.limit_bytes:
+            # Names change under the quota's lock: a sum never sees the upload between
+            # names (readdir during a link and an unlink may miss both).
+            with quota.locked(directory):
+                name = _publish(temp, directory)
+                final = os.path.join(directory, name)
+                _remove(temp)
+                temp = None
+        else:
+            name = _publish(temp, directory)
+            final = os.path.join(directory, name)
         _fsync_directory(directory)  # the new name itself survives a crash
         final = None  # durable: keep it
         _full_disk.stored(directory)
