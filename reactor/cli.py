@@ -19,6 +19,7 @@ import sys
 from typing import List, Mapping, NoReturn, Optional, Sequence
 
 from reactor import __version__
+from reactor import log as logmod
 from reactor.config import DEFAULT_ROOT_NAME, Config, default_max_connections, default_root
 from reactor.handlers import compress
 from reactor.scoreboard import MAX_WORKERS
@@ -182,6 +183,13 @@ def build_parser(prog: str = "reactor") -> ArgumentParser:
         default="info",
         choices=["debug", "info", "warning", "error"],
         help="'info' logs one access line per request; 'warning' silences them",
+    )
+    parser.add_argument(
+        "--access-log",
+        default=None,
+        metavar="FILE",
+        help="append access-log lines to FILE (reopened on SIGUSR1, for logrotate), "
+        "or '-' for stdout (default: stderr)",
     )
     parser.add_argument(
         "--inline", action="store_true", help="show every file inline (no Content-Disposition: attachment)"
@@ -481,18 +489,9 @@ def local_addresses(ipv6: bool) -> List[str]:
     return found
 
 
-class _Formatter(logging.Formatter):
-    """Access-log lines as they are (they carry their own time); others with time and level."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        if record.name == "reactor.access":
-            return record.getMessage()
-        return super().format(record)
-
-
 def setup_logging(level: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger("reactor")
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
@@ -570,6 +569,8 @@ def install_signal_handlers(server: Server) -> None:
     if server.config.tls:
         # SIGHUP reloads the certificate and key: new handshakes use them, open connections go on.
         signal.signal(signal.SIGHUP, lambda _signum, _frame: server.loop.call_soon_threadsafe(server.reload_tls))
+    # logrotate renames the file, then signals: the writer thread reopens it by name.
+    signal.signal(signal.SIGUSR1, lambda _signum, _frame: logmod.access_log.reopen())
 
 
 def _tls_problem(exc: BaseException) -> str:
@@ -592,6 +593,8 @@ def run_worker(config: Config, handle: WorkerHandle) -> int:
     """
     server = Server(config)
     server.listen(handle.listener)
+    server.loop.add_pass_callback(logmod.access_log.flush)  # one batch of access-log lines per loop pass
+    signal.signal(signal.SIGUSR1, lambda _signum, _frame: logmod.access_log.reopen())
 
     def graceful_stop() -> None:
         if not server.stopping:
@@ -613,6 +616,7 @@ def run_worker(config: Config, handle: WorkerHandle) -> int:
     beat()
     handle.ready()
     server.serve_forever()
+    logmod.access_log.close(config.shutdown_timeout_s)
     if not server.workers_finished:
         logging.shutdown()
         os._exit(0)  # see main(): a pool thread stuck on the disk must not hold the exit
@@ -665,6 +669,11 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> in
     except ValueError as exc:
         parser.error("--fd: %s" % exc if args.fd is not None else "LISTEN_FDS: %s" % exc)
     setup_logging(args.log_level)
+    if logmod.access_logger.isEnabledFor(logging.INFO):
+        try:
+            logmod.access_log.open(args.access_log, synchronous=args.trace)  # --trace: in order with its lines
+        except OSError as exc:
+            parser.error("cannot open access log %r: %s" % (args.access_log, (exc.strerror or str(exc)).lower()))
     config = config_from_args(args)
     if inherited is not None:
         host, port = inherited.getsockname()[:2]
@@ -700,8 +709,10 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> in
         server.close()
         return 1
     install_signal_handlers(server)
+    server.loop.add_pass_callback(logmod.access_log.flush)  # one batch of lines per loop pass
     print(startup_message(config, server.address), file=sys.stderr, flush=True)
     server.serve_forever()
+    logmod.access_log.close(config.shutdown_timeout_s)  # every line of a graceful stop is written
     log.info("stopped")
     if not server.workers_finished:
         # A worker stuck on the disk would hold the interpreter's exit (it joins them);

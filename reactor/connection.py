@@ -763,10 +763,10 @@ class Connection:
     def _log_access(self, request: Request) -> None:
         self.ctx.stats.responses[request.status // 100] += 1
         access = logmod.access_log
-        if not access.isEnabledFor(logging.INFO):
+        if not access.enabled:
             return
         head = request.head
-        access.info(
+        access.write(
             logmod.access_line(
                 self.transport.peer,
                 request.started,

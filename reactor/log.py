@@ -1,22 +1,71 @@
-"""Logger names and the access-log line (Combined Log Format).
+"""Logger names and the buffered access log (Combined Log Format).
 
-Loggers: ``reactor`` (startup, warnings, tracebacks), ``reactor.access`` (one line per
-response, at INFO), and children per module. The access-log line is the Combined Log
-Format of Apache and nginx, with control characters, quotes, backslashes and non-ASCII
-escaped as ``\\xHH`` so a client cannot forge or break log lines.
+Loggers: ``reactor`` (startup, warnings, tracebacks) and children per module, among them
+``reactor.access``: its level turns the access log on (INFO or below, so ``--log-level
+warning`` silences it), and it carries the access log's own warnings.
+
+The access-log line is the Combined Log Format of Apache and nginx, with control
+characters, quotes, backslashes and non-ASCII escaped as ``\\xHH`` so a client cannot
+forge or break log lines.
+
+The buffered access log
+-----------------------
+A ``logging`` call and a ``write(2)`` per response cost more than serving a small file.
+So, like nginx's ``access_log ... buffer=``, :class:`AccessLog` buffers:
+
+- The loop thread formats a line (:func:`access_line`; the timestamp string is made once
+  per second) and appends it to a list: no system call, no lock.
+- At the end of every loop pass (:meth:`reactor.loop.EventLoop.add_pass_callback`), or
+  as soon as ``_BATCH_LINES`` lines are waiting, :meth:`AccessLog.flush` joins them into
+  one batch of bytes and hands it to a writer thread through a ``queue.SimpleQueue``.
+  A pass that logged nothing costs one length check, and an idle loop has nothing left
+  unwritten.
+- Only the writer thread calls ``write(2)``. A terminal, a pipe to a slow reader or a
+  slow disk can block it, never the loop. The descriptor stays blocking: setting
+  ``O_NONBLOCK`` on stderr would change the open file description that the terminal
+  shares with the shell and every other process writing to it.
+- The queue is bounded: when ``_QUEUE_MAX_BYTES`` already wait for the writer, a new
+  batch is dropped and its lines counted in :attr:`AccessLog.dropped_lines`. Serving
+  goes on at full speed. Each such episode (until the writer has caught up) is warned
+  about once, at its start on stderr, or, when the access log *is* stderr (a warning
+  there would block the loop too), by the writer as soon as its writes go through
+  again; either way a last warning gives the number of lines lost.
+- Each ``write(2)`` holds whole lines only, and on a pipe or a socket at most
+  ``PIPE_BUF`` bytes, which POSIX makes atomic: processes sharing one stderr never
+  interleave mid-line. (A single line longer than that gets a write of its own.)
+- :meth:`AccessLog.close` at a graceful stop hands over the last lines and waits
+  (bounded) until the writer has written them: no line is lost there.
+- :meth:`AccessLog.reopen` (on SIGUSR1, nginx's convention for logrotate) makes the
+  writer reopen a log file by name between two batches: lines handed over before the
+  signal land in the old (renamed) file, later ones in the new. ``SimpleQueue.put`` is
+  reentrant, so a signal handler may call it.
 """
 
 from __future__ import annotations
 
+import collections
 import logging
+import os
+import queue
 import re
+import select
+import stat
+import threading
 import time
-from typing import Optional
+from typing import Deque, Optional, Tuple, Union
 
-access_log = logging.getLogger("reactor.access")
+access_logger = logging.getLogger("reactor.access")
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _UNSAFE = re.compile(r'[\x00-\x1f\x7f-\U0010ffff"\\]')
+
+#: Lines waiting on the loop thread before a batch is handed over mid-pass (about 64 KiB).
+_BATCH_LINES = 512
+#: Bytes handed to the writer and not yet written, beyond which batches are dropped.
+_QUEUE_MAX_BYTES = 1024 * 1024
+#: Writes to a pipe or socket up to this size are atomic (POSIX: at least 512; Linux 4096).
+_ATOMIC_BYTES = getattr(select, "PIPE_BUF", 512)
+_FILE_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
 
 
 def _escape_char(match: "re.Match[str]") -> str:
@@ -33,6 +82,9 @@ def escape(text: Optional[str]) -> str:
     """Make client-supplied text safe inside a quoted log field; None becomes ``-``."""
     if text is None:
         return "-"
+    # Printable ASCII without a quote or backslash (nearly every line) needs no regex.
+    if text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
+        return text
     return _UNSAFE.sub(_escape_char, text)
 
 
@@ -45,6 +97,11 @@ def clf_time(timestamp: float) -> str:
         t.tm_mday, _MONTHS[t.tm_mon - 1], t.tm_year, t.tm_hour, t.tm_min, t.tm_sec,
         sign, abs(offset) // 60, abs(offset) % 60,
     )
+
+
+# The last second formatted and its text: local time (and its UTC offset) can only
+# change on a whole second, so one clf_time() per second serves every line in it.
+_clf_cache: Tuple[int, str] = (-1, "")
 
 
 def access_line(
@@ -60,12 +117,267 @@ def access_line(
 
         127.0.0.1 - - [21/Nov/2026:13:37:00 +0000] "GET / HTTP/1.1" 200 1024 "-" "curl/8.0"
     """
+    global _clf_cache
+    second = int(timestamp)
+    cached_second, stamp = _clf_cache
+    if second != cached_second:
+        stamp = clf_time(second)
+        _clf_cache = (second, stamp)
     return '%s - - [%s] "%s" %d %s "%s" "%s"' % (
         client,
-        clf_time(timestamp),
+        stamp,
         escape(request_line),
         status,
         body_bytes if body_bytes else "-",
         escape(referer),
         escape(user_agent),
     )
+
+
+class _Marker:
+    """A command for the writer thread, queued between batches."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return "<%s>" % self.name
+
+
+_REOPEN = _Marker("reopen")
+_STOP = _Marker("stop")
+_Item = Union[bytes, _Marker]
+
+
+class AccessLog:
+    """Access-log lines buffered on the loop thread and written by a thread of their own.
+
+    Off until :meth:`open`. The loop thread calls :meth:`write` per response and
+    :meth:`flush` once per loop pass; any thread (or a signal handler) may call
+    :meth:`reopen`. See the module docstring for the design.
+    """
+
+    def __init__(self) -> None:
+        #: Whether lines are wanted; check it before formatting one.
+        self.enabled = False
+        self.synchronous = False  # see open()
+        self.path: Optional[str] = None  # the file reopened on SIGUSR1; None for stdout and stderr
+        self._fd = -1
+        self._owns_fd = False
+        self._atomic_bytes: Optional[int] = None  # cap per write(2) (pipes, sockets); None: no cap
+        self._warn_now = True  # the loop may warn on stderr (the log is not stderr)
+        self._lines: Deque[str] = collections.deque()  # deque: appends are atomic across threads
+        self._queue: "queue.SimpleQueue[_Item]" = queue.SimpleQueue()
+        self._thread: Optional[threading.Thread] = None
+        # Each counter has one writing thread; the other only reads it.
+        self._queued_bytes = 0  # loop thread: bytes handed to the writer
+        self._overflow_lines = 0  # loop thread: lines dropped because the writer was too far behind
+        self._written_bytes = 0  # writer thread: bytes it is done with (written or failed)
+        self._failed_lines = 0  # writer thread: lines whose write failed
+        self._reported_lines = 0  # writer thread: dropped lines already warned about
+        self._failing = False  # writer thread: its last write failed (warned once)
+        self._dropping = False  # loop thread: an episode of dropping is under way
+
+    # -- setting up --------------------------------------------------------------------
+
+    def open(self, destination: Optional[str] = None, synchronous: bool = False) -> None:
+        """Start logging to ``destination``: a file name (appended to), ``"-"`` for stdout,
+        or None for stderr. Raises OSError if the file cannot be opened.
+
+        ``synchronous`` (for ``--trace``) writes each line at once, on the loop thread, so
+        it lands among the trace lines where it happened; it may block, which is why it
+        is never the default.
+        """
+        self.synchronous = synchronous
+        if destination is None or destination == "-":
+            fd = 2 if destination is None else 1
+            owns = False
+            self.path = None
+        else:
+            fd = os.open(destination, _FILE_FLAGS, 0o644)
+            owns = True
+            self.path = destination
+        self._use(fd, owns)
+        try:
+            mine, err = os.fstat(fd), os.fstat(2)
+            self._warn_now = (mine.st_dev, mine.st_ino) != (err.st_dev, err.st_ino)
+        except OSError:
+            self._warn_now = True
+        self.enabled = True
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="reactor-access-log", daemon=True)
+            self._thread.start()
+
+    @property
+    def dropped_lines(self) -> int:
+        """Lines lost so far: the writer was too far behind, or its write failed."""
+        return self._overflow_lines + self._failed_lines
+
+    def _use(self, fd: int, owns: bool) -> None:
+        mode = os.fstat(fd).st_mode
+        self._atomic_bytes = _ATOMIC_BYTES if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) else None
+        self._fd = fd
+        self._owns_fd = owns
+
+    # -- the loop thread -------------------------------------------------------------------
+
+    def write(self, line: str) -> None:
+        """Buffer one line (without its newline). Loop thread; cheap: no system call."""
+        if self.synchronous:
+            data = (line + "\n").encode("ascii", "backslashreplace")
+            self._queued_bytes += len(data)
+            self._write(data)
+            return
+        lines = self._lines
+        lines.append(line)
+        if len(lines) >= _BATCH_LINES:
+            self.flush()
+
+    def flush(self) -> None:
+        """Hand the buffered lines to the writer as one batch; never blocks.
+
+        Called at the end of every loop pass. When the writer is too far behind
+        (``_QUEUE_MAX_BYTES`` waiting), the batch is dropped and counted instead.
+        """
+        lines = self._lines
+        count = len(lines)
+        if not count:
+            return
+        popleft = lines.popleft  # pop only what was counted: another thread may append
+        batch = [popleft() for _ in range(count)]
+        batch.append("")
+        data = "\n".join(batch).encode("ascii", "backslashreplace")
+        waiting = self._queued_bytes - self._written_bytes
+        if waiting + len(data) > _QUEUE_MAX_BYTES:
+            self._overflow_lines += count
+            if not self._dropping:
+                self._dropping = True
+                if self._warn_now:
+                    access_logger.warning(
+                        "access log: its reader is not keeping up; dropping lines until it does"
+                    )
+            return
+        if self._dropping and not waiting:
+            self._dropping = False  # the writer caught up: the next drop is a new episode
+        self._queued_bytes += len(data)
+        self._queue.put(data)
+
+    def after_fork(self) -> None:
+        """In a forked child (a ``--workers`` process): a fresh queue and writer thread.
+
+        Threads do not survive ``fork()``; lines buffered in the parent are not the
+        child's to write (they would appear twice).
+        """
+        self._lines = collections.deque()
+        self._queue = queue.SimpleQueue()
+        self._queued_bytes = self._written_bytes = 0
+        self._thread = None
+        if self.enabled:
+            self._thread = threading.Thread(target=self._run, name="reactor-access-log", daemon=True)
+            self._thread.start()
+
+    def reopen(self) -> None:
+        """Make the writer reopen the log file by name (logrotate); no-op for stdout/stderr.
+
+        Safe from a signal handler and from any thread.
+        """
+        if self.enabled and self.path is not None:
+            self._queue.put(_REOPEN)
+
+    def close(self, timeout_s: float = 5.0) -> bool:
+        """Hand over the last lines, let the writer write them, stop it (graceful stop).
+
+        Waits at most ``timeout_s``; returns False if the writer was still blocked then
+        (its reader stopped reading), True otherwise.
+        """
+        if not self.enabled:
+            return True
+        self.flush()
+        self.enabled = False
+        thread = self._thread
+        if thread is None:
+            return True
+        self._queue.put(_STOP)
+        thread.join(timeout_s)
+        if thread.is_alive():
+            return False
+        self._thread = None
+        if self._owns_fd:
+            os.close(self._fd)
+        self._fd = -1
+        return True
+
+    # -- the writer thread -------------------------------------------------------------
+
+    def _run(self) -> None:
+        get = self._queue.get
+        get_nowait = self._queue.get_nowait
+        while True:
+            item: Optional[_Item] = get()
+            batches = []
+            while isinstance(item, bytes):  # take every batch already waiting: one write for all
+                batches.append(item)
+                try:
+                    item = get_nowait()
+                except queue.Empty:
+                    item = None
+            if batches:
+                self._write(b"".join(batches))
+            if item is _REOPEN:
+                self._reopen()
+            elif item is _STOP:
+                self._report_dropped()
+                return
+
+    def _write(self, data: bytes) -> None:
+        fd = self._fd
+        cap = self._atomic_bytes
+        view = memoryview(data)
+        start = 0
+        end = len(data)
+        try:
+            while start < end:
+                stop = end
+                if cap is not None and end - start > cap:
+                    # The last whole line that fits; a longer line alone.
+                    cut = data.rfind(b"\n", start, start + cap)
+                    stop = (cut if cut >= 0 else data.index(b"\n", start)) + 1
+                while start < stop:
+                    start += os.write(fd, view[start:stop])
+        except OSError as exc:
+            # EPIPE (the reader is gone), ENOSPC, EBADF...: count what is lost, go on.
+            self._failed_lines += data.count(b"\n", start)
+            if not self._failing:
+                self._failing = True
+                access_logger.warning("access log: write failed (%s); dropping lines until writes succeed", exc)
+        else:
+            self._failing = False
+        self._written_bytes += end
+        if self._queue.empty() and self._written_bytes == self._queued_bytes:
+            self._report_dropped()  # caught up: the end of an episode, if there was one
+
+    def _report_dropped(self) -> None:
+        dropped = self.dropped_lines
+        if dropped > self._reported_lines:
+            access_logger.warning(
+                "access log: %d line(s) dropped while its reader was not keeping up (%d in all)",
+                dropped - self._reported_lines, dropped,
+            )
+            self._reported_lines = dropped
+
+    def _reopen(self) -> None:
+        assert self.path is not None
+        try:
+            fd = os.open(self.path, _FILE_FLAGS, 0o644)
+            old = self._fd
+            self._use(fd, True)
+        except OSError as exc:
+            access_logger.error("access log: cannot reopen %s: %s; still writing to the old file", self.path, exc)
+            return
+        os.close(old)
+
+
+#: The process's access log: off until the command line opens it.
+access_log = AccessLog()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=access_log.after_fork)

@@ -11,7 +11,9 @@ Each pass of the loop (:meth:`EventLoop.run_once`):
    registered with it as ``key.data(mask)``;
 3. moves every timer that is due onto the ready queue;
 4. runs the callbacks that were ready when this step began (callbacks added while it
-   runs wait for the next pass, so a callback that re-queues itself cannot starve I/O).
+   runs wait for the next pass, so a callback that re-queues itself cannot starve I/O);
+5. runs the end-of-pass callbacks (:meth:`EventLoop.add_pass_callback`), for work best
+   done once per pass, such as handing a pass's access-log lines to their writer.
 
 Other threads hand work to the loop only through :meth:`EventLoop.call_soon_threadsafe`,
 which appends to a deque and writes one byte to the wake-up socketpair so that a
@@ -135,6 +137,7 @@ class EventLoop:
         self._waker = Waker()
         self._stopping = False
         self._thread_id: Optional[int] = None
+        self._pass_callbacks: List[Callable[[], Any]] = []
         self.selector.register(self._waker, EVENT_READ, self._waker.drain)
         #: Called with (exception, context string) when a callback raises.
         self.exception_handler: Callable[[BaseException, str], None] = self._default_exception_handler
@@ -161,6 +164,14 @@ class EventLoop:
     def call_later(self, delay_s: float, callback: Callable[..., Any], *args: Any) -> TimerHandle:
         """Run ``callback(*args)`` after ``delay_s`` seconds. Loop thread only."""
         return self.call_at(time.monotonic() + delay_s, callback, *args)
+
+    def add_pass_callback(self, callback: Callable[[], Any]) -> None:
+        """Call ``callback()`` at the end of every pass, after the ready callbacks. Loop thread only."""
+        self._pass_callbacks.append(callback)
+
+    def remove_pass_callback(self, callback: Callable[[], Any]) -> None:
+        """Stop calling ``callback`` at the end of every pass. Raises ValueError if it was not added."""
+        self._pass_callbacks.remove(callback)
 
     # -- running ---------------------------------------------------------------------
 
@@ -212,6 +223,11 @@ class EventLoop:
                 callback(*args)
             except Exception as exc:
                 self.exception_handler(exc, "callback %r" % (callback,))
+        for callback in self._pass_callbacks:
+            try:
+                callback()
+            except Exception as exc:
+                self.exception_handler(exc, "end-of-pass callback %r" % (callback,))
 
     def _timer_cancelled(self) -> None:
         """Count a cancellation; rebuild the heap once most of it is cancelled handles.

@@ -99,6 +99,7 @@ SIGNAL_ACTIONS = {
     "start (a TLS certificate) are read again by the new workers. Ignored unless running",
     signal.SIGTTIN: "one more worker (at most %d)" % MAX_WORKERS,
     signal.SIGTTOU: "one worker fewer (at least 1): the highest-numbered one drains",
+    signal.SIGUSR1: "relayed to every worker: reopen the access log file (logrotate)",
     signal.SIGCHLD: "a worker exited: reap it; replace it if it was serving, back off if it never was",
 }
 
@@ -269,6 +270,9 @@ class Supervisor:
             elif signum == signal.SIGTTOU:
                 self.target = max(1, self.target - 1)
                 log.info("%s: %d workers wanted", name, self.target)
+            elif signum == signal.SIGUSR1:
+                for worker in self.workers.values():
+                    _kill(worker.pid, signal.SIGUSR1)
 
     def _on_stop_signal(self, signum: int, name: str) -> None:
         if self.state is SupervisorState.DRAINING:
@@ -366,8 +370,8 @@ class Supervisor:
         status = WORKER_BOOT_ERROR
         try:
             signal.set_wakeup_fd(-1)
-            for signum in (signal.SIGINT, signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU):
-                signal.signal(signum, signal.SIG_IGN)
+            for signum in (signal.SIGINT, signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGUSR1):
+                signal.signal(signum, signal.SIG_IGN)  # run_worker sets SIGUSR1 once its access log is ready
             for signum in (signal.SIGTERM, signal.SIGCHLD):
                 signal.signal(signum, signal.SIG_DFL)
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a SIGTERM already pending acts now

@@ -279,15 +279,19 @@ def _pool_jobs() -> Set[str]:
     jobs = set()
     for path in (REPO / "reactor").rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if (
-                isinstance(node, ast.Call)
-                and isinstance(node.func, ast.Attribute)
-                and node.func.attr in ("run_in_pool", "submit")
-                and node.args
-                and path.name not in ("workers.py", "connection.py")  # the bridge itself passes its caller's job on
-            ):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.args):
+                continue
+            if path.name in ("workers.py", "connection.py"):
+                continue  # the bridge itself passes its caller's job on
+            if node.func.attr in ("run_in_pool", "submit"):
                 job = node.args[0]
-                jobs.add(job.attr if isinstance(job, ast.Attribute) else getattr(job, "id", "?"))
+            elif len(node.args) >= 3 and ast.unparse(node.args[0]).endswith("pool"):
+                job = node.args[2]  # GzipCache.compress(pool, etag, job, args, ...)
+            else:
+                continue
+            name = job.attr if isinstance(job, ast.Attribute) else getattr(job, "id", "?")
+            if name != "job":  # a job handed on, named where it is made
+                jobs.add(name)
     return jobs
 
 

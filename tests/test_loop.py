@@ -151,3 +151,27 @@ def test_waker_never_loses_a_wake_up_under_contention(loop):
     for thread in threads:
         thread.join(5)
     assert done.is_set() and sorted(seen) == list(range(total))
+
+
+def test_pass_callbacks_run_at_the_end_of_every_pass(loop):
+    seen = []
+    loop.call_soon(seen.append, "ready")
+    loop.add_pass_callback(lambda: seen.append("end"))
+    loop.run_once()
+    loop.call_soon(seen.append, "ready")
+    loop.run_once()
+    assert seen == ["ready", "end", "ready", "end"]
+    broken = []
+    loop.exception_handler = lambda exc, context: broken.append(context)
+
+    def fails():
+        raise RuntimeError("boom")
+
+    loop.add_pass_callback(fails)
+    loop.call_soon(seen.append, "ready")  # (a pass with nothing ready would sleep in select)
+    loop.run_once()  # one that raises is reported and the loop goes on
+    assert seen[-1] == "end" and broken and "end-of-pass" in broken[0]
+    loop.remove_pass_callback(fails)
+    loop.call_soon(seen.append, "ready")
+    loop.run_once()
+    assert len(broken) == 1

@@ -7,7 +7,8 @@ in between, so uvicorn (uvloop + httptools) is measured at its best:
     GET /1g.bin             the 1 GiB file if present (streamed in 1 MiB chunks
                             from disk, not held in memory)
 Anything else is 404. The document root is read at import time from the
-BENCH_DOCROOT environment variable.
+BENCH_DOCROOT environment variable. With BENCH_FROM_DISK=1 every file is streamed
+from disk in 1 MiB chunks instead (load.py's "uvicorn-disk": a file server's way).
 
 Run (load.py and idle_clients.py do this for you):
     BENCH_DOCROOT=/path uvicorn asgi_app:app --loop uvloop --http httptools \
@@ -18,7 +19,7 @@ import os
 from pathlib import Path
 
 DOCROOT = Path(os.environ.get("BENCH_DOCROOT", "."))
-IN_MEMORY_LIMIT = 64 * 1024 * 1024
+IN_MEMORY_LIMIT = 0 if os.environ.get("BENCH_FROM_DISK") == "1" else 64 * 1024 * 1024
 CHUNK = 1024 * 1024
 
 

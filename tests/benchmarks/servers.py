@@ -3,11 +3,18 @@ starting, probing and stopping the servers under comparison.
 
 Used by load.py and idle_clients.py; not meant to be run directly.
 
-Servers (each on a free loopback port, serving the same document root):
-  reactor     python -m reactor --host 127.0.0.1 --port PORT -d DOCROOT --log-level warning
-  httpserver  python -m http.server --bind 127.0.0.1 PORT --directory DOCROOT
-  uvicorn     uvicorn asgi_app:app --loop uvloop --http httptools (files from memory)
-  nginx       nginx, 1 worker, sendfile on, access_log off
+Servers (each on a free loopback port, serving the same document root, one process):
+  reactor       python -m reactor --host 127.0.0.1 --port PORT -d DOCROOT --log-level warning
+  reactor-log   the same with its default access log on (to stderr, a file here)
+  ceiling       a bare selectors loop answering canned bytes (peers.py; small files only)
+  uvicorn       uvicorn asgi_app:app --loop uvloop --http httptools (files from memory)
+  uvicorn-disk  the same app streaming every file from disk in 1 MiB chunks
+  nginx         nginx, 1 worker, sendfile on, access_log off
+  twisted       twisted.web.static.File, access log off (peers.py)
+  waitress      waitress, a WSGI app returning wsgi.file_wrapper (peers.py)
+  tornado       tornado.web.StaticFileHandler, access log off (peers.py)
+  granian       granian (Rust), its static-file route, access log off (for reference)
+  httpserver    python -m http.server --bind 127.0.0.1 PORT --directory DOCROOT
 """
 
 from __future__ import annotations
@@ -28,9 +35,19 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parent.parent
 
-ALL_SERVERS = ("reactor", "httpserver", "uvicorn", "nginx")
-LABELS = {"reactor": "reactor", "httpserver": "http.server",
-          "uvicorn": "uvicorn", "nginx": "nginx"}
+ALL_SERVERS = ("reactor", "reactor-log", "ceiling", "uvicorn", "uvicorn-disk", "nginx",
+               "twisted", "waitress", "tornado", "granian", "httpserver")
+LABELS = {"reactor": "reactor", "reactor-log": "reactor+log", "ceiling": "ceiling",
+          "uvicorn": "uvicorn", "uvicorn-disk": "uvicorn-disk", "nginx": "nginx",
+          "twisted": "twisted", "waitress": "waitress", "tornado": "tornado",
+          "granian": "granian", "httpserver": "http.server"}
+#: Servers that answer only the small file (canned bytes): left out of the other scenarios.
+SMALL_ONLY = frozenset({"ceiling"})
+#: The Python module each optional server needs, for the "not installed" note.
+MODULES = {"uvicorn": ("uvicorn", "httptools", "uvloop"),
+           "uvicorn-disk": ("uvicorn", "httptools", "uvloop"),
+           "twisted": ("twisted",), "waitress": ("waitress",), "tornado": ("tornado",),
+           "granian": ("granian",)}
 
 SMALL_NAME = "index.html"
 SMALL_SIZE = 1024
@@ -113,19 +130,18 @@ def find_nginx() -> str | None:
 
 def missing_reason(name: str) -> str | None:
     """Why NAME cannot run here, or None if it can."""
-    if name == "reactor":
+    if name in ("reactor", "reactor-log"):
         if not (REPO_ROOT / "reactor" / "__main__.py").exists():
             return f"{REPO_ROOT}/reactor/__main__.py does not exist"
-    elif name == "uvicorn":
-        missing = [m for m in ("uvicorn", "httptools", "uvloop")
-                   if importlib.util.find_spec(m) is None]
+    elif name in MODULES:
+        missing = [m for m in MODULES[name] if importlib.util.find_spec(m) is None]
         if missing:
             return (f"Python packages missing for {sys.executable}: "
-                    f"{', '.join(missing)} (pip install uvicorn httptools uvloop)")
+                    f"{', '.join(missing)} (pip install {' '.join(missing)})")
     elif name == "nginx":
         if not find_nginx():
             return "nginx not installed (bash tests/benchmarks/ensure_tools.sh)"
-    elif name != "httpserver":
+    elif name not in ("httpserver", "ceiling"):
         return f"unknown server {name!r} (known: {', '.join(ALL_SERVERS)})"
     return None
 
@@ -238,18 +254,31 @@ def build_command(name: str, port: int, docroot: Path, tmp: Path,
     py = sys.executable
     env = dict(os.environ)
     cwd = REPO_ROOT
-    if name == "reactor":
+    if name in ("reactor", "reactor-log"):
         env["PYTHONPATH"] = os.pathsep.join(
             [str(REPO_ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
         cmd = [py, "-m", "reactor", "--host", "127.0.0.1", "--port", str(port),
-               "-d", str(docroot), "--log-level", "warning"]
+               "-d", str(docroot), "--log-level", "info" if name == "reactor-log" else "warning"]
         if idle_timeout is not None:
             cmd += ["--keepalive-timeout", str(idle_timeout)]
+    elif name in ("ceiling", "twisted", "waitress", "tornado"):
+        cmd = [py, str(HERE / "peers.py"), name, str(port), str(docroot)]
+    elif name == "granian":
+        env["BENCH_DOCROOT"] = str(docroot)
+        cwd = HERE
+        # Its own (Rust) static-file route serves the files; the ASGI app only answers misses.
+        cmd = [py, "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1",
+               "--port", str(port), "--workers", "1", "--runtime-threads", "1",
+               "--no-access-log", "--log-level", "warning",
+               "--static-path-route", "/", "--static-path-mount", str(docroot),
+               "asgi_app:app"]
     elif name == "httpserver":
         cmd = [py, "-m", "http.server", "--bind", "127.0.0.1", str(port),
                "--directory", str(docroot)]
-    elif name == "uvicorn":
+    elif name in ("uvicorn", "uvicorn-disk"):
         env["BENCH_DOCROOT"] = str(docroot)
+        if name == "uvicorn-disk":
+            env["BENCH_FROM_DISK"] = "1"
         cwd = HERE
         cmd = [py, "-m", "uvicorn", "asgi_app:app", "--app-dir", str(HERE),
                "--host", "127.0.0.1", "--port", str(port),

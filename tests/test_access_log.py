@@ -1,0 +1,205 @@
+"""The buffered access log: every line written at a graceful stop, a stalled reader never
+stalls serving (lines dropped, counted, warned about), SIGUSR1 reopens, ``-`` is stdout."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import select
+import signal
+import threading
+import time
+
+import pytest
+
+from conftest import recv_until_closed, wait_for
+from reactor import log as logmod
+
+LONG_AGENT = "agent-" + "x" * 4000  # about 4 KiB per line: the 1 MiB queue fills after ~250 lines
+
+
+def get(port: int, path: str = "/sample.txt", agent: str = "test", timeout_s: float = 5.0) -> int:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout_s)
+    try:
+        conn.request("GET", path, headers={"User-Agent": agent})
+        response = conn.getresponse()
+        response.read()
+        return response.status
+    finally:
+        conn.close()
+
+
+def read_available(fd: int, timeout_s: float = 0.2) -> bytes:
+    """What can be read from ``fd`` now (waits up to ``timeout_s`` for the first byte)."""
+    data = b""
+    while select.select([fd], [], [], timeout_s)[0]:
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        data += chunk
+        timeout_s = 0
+    return data
+
+
+def test_every_line_is_written_at_a_graceful_stop(run_cli, site, tmp_path):
+    path = tmp_path / "access.log"
+    cli = run_cli("--port", "0", "-d", str(site), "--access-log", str(path), "--status-path", "/_status")
+    conn = http.client.HTTPConnection("127.0.0.1", cli.port, timeout=5)
+    for i in range(90):
+        conn.request("GET", "/sample.txt?n=%d" % i)
+        assert conn.getresponse().read()
+    # One more in flight when the stop comes: its line is made during the last passes.
+    conn.sock.sendall(b"GET /sample.txt?n=last HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n" % cli.port)
+
+    def reading_headers():
+        status = json.loads(fetch_status(cli.port))
+        return status["connections"]["by_state"]["reading-headers"]
+
+    wait_for(reading_headers, what="the last request to be under way")
+    cli.proc.send_signal(signal.SIGTERM)
+    conn.sock.sendall(b"\r\n")
+    reply = recv_until_closed(conn.sock)
+    assert reply.startswith(b"HTTP/1.1 200 ")
+    conn.close()
+    assert cli.proc.wait(15) == 0
+    lines = [line for line in path.read_bytes().decode().splitlines() if "/_status" not in line]
+    assert [line.split('"')[1] for line in lines] == (
+        ["GET /sample.txt?n=%d HTTP/1.1" % i for i in range(90)] + ["GET /sample.txt?n=last HTTP/1.1"]
+    )
+
+
+def fetch_status(port: int) -> bytes:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request("GET", "/_status", headers={"Accept": "application/json"})
+        return conn.getresponse().read()
+    finally:
+        conn.close()
+
+
+def test_dash_means_stdout(run_cli, site):
+    cli = run_cli("--port", "0", "-d", str(site), "--access-log", "-")
+    assert get(cli.port, agent="to-stdout") == 200
+    cli.proc.send_signal(signal.SIGTERM)
+    out, err = cli.proc.communicate(timeout=15)
+    assert b'"GET /sample.txt HTTP/1.1" 200' in out and b'"to-stdout"' in out
+    assert b"to-stdout" not in cli.output + err
+
+
+def test_sigusr1_reopens_the_file(run_cli, site, tmp_path):
+    path = tmp_path / "access.log"
+    rotated = tmp_path / "access.log.1"
+    cli = run_cli("--port", "0", "-d", str(site), "--access-log", str(path))
+    assert get(cli.port, "/sample.txt?before") == 200
+    wait_for(lambda: b"?before" in path.read_bytes(), what="the first line")
+    path.rename(rotated)  # what logrotate does, before signalling
+    cli.proc.send_signal(signal.SIGUSR1)
+    wait_for(path.exists, what="the reopened file")
+    assert get(cli.port, "/sample.txt?after") == 200
+    wait_for(lambda: b"?after" in path.read_bytes(), what="a line in the new file")
+    assert b"?after" not in rotated.read_bytes() and b"?before" not in path.read_bytes()
+    cli.proc.send_signal(signal.SIGTERM)
+    assert cli.proc.wait(15) == 0
+
+
+def test_a_reader_that_stops_does_not_stall_serving(run_cli, site):
+    """stdout is a pipe nobody reads: it fills, the queue fills, then lines are dropped, not waited for."""
+    cli = run_cli("--port", "0", "-d", str(site), "--access-log", "-")
+    slowest = 0.0
+    for _ in range(400):
+        started = time.monotonic()
+        assert get(cli.port, agent=LONG_AGENT) == 200
+        slowest = max(slowest, time.monotonic() - started)
+    assert slowest < 2.0, "a request waited %.1f s for the access log" % slowest
+    err_fd = cli.proc.stderr.fileno()
+    err = b""
+    deadline = time.monotonic() + 10
+    while b"not keeping up" not in err and time.monotonic() < deadline:
+        err += read_available(err_fd)
+    assert b"its reader is not keeping up" in err  # warned at once: the log is not stderr
+    assert err.count(b"not keeping up; dropping") == 1  # once per episode, not per batch
+
+    # The reader comes back: what was kept is written, whole lines only, and the count is told.
+    out = bytearray()
+    reading = threading.Thread(target=lambda: out.extend(cli.proc.stdout.read()), daemon=True)
+    reading.start()
+    assert get(cli.port, "/sample.txt?back") == 200
+    while b"dropped while its reader" not in err and time.monotonic() < deadline + 10:
+        err += read_available(err_fd)
+    assert b"line(s) dropped while its reader was not keeping up" in err
+    cli.proc.send_signal(signal.SIGTERM)
+    assert cli.proc.wait(15) == 0
+    reading.join(10)
+    lines = bytes(out).decode().splitlines()
+    assert 10 < len(lines) < 401 and lines[-1].split('"')[1] == "GET /sample.txt?back HTTP/1.1"
+    assert all(line.endswith('"%s"' % LONG_AGENT) for line in lines[:-1])
+
+
+def test_stalled_stderr_does_not_stall_serving_and_the_drop_is_reported_later(run_cli, site):
+    """The default destination: stderr is a pipe nobody reads while the requests come."""
+    cli = run_cli("--port", "0", "-d", str(site))
+    for _ in range(400):
+        started = time.monotonic()
+        assert get(cli.port, agent=LONG_AGENT) == 200
+        assert time.monotonic() - started < 2.0
+    cli.proc.send_signal(signal.SIGTERM)
+    err = cli.read_stderr(timeout=20)  # reading again: the writer catches up and reports
+    assert cli.proc.returncode == 0
+    assert b"line(s) dropped while its reader was not keeping up" in err
+    assert b"dropping lines until it does" not in err  # no warning on the stalled stderr itself
+
+
+def test_lines_leave_in_whole_line_writes_no_larger_than_pipe_buf(monkeypatch):
+    read_fd, write_fd = os.pipe()
+    access = logmod.AccessLog()
+    writes = []
+    real_write = os.write
+
+    def spy(fd, data):
+        if fd == access._fd:
+            writes.append(bytes(data))
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", spy)
+    try:
+        access.open("/dev/fd/%d" % write_fd)  # a pipe: writes capped at PIPE_BUF
+        lines = ["line %d %s" % (i, "y" * (i % 300)) for i in range(400)]
+        for line in lines:
+            access.write(line)
+        access.write("z" * 10000)  # longer than PIPE_BUF: a write of its own
+        access.flush()
+        got = b""
+
+        def drain():
+            nonlocal got
+            while True:
+                chunk = os.read(read_fd, 65536)
+                if not chunk:
+                    break
+                got += chunk
+
+        reading = threading.Thread(target=drain, daemon=True)
+        reading.start()
+        assert access.close(timeout_s=10)
+        os.close(write_fd)
+        reading.join(10)
+    finally:
+        os.close(read_fd)
+    assert got.decode().splitlines() == lines + ["z" * 10000]
+    assert all(w.endswith(b"\n") for w in writes)
+    assert sum(len(w) for w in writes) == len(got)
+    assert [len(w) for w in writes if len(w) > select.PIPE_BUF] == [10001]
+    assert len(writes) > 1
+
+
+def test_a_pass_that_logged_nothing_hands_over_nothing():
+    access = logmod.AccessLog()
+    access.flush()
+    assert access._queue.empty() and access.dropped_lines == 0
+
+
+@pytest.mark.parametrize("timestamp", [0.0, 1_700_000_000.25, 1_700_000_000.99, 1_700_000_001.0])
+def test_the_per_second_timestamp_cache_matches_clf_time(timestamp):
+    line = logmod.access_line("127.0.0.1", timestamp, "GET / HTTP/1.1", 200, 5, None, "ua")
+    assert "[%s]" % logmod.clf_time(int(timestamp)) in line
