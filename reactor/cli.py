@@ -227,8 +227,8 @@ def build_parser(prog: str = "reactor") -> ArgumentParser:
     limits.add_argument("--max-body-bytes", type=_positive_int, default=defaults.max_body_bytes,
                         help="largest request message body; larger is 413")
     limits.add_argument("--max-uploads-bytes", type=_non_negative_int, default=defaults.max_uploads_bytes,
-                        help="room for uploads: what uploads/ holds at start plus what is stored since; "
-                        "an upload past it is 507 and nothing is written; 0 means no limit")
+                        help="room for everything in uploads/ (all worker processes together, counted at "
+                        "each upload); an upload past it is 507 and nothing is written; 0 means no limit")
     limits.add_argument("--max-connections", type=_positive_int, default=default_max_connections(),
                         help="open connections (per worker process) before new ones get 503 with "
                         "Retry-After; the default is sized to the open-file limit (ulimit -n)")

@@ -8,8 +8,14 @@ to the final name (which fails instead of overwriting, so names stay unique), ``
 of the directory, temp file removed.
 A crash at any moment leaves either nothing or a complete file under its final name
 (plus at worst a ``.upload-*.tmp`` that :func:`remove_stale_temp_files` clears at start).
-The worker reserves the body's size in the :class:`UploadQuota` before writing and gives
-it back if the write fails, so concurrent uploads cannot pass ``--max-uploads-bytes``.
+
+The uploads quota (``--max-uploads-bytes``, :class:`UploadQuota`) holds across threads
+and worker processes alike: under an exclusive ``flock(2)`` on the uploads directory, the
+writer adds up what the directory holds, refuses (507) if the body does not fit, and
+creates its temp file already at the body's size (``ftruncate``), so the next writer's
+sum counts this upload while it is being written. A failed write removes its temp file,
+which gives the room back; nothing is ever half-written past the quota. Files deleted
+from ``uploads/`` free their room for the next upload.
 
 Several processes (``--workers``) may write into the same directory at once, and each
 sweeps it when it starts, while the others keep writing. Two rules make that safe:
@@ -30,6 +36,7 @@ sweeps it when it starts, while the others keep writing. Two rules make that saf
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import functools
@@ -41,7 +48,7 @@ import stat
 import tempfile
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Optional, Set
+from typing import TYPE_CHECKING, Any, Iterator, Optional, Set
 
 from reactor.errors import HTTPError
 from reactor.response import Response
@@ -80,33 +87,63 @@ def validate_json(body: bytes) -> None:
 
 
 class UploadQuota:
-    """Room left for uploads: ``limit_bytes`` less what ``uploads/`` held at start and
-    what has been stored since (0 means no limit).
+    """The room uploads may take, ``limit_bytes`` (0: no limit), over everything in uploads/.
 
-    Workers call :meth:`reserve` before writing and :meth:`release` when the write
-    fails, under one lock, so concurrent uploads can never pass the limit together.
+    :meth:`reserved_temp_file` is the definitive check, on a worker. ``used_bytes`` is the
+    sum the last check found (in this process), for :meth:`fits`, the early check on the
+    loop thread; it is trusted for :data:`EARLY_CHECK_S` seconds only, since other
+    processes store uploads and people delete them.
     """
 
-    def __init__(self, limit_bytes: int, used_bytes: int) -> None:
+    EARLY_CHECK_S = 1.0
+
+    def __init__(self, limit_bytes: int) -> None:
         self.limit_bytes = limit_bytes
-        self.used_bytes = used_bytes
-        self._lock = threading.Lock()
+        self.used_bytes = 0
+        self._checked_at = float("-inf")  # time.monotonic() of the last sum
 
     def fits(self, size: int) -> bool:
-        """Whether ``size`` more bytes would fit now (an early, unreserved check)."""
-        return not self.limit_bytes or self.used_bytes + size <= self.limit_bytes
-
-    def reserve(self, size: int) -> bool:
-        """Take ``size`` bytes of the room if they fit; False (nothing taken) otherwise."""
-        with self._lock:
-            if self.limit_bytes and self.used_bytes + size > self.limit_bytes:
-                return False
-            self.used_bytes += size
+        """False if ``size`` more bytes surely do not fit (a refusal before the body is read)."""
+        if not self.limit_bytes:
             return True
+        if size > self.limit_bytes:
+            return False
+        if time.monotonic() - self._checked_at > self.EARLY_CHECK_S:
+            return True  # not known well enough: the worker decides
+        return self.used_bytes + size <= self.limit_bytes
 
-    def release(self, size: int) -> None:
-        with self._lock:
-            self.used_bytes -= size
+    def reserved_temp_file(self, directory: str, size: int) -> "tuple[int, str]":
+        """Worker: a locked temp file of ``size`` bytes (see :func:`_locked_temp_file`), if it fits.
+
+        Under :meth:`locked`, shared with every thread and process writing there: sum
+        what it holds (temp files of uploads in flight at their full size), refuse past
+        the limit, then create the temp file at its full size.
+        Raises HTTPError(507) when it does not fit, or OSError.
+        """
+        with self.locked(directory):  # held for one directory scan and one mkstemp
+            used = used_bytes(directory)
+            self.used_bytes, self._checked_at = used, time.monotonic()
+            if used + size > self.limit_bytes:
+                raise self.full_error()
+            fd, temp = _locked_temp_file(directory)
+            try:
+                os.ftruncate(fd, size)  # the next sum counts it at once (sparse: no blocks yet)
+            except BaseException:
+                _remove(temp)
+                _close(fd)
+                raise
+            return fd, temp
+
+    @staticmethod
+    @contextlib.contextmanager
+    def locked(directory: str) -> Iterator[None]:
+        """An exclusive flock on ``directory``: every writer's sum and name change take it."""
+        lock = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0))
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(lock)  # releases the flock
 
     def full_error(self) -> HTTPError:
         used, limit = self.used_bytes, self.limit_bytes
@@ -114,17 +151,19 @@ class UploadQuota:
 
 
 def used_bytes(directory: str) -> int:
-    """Bytes in the regular files under ``directory`` (symlinks not followed); 0 if it is missing."""
+    """Bytes in the regular files under ``directory``, temp files included, each inode once
+    (an upload being published has two names for a moment); symlinks not followed; 0 if
+    it is missing."""
     total = 0
+    seen: Set["tuple[int, int]"] = set()
     for parent, _dirs, names in os.walk(directory):
         for name in names:
-            if name.startswith(TEMP_PREFIX) and name.endswith(TEMP_SUFFIX):
-                continue  # a crash's leftover, removed at start
             try:
                 info = os.lstat(os.path.join(parent, name))
             except OSError:
                 continue
-            if stat.S_ISREG(info.st_mode):
+            if stat.S_ISREG(info.st_mode) and (info.st_dev, info.st_ino) not in seen:
+                seen.add((info.st_dev, info.st_ino))
                 total += info.st_size
     return total
 
@@ -169,29 +208,37 @@ def store_upload(directory: str, body: bytes, quota: Optional[UploadQuota] = Non
     has no room for it or the disk is full (RFC 4918 §11.5), 500 when the directory
     cannot be written (EACCES, EIO...). Nothing is left behind on error, not even a
     file already linked under its final name: a 5xx means the upload is not stored
-    (and its bytes go back to the quota).
+    (and its room in the quota is free again).
     Running out of descriptors or memory (EMFILE, ENFILE, ENOMEM) is raised as the
     OSError, which the pool bridge answers 503 with Retry-After: a moment later the
     same upload may well succeed.
     """
     validate_json(body)
-    if quota is not None and not quota.reserve(len(body)):
-        raise quota.full_error()
     temp = final = None
-    stored = False
     fd = -1
     try:
         os.makedirs(directory, exist_ok=True)
-        fd, temp = _locked_temp_file(directory)
+        if quota is not None and quota.limit_bytes:
+            fd, temp = quota.reserved_temp_file(directory, len(body))
+        else:
+            fd, temp = _locked_temp_file(directory)
         view = memoryview(body)
         while view:
             view = view[os.write(fd, view) :]
         os.fsync(fd)  # the bytes are on disk before any name points at them
-        name = _publish(temp, directory)
-        final = os.path.join(directory, name)
+        if quota is not None and quota.limit_bytes:
+            # Names change under the quota's lock: a sum never sees the upload between
+            # names (readdir during a link and an unlink may miss both).
+            with quota.locked(directory):
+                name = _publish(temp, directory)
+                final = os.path.join(directory, name)
+                _remove(temp)
+                temp = None
+        else:
+            name = _publish(temp, directory)
+            final = os.path.join(directory, name)
         _fsync_directory(directory)  # the new name itself survives a crash
         final = None  # durable: keep it
-        stored = True
         _full_disk.stored(directory)
         return name
     except OSError as exc:
@@ -205,9 +252,7 @@ def store_upload(directory: str, body: bytes, quota: Optional[UploadQuota] = Non
     finally:
         for path in (temp, final):
             if path is not None:
-                _remove(path)
-        if quota is not None and not stored:
-            quota.release(len(body))
+                _remove(path)  # a removed temp file is room given back to the quota
         if fd >= 0:
             _close(fd)  # only now: it releases the lock, and the temp name is already gone
 
@@ -330,9 +375,7 @@ class Uploads:
 
     def __init__(self, config: "Config") -> None:
         self.directory = os.path.join(os.path.realpath(config.root), UPLOADS_DIR)
-        # At start, before the loop runs: the one full scan of uploads/ (then counted as stored).
-        used = used_bytes(self.directory) if config.uploads and config.max_uploads_bytes else 0
-        self.quota = UploadQuota(config.max_uploads_bytes, used)
+        self.quota = UploadQuota(config.max_uploads_bytes)
 
     def route(self, request: "Request") -> Optional[Response]:
         """405 for other methods, 415 for non-JSON; otherwise collect the body.
