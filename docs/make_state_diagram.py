@@ -4,8 +4,12 @@
 Everything comes from :mod:`reactor.connection`: the states and their comments from
 ``ConnState``, the arrows from ``NEXT``, the first state from ``Connection.__init__``,
 which methods call ``set_state`` with each state, and which timeout each state arms
-(``self._arm(...config.<field>)`` under a test of that state). Run it after changing
-any of those; tests/test_docs.py fails until the committed page matches.
+(``self._arm(...config.<field>)`` under a test of that state). Each arrow is labelled
+with what causes it: `docs/statemoves.py` follows the state through each method of
+``Connection`` (narrowed by ``if state is ...`` tests and by ``set_state`` calls) to
+learn in which states each call to ``set_state``, ``respond``, ``close`` or ``abort`` can
+happen, and :data:`CAUSES` says in words what each calling method stands for. Run it
+after changing any of those; tests/test_docs.py fails until the committed page matches.
 
     python3 docs/make_state_diagram.py            # rewrite the generated blocks
     python3 docs/make_state_diagram.py --check    # exit 1 if they are stale
@@ -21,6 +25,7 @@ import tokenize
 from typing import Dict, List, Optional, Set
 
 import docgen
+import statemoves
 
 from reactor import connection
 from reactor.config import Config
@@ -58,6 +63,14 @@ def _state_of(node: ast.AST) -> Optional[ConnState]:
     else:
         return None
     return value if isinstance(value, ConnState) else None
+
+
+def _states_of(node: ast.AST) -> Set[ConnState]:
+    """The states an argument of ``set_state`` can be: one name, or ``A if test else B``."""
+    if isinstance(node, ast.IfExp):
+        return _states_of(node.body) | _states_of(node.orelse)
+    state = _state_of(node)
+    return {state} if state is not None else set()
 
 
 def initial_state() -> ConnState:
@@ -119,28 +132,79 @@ class _Scan(ast.NodeVisitor):
     def visit_Call(self, node: ast.Call) -> None:
         name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
         if name == "set_state" and node.args:
-            state = _state_of(node.args[0])
-            if state is not None:
+            for state in _states_of(node.args[0]):
                 self.setters[state].add(".".join(self.functions))
         elif name == "_arm" and node.args and isinstance(node.args[0], ast.Attribute):
             field = node.args[0].attr
-            for state in (self.conditions[-1] if self.conditions else set()):
+            tested = [states for states in self.conditions if states]  # the nearest test of the state
+            for state in (tested[-1] if tested else set()):
                 self.timers[state].add(field)
         self.generic_visit(node)
 
+#: What each method that moves a connection stands for, as the arrows say it; a key
+#: "method: from -> to" words one arrow differently, or with None removes a move the
+#: analysis allows but the code cannot make. The generator fails if a method it finds is
+#: missing here, or if a key here names no move it finds.
+CAUSES: Dict[str, Optional[str]] = {
+    "connection_made": "transport ready",
+    "data_received": "first bytes",
+    "eof_received": "client closed",
+    "_on_timer": "timeout",
+    "_on_head": "head announces a body",
+    "_on_head: reading-body -> writing": "refused from the head",
+    "_on_request_end": "request complete, answered on the loop",
+    "run_in_pool": "worker pool makes the answer",
+    "run_in_pool: responding -> writing": "pool result (or 503, the pool is full)",
+    "respond_when": "waits for a compression under way",
+    "respond_when: responding -> writing": "the shared compression is done",
+    "_fail": "bad input or timeout, error response",
+    "_response_done": "response sent, keep-alive",
+    "_response_done: writing -> reading-headers": "response sent, next request already buffered",
+    "_close_after_response": "response sent, close",
+    "_close_after_response: writing -> closing": "response sent, close, input may follow",
+    "_run": "EndOfStream",
+    "_run: reading-body -> closed": None,  # EndOfStream comes only between requests
+    "connection_lost": "socket error",
+    "_internal_error": "a bug (500)",
+}
+#: ``close`` and ``abort`` are public: the server calls them too when it stops.
+FROM_OUTSIDE = ["server stopping"]
+
+
+
+def _timer_states() -> Set[ConnState]:
+    scan = _Scan()
+    scan.visit(_source_tree())
+    return {state for state in ConnState if scan.timers[state]}
+
+
+def machine() -> statemoves.Machine:
+    """Connection's machine as :mod:`statemoves` reads it.
+
+    ``close``, ``abort`` and ``respond`` only carry a move out for their callers, so the
+    arrows name the callers. ``_on_timer`` runs only in a state that arms a timer.
+    """
+    return statemoves.Machine(
+        connection,
+        ConnState,
+        NEXT,
+        "Connection",
+        setters={"set_state": 0},
+        subjects=("state", "self.state"),
+        carriers=("close", "abort", "respond"),
+        domains={"_on_timer": _timer_states()},
+    )
+
+
+def edge_causes() -> "tuple[Dict[tuple, List[str]], List[str]]":
+    """({(from, to): causes in words}, the causes that can close from any state)."""
+    words, anywhere = statemoves.worded(machine().causes(), CAUSES, ConnState.CLOSED)
+    return words, anywhere + FROM_OUTSIDE
+
 
 def render_diagram() -> str:
-    order = list(ConnState)
-    lines = ["```mermaid", "stateDiagram-v2", "    [*] --> %s" % initial_state().name]
-    for state in order:
-        lines.append('    state "%s" as %s' % (state.value, state.name))
-    for state in order:
-        for target in sorted(NEXT[state], key=order.index):
-            lines.append("    %s --> %s" % (state.name, target.name))
-        if not NEXT[state]:
-            lines.append("    %s --> [*]" % state.name)
-    lines.append("```")
-    return "\n".join(lines) + "\n"
+    words, anywhere = edge_causes()
+    return statemoves.diagram(ConnState, NEXT, initial_state(), words, (ConnState.CLOSED, anywhere))
 
 
 def render_table() -> str:
@@ -169,8 +233,20 @@ def render_table() -> str:
     )
 
 
+def render_causes() -> str:
+    """Which method each arrow's words stand for, so a reader can find the code."""
+    rows = statemoves.legend(machine().causes(), CAUSES, "Connection", list(ConnState))
+    return docgen.table(["the arrow says", "method (in `reactor.connection`)", "arrows"], rows)
+
+
 def render() -> docgen.Blocks:
-    return {"states.md": {"states-diagram": render_diagram(), "states-table": render_table()}}
+    return {
+        "states.md": {
+            "states-diagram": render_diagram(),
+            "states-causes": render_causes(),
+            "states-table": render_table(),
+        }
+    }
 
 
 if __name__ == "__main__":

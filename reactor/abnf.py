@@ -92,12 +92,13 @@ CONTENT_LENGTH = re.compile(r"[0-9]+")
 # chunk = chunk-size [ chunk-ext ] CRLF chunk-data CRLF; chunk-size = 1*HEXDIG
 # chunk-ext = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] )
 # chunk-ext-val = token / quoted-string                        (RFC 9112 §7.1, §7.1.1)
-# chunk-size is bounded to 16 hex digits (2**64 - 1); OWS before the CRLF is tolerated
-# because some clients send it (h11 does the same).
+# chunk-size is bounded to 16 hex digits (2**64 - 1). Whitespace is allowed only where
+# the grammar has BWS, around ";" and "=": "5 \r\n" is rejected, as llhttp does (h11
+# tolerates it), so no two parsers on a path can disagree about where a chunk starts.
 _QUOTED_STRING = r'"(?:[\t \x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t \x21-\x7e\x80-\xff])*"'
 CHUNK_LINE = re.compile(
     (
         r"([0-9A-Fa-f]{1,16})(?:[ \t]*;[ \t]*" + _TCHAR + r"+(?:[ \t]*=[ \t]*(?:"
-        + _TCHAR + r"+|" + _QUOTED_STRING + r"))?)*[ \t]*"
+        + _TCHAR + r"+|" + _QUOTED_STRING + r"))?)*"
     ).encode("latin-1")
 )

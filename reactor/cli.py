@@ -7,53 +7,80 @@ Every option can also come from an environment variable ``REACTOR_<NAME>``
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import ipaddress
 import logging
 import os
 import re
 import signal
+import socket
+import stat
 import sys
-from typing import List, Mapping, Optional, Sequence
+from typing import List, Mapping, NoReturn, Optional, Sequence
 
 from reactor import __version__
 from reactor import log as logmod
-from reactor.config import DEFAULT_ROOT, Config, default_max_connections
+from reactor.config import DEFAULT_ROOT_NAME, Config, default_max_connections, default_root
+from reactor.handlers import compress
+from reactor.scoreboard import MAX_WORKERS
 from reactor.server import Server
+from reactor.supervisor import Supervisor, WorkerHandle
 
 log = logging.getLogger("reactor")
 
 
+def _whole_number(text: str, minimum: int, what: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = minimum - 1
+    if value < minimum:
+        raise argparse.ArgumentTypeError("%r is not %s" % (text, what))
+    return value
+
+
 def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
+    return _whole_number(text, 1, "a whole number of 1 or more")
+
+
+def _non_negative_int(text: str) -> int:
+    return _whole_number(text, 0, "a whole number of 0 or more")
+
+
+def _workers(text: str) -> int:
+    """``--workers``: a count of processes, or ``auto`` for one per CPU."""
+    if text.strip().lower() == "auto":
+        return min(MAX_WORKERS, os.cpu_count() or 1)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected a number of processes or 'auto', not %r" % text) from None
+    if not 1 <= value <= MAX_WORKERS:
+        raise argparse.ArgumentTypeError("must be 1-%d (or 'auto')" % MAX_WORKERS)
     return value
 
 
 def _port(text: str) -> int:
-    value = int(text)
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError("must be 0-65535")
+    value = _whole_number(text, 0, "a port number (0-65535)")
+    if value > 65535:
+        raise argparse.ArgumentTypeError("%r is not a port number (0-65535)" % text)
     return value
 
 
 def _seconds(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError("must be a positive number of seconds")
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError("%r is not a positive number of seconds" % text)
     return value
 
 
 def _status_path(text: str) -> str:
     if not text.startswith("/") or "?" in text or "#" in text:
-        raise argparse.ArgumentTypeError("must be a path starting with '/', without '?' or '#'")
+        raise argparse.ArgumentTypeError("%r is not a path starting with '/' (without '?' or '#')" % text)
     return text
-
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError("must be 0 or more")
-    return value
 
 
 # field-name = token (RFC 9110 §5.1); field-value: visible characters, SP and HTAB (§5.5)
@@ -86,29 +113,70 @@ def _header_field(text: str) -> "tuple[str, str]":
     return name, value
 
 
-def build_parser() -> argparse.ArgumentParser:
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse whose errors are one line naming the flag, and a hint; exit status 2."""
+
+    def error(self, message: str) -> "NoReturn":
+        match = re.match(r"argument ([^:]+): (.*)", message, re.DOTALL)
+        if match:  # "argument -d/--directory: ..." -> "--directory: ..."
+            names = match.group(1).split("/")
+            message = "%s: %s" % (next((n for n in names if n.startswith("--")), names[0]), match.group(2))
+        self.exit(2, "%s: %s\nTry '%s --help' for the options.\n" % (self.prog, message, self.prog))
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Adds ``(default: …)`` once, and only where it tells something: not to switches
+    that are off, options with no default, or help that already names its default."""
+
+    def _get_help_string(self, action: argparse.Action) -> Optional[str]:
+        text = action.help or ""
+        off = action.default is None or action.default is False or action.default == []  # not 0: a real value
+        if "default" in text or off or not action.option_strings:
+            return text
+        return super()._get_help_string(action)
+
+
+def program_name() -> str:
+    """What the user typed: ``reactor`` (the installed script) or ``python3 -m reactor``."""
+    argv0 = sys.argv[0] if sys.argv else ""
+    if os.path.basename(argv0) == "__main__.py":
+        orig_argv = getattr(sys, "orig_argv", None)  # Python 3.10+: the interpreter as typed
+        return "%s -m reactor" % (os.path.basename(orig_argv[0]) if orig_argv else "python")
+    return os.path.basename(argv0) or "reactor"
+
+
+def build_parser(prog: str = "reactor") -> ArgumentParser:
     defaults = Config(max_connections=1)
-    parser = argparse.ArgumentParser(
-        prog="python -m reactor",
+    parser = ArgumentParser(
+        prog=prog,
+        usage="%(prog)s [options] [DIRECTORY]",
         description="Serve a folder over HTTP/1.1 from one event loop; POST /upload stores JSON.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--version", action="version", version="reactor %s" % __version__)
-    parser.add_argument("--host", default=defaults.host, help="address to listen on")
+    parser.add_argument(
+        "directory_arg", nargs="?", metavar="DIRECTORY", help="the folder to serve, as -d DIRECTORY"
+    )
+    parser.add_argument("--host", default=defaults.host,
+                        help="address to listen on; 0.0.0.0 (IPv4) or :: (IPv6 and IPv4) for every interface")
     parser.add_argument("--port", type=_port, default=defaults.port, help="TCP port; 0 picks a free one")
     parser.add_argument(
-        "-d", "--directory", default=str(DEFAULT_ROOT), help="document root to serve (uploads go to its uploads/)"
+        "-d", "--directory", default=None, metavar="DIRECTORY",
+        help="folder to serve; uploads go to its uploads/ (default: ./%s if the current directory has one, "
+        "else the current directory)" % DEFAULT_ROOT_NAME,
     )
     parser.add_argument(
-        "--pool-size", type=_positive_int, default=defaults.pool_size, help="worker threads for disk reads and JSON writes"
+        "--pool-size", type=_positive_int, default=defaults.pool_size,
+        help="pool threads (per process) for disk reads and JSON writes",
     )
     parser.add_argument(
         "--allow-host",
         action="append",
         default=[],
         metavar="HOST[:PORT]",
-        help="also accept this Host (repeatable); without a port, any port. "
-        "localhost:PORT, 127.0.0.1:PORT and --host:PORT are always accepted",
+        help="also accept this Host (repeatable); without a port, any port; '*' accepts any Host "
+        "(no DNS rebinding protection). localhost:PORT, 127.0.0.1:PORT, --host:PORT and the IP address "
+        "a connection arrived on (with PORT) are always accepted",
     )
     parser.add_argument(
         "--log-level",
@@ -137,11 +205,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--header", action="append", default=[], type=_header_field, metavar='"NAME: VALUE"',
                         help="add this field to every response (repeatable)")
     parser.add_argument("--no-gzip", action="store_true",
-                        help="never gzip responses (by default text, JSON, JS, SVG and XML files of 1 KiB "
-                        "or more are gzipped for clients that accept it, and name.gz sidecars are used)")
+                        help="never gzip responses (by default text, JSON, JS, SVG and XML files from 1 KiB "
+                        "to %d MiB are gzipped for clients that accept it; a larger file is sent as it is "
+                        "unless a precompressed name.gz sits beside it)" % (compress.MAX_COMPRESS_BYTES // 2**20))
+    parser.add_argument("--no-uploads", action="store_true",
+                        help="read-only: POST /upload is 405 and no uploads/ folder is made")
     parser.add_argument("--cache-bytes", type=_non_negative_int, default=defaults.cache_max_bytes,
-                        help="memory for the hot-file cache of small files, answered without a disk "
-                        "access (re-checked every second); 0 turns it off")
+                        help="memory for the hot-file cache of small files (per worker process), answered "
+                        "without a disk access (re-checked every second); 0 turns it off")
+    parser.add_argument("--gzip-cache-bytes", type=_non_negative_int, default=defaults.gzip_cache_max_bytes,
+                        help="memory for gzip forms made on the fly, shared by all requests for a file "
+                        "version; 0 keeps none (each is still made once for the requests waiting for it)")
 
     limits = parser.add_argument_group("limits")
     limits.add_argument("--max-request-line-bytes", type=_positive_int, default=defaults.max_request_line_bytes,
@@ -152,9 +226,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="most field lines in a header section; more is 431")
     limits.add_argument("--max-body-bytes", type=_positive_int, default=defaults.max_body_bytes,
                         help="largest request message body; larger is 413")
+    limits.add_argument("--max-uploads-bytes", type=_non_negative_int, default=defaults.max_uploads_bytes,
+                        help="room for everything in uploads/ (all worker processes together, counted at "
+                        "each upload); an upload past it is 507 and nothing is written; 0 means no limit")
     limits.add_argument("--max-connections", type=_positive_int, default=default_max_connections(),
-                        help="open connections before new ones get 503 with Retry-After; "
-                        "the default is sized to the open-file limit (ulimit -n)")
+                        help="open connections (per worker process) before new ones get 503 with "
+                        "Retry-After; the default is sized to the open-file limit (ulimit -n)")
     limits.add_argument("--backlog", type=_positive_int, default=defaults.backlog, help="listen() backlog")
     limits.add_argument("--pool-queue", type=_positive_int, default=defaults.pool_queue_max,
                         help="pool jobs queued or running before requests get 503")
@@ -168,6 +245,12 @@ def build_parser() -> argparse.ArgumentParser:
                           help="time from a request's first byte to the end of its header section (408)")
     timeouts.add_argument("--body-timeout", type=_seconds, default=defaults.body_timeout_s,
                           help="longest pause while reading a message body (408)")
+    timeouts.add_argument("--min-body-rate", type=_non_negative_int, default=defaults.min_body_rate,
+                          metavar="BYTES_PER_S",
+                          help="after --body-rate-grace seconds, a message body must average this many "
+                          "bytes/s or get 408 (0 turns it off)")
+    timeouts.add_argument("--body-rate-grace", type=_seconds, default=defaults.body_rate_grace_s,
+                          help="seconds a message body may take before --min-body-rate applies")
     timeouts.add_argument("--send-timeout", type=_seconds, default=defaults.send_timeout_s,
                           help="longest pause of a client that is not reading its response")
     timeouts.add_argument("--shutdown-timeout", type=_seconds, default=defaults.shutdown_timeout_s,
@@ -175,6 +258,28 @@ def build_parser() -> argparse.ArgumentParser:
                           "a second signal exits at once")
     parser.add_argument("--no-sendfile", action="store_true",
                         help="send large files in blocks read on the pool instead of os.sendfile")
+
+    tls = parser.add_argument_group("HTTPS (the listener speaks TLS only; SIGHUP reloads the files)")
+    tls.add_argument("--tls-cert", metavar="FILE", default=None,
+                     help="certificate chain (PEM), the server's certificate first")
+    tls.add_argument("--tls-key", metavar="FILE", default=None, help="private key (PEM) of the certificate")
+    tls.add_argument("--tls-key-password-file", metavar="FILE", default=None,
+                     help="file holding the passphrase of an encrypted --tls-key")
+    tls.add_argument("--tls-handshake-timeout", type=_seconds, default=defaults.tls_handshake_timeout_s,
+                     help="seconds from accept to the end of the TLS handshake")
+
+    processes = parser.add_argument_group("processes (see docs/workers.md)")
+    processes.add_argument("-w", "--workers", type=_workers, default=1, metavar="N",
+                           help="worker processes sharing the listening socket under a supervisor that "
+                           "restarts, reloads (SIGHUP) and drains them; 'auto' is one per CPU; "
+                           "1 is a single process with no supervisor")
+    processes.add_argument("--worker-timeout", type=_seconds, default=30.0, metavar="SECONDS",
+                           help="kill and replace a worker whose event loop has not run for this long "
+                           "(a heartbeat; only with --workers above 1)")
+    processes.add_argument("--fd", type=_non_negative_int, default=None, metavar="N",
+                           help="serve on the listening socket inherited as file descriptor N instead "
+                           "of opening one (--host and --port are then ignored); systemd's LISTEN_FDS "
+                           "socket activation is used without it")
 
     study = parser.add_argument_group("for study (see docs/)")
     study.add_argument("--trace", action="store_true",
@@ -227,7 +332,7 @@ def apply_environment(parser: argparse.ArgumentParser, environ: Mapping[str, str
         try:
             defaults[action.dest] = _convert(action, text)
         except (argparse.ArgumentTypeError, ValueError) as exc:
-            parser.error("%s=%r: %s" % (name, text, exc))
+            parser.error("%s: %s" % (name, exc))
     if defaults:
         parser.set_defaults(**defaults)
 
@@ -237,14 +342,14 @@ def _convert(action: argparse.Action, text: str) -> object:
         word = text.strip().lower()
         if word in _TRUE or word in _FALSE:
             return word in _TRUE
-        raise ValueError("expected 1/true/yes/on or 0/false/no/off")
+        raise ValueError("%r is not 1/true/yes/on or 0/false/no/off" % text)
     convert = action.type if callable(action.type) else str
     if isinstance(action, argparse._AppendAction):
         pieces = re.split(r"[\s,]+" if action.dest == "allow_host" else r"\n", text)
         return [convert(piece) for piece in pieces if piece.strip()]
     value = convert(text)
     if action.choices is not None and value not in action.choices:
-        raise ValueError("expected one of %s" % ", ".join(map(str, action.choices)))
+        raise ValueError("%r is not one of %s" % (text, ", ".join(map(str, action.choices))))
     return value
 
 
@@ -252,7 +357,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
     kwargs = dict(
         host=args.host,
         port=args.port,
-        root=args.directory,
+        root=args.directory if args.directory is not None else default_root(),
         pool_size=args.pool_size,
         pool_queue_max=args.pool_queue,
         allowed_hosts=tuple(args.allow_host),
@@ -264,6 +369,9 @@ def config_from_args(args: argparse.Namespace) -> Config:
         extra_headers=tuple(args.header),
         gzip=not args.no_gzip,
         cache_max_bytes=args.cache_bytes,
+        uploads=not args.no_uploads,
+        max_uploads_bytes=args.max_uploads_bytes,
+        gzip_cache_max_bytes=args.gzip_cache_bytes,
         max_request_line_bytes=args.max_request_line_bytes,
         max_header_section_bytes=args.max_header_bytes,
         max_field_lines=args.max_field_lines,
@@ -272,6 +380,12 @@ def config_from_args(args: argparse.Namespace) -> Config:
         keepalive_max_requests=args.keepalive_max,
         header_timeout_s=args.header_timeout,
         body_timeout_s=args.body_timeout,
+        min_body_rate=args.min_body_rate,
+        body_rate_grace_s=args.body_rate_grace,
+        tls_cert_file=args.tls_cert,
+        tls_key_file=args.tls_key,
+        tls_key_password_file=args.tls_key_password_file,
+        tls_handshake_timeout_s=args.tls_handshake_timeout,
         send_timeout_s=args.send_timeout,
         backlog=args.backlog,
         shutdown_timeout_s=args.shutdown_timeout,
@@ -282,6 +396,99 @@ def config_from_args(args: argparse.Namespace) -> Config:
     return Config(max_connections=args.max_connections, **kwargs)
 
 
+def startup_message(config: Config, address: "tuple[str, int]", workers: int = 1) -> str:
+    """The lines printed once listening: version, folder, URL(s), worker processes and pool threads.
+
+    A wildcard bind (``0.0.0.0``, ``::``) lists a URL for each address of this machine,
+    since ``http://0.0.0.0:PORT/`` is no address to open, and says which Host values pass.
+    """
+    host, port = address[:2]
+    scheme = "https" if config.tls else "http"
+    if workers > 1:
+        first = "reactor %%s serving %%s at %%s (%d workers, %%d pool threads each; Ctrl-C to stop)" % workers
+    else:
+        first = "reactor %s serving %s at %s (%d pool threads; Ctrl-C to stop)"
+    urls = [_url(scheme, host, port)]
+    others: List[str] = []
+    if host in ("0.0.0.0", "::"):
+        ips = local_addresses(ipv6=host == "::")
+        urls = [_url(scheme, ip, port) for ip in ips]
+        others = ["  also at %s" % url for url in urls[1:]]
+        if "*" not in config.allowed_hosts:
+            others.append("  (any of this machine's addresses works; host names other than localhost "
+                          "need --allow-host NAME)")
+    return "\n".join([first % (__version__, config.root, urls[0], config.pool_size), *others])
+
+
+def _url(scheme: str, ip: str, port: int) -> str:
+    return "%s://%s:%d/" % (scheme, "[%s]" % ip if ":" in ip else ip, port)
+
+
+_SIOCGIFADDR = 0x8915  # Linux ioctl: the IPv4 address of an interface
+
+
+def _interface_addresses(ipv6: bool) -> List[str]:
+    """Every interface's addresses, where the system tells them (Linux); else none."""
+    found: List[str] = []
+    try:
+        import fcntl
+        import struct
+
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            for _index, name in socket.if_nameindex():
+                try:
+                    packed = fcntl.ioctl(probe.fileno(), _SIOCGIFADDR, struct.pack("256s", name.encode()[:15]))
+                except OSError:
+                    continue  # no IPv4 address on this interface
+                found.append(socket.inet_ntoa(packed[20:24]))
+    except (ImportError, OSError, AttributeError):
+        pass
+    if ipv6:
+        try:
+            with open("/proc/net/if_inet6", encoding="ascii") as table:
+                for line in table:
+                    hexits = line.split()[0]
+                    found.append(str(ipaddress.IPv6Address(int(hexits, 16))))
+        except (OSError, ValueError, IndexError):
+            pass
+    return found
+
+
+def local_addresses(ipv6: bool) -> List[str]:
+    """This machine's IP addresses for a wildcard bind, loopback first; best effort.
+
+    Standard library only: each interface's addresses where Linux tells them
+    (``SIOCGIFADDR``, ``/proc/net/if_inet6``), the addresses the host name resolves to,
+    and the one a UDP socket would send from (connect() on UDP sends nothing).
+    Link-local IPv6 addresses are left out: a URL needs their zone.
+    """
+    found = ["127.0.0.1"] + (["::1"] if ipv6 else [])
+    families = [socket.AF_INET] + ([socket.AF_INET6] if ipv6 else [])
+    candidates = _interface_addresses(ipv6)
+    for family in families:
+        try:
+            infos = socket.getaddrinfo(socket.gethostname(), None, family, socket.SOCK_STREAM)
+            candidates.extend(str(info[4][0]) for info in infos)
+        except OSError:
+            pass
+        probe = ("192.0.2.1", 9) if family == socket.AF_INET else ("2001:db8::1", 9)  # documentation prefixes
+        try:
+            with socket.socket(family, socket.SOCK_DGRAM) as udp:
+                udp.connect(probe)
+                candidates.append(str(udp.getsockname()[0]))
+        except OSError:
+            pass  # no route: no address of that family worth showing
+    for candidate in candidates:
+        try:
+            ip = ipaddress.ip_address(candidate.split("%", 1)[0])
+        except ValueError:
+            continue
+        if ip.is_loopback or ip.is_link_local or ip.is_unspecified or str(ip) in found:
+            continue
+        found.append(str(ip))
+    return found
+
+
 def setup_logging(level: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
@@ -289,6 +496,50 @@ def setup_logging(level: str) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     root.propagate = False
+
+
+#: The first descriptor systemd passes (sd_listen_fds(3): SD_LISTEN_FDS_START).
+SD_LISTEN_FDS_START = 3
+
+
+def inherited_listener(fd: Optional[int], environ: "os._Environ[str]") -> Optional[socket.socket]:
+    """The listening socket handed down: ``--fd N``, or systemd's ``LISTEN_FDS`` for this PID.
+
+    Returns None when there is none. Raises ValueError when the descriptor is not a
+    listening stream socket. The ``LISTEN_*`` variables are removed once used, as
+    sd_listen_fds(3) does, so that a child does not take the socket for its own.
+    """
+    if fd is None and environ.get("LISTEN_PID") == str(os.getpid()) and environ.get("LISTEN_FDS", "0") != "0":
+        fd = SD_LISTEN_FDS_START
+        for name in ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"):
+            environ.pop(name, None)
+    if fd is None:
+        return None
+    try:
+        if not stat.S_ISSOCK(os.fstat(fd).st_mode):
+            raise ValueError("file descriptor %d is not a socket" % fd)
+        sock = socket.socket(fileno=fd)
+    except OSError as exc:
+        raise ValueError("file descriptor %d: %s" % (fd, (exc.strerror or str(exc)).lower())) from None
+    if sock.type != socket.SOCK_STREAM or not sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+        sock.detach()
+        raise ValueError("file descriptor %d is not a listening TCP socket" % fd)
+    return sock
+
+
+def open_listener(config: Config) -> socket.socket:
+    """A listening socket for the supervisor to share with its workers. Raises OSError."""
+    infos = socket.getaddrinfo(config.host, config.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    family, type_, proto, _canon, sockaddr = infos[0]
+    listener = socket.socket(family, type_, proto)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(sockaddr)
+        listener.listen(config.backlog)
+    except OSError:
+        listener.close()
+        raise
+    return listener
 
 
 def install_signal_handlers(server: Server) -> None:
@@ -315,44 +566,151 @@ def install_signal_handlers(server: Server) -> None:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    if server.config.tls:
+        # SIGHUP reloads the certificate and key: new handshakes use them, open connections go on.
+        signal.signal(signal.SIGHUP, lambda _signum, _frame: server.loop.call_soon_threadsafe(server.reload_tls))
     # logrotate renames the file, then signals: the writer thread reopens it by name.
     signal.signal(signal.SIGUSR1, lambda _signum, _frame: logmod.access_log.reopen())
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Run the server; return the process exit status (0 after a clean stop, 1 on error)."""
-    parser = build_parser()
+def _tls_problem(exc: BaseException) -> str:
+    """One line for a certificate or key that cannot be loaded."""
+    if isinstance(exc, FileNotFoundError | PermissionError | IsADirectoryError):
+        return "%s: %s" % (exc.filename, (exc.strerror or str(exc)).lower())
+    text = str(exc)
+    if "KEY_VALUES_MISMATCH" in text:
+        return "the key does not match the certificate"
+    if "PEM lib" in text or "NO_START_LINE" in text:
+        return "not a PEM certificate and key (or a wrong passphrase)"
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def run_worker(config: Config, handle: WorkerHandle) -> int:
+    """A worker process's main (see :mod:`reactor.supervisor`): today's server on the shared listener.
+
+    Raises whatever stops it from starting (the supervisor reports it as a boot failure).
+    A loop timer beats the heartbeat and notices a supervisor that is gone.
+    """
+    server = Server(config)
+    server.listen(handle.listener)
+    server.loop.add_pass_callback(logmod.access_log.flush)  # one batch of access-log lines per loop pass
+    signal.signal(signal.SIGUSR1, lambda _signum, _frame: logmod.access_log.reopen())
+
+    def graceful_stop() -> None:
+        if not server.stopping:
+            log.info("worker %d: SIGTERM received; finishing in-flight requests", handle.number)
+            server.shutdown(graceful=True)
+
+    # Every SIGTERM means "drain": systemd (KillMode=control-group) or `kill -- -PGID` may send
+    # one beside the supervisor's; stopping at once is the supervisor's job (SIGKILL).
+    # SIGINT is ignored (set before the fork): Ctrl-C reaches the whole process group.
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: server.loop.call_soon_threadsafe(graceful_stop))
+
+    def beat() -> None:
+        stats = server.stats
+        if not handle.beat(stats.requests, stats.accepted, len(server.connections)) and not server.stopping:
+            log.warning("worker %d: the supervisor is gone; stopping", handle.number)
+            server.shutdown(graceful=True)
+        server.loop.call_later(handle.beat_interval_s, beat)
+
+    beat()
+    handle.ready()
+    server.serve_forever()
+    logmod.access_log.close(config.shutdown_timeout_s)
+    if not server.workers_finished:
+        logging.shutdown()
+        os._exit(0)  # see main(): a pool thread stuck on the disk must not hold the exit
+    return 0
+
+
+def serve_workers(config: Config, workers: int, worker_timeout_s: float, listener: socket.socket) -> int:
+    """``--workers N`` (N > 1): the supervisor over N copies of :func:`run_worker`; its exit status."""
+    address = listener.getsockname()
+    config = dataclasses.replace(config, host=address[0], port=address[1])
+
+    def announce() -> None:
+        print(startup_message(config, address, workers=supervisor.target), file=sys.stderr, flush=True)
+
+    supervisor = Supervisor(
+        listener, lambda handle: run_worker(config, handle), workers, worker_timeout_s=worker_timeout_s,
+        shutdown_timeout_s=config.shutdown_timeout_s, on_running=announce,
+    )
+    status = supervisor.run()
+    listener.close()
+    log.info("stopped")
+    return status
+
+
+def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> int:
+    """Run the server; return the process exit status (0 after a clean stop, 1 on error).
+
+    Bad command-line input exits with status 2 and one line naming the flag.
+    """
+    parser = build_parser(prog or program_name())
     apply_environment(parser, os.environ)
     args = parser.parse_args(argv)
-    if not os.path.isdir(args.directory):
-        parser.error("directory %r does not exist" % args.directory)
+    if args.directory_arg is not None:
+        if args.directory is not None and args.directory != args.directory_arg:
+            parser.error("--directory: given twice (%r and %r); use one" % (args.directory, args.directory_arg))
+        args.directory = args.directory_arg
+    if args.directory is not None:
+        if not os.path.exists(args.directory):
+            parser.error("--directory: %r does not exist" % args.directory)
+        if not os.path.isdir(args.directory):
+            parser.error("--directory: %r is not a directory" % args.directory)
     if args.max_age is not None and any(name.lower() == "cache-control" for name, _value in args.header):
         parser.error("--max-age and --header 'Cache-Control: ...' both set Cache-Control; use one")
+    if (args.tls_cert is None) != (args.tls_key is None):
+        parser.error("--tls-cert and --tls-key go together")
+    if args.tls_key_password_file is not None and args.tls_cert is None:
+        parser.error("--tls-key-password-file needs --tls-cert and --tls-key")
+    try:
+        inherited = inherited_listener(args.fd, os.environ)
+    except ValueError as exc:
+        parser.error("--fd: %s" % exc if args.fd is not None else "LISTEN_FDS: %s" % exc)
     setup_logging(args.log_level)
     if logmod.access_logger.isEnabledFor(logging.INFO):
         try:
-            logmod.access_log.open(args.access_log)
+            logmod.access_log.open(args.access_log, synchronous=args.trace)  # --trace: in order with its lines
         except OSError as exc:
             parser.error("cannot open access log %r: %s" % (args.access_log, (exc.strerror or str(exc)).lower()))
     config = config_from_args(args)
+    if inherited is not None:
+        host, port = inherited.getsockname()[:2]
+        config = dataclasses.replace(config, host=host, port=port)
+    if "*" in config.allowed_hosts:
+        log.warning("--allow-host '*': any Host is accepted, so a web page on another site can reach this "
+                    "server through DNS rebinding")
     server = Server(config)
+    if config.tls:  # before binding or forking: a bad pair is one line and exit status 1
+        try:
+            server.load_tls()
+        except (OSError, ValueError) as exc:
+            print("%s: cannot use the TLS certificate and key: %s" % (parser.prog, _tls_problem(exc)), file=sys.stderr)
+            server.close()
+            return 1
+    if args.workers > 1:
+        server.close()  # each worker makes its own, and loads the certificate afresh
+        try:
+            listener = inherited if inherited is not None else open_listener(config)
+        except OSError as exc:
+            print("reactor: cannot listen on %s:%d: %s" % (config.host, config.port, (exc.strerror or str(exc)).lower()),
+                  file=sys.stderr)
+            return 1
+        return serve_workers(config, args.workers, args.worker_timeout, listener)
     try:
-        server.listen()
+        server.listen(inherited)
     except OSError as exc:
         print(
-            "reactor: cannot listen on %s:%d: %s" % (config.host, config.port, (exc.strerror or str(exc)).lower()),
+            "%s: cannot listen on %s:%d: %s"
+            % (parser.prog, config.host, config.port, (exc.strerror or str(exc)).lower()),
             file=sys.stderr,
         )
         server.close()
         return 1
     install_signal_handlers(server)
     server.loop.add_pass_callback(logmod.access_log.flush)  # one batch of lines per loop pass
-    print(
-        "reactor %s serving %s at %s (%d workers; Ctrl-C to stop)"
-        % (__version__, config.root, server.url, config.pool_size),
-        file=sys.stderr,
-        flush=True,
-    )
+    print(startup_message(config, server.address), file=sys.stderr, flush=True)
     server.serve_forever()
     logmod.access_log.close(config.shutdown_timeout_s)  # every line of a graceful stop is written
     log.info("stopped")

@@ -8,8 +8,18 @@ import resource
 from pathlib import Path
 from typing import Optional, Tuple
 
-#: The sample site shipped with the repository (``<repo>/resources``).
-DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "resources"
+#: The folder served by default when the current directory has one (the sample site in a clone).
+DEFAULT_ROOT_NAME = "resources"
+
+
+def default_root() -> Path:
+    """``./resources`` if the current directory has one, else the current directory.
+
+    So ``python3 -m reactor`` in a clone serves the sample site, and ``reactor`` in any
+    other folder serves that folder, as ``python -m http.server`` does.
+    """
+    candidate = Path(DEFAULT_ROOT_NAME)
+    return candidate if candidate.is_dir() else Path(".")
 
 
 def default_max_connections() -> int:
@@ -30,7 +40,7 @@ class Config:
 
     host: str = "127.0.0.1"
     port: int = 8080
-    root: Path = DEFAULT_ROOT
+    root: Path = dataclasses.field(default_factory=default_root)  # made absolute in __post_init__
     pool_size: int = 4
     # Disk jobs queued or running before requests get 503. Each connection has at most
     # one job, so this bounds queueing delay, not memory: 1000 simultaneous clients fit.
@@ -44,31 +54,49 @@ class Config:
     cors: bool = False  # Access-Control-Allow-Origin: * on every response, and answer preflights
     extra_headers: Tuple[Tuple[str, str], ...] = ()  # --header fields added to every response
     cache_max_bytes: int = 32 * 1024 * 1024  # hot-file cache of small files; 0 turns it off
+    uploads: bool = True  # POST /upload stores JSON in <root>/uploads/ (otherwise 405, read-only)
+    gzip_cache_max_bytes: int = 32 * 1024 * 1024  # gzip forms shared by requests, by file version; 0: not kept
 
     # Request limits (RFC 9112 §3, §5; RFC 9110 §15.5.14, §15.5.15, RFC 6585 §5).
     max_request_line_bytes: int = 8192
     max_header_section_bytes: int = 8192
     max_field_lines: int = 100
     max_body_bytes: int = 1024 * 1024
+    max_uploads_bytes: int = 256 * 1024 * 1024  # all of uploads/, counted at each upload; past it 507
 
     # Persistence (RFC 9112 §9.3) and timeouts, in seconds.
     keepalive_timeout_s: float = 30.0
     keepalive_max_requests: int = 100
     header_timeout_s: float = 10.0  # first byte to end of header section
     body_timeout_s: float = 30.0  # longest stall between body reads
+    # After the grace period a message body must average this many bytes/s (0: no minimum),
+    # like Apache's mod_reqtimeout MinRate: a trickle is cut off with 408, a slow steady upload never.
+    min_body_rate: int = 500
+    body_rate_grace_s: float = 10.0
     send_timeout_s: float = 60.0  # longest stall while the client is not reading
     linger_timeout_s: float = 2.0  # discarding input after a closing response
+    tls_handshake_timeout_s: float = 10.0  # accept to the end of the TLS handshake
 
     max_connections: int = dataclasses.field(default_factory=default_max_connections)
     backlog: int = 128
     shutdown_timeout_s: float = 10.0
     sendfile: bool = True  # zero-copy os.sendfile for large files on plain sockets
 
+    # HTTPS: with a certificate chain and its key (PEM files) the listener speaks TLS only.
+    tls_cert_file: Optional[Path] = None
+    tls_key_file: Optional[Path] = None
+    tls_key_password_file: Optional[Path] = None  # a file holding the key's passphrase
+
     # For study (docs/trace.md, docs/status.md); both off by default.
     trace: bool = False  # one stderr line per selector event, transition, parser event, pool hand-off, timer
     status_path: Optional[str] = None  # e.g. "/_status": counters as JSON or HTML, loopback clients only
     #: Fields the connection adds to every response: CORS, then each --header.
     added_fields: Tuple[Tuple[str, str], ...] = dataclasses.field(init=False, repr=False, compare=False)
+
+    @property
+    def tls(self) -> bool:
+        """True when the listener speaks HTTPS."""
+        return self.tls_cert_file is not None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "root", Path(os.path.abspath(self.root)))

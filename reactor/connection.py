@@ -1,35 +1,32 @@
-"""One client connection as an explicit state machine.
+"""One HTTP/1.1 exchange over a transport, as an explicit state machine.
 
 Theory of operation
 -------------------
-A :class:`Connection` owns a non-blocking socket, a sans-I/O :class:`RequestParser`, an
-outbox of bytes waiting to be sent and at most one :class:`Request` in progress. It is
-always in exactly one :class:`ConnState`::
-
-    IDLE ──first byte──▶ READING_HEADERS ──head with body──▶ READING_BODY
-      ▲                        │                                 │
-      │                   head, no body                      RequestEnd
-      │                        ▼                                 ▼
-      └──── keep-alive ─── WRITING ◀─────────────────────────────┘
-                               │
-                  Connection: close ──▶ CLOSING ──▶ CLOSED
+A :class:`Connection` is the HTTP side of one client: a sans-I/O
+:class:`~reactor.parser.RequestParser`, at most one :class:`Request` in progress, and
+the state it is in (:class:`ConnState`). The bytes move through a
+:class:`~reactor.transport.Transport` beneath it (plain TCP or TLS; the connection
+cannot tell which), and everything else it needs comes in its :class:`Collaborators`:
+the config, the loop, the worker pool, the counters, the tracer, the application that
+routes requests, and a callback for when it closes. It never sees the server.
 
 Every change of state goes through :meth:`Connection.set_state`, which checks the move
-against :data:`NEXT`, re-arms the state's timeout and re-derives the selector interest
-(:meth:`Connection._update_interest`): the reading states want ``EVENT_READ``;
-``WRITING`` wants ``EVENT_WRITE`` only while bytes are queued, and nothing at all while
-a worker is still producing the response, so a client cannot push more requests at us
-while we answer (back-pressure for pipelining). Handlers never touch the selector.
+against :data:`NEXT` and arms the timeout of the new state. The diagram in
+``docs/states.md`` is generated from :data:`NEXT` (``docs/make_state_diagram.py``).
 
-After each readiness event the connection keeps going until it blocks: a buffer that
-holds several pipelined requests is answered request by request without waiting for
-another wake-up, in order, because the parser pauses after each request until the
-response is sent.
+The machine advances in one place, :meth:`Connection._run`, like lighttpd's
+``connection_state_machine_loop``: whenever something happens (bytes or EOF arrived,
+the transport drained, the pool answered, a timer fired), the connection takes every
+step it can until it must wait, for input, for the client to read, or for the pool.
+Then it tells the transport once whether it wants input, and the transport settles the
+selector interest. A buffer that holds several pipelined requests is answered request
+by request within one pass, in order, because the parser pauses after each request
+until its response has been handed to the kernel.
 
 Timeouts use one timer per connection and a ``deadline`` attribute. Extending the
-deadline (on every body read or send) is a plain assignment; when the timer fires
-early it re-arms itself at the new deadline. That keeps the timer heap small and the
-per-read cost O(1).
+deadline (on every body read) is a plain assignment; when the timer fires early it
+re-arms itself at the new deadline. That keeps the timer heap small and the per-read
+cost O(1).
 """
 
 from __future__ import annotations
@@ -38,46 +35,42 @@ import concurrent.futures
 import enum
 import errno
 import logging
-import os
-import socket
 import time
-from typing import TYPE_CHECKING, Any, Callable, Dict, FrozenSet, List, Optional, Tuple, Union
+import typing
+from typing import Any, Callable, Dict, FrozenSet, Optional, Tuple
 
 from reactor import log as logmod
+from reactor.config import Config
 from reactor.errors import HTTPError, ProtocolError
 from reactor.events import NEED_DATA, PAUSED, BodyData, RequestEnd, RequestHead
-from reactor.loop import EVENT_READ, EVENT_WRITE, TimerHandle
+from reactor.loop import EventLoop, TimerHandle
 from reactor.parser import RequestParser
-from reactor.response import FileBody, Response
+from reactor.response import ChunkedStream, Response
 from reactor.serializer import http_date, response_head
-
-if TYPE_CHECKING:  # pragma: no cover
-    from reactor.server import Server
+from reactor.stats import Stats
+from reactor.transport import Transport, is_quiet
 
 log = logging.getLogger("reactor.connection")
 
 SERVER_NAME = "reactor"
-_RECV_BYTES = 65536
-_SEND_BLOCK_BYTES = 256 * 1024  # one pool read when sendfile is not used
-_SENDFILE_BYTES = 4 * 1024 * 1024  # most bytes one sendfile call may move
 _JOIN_BODY_BYTES = 64 * 1024  # bodies up to this size go out in one send with the head
-_CORK_BYTES = 1024 * 1024  # files at least this large stream corked (see _cork)
-_TCP_CORK = getattr(socket, "TCP_CORK", None)  # Linux only
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _NO_CONTENT_LENGTH = frozenset({204, 304})
-_QUIET_ERRORS = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError, TimeoutError)
 _EXHAUSTED = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM})  # back-pressure, not a bug
+_BUSY = "server busy; try again shortly"
 
 
 class ConnState(enum.Enum):
-    """The states of a connection (see the module docstring for the diagram)."""
+    """The states of a connection (``docs/states.md`` draws them)."""
 
+    HANDSHAKING = "handshaking"  # the transport is being set up (the TLS handshake); plain TCP leaves at once
     IDLE = "idle"  # keep-alive wait; idle timer running
     READING_HEADERS = "reading-headers"  # request-line + field lines, until the empty line
     READING_BODY = "reading-body"  # Content-Length or chunked message body
-    WRITING = "writing"  # response being made on the pool, or queued for sending
+    RESPONDING = "responding"  # the response is being made on the worker pool
+    WRITING = "writing"  # the response is queued on the transport, until the kernel has all of it
     CLOSING = "closing"  # final response sent, write side shut; discarding input (lingering close)
-    CLOSED = "closed"  # unregistered and closed; nothing leaves it
+    CLOSED = "closed"  # transport closed; nothing leaves it
 
     # Members are singletons, so identity hashing is correct, and unlike Enum's own
     # __hash__ (Python code hashing the name) it costs no function call: states are
@@ -87,9 +80,13 @@ class ConnState(enum.Enum):
 
 #: The allowed moves. :meth:`Connection.set_state` refuses any other.
 NEXT: Dict[ConnState, FrozenSet[ConnState]] = {
+    ConnState.HANDSHAKING: frozenset({ConnState.IDLE, ConnState.CLOSED}),
     ConnState.IDLE: frozenset({ConnState.READING_HEADERS, ConnState.CLOSED}),
-    ConnState.READING_HEADERS: frozenset({ConnState.READING_BODY, ConnState.WRITING, ConnState.CLOSED}),
-    ConnState.READING_BODY: frozenset({ConnState.WRITING, ConnState.CLOSED}),
+    ConnState.READING_HEADERS: frozenset(
+        {ConnState.READING_BODY, ConnState.RESPONDING, ConnState.WRITING, ConnState.CLOSED}
+    ),
+    ConnState.READING_BODY: frozenset({ConnState.RESPONDING, ConnState.WRITING, ConnState.CLOSED}),
+    ConnState.RESPONDING: frozenset({ConnState.WRITING, ConnState.CLOSED}),
     ConnState.WRITING: frozenset(
         {ConnState.IDLE, ConnState.READING_HEADERS, ConnState.CLOSING, ConnState.CLOSED}
     ),
@@ -97,27 +94,39 @@ NEXT: Dict[ConnState, FrozenSet[ConnState]] = {
     ConnState.CLOSED: frozenset(),
 }
 
+_HANDSHAKING = ConnState.HANDSHAKING
 _IDLE = ConnState.IDLE
 _READING_HEADERS = ConnState.READING_HEADERS
 _READING_BODY = ConnState.READING_BODY
+_RESPONDING = ConnState.RESPONDING
 _WRITING = ConnState.WRITING
 _CLOSING = ConnState.CLOSING
 _CLOSED = ConnState.CLOSED
-_READING_STATES = frozenset({_IDLE, _READING_HEADERS, _READING_BODY})
+_PARSING = frozenset({_READING_HEADERS, _READING_BODY})
+_WANTS_INPUT = frozenset({_IDLE, _READING_HEADERS, _READING_BODY, _CLOSING})
 
 
 class InvalidTransition(RuntimeError):
     """A state change that :data:`NEXT` does not allow (a bug in the server)."""
 
 
+Handler = Callable[["Connection", "Request"], Optional[Response]]
+
+
 class Request:
     """One request and what is known of its response, for handlers and the access log.
 
-    ``body`` is None unless a handler asked for the message body (``want_body()``);
-    then it collects the decoded bytes (the parser bounds it by ``max_body_bytes``).
+    ``route`` is the handler the application picked; it answers once the request is
+    complete. ``body`` is None unless the route asked for the message body
+    (:meth:`want_body`); then it collects the decoded bytes (the parser bounds it by
+    ``max_body_bytes``). ``complete`` turns true at the end of the message; a response
+    sent before that (an early refusal) closes the connection.
     """
 
-    __slots__ = ("head", "request_line", "body", "started", "status", "body_bytes_sent", "route", "checked")
+    __slots__ = (
+        "head", "request_line", "body", "started", "status", "body_bytes_sent", "route", "complete",
+        "body_started", "body_received",
+    )
 
     def __init__(self, head: Optional[RequestHead], request_line: Optional[str]) -> None:
         self.head = head
@@ -126,8 +135,17 @@ class Request:
         self.started = time.time()
         self.status = 0
         self.body_bytes_sent = 0
-        self.route: Optional[Callable[["Connection", "Request"], Optional[Response]]] = None
-        self.checked = False
+        self.route: Optional[Handler] = None
+        self.complete = False
+        self.body_started = 0.0  # loop time of the first body byte (for the minimum rate)
+        self.body_received = 0  # bytes of the message body received so far (as framed)
+
+    @property
+    def is_head(self) -> bool:
+        """True for HEAD, known from the request-line even when the head failed to parse."""
+        if self.head is not None:
+            return self.head.method == "HEAD"
+        return (self.request_line or "").startswith("HEAD ")
 
     def want_body(self) -> None:
         """Ask for the message body to be collected into ``body``."""
@@ -135,14 +153,81 @@ class Request:
             self.body = bytearray()
 
 
+class Application(typing.Protocol):
+    """What the connection asks of the application (:class:`reactor.handlers.Application`)."""
+
+    def route(self, conn: "Connection", request: Request) -> Optional[Response]:
+        """Pick ``request.route``, or return a refusal (4xx/5xx) that needs no message body.
+
+        Called once the head is known. Raises HTTPError for a refusal too.
+        """
+        ...
+
+
+class Pool(typing.Protocol):
+    """The part of :class:`reactor.workers.WorkerPool` a connection uses."""
+
+    def submit(self, job: Callable[..., Any], args: Tuple[Any, ...], callback: Callable[[Any], None]) -> bool: ...
+
+
+class Collaborators:
+    """What every connection of one server is handed: never the server itself.
+
+    ``closed(conn)`` is called once when a connection reaches CLOSED. ``stopping`` is set
+    by whoever runs a graceful stop; responses then carry ``Connection: close``.
+    """
+
+    __slots__ = ("config", "loop", "pool", "stats", "tracer", "app", "closed", "stopping", "_keep_alive_values")
+
+    def __init__(
+        self,
+        config: Config,
+        loop: EventLoop,
+        pool: Any,
+        stats: Stats,
+        tracer: Any,
+        app: Application,
+        closed: Callable[["Connection"], None],
+    ) -> None:
+        self.config = config
+        self.loop = loop
+        self.pool = pool
+        self.stats = stats
+        self.tracer = tracer  # None unless --trace: then each trace point below writes a line
+        self.app = app
+        self.closed = closed
+        self.stopping = False
+        self._keep_alive_values: Dict[int, str] = {}
+
+    def keep_alive_value(self, responses: int) -> str:
+        """The Keep-Alive field value (RFC 9112 §9.3) for the ``responses``-th response.
+
+        ``max`` counts the responses left, Apache's way. Each string is formatted once
+        (the cache holds at most one per response number up to 1024).
+        """
+        value = self._keep_alive_values.get(responses)
+        if value is None:
+            config = self.config
+            value = "timeout=%d, max=%d" % (config.keepalive_timeout_s, config.keepalive_max_requests - responses + 1)
+            if responses <= 1024:
+                self._keep_alive_values[responses] = value
+        return value
+
+
+def _asked_keep_alive(head: RequestHead) -> bool:
+    """Whether the request's Connection field lists ``keep-alive`` (RFC 9112 §9.3)."""
+    for name, value in head.fields:
+        if name == "connection" and any(token.strip(" \t") == "keep-alive" for token in value.lower().split(",")):
+            return True
+    return False
+
+
 class Connection:
-    """A client socket driven through :class:`ConnState` by the loop."""
+    """The HTTP exchange of one client, driven through :class:`ConnState`."""
 
     __slots__ = (
-        "server",
-        "loop",
-        "sock",
-        "client",
+        "ctx",
+        "transport",
         "id",
         "tracer",
         "state",
@@ -152,25 +237,15 @@ class Connection:
         "keep_alive",
         "deadline",
         "_timer",
-        "_mask",
-        "_on_event_cb",
-        "_outbox",
-        "_file",
-        "_file_reading",
-        "_processing",
-        "_response_pending",
-        "_body_unread",
     )
 
-    def __init__(self, server: "Server", sock: socket.socket, client: str, conn_id: int) -> None:
-        config = server.config
-        self.server = server
-        self.loop = server.loop
-        self.sock = sock
-        self.client = client  # the peer's address, for the log
+    def __init__(self, ctx: Collaborators, transport: Transport, conn_id: int) -> None:
+        config = ctx.config
+        self.ctx = ctx
+        self.transport = transport
         self.id = conn_id
-        self.tracer = server.tracer  # None unless --trace: then each trace point below writes a line
-        self.state = _IDLE
+        self.tracer = ctx.tracer
+        self.state = _HANDSHAKING
         self.parser = RequestParser(
             max_request_line_bytes=config.max_request_line_bytes,
             max_header_section_bytes=config.max_header_section_bytes,
@@ -182,31 +257,46 @@ class Connection:
         self.keep_alive = True  # whether the current response leaves the connection open
         self.deadline: Optional[float] = None
         self._timer: Optional[TimerHandle] = None
-        self._mask = 0
-        self._on_event_cb = self._on_event  # one bound method, so selector.modify sees the same data
-        # A list, not a deque: it rarely holds more than two items, and an empty deque
-        # costs 760 bytes against a list's 56, which matters with 10,000 idle connections.
-        self._outbox: List[Union[bytes, memoryview]] = []
-        self._file: Optional[FileBody] = None
-        self._file_reading = False  # a pool read of the next block is in flight
-        self._processing = False  # inside _process(); stops re-entry from synchronous responses
-        self._response_pending = False  # WRITING and the response is not complete yet
-        self._body_unread = False  # a final response went out before the request was fully read
 
     def __repr__(self) -> str:
         return "<Connection #%d %s %s>" % (self.id, self.client, self.state.value)
 
+    # What handlers may use.
+
+    @property
+    def client(self) -> str:
+        """The peer's address, for the log and loopback checks."""
+        return self.transport.peer
+
+    @property
+    def local_host(self) -> str:
+        """The address this connection arrived on (``getsockname``)."""
+        return self.transport.local_host
+
+    @property
+    def config(self) -> Config:
+        return self.ctx.config
+
+    @property
+    def pool(self) -> Any:
+        return self.ctx.pool
+
+    @property
+    def loop(self) -> EventLoop:
+        return self.ctx.loop
+
     # -- the state machine ---------------------------------------------------------------
 
     def start(self) -> None:
-        """Begin in IDLE, waiting for the first byte. Called once by the server."""
+        """Begin in HANDSHAKING; the transport says when bytes can flow."""
         if self.tracer:
             self.tracer.accepted(self)
-        self._arm(self.server.config.keepalive_timeout_s)
-        self._update_interest()
+        self.transport.start(self)
+        if self.state is _HANDSHAKING:  # not ready at once: a TLS handshake has begun
+            self._arm(self.ctx.config.tls_handshake_timeout_s)
 
     def set_state(self, new: ConnState) -> None:
-        """Move to ``new``: check :data:`NEXT`, re-arm the timeout, update the interest.
+        """Move to ``new``: check :data:`NEXT` and arm the new state's timeout.
 
         Raises InvalidTransition if the move is not allowed.
         """
@@ -216,139 +306,41 @@ class Connection:
         self.state = new
         if self.tracer:
             self.tracer.state(self, old, new)
-        config = self.server.config
+        config = self.ctx.config
         if new is _READING_HEADERS:
             self._arm(config.header_timeout_s)
-        elif new is _READING_BODY:
-            self._arm(config.body_timeout_s)
         elif new is _IDLE:
             self._arm(config.keepalive_timeout_s)
-        elif new is _WRITING:
-            self.deadline = None  # armed when bytes are queued (see _queue)
+        elif new is _READING_BODY:
+            self.request.body_started = self.ctx.loop.time()  # type: ignore[union-attr]
+            self._arm(config.body_timeout_s)
+        elif new is _WRITING or new is _RESPONDING:
+            self.deadline = None  # WRITING arms the send timeout only if the client must be waited for
         elif new is _CLOSING:
             self._arm(config.linger_timeout_s)
-        if new is _CLOSED:
+        elif new is _CLOSED:
             self._teardown()
-        else:
-            self._update_interest()
 
-    def _update_interest(self) -> None:
-        """Derive the selector mask from the state and the outbox; register, modify or unregister.
-
-        Inside :meth:`_process` this waits until processing ends: a request answered from
-        memory passes through WRITING and back to IDLE without the selector hearing of it,
-        which saves an unregister and a register (two system calls) per request.
-        """
-        if self._processing:
-            return
-        state = self.state
-        if state is _WRITING:
-            mask = EVENT_WRITE if (self._outbox or (self._file is not None and self._sendfile_ready())) else 0
-        else:
-            mask = EVENT_READ | EVENT_WRITE if self._outbox else EVENT_READ
-        if mask == self._mask:
-            return
-        selector = self.loop.selector
-        if mask == 0:
-            selector.unregister(self.sock)
-        elif self._mask == 0:
-            selector.register(self.sock, mask, self._on_event_cb)
-        else:
-            selector.modify(self.sock, mask, self._on_event_cb)
-        if self.tracer:
-            self.tracer.interest(self, self._mask, mask)
-        self._mask = mask
-
-    # -- timeouts -------------------------------------------------------------------
-
-    def _arm(self, delay_s: float) -> None:
-        deadline = self.loop.time() + delay_s
-        self.deadline = deadline
-        timer = self._timer
-        if timer is None or timer.when > deadline:
-            if timer is not None:
-                timer.cancel()
-            self._timer = self.loop.call_at(deadline, self._on_timer)
-        if self.tracer:
-            self.tracer.timer_armed(self, delay_s)
-
-    def _on_timer(self) -> None:
-        if self.tracer:
-            self.tracer.timer_fired(self)
-        self._timer = None
-        deadline = self.deadline
-        if self.state is _CLOSED or deadline is None:
-            return
-        if self.loop.time() < deadline:
-            self._timer = self.loop.call_at(deadline, self._on_timer)
-            return
-        state = self.state
-        try:
-            if state is _IDLE:
-                log.debug("#%d keep-alive timeout", self.id)
-                self.close()
-            elif state is _READING_HEADERS or state is _READING_BODY:
-                what = "header section" if state is _READING_HEADERS else "message body"
-                self._fail(HTTPError(408, "timed out waiting for the %s" % what, close=True))
-            elif state is _WRITING:
-                log.info("#%d %s stopped reading the response; closing", self.id, self.client)
-                self.abort()
-            else:  # CLOSING
-                self.close()
-        except Exception as exc:
-            self._internal_error(exc)
-
-    # -- I/O events ------------------------------------------------------------------
-
-    def _on_event(self, mask: int) -> None:
-        if self.tracer:
-            self.tracer.event(self, mask)
-        try:
-            if mask & EVENT_WRITE:
-                self._flush()
-            if mask & EVENT_READ and self.state is not _CLOSED and self.state is not _WRITING:
-                self._on_readable()
-        except Exception as exc:  # a bug costs this connection, never the loop (nor a busy spin)
-            self._internal_error(exc)
-
-    def _on_readable(self) -> None:
-        try:
-            data = self.sock.recv(_RECV_BYTES)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError as exc:
-            self._connection_lost(exc)
-            return
-        if self.tracer:
-            self.tracer.recv(self, len(data))
-        state = self.state
-        if state is _CLOSING:
-            if not data:
-                self.close()
-            return  # lingering close: discard
-        if state is _IDLE:
-            if not data:
-                self.close()
-                return
-            self.set_state(_READING_HEADERS)
-        elif state is _READING_BODY and data:
-            self.deadline = self.loop.time() + self.server.config.body_timeout_s
-        self.parser.feed(data)
-        self._process()
-
-    def _process(self) -> None:
-        """Turn buffered bytes into events and act on them until more input is needed."""
-        if self._processing:
-            return
-        self._processing = True
+    def _run(self) -> None:
+        """Take every step possible until the connection must wait; then settle the interest."""
         parser = self.parser
-        try:
-            while self.state in _READING_STATES:
+        while True:
+            state = self.state
+            try:
+                if state is _WRITING:
+                    if self.transport.writing:
+                        if self.deadline is None:
+                            self._arm(self.ctx.config.send_timeout_s)  # the client must read first
+                        break
+                    self._response_done()
+                    continue
+                if state not in _PARSING:
+                    break  # HANDSHAKING, IDLE, RESPONDING, CLOSING, CLOSED wait for something outside
                 try:
                     event = parser.next_event()
                 except ProtocolError as exc:
                     self._fail(exc)
-                    break
+                    continue
                 if self.tracer:
                     self.tracer.parser(self, event)
                 if event is NEED_DATA or event is PAUSED:
@@ -357,58 +349,170 @@ class Connection:
                 if kind is RequestHead:
                     self._on_head(event)  # type: ignore[arg-type]
                 elif kind is BodyData:
-                    body = self.request.body if self.request is not None else None
+                    data = event.data  # type: ignore[union-attr]
+                    self._body_progress(len(data))
+                    body = self.request.body  # type: ignore[union-attr]
                     if body is not None:
-                        body += event.data  # type: ignore[union-attr]
+                        body += data
                 elif kind is RequestEnd:
                     self._on_request_end()
                 else:  # EndOfStream between requests
                     self.close()
-        except Exception as exc:  # a bug in a handler must cost one connection, not the loop
-            self._internal_error(exc)
-        finally:
-            self._processing = False
+            except Exception as exc:  # a bug in a handler must cost one connection, not the loop
+                self._internal_error(exc)
         if self.state is not _CLOSED:
-            self._update_interest()  # once, for all the moves made above
+            self.transport.set_reading(self.state in _WANTS_INPUT)
+
+    # -- what the transport reports ------------------------------------------------------
+
+    def connection_made(self) -> None:
+        """The transport is ready (at once for TCP, after the TLS handshake)."""
+        if self.state is _HANDSHAKING:
+            self.set_state(_IDLE)
+            self._run()
+
+    def data_received(self, data: bytes) -> None:
+        state = self.state
+        if state is _CLOSING:
+            return  # lingering close: discard
+        if state is _IDLE:
+            self.set_state(_READING_HEADERS)
+        self.parser.feed(data)
+        self._run()
+
+    def eof_received(self) -> None:
+        state = self.state
+        if state is _IDLE or state is _CLOSING or state is _HANDSHAKING:
+            self.close()
+            return
+        self.parser.feed(b"")
+        self._run()
+
+    def write_drained(self) -> None:
+        self._run()
+
+    def connection_lost(self, exc: BaseException) -> None:
+        if is_quiet(exc):
+            log.debug("#%d connection lost: %s", self.id, exc)
+        else:
+            log.warning("#%d socket error: %s", self.id, exc)
+        if self.tracer:
+            self.tracer.lost(self, exc)
+        self.abort()
+
+    # -- timeouts -------------------------------------------------------------------
+
+    def _arm(self, delay_s: float) -> None:
+        deadline = self.ctx.loop.time() + delay_s
+        self.deadline = deadline
+        timer = self._timer
+        if timer is None or timer.when > deadline:
+            if timer is not None:
+                timer.cancel()
+            self._timer = self.ctx.loop.call_at(deadline, self._on_timer)
+        if self.tracer:
+            self.tracer.timer_armed(self, delay_s)
+
+    def _body_progress(self, size: int) -> None:
+        """Body bytes arrived: push the deadline back, but no further than the minimum rate allows.
+
+        Like Apache's ``mod_reqtimeout`` (``MinRate``): after ``body_rate_grace_s``, each
+        ``min_body_rate`` bytes buy one more second, so a body that trickles is cut off
+        while a slow but steady upload never is. ``body_timeout_s`` still bounds a pause.
+        """
+        request = self.request
+        assert request is not None
+        config = self.ctx.config
+        now = self.ctx.loop.time()
+        request.body_received += size
+        deadline = now + config.body_timeout_s
+        rate = config.min_body_rate
+        if rate:
+            by_rate = request.body_started + config.body_rate_grace_s + request.body_received / rate
+            if by_rate < deadline:
+                deadline = by_rate
+        self.deadline = deadline
+        timer = self._timer
+        if timer is not None and timer.when > deadline:  # the rate brought it forward
+            timer.cancel()
+            self._timer = None
+        if self._timer is None:
+            self._timer = self.ctx.loop.call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        if self.tracer:
+            self.tracer.timer_fired(self)
+        self._timer = None
+        deadline = self.deadline
+        state = self.state
+        if state is _CLOSED or deadline is None:
+            return
+        if state is _WRITING:  # the send timeout counts from the last progress
+            deadline = max(deadline, self.transport.progressed_at + self.ctx.config.send_timeout_s)
+        if self.ctx.loop.time() < deadline:
+            self._timer = self.ctx.loop.call_at(deadline, self._on_timer)
+            return
+        try:
+            if state is _IDLE:
+                log.debug("#%d keep-alive timeout", self.id)
+                self.close()
+            elif state is _HANDSHAKING:
+                log.debug("#%d %s: TLS handshake timed out", self.id, self.client)
+                self.close()
+            elif state is _READING_HEADERS:
+                self._fail(HTTPError(408, "timed out waiting for the header section", close=True))
+            elif state is _READING_BODY:
+                self._fail(HTTPError(408, "the message body arrived too slowly", close=True))
+            elif state is _WRITING:
+                log.info("#%d %s stopped reading the response; closing", self.id, self.client)
+                self.abort()
+            else:  # CLOSING
+                self.close()
+        except Exception as exc:
+            self._internal_error(exc)
+        self._run()
 
     # -- requests ----------------------------------------------------------------------
 
     def _on_head(self, head: RequestHead) -> None:
         request = self.request = Request(head, self.parser.request_line)
         if not head.has_body:
-            return  # RequestEnd follows at once; the handler decides there
+            return  # RequestEnd follows at once; the request is routed there
         self.set_state(_READING_BODY)
-        early = self._check(request)
-        if early is not None:
-            # Answer before reading the body (also the answer to Expect: 100-continue),
+        refusal = self._route(request)
+        if refusal is not None:
+            # Refuse before reading the body (also the answer to Expect: 100-continue),
             # then close: the unread body cannot be told apart from a next request.
-            early.close = True
-            self._body_unread = True
-            self.set_state(_WRITING)
-            self.respond(early)
+            refusal.close = True
+            self.respond(refusal)
         elif head.expect_continue:
-            self.server.stats.responses[1] += 1
-            self._queue(_CONTINUE)
-            self._flush()
+            self.ctx.stats.responses[1] += 1
+            self.transport.write(_CONTINUE)
 
-    def _check(self, request: Request) -> Optional[Response]:
-        request.checked = True
+    def _route(self, request: Request) -> Optional[Response]:
         try:
-            return self.server.app.check(self, request)
+            return self.ctx.app.route(self, request)
         except HTTPError as exc:
-            return Response.error(exc.status, exc.reason, exc.headers, close=exc.close)
+            return Response.from_error(exc)
 
     def _on_request_end(self) -> None:
+        """The message is complete (its body framed and read): answer it.
+
+        A request with a body was routed when its head arrived; one without is routed
+        now. Success answers are only ever made here, after the framing is known to be
+        good, so a malformed body is a 400 whatever the cache holds.
+        """
         request = self.request
-        assert request is not None
-        self.set_state(_WRITING)
-        self._response_pending = True
-        response = None if request.checked else self._check(request)
+        assert request is not None and request.head is not None
+        request.complete = True
+        response = None if request.head.has_body else self._route(request)
         if response is None:
+            route = request.route
+            assert route is not None, "route() must pick a handler or refuse"
             try:
-                response = self.server.app.handle(self, request)
+                response = route(self, request)
             except HTTPError as exc:
-                response = Response.error(exc.status, exc.reason, exc.headers, close=exc.close)
+                response = Response.from_error(exc)
         if response is not None:
             self.respond(response)
 
@@ -416,94 +520,140 @@ class Connection:
         self,
         job: Callable[..., Any],
         args: Tuple[Any, ...],
-        on_result: Callable[[Any], Response],
+        on_result: Callable[[Any], Optional[Response]],
     ) -> None:
-        """Run ``job(*args)`` on the worker pool; answer with ``on_result(result)``.
+        """Make the response on the worker pool: run ``job(*args)``, answer ``on_result(result)``.
 
-        ``on_result`` runs on the loop thread and returns the Response. If the job
-        raises HTTPError, that is the answer; running out of descriptors or memory
-        (EMFILE, ENFILE, ENOMEM) is a 503 with Retry-After, like a saturated pool; any
-        other exception is a 500 with its traceback logged. A result that
-        comes back after the connection closed or moved on is dropped (``on_result`` is
-        not called, so it must not hold resources the job opened; see
-        :meth:`Server.discard_result`).
+        Moves to RESPONDING until the result is back. ``on_result`` runs on the loop
+        thread and returns the Response, or None after it called :meth:`respond_when`.
+        If the job raises HTTPError, that is the answer;
+        running out of descriptors or memory (EMFILE, ENFILE, ENOMEM) is a 503 with
+        Retry-After, like a saturated pool; any other exception is a 500 with its
+        traceback logged. A result that comes back after the connection closed or moved
+        on is dropped (``on_result`` is not called) and anything it holds is closed
+        (:func:`discard_result`).
         """
         request = self.request
+        self.set_state(_RESPONDING)
 
         def done(future: "concurrent.futures.Future[Any]") -> None:
-            stale = self.state is _CLOSED or self.request is not request
+            stale = self.state is not _RESPONDING or self.request is not request
             if self.tracer:
                 self.tracer.pool_result(self, job, future, stale)
             if stale:
-                self.server.discard_result(future)
+                discard_result(future)
                 return
             try:
                 try:
                     response = on_result(future.result())
                 except HTTPError as exc:
-                    response = Response.error(exc.status, exc.reason, exc.headers, close=exc.close)
+                    response = Response.from_error(exc)
                 except OSError as exc:
                     if exc.errno not in _EXHAUSTED:
                         raise
                     log.warning("#%d %s; answering 503", self.id, exc)
-                    response = Response.error(503, "server busy; try again shortly", [("Retry-After", "1")])
-                self.respond(response)
+                    response = Response.error(503, _BUSY, [("Retry-After", "1")])
+                if response is not None:  # None: respond_when() answers later
+                    self.respond(response)
             except Exception as exc:  # from the job, on_result or respond: a bug
                 self._internal_error(exc)
+            self._run()
 
         if self.tracer:
             self.tracer.pool_submit(self, job)
-        if not self.server.pool.submit(job, args, done):
-            self.respond(
-                Response.error(503, "server busy; try again shortly", [("Retry-After", "1")])
-            )
+        if not self.ctx.pool.submit(job, args, done):
+            self.respond(Response.error(503, _BUSY, [("Retry-After", "1")]))
+
+    def respond_when(self, wait: Callable[[Callable[[Response], None]], None]) -> None:
+        """Wait in RESPONDING for a response that comes from elsewhere than the pool bridge.
+
+        ``wait(answer)`` is called at once and arranges for ``answer(response)`` to be
+        called once, on the loop thread, now or later (a request that waits for a
+        compression another request started). An answer that comes after the client left
+        is dropped, and its file body closed.
+        """
+        request = self.request
+        if self.state is not _RESPONDING:
+            self.set_state(_RESPONDING)
+        waiting = False  # True once wait() has returned: then answer() must advance the machine
+
+        def answer(response: Response) -> None:
+            if self.state is not _RESPONDING or self.request is not request:
+                if response.file is not None:
+                    response.file.close()
+                if response.stream is not None:
+                    response.stream.close()
+                return
+            try:
+                self.respond(response)
+            except Exception as exc:  # a bug
+                self._internal_error(exc)
+            if waiting:
+                self._run()
+
+        wait(answer)
+        waiting = True
 
     def respond(self, response: Response) -> None:
         """Send ``response`` to the current request. Loop thread only, once per request.
 
         Adds Date, Server, Content-Length and the persistence fields (RFC 9112 §9.3:
         ``Connection: close``, or ``Keep-Alive: timeout=…, max=…`` with the requests left).
+        A response to HEAD never carries content (RFC 9110 §9.3.2), errors included.
         """
         if self.state is _CLOSED:
             if response.file is not None:
                 response.file.close()
+            if response.stream is not None:
+                response.stream.close()
             return
         request = self.request
         if request is None:  # an error before any request-line arrived
             request = self.request = Request(None, self.parser.request_line)
         head = request.head
-        config = self.server.config
+        ctx = self.ctx
+        config = ctx.config
         self.responses += 1
+        stream = response.stream
+        # A body of unknown length is chunked for HTTP/1.1; for HTTP/1.0 the close ends it.
+        chunked = stream is not None and head is not None and head.http_version == "1.1"
         keep_alive = (
-            head is not None
+            request.complete
+            and head is not None
             and head.keep_alive
             and not response.close
-            and not self._body_unread
             and self.responses < config.keepalive_max_requests
-            and not self.server.stopping
+            and not ctx.stopping
+            and (stream is None or chunked)
         )
         self.keep_alive = keep_alive
         if self.tracer:
             self.tracer.respond(self, response, keep_alive)
-        self._response_pending = True
         status = response.status
         body = response.body
         file = response.file
         fields = [("Date", http_date()), ("Server", SERVER_NAME), *response.fields, *config.added_fields]
-        if status not in _NO_CONTENT_LENGTH:
+        if chunked:
+            fields.append(("Transfer-Encoding", "chunked"))
+        elif status not in _NO_CONTENT_LENGTH and stream is None:
             fields.append(("Content-Length", str(file.remaining if file is not None else len(body))))
         if keep_alive:
-            if head is not None and head.http_version == "1.0":
+            # HTTP/1.0 needs it to persist; a 1.1 client that asked gets the answer it asked for.
+            if head is not None and (head.http_version == "1.0" or _asked_keep_alive(head)):
                 fields.append(("Connection", "keep-alive"))
-            fields.append(("Keep-Alive", self.server.keep_alive_value(self.responses)))
+            fields.append(("Keep-Alive", ctx.keep_alive_value(self.responses)))
         else:
             fields.append(("Connection", "close"))
         data = response_head(status, fields)
-        if head is not None and head.method == "HEAD" or status in _NO_CONTENT_LENGTH:
+        # Before a head was parsed (a limit, a header timeout), the parser may still know it is HEAD.
+        if status in _NO_CONTENT_LENGTH or request.is_head or (head is None and self.parser.head_request):
             body = b""
             if file is not None:
                 file.close()
                 file = None
+            if stream is not None:
+                stream.close()
+                stream = None
         if body:
             request.body_bytes_sent = len(body)
             if len(body) <= _JOIN_BODY_BYTES:
@@ -512,169 +662,32 @@ class Connection:
         if self.state is not _WRITING:
             self.set_state(_WRITING)
         request.status = status  # from here on, bytes may be on the wire
-        self._queue(data)
+        transport = self.transport
+        transport.write(data)
         if body:
-            self._queue(body)
+            transport.write(body)
         if file is not None:
             request.body_bytes_sent += file.remaining
-            self._file = file
-            if file.remaining >= _CORK_BYTES and self.server.config.sendfile:
-                self._cork(True)
-        self._flush()
-
-    # -- output ---------------------------------------------------------------------
-
-    def _queue(self, data: Union[bytes, memoryview]) -> None:
-        if not self._outbox and self.state is _WRITING:
-            self._arm(self.server.config.send_timeout_s)
-        self._outbox.append(data)
-
-    def _flush(self) -> None:
-        """Send what the socket takes now; the rest waits for EVENT_WRITE."""
-        outbox = self._outbox
-        sock = self.sock
-        try:
-            while outbox:
-                data = outbox[0]
-                sent = sock.send(data)
-                self.server.stats.sent_bytes += sent
-                if self.tracer:
-                    self.tracer.send(self, sent, len(data))
-                if sent < len(data):
-                    outbox[0] = memoryview(data)[sent:]
-                    self._progress()
-                    break
-                del outbox[0]
-            else:
-                if self._file is not None and self._send_file() is False:
-                    self._update_interest()
-                    return
-        except (BlockingIOError, InterruptedError):
-            pass
-        except OSError as exc:
-            self._connection_lost(exc)
-            return
-        if not outbox and self._file is None and self._response_pending and self.state is _WRITING:
-            self._response_done()
-        else:
-            self._update_interest()
-
-    def _progress(self) -> None:
-        self.deadline = self.loop.time() + self.server.config.send_timeout_s
-
-    def _sendfile_ready(self) -> bool:
-        """True when the file body goes by sendfile (so EVENT_WRITE is wanted)."""
-        return self.server.config.sendfile and not self._file_reading
-
-    def _send_file(self) -> Optional[bool]:
-        """Send from ``self._file``: zero-copy sendfile, or blocks read on the pool.
-
-        Returns True when the file is done, None when the socket is full, and False while
-        a pool read is in flight. Raises BlockingIOError or OSError from the socket.
-        """
-        file = self._file
-        assert file is not None
-        if not self.server.config.sendfile:
-            if not self._file_reading:
-                self._read_next_block()
-            return False
-        out_fd = self.sock.fileno()
-        moved = 0
-        while file.remaining and moved < _SENDFILE_BYTES:
-            sent = os.sendfile(out_fd, file.fd, file.offset, min(file.remaining, _SENDFILE_BYTES))
-            if sent == 0:  # the file shrank under us: the promised length can't be met
-                raise ConnectionAbortedError("file truncated while sending")
-            file.offset += sent
-            file.remaining -= sent
-            moved += sent
-            self.server.stats.sent_bytes += sent
-            if self.tracer:
-                self.tracer.sendfile(self, sent, file.remaining)
-            self._progress()
-        if file.remaining:
-            return None
-        file.close()
-        self._file = None
-        self._cork(False)
-        return True
-
-    def _cork(self, on: bool) -> None:
-        """Hold partial TCP segments while a large file streams (Linux ``TCP_CORK``).
-
-        Corked, the head and the file's data leave in full-sized segments instead of
-        whatever each sendfile call happened to move; uncorking flushes the tail. It
-        measurably lightens the receiver's work (nginx's ``tcp_nopush`` does the same).
-        """
-        if _TCP_CORK is None:
-            return
-        try:
-            self.sock.setsockopt(socket.IPPROTO_TCP, _TCP_CORK, 1 if on else 0)
-        except OSError:
-            pass  # not TCP, or already gone: nothing to hold back
-
-    def _read_next_block(self) -> None:
-        """Ask the pool for the next block of the file (used when sendfile is off)."""
-        file = self._file
-        assert file is not None
-        self._file_reading = True
-
-        def done(future: "concurrent.futures.Future[bytes]") -> None:
-            self._file_reading = False
-            if self.tracer:
-                self.tracer.pool_result(self, os.pread, future, self.state is _CLOSED)
-            if self.state is _CLOSED:
-                file.close()  # _teardown left it open while the read was in flight
-                return
-            try:
-                block = future.result()
-            except OSError as exc:
-                log.error("#%d reading file failed: %s", self.id, exc)
-                self.abort()
-                return
-            if not block:
-                self.abort()  # truncated file: the promised Content-Length can't be met
-                return
-            try:
-                file.offset += len(block)
-                file.remaining -= len(block)
-                if not file.remaining:
-                    file.close()
-                    self._file = None
-                self._queue(block)
-                self._flush()
-            except Exception as exc:
-                self._internal_error(exc)
-
-        size = min(file.remaining, _SEND_BLOCK_BYTES)
-        if self.tracer:
-            self.tracer.pool_submit(self, os.pread)
-        if not self.server.pool.submit(os.pread, (file.fd, size, file.offset), done):
-            self._file_reading = False
-            self.loop.call_later(0.01, self._retry_block)
-
-    def _retry_block(self) -> None:
-        if self.state is _WRITING and self._file is not None and not self._file_reading:
-            self._read_next_block()
+            transport.write_file(file)
+        if stream is not None:
+            transport.write_stream(ChunkedStream(stream) if chunked else stream)
 
     def _response_done(self) -> None:
-        """The whole response is handed to the kernel: log it, then keep alive or close."""
-        self._response_pending = False
+        """The whole response is in the kernel: log it, then keep alive or close."""
         request = self.request
+        linger = True
         if request is not None:
             self._log_access(request)
+            linger = not request.complete
         self.request = None
-        if not self.keep_alive or self.server.stopping:  # a graceful stop: no next request
-            self._close_after_response()
+        if not self.keep_alive or self.ctx.stopping:  # a graceful stop: no next request
+            self._close_after_response(linger or bool(self.parser.buffered_bytes))
             return
         parser = self.parser
         parser.start_next_cycle()
-        if parser.buffered_bytes:
-            self.set_state(_READING_HEADERS)  # a pipelined request is already here
-            self._process()
-        else:
-            self.set_state(_IDLE)
+        self.set_state(_READING_HEADERS if parser.buffered_bytes else _IDLE)
 
-    def _close_after_response(self) -> None:
+    def _close_after_response(self, linger: bool) -> None:
         """Close after a final response; linger if the client may still be sending.
 
         Closing a socket with unread input makes the kernel send RST, which can destroy
@@ -682,14 +695,10 @@ class Connection:
         body, an error mid-request), shut the write side and discard input until EOF or
         the linger timeout, as nginx's lingering_close does.
         """
-        if not (self._body_unread or self.parser.buffered_bytes):
+        if not linger:
             self.close()
             return
-        try:
-            self.sock.shutdown(socket.SHUT_WR)
-        except OSError:
-            self.close()
-            return
+        self.transport.shutdown_write()
         self.set_state(_CLOSING)
 
     # -- errors and closing -----------------------------------------------------------
@@ -701,13 +710,14 @@ class Connection:
         log.debug("#%d %s", self.id, exc)
         if self.tracer:
             self.tracer.fail(self, exc)
-        if self._response_pending and self.state is _WRITING:
+        if self.state is _WRITING or self.state is _RESPONDING:
             self.abort()  # a response is already under way; nothing sensible can follow
             return
-        self._body_unread = self.state is not _IDLE or self._body_unread  # the rest may still come
-        if self.state is not _WRITING:
-            self.set_state(_WRITING)
-        self.respond(Response.error(exc.status, exc.reason, exc.headers, close=True))
+        if self.request is not None:
+            self.request.complete = False  # the rest of it may still come: linger
+        response = Response.from_error(exc)
+        response.close = True
+        self.respond(response)
 
     def _internal_error(self, exc: BaseException) -> None:
         """Log a bug with its traceback; answer 500 if nothing was sent, else drop the connection.
@@ -722,22 +732,12 @@ class Connection:
             if request is not None and request.status:  # respond() ran: bytes may be out already
                 self.abort()
                 return
-            self._body_unread = True
-            if self.state is not _WRITING:
-                self.set_state(_WRITING)
+            if request is not None:
+                request.complete = False
             self.respond(Response.error(500, "internal server error", close=True))
         except Exception as again:
             log.error("#%d cannot answer 500 (%r); closing the connection", self.id, again)
             self.close()
-
-    def _connection_lost(self, exc: OSError) -> None:
-        if isinstance(exc, _QUIET_ERRORS) or exc.errno in (errno.ECONNRESET, errno.EPIPE, errno.ETIMEDOUT):
-            log.debug("#%d connection lost: %s", self.id, exc)
-        else:
-            log.warning("#%d socket error: %s", self.id, exc)
-        if self.tracer:
-            self.tracer.lost(self, exc)
-        self.abort()
 
     def abort(self) -> None:
         """Close at once, logging the unfinished request if there was one."""
@@ -748,7 +748,7 @@ class Connection:
         self.close()
 
     def close(self) -> None:
-        """Unregister and close the socket; release the file. Idempotent."""
+        """Close the transport and leave the connection table. Idempotent."""
         if self.state is not _CLOSED:
             self.set_state(_CLOSED)
 
@@ -757,32 +757,19 @@ class Connection:
             self._timer.cancel()
             self._timer = None
         self.deadline = None
-        if self._mask:
-            self._mask = 0
-            try:
-                self.loop.selector.unregister(self.sock)
-            except (KeyError, ValueError, OSError):
-                pass  # already gone (the socket died first); nothing left to undo
-        if self._file is not None:
-            if not self._file_reading:
-                self._file.close()
-            self._file = None
-        self._outbox.clear()
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-        self.server.connection_closed(self)
+        self.transport.close()
+        self.transport.protocol = None  # no cycle: both go as soon as the table lets go of us
+        self.ctx.closed(self)
 
     def _log_access(self, request: Request) -> None:
-        self.server.stats.responses[request.status // 100] += 1
+        self.ctx.stats.responses[request.status // 100] += 1
         access = logmod.access_log
         if not access.enabled:
             return
         head = request.head
         access.write(
             logmod.access_line(
-                self.client,
+                self.transport.peer,
                 request.started,
                 request.request_line,
                 request.status,
@@ -791,3 +778,12 @@ class Connection:
                 head.get("user-agent") if head is not None else None,
             )
         )
+
+
+def discard_result(future: "concurrent.futures.Future[object]") -> None:
+    """Release what a pool job opened when its connection is gone (e.g. a file)."""
+    if future.cancelled() or future.exception() is not None:
+        return
+    close = getattr(future.result(), "close", None)
+    if close is not None:
+        close()

@@ -160,6 +160,7 @@ class AccessLog:
     def __init__(self) -> None:
         #: Whether lines are wanted; check it before formatting one.
         self.enabled = False
+        self.synchronous = False  # see open()
         self.path: Optional[str] = None  # the file reopened on SIGUSR1; None for stdout and stderr
         self._fd = -1
         self._owns_fd = False
@@ -179,9 +180,15 @@ class AccessLog:
 
     # -- setting up --------------------------------------------------------------------
 
-    def open(self, destination: Optional[str] = None) -> None:
+    def open(self, destination: Optional[str] = None, synchronous: bool = False) -> None:
         """Start logging to ``destination``: a file name (appended to), ``"-"`` for stdout,
-        or None for stderr. Raises OSError if the file cannot be opened."""
+        or None for stderr. Raises OSError if the file cannot be opened.
+
+        ``synchronous`` (for ``--trace``) writes each line at once, on the loop thread, so
+        it lands among the trace lines where it happened; it may block, which is why it
+        is never the default.
+        """
+        self.synchronous = synchronous
         if destination is None or destination == "-":
             fd = 2 if destination is None else 1
             owns = False
@@ -216,6 +223,11 @@ class AccessLog:
 
     def write(self, line: str) -> None:
         """Buffer one line (without its newline). Loop thread; cheap: no system call."""
+        if self.synchronous:
+            data = (line + "\n").encode("ascii", "backslashreplace")
+            self._queued_bytes += len(data)
+            self._write(data)
+            return
         lines = self._lines
         lines.append(line)
         if len(lines) >= _BATCH_LINES:
@@ -249,6 +261,20 @@ class AccessLog:
             self._dropping = False  # the writer caught up: the next drop is a new episode
         self._queued_bytes += len(data)
         self._queue.put(data)
+
+    def after_fork(self) -> None:
+        """In a forked child (a ``--workers`` process): a fresh queue and writer thread.
+
+        Threads do not survive ``fork()``; lines buffered in the parent are not the
+        child's to write (they would appear twice).
+        """
+        self._lines = collections.deque()
+        self._queue = queue.SimpleQueue()
+        self._queued_bytes = self._written_bytes = 0
+        self._thread = None
+        if self.enabled:
+            self._thread = threading.Thread(target=self._run, name="reactor-access-log", daemon=True)
+            self._thread.start()
 
     def reopen(self) -> None:
         """Make the writer reopen the log file by name (logrotate); no-op for stdout/stderr.
@@ -353,3 +379,5 @@ class AccessLog:
 
 #: The process's access log: off until the command line opens it.
 access_log = AccessLog()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=access_log.after_fork)

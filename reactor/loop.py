@@ -47,6 +47,10 @@ EVENT_WRITE = selectors.EVENT_WRITE
 _MIN_TIMERS_TO_COMPACT = 64
 
 
+def _nothing(*_args: Any) -> None:
+    """The callback of a cancelled timer."""
+
+
 class TimerHandle:
     """A callback scheduled at a monotonic time in seconds; :meth:`cancel` to drop it.
 
@@ -72,6 +76,7 @@ class TimerHandle:
         if self.cancelled:
             return
         self.cancelled = True
+        self.callback, self.args = _nothing, ()  # what it held (a connection) is freed now, not when it expires
         if self._loop is not None:
             self._loop._timer_cancelled()
 

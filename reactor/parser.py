@@ -170,6 +170,19 @@ class RequestParser:
         return len(self._buf)
 
     @property
+    def head_request(self) -> bool:
+        """True if the request being received is a HEAD request, as far as its bytes tell.
+
+        From the request-line once it was read, else from the first bytes buffered: an
+        error answered before the head is complete (414, 431, a timeout) must not carry
+        content either (RFC 9110 §9.3.2).
+        """
+        line = self.request_line
+        if line is not None:
+            return line.startswith("HEAD ")
+        return self._buf.startswith(b"HEAD ")
+
+    @property
     def in_message(self) -> bool:
         """True once any byte of the current request has arrived (for timeouts)."""
         return self._state != _HEAD or bool(self._buf)

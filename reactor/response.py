@@ -1,10 +1,12 @@
-"""What a handler answers with: a status, fields, and a body in memory or in a file."""
+"""What a handler answers with: a status, fields, and a body in memory, in a file, or made as it goes."""
 
 from __future__ import annotations
 
 import os
+import typing
 from typing import Optional, Sequence, Tuple
 
+from reactor.errors import HTTPError
 from reactor.serializer import reason_phrase
 
 
@@ -28,14 +30,52 @@ class FileBody:
             self.fd = -1
 
 
-class Response:
-    """A final response: ``status``, extra ``fields``, then ``body`` bytes or ``file``.
+class StreamBody(typing.Protocol):
+    """A message body of unknown length, made one bounded block at a time.
 
-    The connection adds Date, Server, Content-Length, Connection and Keep-Alive.
-    ``close`` asks for the connection to close after it.
+    ``read_block(max_bytes)`` runs on a worker and returns the next block (at most about
+    ``max_bytes``), ``b""`` at the end; the transport asks for the next block only when
+    the last one has been handed to the kernel. ``close()`` releases what the body holds;
+    whoever has the body calls it exactly once, on the loop thread, never while a
+    ``read_block`` is running.
     """
 
-    __slots__ = ("status", "fields", "body", "file", "close")
+    def read_block(self, max_bytes: int) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+class ChunkedStream:
+    """``inner`` framed with the chunked transfer coding (RFC 9112 §7.1), for HTTP/1.1."""
+
+    __slots__ = ("inner", "_ended")
+
+    def __init__(self, inner: StreamBody) -> None:
+        self.inner = inner
+        self._ended = False
+
+    def read_block(self, max_bytes: int) -> bytes:
+        if self._ended:
+            return b""
+        data = self.inner.read_block(max_bytes)
+        if not data:
+            self._ended = True
+            return b"0\r\n\r\n"  # last-chunk, no trailer section
+        return b"%x\r\n%s\r\n" % (len(data), data)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class Response:
+    """A final response: ``status``, extra ``fields``, then ``body`` bytes, ``file`` or ``stream``.
+
+    The connection adds Date, Server, Content-Length (or, for a ``stream``, the chunked
+    transfer coding), Connection and Keep-Alive. ``close`` asks for the connection to
+    close after it.
+    """
+
+    __slots__ = ("status", "fields", "body", "file", "stream", "close")
 
     def __init__(
         self,
@@ -44,11 +84,13 @@ class Response:
         body: bytes = b"",
         file: Optional[FileBody] = None,
         close: bool = False,
+        stream: Optional[StreamBody] = None,
     ) -> None:
         self.status = status
         self.fields = list(fields)
         self.body = body
         self.file = file
+        self.stream = stream
         self.close = close
 
     @property
@@ -62,3 +104,8 @@ class Response:
         """A one-line ``text/plain`` error body: ``"404 Not Found: <reason>"``."""
         body = ("%d %s: %s\n" % (status, reason_phrase(status), reason)).encode("utf-8", "replace")
         return cls(status, [("Content-Type", "text/plain; charset=utf-8"), *fields], body, close=close)
+
+    @classmethod
+    def from_error(cls, exc: HTTPError) -> "Response":
+        """The answer to a refused request: ``exc``'s status, reason, extra fields and ``close``."""
+        return cls.error(exc.status, exc.reason, exc.headers, close=exc.close)

@@ -6,13 +6,18 @@ Theory of operation
 On readability it accepts in a bounded batch (so a flood of connects cannot starve the
 connections already open), makes each socket non-blocking with ``TCP_NODELAY`` (the
 response head and a small body leave in one send; Nagle would only delay it) and wraps
-it in a :class:`~reactor.connection.Connection`.
+it in a transport (:class:`~reactor.transport.Transport`, or
+:class:`~reactor.transport.TLSTransport` when a certificate is configured) beneath a
+:class:`~reactor.connection.Connection`. Connections get their collaborators
+(:class:`~reactor.connection.Collaborators`), never the server.
 
 Past ``max_connections`` a new socket is answered ``503`` with ``Retry-After`` and
-closed at once. When ``accept`` fails for lack of descriptors (``EMFILE``/``ENFILE``, or
-any error that is not about one dead connection), the listener is taken out of the
-selector for a moment; otherwise a level-triggered selector would report it readable
-forever and the loop would spin at 100% CPU.
+closed at once. When ``accept`` fails for lack of descriptors (``EMFILE``/``ENFILE``), one
+descriptor kept in reserve is closed so that the waiting client can be accepted, answered
+``503`` and closed (the reserve is then taken again): new clients get a quick refusal, not
+a connect that hangs. If even that fails (or on any other error that is not about one dead
+connection) the listener is taken out of the selector for a moment; otherwise a
+level-triggered selector would report it readable forever and the loop would spin.
 
 A graceful stop (:meth:`Server.shutdown`) answers ``503`` to connections still waiting
 in the backlog and closes the listener (new clients are refused at once), closes idle
@@ -23,33 +28,60 @@ then get what is left of that time (see :meth:`Server.close`).
 
 from __future__ import annotations
 
-import concurrent.futures
 import errno
+import functools
 import itertools
 import logging
 import os
 import socket
+import ssl
 from typing import Dict, Optional, Tuple
 
 from reactor.config import Config
-from reactor.connection import ConnState, Connection
+from reactor.connection import Collaborators, ConnState, Connection
 from reactor.handlers import Application
+from reactor.handlers.status import snapshot
 from reactor.handlers.upload import UPLOADS_DIR, remove_stale_temp_files
 from reactor.loop import EVENT_READ, EventLoop
 from reactor.serializer import http_date, response_head
 from reactor.stats import Stats
 from reactor.trace import Tracer
+from reactor.transport import TLSTransport, Transport, tls_context
 from reactor.workers import WorkerPool
 
 log = logging.getLogger("reactor")
 
 _ACCEPT_BATCH = 64
 _ACCEPT_PAUSE_S = 0.5
+# A graceful stop gives a connection accepted but still silent this long to send its
+# first request (more than a round trip); a reload must not fail a client that connected.
+_FRESH_GRACE_S = 1.0
 # accept(2) on Linux passes on network errors of the new connection; retry at once.
 _PEER_GONE = frozenset(
     {errno.EPROTO, errno.ENOPROTOOPT, errno.ENETDOWN, errno.ENETUNREACH, errno.EHOSTDOWN, errno.EHOSTUNREACH,
      errno.EOPNOTSUPP, errno.ECONNRESET, getattr(errno, "ENONET", errno.ENETDOWN)}
 )
+_NO_DESCRIPTORS = frozenset({errno.EMFILE, errno.ENFILE})
+
+
+def _open_spare() -> int:
+    """A descriptor kept in reserve for refusing clients at the descriptor limit; -1 if none is free."""
+    try:
+        return os.open(os.devnull, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return -1
+
+
+def _input_waiting(sock: socket.socket) -> bool:
+    """True if a request has (partly) arrived on ``sock`` but not been read yet.
+
+    An idle connection with input waiting (a request that arrived a moment before a
+    graceful stop) is served rather than closed under it.
+    """
+    try:
+        return bool(sock.recv(1, socket.MSG_PEEK))
+    except OSError:  # BlockingIOError: nothing yet; others: it is dead anyway
+        return False
 
 
 class Server:
@@ -66,39 +98,91 @@ class Server:
         self.connections: Dict[int, Connection] = {}
         self.stats = Stats()  # counters for the status page; plain integers, loop thread only
         self.tracer: Optional[Tracer] = Tracer(self.loop) if config.trace else None
-        self.stopping = False
         self.address: Tuple[str, int] = (config.host, config.port)
         self.app: Application  # made by listen(), once the port is known; connections come after
+        self.context: Optional[Collaborators] = None  # what each connection is handed; made with the app
+        self.tls_context: Optional[ssl.SSLContext] = None  # see load_tls()
+        self._stopping = False
         self._listener: Optional[socket.socket] = None
+        self._shared_listener = False  # listen(sock=...): the accept queue is not ours alone
         self._accepting = False
         self._out_of_fds = False  # an EMFILE episode is under way (logged once)
+        self._spare_fd = -1  # the reserve descriptor (see _refuse_with_spare)
         self._ids = itertools.count(1)
-        self._keep_alive_values: Dict[int, str] = {}  # see keep_alive_value()
         self._stop_deadline: Optional[float] = None  # monotonic end of a graceful stop
         #: False after :meth:`close` if a worker job was still running when time ran out.
         self.workers_finished = True
 
     # -- starting --------------------------------------------------------------------
 
-    def listen(self) -> Tuple[str, int]:
-        """Bind and listen; return the (host, port) actually bound. Raises OSError."""
+    @property
+    def stopping(self) -> bool:
+        """True once a stop has begun."""
+        return self._stopping
+
+    def load_tls(self) -> None:
+        """Load the certificate and key of ``config`` into a new TLS context (new handshakes use it).
+
+        Raises OSError for a missing or unreadable file and ssl.SSLError (an OSError too)
+        for a malformed or mismatched pair; the context in use is kept then.
+        """
         config = self.config
-        infos = socket.getaddrinfo(config.host, config.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-        family, type_, proto, _canon, sockaddr = infos[0]
-        listener = socket.socket(family, type_, proto)
+        assert config.tls_cert_file is not None and config.tls_key_file is not None
+        password = None
+        if config.tls_key_password_file is not None:
+            with open(config.tls_key_password_file, encoding="utf-8") as file:
+                password = file.read().rstrip("\r\n")
+        self.tls_context = tls_context(str(config.tls_cert_file), str(config.tls_key_file), password)
+
+    def reload_tls(self) -> bool:
+        """SIGHUP: reload the certificate and key; on failure log it and keep the old pair."""
+        if not self.config.tls:
+            return False
         try:
-            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            listener.bind(sockaddr)
-            listener.listen(config.backlog)
-            listener.setblocking(False)
-        except OSError:
-            listener.close()
-            raise
+            self.load_tls()
+        except (OSError, ValueError) as exc:
+            log.error("TLS reload failed, keeping the certificate in use: %s", exc)
+            return False
+        log.info("TLS certificate and key reloaded")
+        return True
+
+    def listen(self, sock: Optional[socket.socket] = None) -> Tuple[str, int]:
+        """Bind and listen; return the (host, port) actually bound.
+
+        Raises OSError (e.g. EADDRINUSE), or, before binding, what :meth:`load_tls` raises.
+
+        ``sock``: an already listening socket to serve instead (``--fd``, systemd's
+        ``LISTEN_FDS``, or the one a supervisor shares between workers). Its accept
+        queue may belong to other processes too, so a graceful stop leaves it alone
+        rather than answering it 503 (see :meth:`_stop_listening`).
+        """
+        config = self.config
+        if config.tls and self.tls_context is None:
+            self.load_tls()
+        if sock is not None:
+            sock.setblocking(False)
+            self._shared_listener = True
+            listener = sock
+        else:
+            infos = socket.getaddrinfo(config.host, config.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+            family, type_, proto, _canon, sockaddr = infos[0]
+            listener = socket.socket(family, type_, proto)
+            try:
+                listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                listener.bind(sockaddr)
+                listener.listen(config.backlog)
+                listener.setblocking(False)
+            except OSError:
+                listener.close()
+                raise
         self._listener = listener
+        self._spare_fd = _open_spare()
         self.address = listener.getsockname()[:2]
         if self.tracer:
             self.tracer.listening(self.address)
-        self.app = Application(config, self.address[1])
+        status = functools.partial(snapshot, self.stats, self.connections, self.pool, self.loop)
+        self.app = Application(config, self.address[1], status)
+        self.context = Collaborators(config, self.loop, self.pool, self.stats, self.tracer, self.app, self._closed)
         removed = remove_stale_temp_files(os.path.join(os.path.realpath(config.root), UPLOADS_DIR))
         if removed:
             log.warning("removed %d incomplete upload temp file(s) left by an earlier crash", removed)
@@ -110,7 +194,7 @@ class Server:
         host, port = self.address
         if ":" in host:
             host = "[%s]" % host
-        return "http://%s:%d/" % (host, port)
+        return "%s://%s:%d/" % ("https" if self.config.tls else "http", host, port)
 
     def serve_forever(self) -> None:
         """Run the loop until :meth:`shutdown` completes, then release everything."""
@@ -122,7 +206,7 @@ class Server:
     # -- accepting -------------------------------------------------------------------
 
     def _resume_accepting(self) -> None:
-        if self._listener is not None and not self._accepting and not self.stopping:
+        if self._listener is not None and not self._accepting and not self._stopping:
             self.loop.selector.register(self._listener, EVENT_READ, self._on_acceptable)
             self._accepting = True
 
@@ -146,6 +230,15 @@ class Server:
             except OSError as exc:
                 if exc.errno in _PEER_GONE:
                     continue  # that connection died in the backlog; the next may be fine
+                if exc.errno in _NO_DESCRIPTORS:
+                    if not self._out_of_fds:
+                        self._out_of_fds = True
+                        log.warning("accept failed (%s); answering 503 to new clients until descriptors free up", exc)
+                    refused = self._refuse_with_spare(listener)
+                    if refused is None:
+                        return  # the backlog is empty
+                    if refused:
+                        continue
                 # Out of descriptors (or an unexpected error): a level-triggered selector
                 # would report the listener again at once, so step out for a moment.
                 if not self._out_of_fds:
@@ -161,18 +254,65 @@ class Server:
                 self.stats.refused += 1
                 self._refuse(sock)
                 continue
-            sock.setblocking(False)
-            try:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:
-                pass  # not TCP (e.g. a Unix socket in tests)
-            conn = Connection(self, sock, address[0] if isinstance(address, tuple) else "-", next(self._ids))
-            self.connections[conn.id] = conn
-            self.stats.accepted += 1
-            conn.start()
+            self._serve_socket(sock, address[0] if isinstance(address, tuple) else "-")
+
+    def _serve_socket(self, sock: socket.socket, peer: str) -> None:
+        sock.setblocking(False)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass  # not TCP (e.g. a Unix socket in tests)
+        conn_id = next(self._ids)
+        transport: Transport
+        if self.tls_context is not None:
+            transport = TLSTransport(self.loop, sock, self.pool, self.stats, self.tracer, conn_id, peer, self.tls_context)
+        else:
+            transport = Transport(self.loop, sock, self.pool, self.stats, self.tracer, conn_id, peer, self.config.sendfile)
+        assert self.context is not None, "listen() first"
+        conn = Connection(self.context, transport, conn_id)
+        self.connections[conn_id] = conn
+        self.stats.accepted += 1
+        conn.start()
+
+    def _refuse_with_spare(self, listener: socket.socket) -> Optional[bool]:
+        """Out of descriptors: answer one waiting client 503 using the reserve descriptor.
+
+        Closes the spare, accepts, answers ``503`` with ``Retry-After: 1``, closes and takes
+        the spare again, so a new client gets a quick refusal rather than a connect that
+        hangs, and the backlog drains instead of keeping the listener readable (no spin).
+        Returns True when a client was refused, None when the backlog is empty, False when
+        even that failed (no spare, or accept failed again): then the caller pauses.
+        """
+        if self._spare_fd < 0:
+            self._spare_fd = _open_spare()
+            return False
+        os.close(self._spare_fd)
+        self._spare_fd = -1
+        try:
+            sock, _address = listener.accept()
+        except (BlockingIOError, InterruptedError):
+            self._spare_fd = _open_spare()
+            return None
+        except OSError:  # a worker took the descriptor first, or another error
+            self._spare_fd = _open_spare()
+            return False
+        self.stats.refused += 1
+        self._refuse(sock, "out of file descriptors")
+        self._spare_fd = _open_spare()
+        return True
 
     def _refuse(self, sock: socket.socket, reason: str = "too many connections") -> None:
-        """Answer 503 to a connection we will not serve, best effort, and close it."""
+        """Answer 503 to a connection we will not serve, best effort, and close it.
+
+        Whatever of the request has arrived is read first: a HEAD request gets the head
+        alone (RFC 9110 §9.3.2), and unread input would make close() send RST, which
+        may destroy the reply in the client's buffer. On a TLS listener there is no
+        plain-text answer a client could read, and a handshake costs what the refusal is
+        meant to save: the socket is just closed.
+        """
+        if self.tls_context is not None:
+            sock.close()
+            return
         body = ("503 Service Unavailable: %s\n" % reason).encode()
         reply = response_head(
             503,
@@ -184,13 +324,15 @@ class Server:
                 ("Content-Length", str(len(body))),
                 ("Connection", "close"),
             ],
-        ) + body
+        )
         try:
             sock.setblocking(False)
-            sock.send(reply)
+            try:
+                received = sock.recv(65536)  # a request usually fits one read
+            except (BlockingIOError, InterruptedError):
+                received = b""  # nothing yet: the method is unknown, so send the body
+            sock.send(reply if received.startswith(b"HEAD ") else reply + body)
             sock.shutdown(socket.SHUT_WR)
-            # Unread input makes close() send RST, which may destroy the reply in the
-            # client's buffer; take what has arrived (a request usually fits one read).
             sock.recv(65536)
         except OSError:
             pass
@@ -198,34 +340,11 @@ class Server:
 
     # -- connections and the pool ------------------------------------------------------
 
-    def keep_alive_value(self, responses: int) -> str:
-        """The Keep-Alive field value (RFC 9112 §9.3) for the ``responses``-th response.
-
-        ``max`` counts the responses left, Apache's way. Each string is formatted once
-        (the cache holds at most one per response number up to 1024).
-        """
-        value = self._keep_alive_values.get(responses)
-        if value is None:
-            config = self.config
-            value = "timeout=%d, max=%d" % (config.keepalive_timeout_s, config.keepalive_max_requests - responses + 1)
-            if responses <= 1024:
-                self._keep_alive_values[responses] = value
-        return value
-
-    def connection_closed(self, conn: Connection) -> None:
+    def _closed(self, conn: Connection) -> None:
         """Called by a connection when it reaches CLOSED."""
         self.connections.pop(conn.id, None)
-        if self.stopping and not self.connections:
+        if self._stopping and not self.connections:
             self.loop.stop()
-
-    @staticmethod
-    def discard_result(future: "concurrent.futures.Future[object]") -> None:
-        """Release what a pool job opened when its connection is gone (e.g. a file)."""
-        if future.cancelled() or future.exception() is not None:
-            return
-        close = getattr(future.result(), "close", None)
-        if close is not None:
-            close()
 
     def _on_loop_exception(self, exc: BaseException, context: str) -> None:
         log.error("unhandled exception in %s", context, exc_info=exc)
@@ -240,23 +359,39 @@ class Server:
         connections close at once. Without it, everything closes now. Loop thread only.
         """
         if not graceful:
-            self.stopping = True
+            self._set_stopping()
             self._close_all()
             self.loop.stop()
             return
-        if self.stopping:
+        if self._stopping:
             return
-        self.stopping = True
+        self._set_stopping()
         self._stop_deadline = self.loop.time() + self.config.shutdown_timeout_s
         self._stop_listening()
+        fresh = False
         for conn in list(self.connections.values()):
-            if conn.state is ConnState.IDLE:
-                conn.close()
+            if conn.state is ConnState.IDLE and not _input_waiting(conn.transport.sock):
+                if conn.responses:
+                    conn.close()
+                else:
+                    fresh = True  # just accepted: its first request may be a packet away
+        if fresh:
+            self.loop.call_later(_FRESH_GRACE_S, self._close_idle)
         if not self.connections:
             self.loop.stop()
             return
         log.info("waiting up to %g s for %d connection(s) to finish", self.config.shutdown_timeout_s, len(self.connections))
         self.loop.call_at(self._stop_deadline, self._stop_timed_out)
+
+    def _set_stopping(self) -> None:
+        self._stopping = True
+        if self.context is not None:
+            self.context.stopping = True  # responses from now on carry Connection: close
+
+    def _close_idle(self) -> None:
+        for conn in list(self.connections.values()):
+            if conn.state is ConnState.IDLE:
+                conn.close()
 
     def _stop_timed_out(self) -> None:
         if self.connections:
@@ -268,6 +403,11 @@ class Server:
         self._pause_accepting()
         listener = self._listener
         if listener is None:
+            return
+        if self._shared_listener:
+            # Others (workers, the next process under systemd) serve what waits in the queue.
+            listener.close()
+            self._listener = None
             return
         for _ in range(self.config.backlog + _ACCEPT_BATCH):  # the backlog is bounded anyway
             try:
@@ -293,6 +433,9 @@ class Server:
         if self._listener is not None:
             self._listener.close()
             self._listener = None
+        if self._spare_fd >= 0:
+            os.close(self._spare_fd)
+            self._spare_fd = -1
         self._close_all()
         if self._stop_deadline is not None:
             wait_s = max(0.0, self._stop_deadline - self.loop.time())

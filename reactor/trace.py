@@ -10,7 +10,7 @@ A :class:`Tracer` writes lines like these to stderr::
       12.347 #3 timer armed reading-headers 10.0s
       12.350 #3 parser RequestHead GET / HTTP/1.1
       12.351 #3 pool submit open_file (queued 0, busy 0 of 4)
-      13.002 -- event read waker (a worker finished)
+      13.002 -- event read waker (a worker result)
       13.002 #3 pool result open_file
 
 The first column is milliseconds of ``time.monotonic()`` since the server started;
@@ -29,14 +29,15 @@ import concurrent.futures
 import functools
 import sys
 import time
-from typing import TYPE_CHECKING, Any, Callable, Optional, TextIO
+from typing import Any, Callable, Optional, TextIO
 
 from reactor.events import NEED_DATA, PAUSED, BodyData, EndOfStream, RequestEnd, RequestHead
 from reactor.loop import EVENT_READ, EVENT_WRITE, EventLoop, Waker
+from reactor.response import Response
 
-if TYPE_CHECKING:  # pragma: no cover
-    from reactor.connection import ConnState, Connection
-    from reactor.response import Response
+# Trace points take the connection or its transport: anything with an ``id`` (and, for
+# the exchange's points, a ``state``). This module sits below both, so it names neither.
+Traced = Any
 
 _MASKS = {0: "none", EVENT_READ: "read", EVENT_WRITE: "write", EVENT_READ | EVENT_WRITE: "read+write"}
 
@@ -46,6 +47,30 @@ def job_name(job: Callable[..., Any]) -> str:
     while isinstance(job, functools.partial):
         job = job.func
     return getattr(job, "__name__", type(job).__name__)
+
+
+def waker_cause(ready: Any) -> str:
+    """What woke the loop, read from the callbacks queued for this pass.
+
+    Other threads queue work with ``call_soon_threadsafe``: the pool a job's result
+    (``WorkerPool._finished``, whose callback is a cache revalidation's
+    ``StaticFiles._revalidated`` or a connection's), a signal handler a stop or a
+    reload. The names are read, not imported: this module sits below all of them.
+    """
+    causes = []
+    for callback, args in ready:
+        name = getattr(callback, "__name__", "")
+        if name == "_finished" and args:
+            cause = "a cache revalidation" if job_name(args[0]) == "_revalidated" else "a worker result"
+        elif "stop" in name:
+            cause = "a stop signal"
+        elif name == "reload_tls":
+            cause = "a reload signal"
+        else:
+            continue  # queued by the loop thread itself (call_soon): it needs no wake-up
+        if cause not in causes:
+            causes.append(cause)
+    return ", ".join(causes) or "its callback already ran in the previous pass"
 
 
 class Tracer:
@@ -78,7 +103,7 @@ class Tracer:
                 drain = key.data
 
                 def traced_drain(mask: int, drain: Callable[[int], None] = drain) -> None:
-                    self.line(None, "event read waker (a worker finished)")
+                    self.line(None, "event read waker (%s)" % waker_cause(loop._ready))
                     drain(mask)
 
                 loop.selector.modify(key.fileobj, key.events, traced_drain)
@@ -91,35 +116,38 @@ class Tracer:
 
     # -- a connection -------------------------------------------------------------------
 
-    def accepted(self, conn: "Connection") -> None:
+    def accepted(self, conn: Traced) -> None:
         self.line(conn.id, "accepted from %s" % conn.client)
 
-    def event(self, conn: "Connection", mask: int) -> None:
+    def event(self, conn: Traced, mask: int) -> None:
         self.line(conn.id, "event %s" % _MASKS.get(mask, mask))
 
-    def interest(self, conn: "Connection", old: int, new: int) -> None:
+    def interest(self, conn: Traced, old: int, new: int) -> None:
         if new == 0:
             self.line(conn.id, "selector unregister (nothing to send yet; input waits in the kernel)")
         else:
             verb = "register" if old == 0 else "modify"
             self.line(conn.id, "selector %s %s" % (verb, _MASKS.get(new, new)))
 
-    def state(self, conn: "Connection", old: "ConnState", new: "ConnState") -> None:
+    def state(self, conn: Traced, old: Any, new: Any) -> None:
         self.line(conn.id, "state %s -> %s" % (old.value, new.value))
 
-    def recv(self, conn: "Connection", size: int) -> None:
+    def recv(self, conn: Traced, size: int) -> None:
         self.line(conn.id, "recv %d bytes" % size if size else "recv EOF (client closed its side)")
 
-    def send(self, conn: "Connection", sent: int, queued: int) -> None:
+    def send(self, conn: Traced, sent: int, queued: int) -> None:
         if sent < queued:
             self.line(conn.id, "send %d of %d bytes (socket buffer full)" % (sent, queued))
         else:
             self.line(conn.id, "send %d bytes" % sent)
 
-    def sendfile(self, conn: "Connection", sent: int, remaining: int) -> None:
+    def sendfile(self, conn: Traced, sent: int, remaining: int) -> None:
         self.line(conn.id, "sendfile %d bytes (%d to go)" % (sent, remaining))
 
-    def parser(self, conn: "Connection", event: object) -> None:
+    def tls(self, conn: Traced, text: str) -> None:
+        self.line(conn.id, "tls " + text)
+
+    def parser(self, conn: Traced, event: object) -> None:
         kind = type(event)
         if kind is RequestHead:
             head: RequestHead = event  # type: ignore[assignment]
@@ -138,22 +166,22 @@ class Tracer:
             text = repr(event)
         self.line(conn.id, "parser " + text)
 
-    def respond(self, conn: "Connection", response: "Response", keep_alive: bool) -> None:
+    def respond(self, conn: Traced, response: Response, keep_alive: bool) -> None:
         self.line(
             conn.id,
             "respond %d, %d body bytes, %s"
             % (response.status, response.content_length, "keep-alive" if keep_alive else "then close"),
         )
 
-    def fail(self, conn: "Connection", exc: Exception) -> None:
+    def fail(self, conn: Traced, exc: Exception) -> None:
         self.line(conn.id, "error %s" % exc)
 
-    def lost(self, conn: "Connection", exc: OSError) -> None:
-        self.line(conn.id, "connection lost: %s" % (exc.strerror or exc))
+    def lost(self, conn: Traced, exc: BaseException) -> None:
+        self.line(conn.id, "connection lost: %s" % (getattr(exc, "strerror", None) or exc))
 
     # -- timers -------------------------------------------------------------------------
 
-    def timer_armed(self, conn: "Connection", delay_s: float) -> None:
+    def timer_armed(self, conn: Traced, delay_s: float) -> None:
         """After ``Connection._arm``: a new timer, or only a later deadline for the old one."""
         timer = conn._timer
         state = conn.state.value
@@ -166,7 +194,7 @@ class Tracer:
         else:
             self.line(conn.id, "timer armed %s %.1fs" % (state, delay_s))
 
-    def timer_fired(self, conn: "Connection") -> None:
+    def timer_fired(self, conn: Traced) -> None:
         """Before ``Connection._on_timer`` acts: expired, or early and re-arming."""
         deadline = conn.deadline
         if deadline is None:
@@ -178,16 +206,30 @@ class Tracer:
 
     # -- the worker pool ----------------------------------------------------------------
 
-    def pool_submit(self, conn: "Connection", job: Callable[..., Any]) -> None:
-        pool = conn.server.pool
+    def pool_submit(self, conn: Traced, job: Callable[..., Any]) -> None:
+        pool = conn.pool
         self.line(
             conn.id,
             "pool submit %s (queued %d, busy %d of %d)"
             % (job_name(job), max(0, pool.pending - pool.busy), pool.busy, pool.size),
         )
 
+    def revalidate(self, conn: Traced, job: Callable[..., Any], path: str) -> None:
+        """A cache hit older than its check interval: the file is re-checked on the pool."""
+        pool = conn.pool
+        self.line(
+            conn.id,
+            "pool submit %s (revalidate cached %s; queued %d, busy %d of %d)"
+            % (job_name(job), path[:200], max(0, pool.pending - pool.busy), pool.busy, pool.size),
+        )
+
+    def revalidated(self, job: Callable[..., Any], path: str, fresh: bool) -> None:
+        """The re-check came back; it belongs to no connection."""
+        verdict = "unchanged, entry renewed" if fresh else "changed or gone, entry dropped"
+        self.line(None, "pool result %s: cached %s %s" % (job_name(job), path[:200], verdict))
+
     def pool_result(
-        self, conn: "Connection", job: Callable[..., Any], future: "concurrent.futures.Future[Any]", stale: bool
+        self, conn: Traced, job: Callable[..., Any], future: "concurrent.futures.Future[Any]", stale: bool
     ) -> None:
         text = "pool result " + job_name(job)
         if not future.cancelled() and future.exception() is not None:

@@ -8,6 +8,11 @@
   for its startup line, which names the port.
 - ``raw`` helpers talk to a server through a plain socket for bytes no client would send.
 
+Both transports: a test module that sets ``BOTH_TRANSPORTS = True`` runs each of its
+tests that use a server twice, over plain TCP and over TLS (a certificate from a
+throwaway ``trustme`` CA). ``running.connect()``, ``running.http()`` and ``fetch`` then
+speak TLS, so the same test body covers both.
+
 Hypothesis profiles: ``ci`` (bounded, the default) and ``fuzz`` (long); choose with
 ``HYPOTHESIS_PROFILE=fuzz``.
 """
@@ -20,6 +25,7 @@ import re
 import select
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -46,19 +52,89 @@ settings.register_profile("dev", max_examples=50, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
-class RunningServer:
-    """A server running on a background thread; ``host``, ``port``, ``root``, ``url``."""
+class TLSFiles:
+    """A throwaway CA and a server certificate for localhost and 127.0.0.1 (PEM files)."""
 
-    def __init__(self, server: Server, thread: threading.Thread) -> None:
+    def __init__(self, directory: Path) -> None:
+        import trustme  # test-only
+
+        self.ca = trustme.CA()
+        issued = self.ca.issue_cert("localhost", "127.0.0.1", "::1")
+        self.cert = directory / "cert.pem"
+        self.key = directory / "key.pem"
+        self.ca_file = directory / "ca.pem"
+        issued.cert_chain_pems[0].write_to_path(str(self.cert))
+        for blob in issued.cert_chain_pems[1:]:
+            blob.write_to_path(str(self.cert), append=True)
+        issued.private_key_pem.write_to_path(str(self.key))
+        self.ca.cert_pem.write_to_path(str(self.ca_file))
+
+    def client_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=str(self.ca_file))
+        return context
+
+
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TLSFiles:
+    return TLSFiles(tmp_path_factory.mktemp("tls"))
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "transport" in metafunc.fixturenames:
+        # plain_only: the test is about TCP itself (the accept path, select() on raw bytes).
+        both = getattr(metafunc.module, "BOTH_TRANSPORTS", False) and not metafunc.definition.get_closest_marker(
+            "plain_only"
+        )
+        metafunc.parametrize("transport", ["plain", "tls"] if both else ["plain"], indirect=True)
+
+
+@pytest.fixture
+def transport(request: pytest.FixtureRequest) -> str:
+    """``"plain"`` or ``"tls"``: what the servers of this test speak (see BOTH_TRANSPORTS)."""
+    return str(request.param)
+
+
+class RunningServer:
+    """A server running on a background thread; ``host``, ``port``, ``root``, ``url``.
+
+    ``tls`` is the client-side SSLContext when the server speaks HTTPS, else None.
+    """
+
+    def __init__(self, server: Server, thread: threading.Thread, tls: Optional[ssl.SSLContext] = None) -> None:
         self.server = server
         self.thread = thread
         self.host, self.port = server.address
         self.root = Path(server.config.root)
         self.url = server.url
+        self.tls = tls
+        self.ca_file = ""  # set by make_server over TLS
 
-    def connect(self, timeout: float = 5.0) -> socket.socket:
-        """A connected client socket with a bounded timeout."""
-        return socket.create_connection((self.host, self.port), timeout=timeout)
+    def connect(self, timeout: float = 5.0, rcvbuf: Optional[int] = None) -> socket.socket:
+        """A connected client socket with a bounded timeout (TLS, handshake done, if the server speaks it).
+
+        ``rcvbuf`` shrinks the receive buffer before connecting (for clients that never read).
+        """
+        if rcvbuf is None:
+            sock = socket.create_connection((self.host, self.port), timeout=timeout)
+        else:
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            sock.settimeout(timeout)
+            sock.connect((self.host, self.port))
+        if self.tls is not None:
+            return self.tls.wrap_socket(sock, server_hostname=self.host)
+        return sock
+
+    @property
+    def curl_args(self) -> List[str]:
+        """What curl needs to trust this server (``--cacert`` over TLS; nothing otherwise)."""
+        return ["--cacert", self.ca_file] if self.ca_file else []
+
+    def http(self, timeout: float = 5.0) -> http.client.HTTPConnection:
+        """An http.client connection of the right kind (HTTPS when the server speaks it)."""
+        if self.tls is not None:
+            return http.client.HTTPSConnection(self.host, self.port, timeout=timeout, context=self.tls)
+        return http.client.HTTPConnection(self.host, self.port, timeout=timeout)
 
     def call(self, fn: Callable[[], object], timeout: float = 5.0) -> object:
         """Run ``fn`` on the loop thread and return its result (to inspect state safely)."""
@@ -98,17 +174,21 @@ def site(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def make_server(site: Path) -> Iterator[Callable[..., RunningServer]]:
+def make_server(site: Path, transport: str, tls_files: TLSFiles) -> Iterator[Callable[..., RunningServer]]:
     started: List[RunningServer] = []
 
     def make(**overrides: object) -> RunningServer:
-        options = dict(host="127.0.0.1", port=0, root=site)
+        options: dict = dict(host="127.0.0.1", port=0, root=site)
+        if transport == "tls":
+            options.update(tls_cert_file=tls_files.cert, tls_key_file=tls_files.key)
         options.update(overrides)
-        server = Server(Config(**options))  # type: ignore[arg-type]
+        server = Server(Config(**options))
         server.listen()
         thread = threading.Thread(target=server.serve_forever, name="reactor-loop", daemon=True)
         thread.start()
-        running = RunningServer(server, thread)
+        running = RunningServer(server, thread, tls_files.client_context() if server.config.tls else None)
+        if server.config.tls:
+            running.ca_file = str(tls_files.ca_file)
         started.append(running)
         return running
 
@@ -134,13 +214,14 @@ def stop_process(proc: "subprocess.Popen[bytes]", timeout_s: float = 10.0) -> No
 
 
 class CliServer:
-    """``python -m reactor`` as a child process; ``port`` is read from its startup line."""
+    """``python -m reactor`` (or ``command``) as a child process; ``port`` is read from its startup line."""
 
-    STARTUP = re.compile(rb"http://[^\s/]+:(\d+)/")
+    STARTUP = re.compile(rb"https?://[^\s/]+:(\d+)/")
 
-    def __init__(self, args: List[str], cwd: Path, env: Optional[dict] = None, timeout: float = 15.0) -> None:
+    def __init__(self, args: List[str], cwd: Path, env: Optional[dict] = None, timeout: float = 15.0,
+                 command: Optional[List[str]] = None) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "reactor", *args],
+            [*(command or [sys.executable, "-m", "reactor"]), *args],
             cwd=cwd,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -162,6 +243,16 @@ class CliServer:
                 match = self.STARTUP.search(self.output)
                 if match:
                     self.port = int(match.group(1))
+
+    def read_available(self, timeout: float = 0.1) -> bytes:
+        """All of stderr so far, waiting up to ``timeout`` for more (the process goes on)."""
+        while select.select([self.proc.stderr], [], [], timeout)[0]:
+            chunk = os.read(self.proc.stderr.fileno(), 65536)  # type: ignore[union-attr]
+            if not chunk:
+                break
+            self.output += chunk
+            timeout = 0
+        return self.output
 
     def read_stderr(self, timeout: float = 10.0) -> bytes:
         """Everything written to stderr until the process exits (waits up to ``timeout``)."""
@@ -195,6 +286,17 @@ def run_cli(tmp_path: Path) -> Iterator[Callable[..., CliServer]]:
 
 
 # -- raw socket helpers -------------------------------------------------------------------
+
+
+def half_close(sock: socket.socket) -> socket.socket:
+    """End the client's sending side: FIN, or over TLS close_notify (waiting for the server's).
+
+    Returns the socket to go on reading from (the plain one, once TLS is unwrapped).
+    """
+    if isinstance(sock, ssl.SSLSocket):
+        return sock.unwrap()
+    sock.shutdown(socket.SHUT_WR)
+    return sock
 
 
 def recv_until_closed(sock: socket.socket, limit: int = 64 * 1024 * 1024) -> bytes:
@@ -315,11 +417,11 @@ def wait_for(predicate, timeout_s: float = 10.0, what: str = "condition"):
         time.sleep(0.01)
 
 
-def fetch(server, method, path, headers=None, timeout_s: float = 10.0):
-    """One request on a fresh http.client connection: (response, body)."""
-    conn = http.client.HTTPConnection(server.host, server.port, timeout=timeout_s)
+def fetch(server, method, path, headers=None, timeout_s: float = 10.0, body=None):
+    """One request on a fresh http.client connection (HTTPS if the server speaks it): (response, body)."""
+    conn = server.http(timeout=timeout_s)
     try:
-        conn.request(method, path, headers=headers or {})
+        conn.request(method, path, body=body, headers=headers or {})
         response = conn.getresponse()
         return response, response.read()
     finally:

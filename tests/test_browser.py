@@ -10,17 +10,21 @@ The screenshot goes to the test's temporary folder; to refresh the one the docs 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
 import struct
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 from devtools import Browser
 
 from reactor.handlers.upload import UPLOADS_DIR
+
+BOTH_TRANSPORTS = True  # the site over http:// and over https:// (conftest)
 
 CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 
@@ -49,6 +53,15 @@ UPLOAD_RESULT = """new Promise((resolve) => {
 })"""
 
 
+@contextlib.contextmanager
+def browse(running, profile: Path) -> Iterator[Browser]:
+    """Headless Chromium for ``running``; over TLS it accepts the test CA's certificate."""
+    with Browser(CHROMIUM, profile) as browser:
+        if running.tls is not None:  # the test CA is not in Chromium's store; this browser is ours alone
+            browser.call("Security.setIgnoreCertificateErrors", {"ignore": True})
+        yield browser
+
+
 def png_size(data: bytes) -> "tuple[int, int]":
     assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
     width, height = struct.unpack("!II", data[16:24])  # the IHDR chunk comes first
@@ -57,9 +70,10 @@ def png_size(data: bytes) -> "tuple[int, int]":
 
 def test_index_renders_and_upload_form_stores_a_file(make_server, tmp_path):
     running = make_server()
-    with Browser(CHROMIUM, tmp_path / "profile") as browser:
+    with browse(running, tmp_path / "profile") as browser:
         page = browser.new_page()
         page.navigate(running.url)
+        assert page.evaluate("location.protocol") == ("https:" if running.tls is not None else "http:")
 
         state = page.evaluate(PAGE_STATE)
         assert "reactor" in state["title"]
@@ -86,5 +100,47 @@ def test_index_renders_and_upload_form_stores_a_file(make_server, tmp_path):
     assert width >= 900 and height >= 600
     (tmp_path / "index.png").write_bytes(shot)
     target = os.environ.get("REACTOR_SCREENSHOT")
-    if target:
+    if target and running.tls is None:
         Path(target).write_bytes(shot)
+
+
+def test_an_upload_error_says_its_status_once(make_server, tmp_path):
+    running = make_server()
+    with browse(running, tmp_path / "profile") as browser:
+        page = browser.new_page()
+        page.navigate(running.url)
+        page.type_into("#json", '{"unfinished": ')
+        page.click("#upload-button")
+        result = page.evaluate(UPLOAD_RESULT)
+    assert result["status"] == "400", result
+    assert result["text"].startswith("Error 400 Bad Request: invalid JSON"), result
+    assert result["text"].count("400") == 1, result
+
+
+def test_every_page_keeps_the_scrollbar_gutter(make_server, tmp_path):
+    """A short page (contact) must not shift against a long one when the scrollbar comes and goes."""
+    running = make_server()
+    with browse(running, tmp_path / "profile") as browser:
+        page = browser.new_page(height=700)
+        for name in ("index.html", "about.html", "contact.html"):
+            page.navigate(running.url + name)
+            gutter = page.evaluate("getComputedStyle(document.documentElement).scrollbarGutter")
+            assert gutter == "stable", (name, gutter)
+
+
+def test_without_javascript_the_form_cannot_be_submitted(make_server, tmp_path):
+    """No script, no fetch(): the button stays disabled and the page says how to upload instead."""
+    running = make_server()
+    with browse(running, tmp_path / "profile") as browser:
+        page = browser.new_page()
+        page.call("Emulation.setScriptExecutionDisabled", {"value": True})
+        page.navigate(running.url)
+        state = page.evaluate("""(() => ({
+            disabled: document.getElementById("upload-button").disabled,
+            action: document.getElementById("upload-form").getAttribute("action"),
+            method: document.getElementById("upload-form").getAttribute("method"),
+            note: Array.from(document.querySelectorAll("noscript")).map(n => n.textContent).join(" "),
+        }))()""")
+    assert state["disabled"] is True, state
+    assert state["action"] is None and state["method"] is None, state  # nothing would POST a form to /upload
+    assert "curl" in state["note"], state

@@ -21,6 +21,7 @@ import reactor.connection
 from conftest import RawClient, recv_until_closed, wait_for
 from reactor.connection import Connection
 from reactor.handlers import Application, static, upload
+from reactor.transport import Transport
 from reactor.loop import EventLoop, Waker
 
 LARGE_FILE_BYTES = 8 * 1024 * 1024
@@ -72,7 +73,7 @@ def logs(caplog):
 )
 def test_exception_in_a_handler_is_500_and_the_next_connection_is_served(make_server, monkeypatch, logs, where):
     if where == "handle on the loop thread":
-        monkeypatch.setattr(Application, "handle", fail_once(Application.handle))
+        monkeypatch.setattr(static.StaticFiles, "get", fail_once(static.StaticFiles.get))
     elif where == "worker job":
         monkeypatch.setattr(static, "open_file", fail_once(static.open_file))
     else:
@@ -120,9 +121,9 @@ def test_exception_after_the_head_was_sent_drops_the_connection(make_server, mon
     srv = make_server(sendfile=sendfile)
     (srv.root / "big.bin").write_bytes(b"x" * LARGE_FILE_BYTES)
     if sendfile:
-        monkeypatch.setattr(Connection, "_send_file", fail_once(Connection._send_file))
+        monkeypatch.setattr(Transport, "_send_file", fail_once(Transport._send_file))
     else:
-        monkeypatch.setattr(Connection, "_read_next_block", fail_once(Connection._read_next_block))
+        monkeypatch.setattr(Transport, "_read_block", fail_once(Transport._read_block))
     sock = srv.connect()
     sock.sendall(b"GET /big.bin HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n" % srv.port)
     data = recv_until_closed(sock)
@@ -226,7 +227,7 @@ def test_reset_while_the_upload_is_on_the_pool(make_server, monkeypatch, logs):
     started, release = threading.Event(), threading.Event()
     stored = []
 
-    def slow_store(directory, body):
+    def slow_store(directory, body, quota=None):
         started.set()
         assert release.wait(10)
         stored.append(body)

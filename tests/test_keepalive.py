@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import http.client
+import shutil
 import socket
+import subprocess
 import threading
 
+import pytest
 
-from conftest import RawClient
+from conftest import half_close, RawClient
+
+BOTH_TRANSPORTS = True  # each test with a server runs over plain TCP and over TLS (conftest)
+
 
 def request(version="1.1", extra=""):
     return ("GET /sample.txt HTTP/%s\r\n%s\r\n" % (version, extra)).encode()  # HTTP/1.0 needs no Host
@@ -20,6 +26,28 @@ def test_http11_persists_by_default_with_keep_alive_field(raw):
         assert status == 200
         assert "connection" not in fields
         assert fields["keep-alive"] == "timeout=30, max=%d" % (100 - n)
+
+
+def test_http11_client_that_sends_keep_alive_gets_it_back(raw):
+    client = raw()
+    for n, value in enumerate(["keep-alive", "Keep-Alive", "TE, keep-alive"]):
+        status, fields, _ = client.get("/sample.txt", "Connection: %s\r\nTE: trailers\r\n" % value).response()
+        assert status == 200
+        assert fields["connection"] == "keep-alive"
+        assert fields["keep-alive"] == "timeout=30, max=%d" % (100 - n)  # still counting down
+
+
+def test_the_last_response_closes_even_if_keep_alive_was_asked(make_server, raw_to):
+    client = raw_to(make_server(keepalive_max_requests=2))
+    assert client.get("/sample.txt", "Connection: keep-alive\r\n").response()[1]["connection"] == "keep-alive"
+    assert client.get("/sample.txt", "Connection: keep-alive\r\n").response()[1]["connection"] == "close"
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+def test_curl_with_connection_keep_alive_sees_it(server):
+    command = ["curl", *server.curl_args, "-sS", "-D", "-", "-o", "/dev/null", "-H", "Connection: keep-alive"]
+    result = subprocess.run([*command, server.url + "sample.txt"], capture_output=True, timeout=30)
+    assert b"\r\nConnection: keep-alive\r\n" in result.stdout
 
 
 def test_http11_connection_close_closes(raw):
@@ -112,7 +140,7 @@ def test_fifty_concurrent_keepalive_clients_one_loop_thread(server):
 
     def client(i):
         try:
-            conn = http.client.HTTPConnection(server.host, server.port, timeout=10)
+            conn = server.http(timeout=10)
             barrier.wait()
             for _ in range(5):
                 conn.request("GET", "/sample.txt")
@@ -144,9 +172,9 @@ def test_connection_table_empties_after_clients_leave(server):
         RawClient(sock).get("/sample.txt").response()
     assert server.call(lambda: len(server.server.connections)) == 10
     for sock in sockets:
-        sock.shutdown(socket.SHUT_WR)
-        assert RawClient(sock).at_eof()
-        sock.close()
+        rest = half_close(sock)  # FIN, or close_notify over TLS
+        assert RawClient(rest).at_eof()
+        rest.close()
     assert server.call(lambda: len(server.server.connections)) == 0
 
 
@@ -157,4 +185,4 @@ def test_huge_keepalive_max_is_just_a_number(make_server):
     for n in range(1, 4):
         _, fields, _ = client.get("/sample.txt").response()
         assert fields["keep-alive"] == "timeout=30, max=%d" % (10**9 - n + 1)
-    assert len(server.server._keep_alive_values) == 3
+    assert len(server.server.context._keep_alive_values) == 3

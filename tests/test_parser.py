@@ -186,6 +186,28 @@ def test_in_message_tells_whether_a_request_has_started() -> None:
     assert parser.buffered_bytes == 0
 
 
+def test_head_request_is_known_from_the_request_line_or_the_first_bytes() -> None:
+    """For answering errors without content (RFC 9110 §9.3.2), even before the head is complete."""
+    parser = RequestParser(max_header_section_bytes=64)
+    assert not parser.head_request
+    parser.feed(b"HEAD / HTTP/1.1\r\nHost: a\r\n")
+    assert parser.next_event() is NEED_DATA
+    assert parser.head_request and parser.request_line is None
+    parser.feed(b"X-Long: " + b"x" * 100)
+    with pytest.raises(ProtocolError):
+        parser.next_event()
+    assert parser.head_request
+    parser = RequestParser()
+    parser.feed(b"HEAD / HTTP/1.1\r\nHost : a\r\n\r\nGET / HTTP/1.1\r\n")
+    with pytest.raises(ProtocolError):
+        parser.next_event()
+    assert parser.request_line == "HEAD / HTTP/1.1" and parser.head_request
+    parser = RequestParser()
+    parser.feed(b"GET / HTTP/1.1\r\nHost: a\r\n\r\nHEAD / HTTP/1.1\r\n\r\n")
+    assert isinstance(parser.next_event(), RequestHead)
+    assert not parser.head_request
+
+
 def test_empty_lines_are_counted_per_request() -> None:
     parser = RequestParser()
     parser.feed(b"\r\n" * 8 + GET)

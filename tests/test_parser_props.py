@@ -588,6 +588,11 @@ DIFFERENCES: Dict[str, Mutation] = {
         None if not r.chunk_sizes else raw[: _head_end(raw) + 4] + b"0" * 16 + raw[_head_end(raw) + 4 :]
     ),
     "HTTP major version other than 1": lambda r, raw: raw.replace(b" HTTP/1.", b" HTTP/2.", 1),
+    "whitespace before the CRLF of a chunk-size line": lambda r, raw: (
+        None
+        if not r.chunk_sizes
+        else raw[: _first_chunk_line_end(raw)] + b" " + raw[_first_chunk_line_end(raw) :]
+    ),
 }
 #: reactor accepts, h11 rejects.
 ACCEPTED_DIFFERENCES: Dict[str, Mutation] = {

@@ -47,10 +47,10 @@ def blocked_uploads(monkeypatch):
     gate.release = threading.Event()
     real_store = upload.store_upload
 
-    def store(directory, body):
+    def store(directory, body, quota=None):
         gate.started.set()
         assert gate.release.wait(10)
-        return real_store(directory, body)
+        return real_store(directory, body, quota)
 
     monkeypatch.setattr(upload, "store_upload", store)
     yield gate

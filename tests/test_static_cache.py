@@ -17,6 +17,8 @@ from reactor.handlers.cache import HotCache
 from reactor.handlers.files import SMALL_FILE_BYTES
 from conftest import fetch
 
+BOTH_TRANSPORTS = True  # each test with a server runs over plain TCP and over TLS (conftest)
+
 TEXT = ("".join("cached line %d\n" % i for i in range(300))).encode()
 
 

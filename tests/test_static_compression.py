@@ -18,6 +18,8 @@ from reactor.handlers import compress
 from reactor.handlers.compress import negotiate
 from conftest import fetch
 
+BOTH_TRANSPORTS = True  # each test with a server runs over plain TCP and over TLS (conftest)
+
 TEXT = ("".join("line %d of a text file that compresses well\n" % i for i in range(200))).encode()
 
 
@@ -238,6 +240,10 @@ def test_files_above_the_compression_limit_are_sent_unencoded(make_server, monke
     response, body = fetch(running, "GET", "/large.txt", GZIP)
     assert response.getheader("Content-Encoding") is None
     assert body == large
+    assert response.getheader("Vary") is None  # it can never be sent gzipped, so it does not vary
+    (running.root / "large.txt.gz").write_bytes(gzip.compress(large))  # a sidecar makes it vary again
+    response, body = fetch(running, "GET", "/large.txt", GZIP)
+    assert response.getheader("Vary") == "Accept-Encoding" and gzip.decompress(body) == large
 
 
 def test_no_gzip_option(make_server):
@@ -252,7 +258,7 @@ def test_no_gzip_option(make_server):
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 def test_curl_compressed(site_server, tmp_path):
     result = subprocess.run(
-        ["curl", "--silent", "--show-error", "--fail", "--compressed", "-D", str(tmp_path / "head"),
+        ["curl", *site_server.curl_args, "--silent", "--show-error", "--fail", "--compressed", "-D", str(tmp_path / "head"),
          site_server.url + "app.js"],
         capture_output=True,
         timeout=30,
@@ -274,3 +280,15 @@ def test_negotiate():
     assert negotiate("*;q=0, gzip") == (True, False)
     assert negotiate("gzip;q=0.001") == (True, True)
     assert negotiate("gzip;;q=1, nonsense==") == (False, True)  # malformed elements skipped
+
+
+def test_the_gzip_size_cap_is_documented():
+    """--help, README and docs/limits.md all give the same on-the-fly limit as the code."""
+    from conftest import REPO
+    from reactor import cli
+
+    cap = "%d MiB" % (compress.MAX_COMPRESS_BYTES // 2 ** 20)
+    assert compress.MAX_COMPRESS_BYTES % 2 ** 20 == 0
+    assert cap in " ".join(cli.build_parser().format_help().split())
+    assert "files over %s are not compressed" % cap in " ".join((REPO / "README.md").read_text().split())
+    assert "`reactor.handlers.compress.MAX_COMPRESS_BYTES` (%s)" % cap in (REPO / "docs" / "limits.md").read_text()

@@ -19,6 +19,8 @@ from reactor.handlers import conditional
 from reactor.handlers.conditional import Conditions, evaluate, parse_entity_tags, parse_http_date
 from conftest import fetch
 
+BOTH_TRANSPORTS = True  # each test with a server runs over plain TCP and over TLS (conftest)
+
 
 @pytest.fixture
 def uncached(make_server):
@@ -74,7 +76,7 @@ def validators(server):
 )
 def test_if_none_match_matching_is_304_with_validators_and_no_body(server, validators, template):
     etag, last_modified = validators
-    conn = http.client.HTTPConnection(server.host, server.port, timeout=5)
+    conn = server.http(timeout=5)
     conn.request("GET", "/sample.txt", headers={"If-None-Match": template.format(etag=etag)})
     response = conn.getresponse()
     assert response.status == 304

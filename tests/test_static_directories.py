@@ -15,6 +15,8 @@ import pytest
 from reactor.handlers import mime
 from conftest import fetch
 
+BOTH_TRANSPORTS = True  # each test with a server runs over plain TCP and over TLS (conftest)
+
 
 def raw_get(server, target):
     with server.connect() as sock:
@@ -65,14 +67,32 @@ def test_directory_without_slash_is_308_keeping_the_query(tree):
     assert response.status == 200 and body == b"<h1>docs</h1>\n"
 
 
-@pytest.mark.parametrize("target", [b"//evil.com", b"///evil.com", b"/%2Fevil.com", b"//evil.com?next=1"])
+@pytest.mark.parametrize("target", [b"//evil.com", b"///evil.com", b"/%2Fevil.com", b"//evil.com?next=1",
+                                    b"//etc/passwd", b"/%2F%2Fetc/passwd"])
+def test_paths_starting_with_two_slashes_are_403(tree, target):
+    """An absolute file-system path is refused like other traversal attempts (and so never redirected)."""
+    running = tree()
+    status, fields, _ = raw_get(running, target)
+    assert status == 403 and "location" not in fields
+
+
+@pytest.mark.parametrize("target", [b"/evil.com", b"/evil.com?next=1", b"/files/..%2F..%2Fevil.com"])
 def test_redirect_never_leaves_this_host(tree, target):
     running = tree()
     status, fields, _ = raw_get(running, target)
+    if b".." in target:
+        assert status == 403
+        return
     assert status == 308
     location = fields["location"]
     assert location.startswith("/evil.com/"), location
     assert not location.startswith("//")
+
+
+def test_empty_segments_inside_a_path_are_dropped(tree):
+    running = tree()
+    status, fields, _ = raw_get(running, b"/files//sub%20dir")
+    assert status == 308 and fields["location"] == "/files/sub%20dir/"
 
 
 def test_redirect_of_a_name_that_needs_escaping(tree):
@@ -83,8 +103,9 @@ def test_redirect_of_a_name_that_needs_escaping(tree):
 
 def test_directory_without_index_is_404_by_default(tree):
     running = tree()
-    response, _ = fetch(running, "GET", "/files/")
+    response, body = fetch(running, "GET", "/files/")
     assert response.status == 404
+    assert b"--list-directories" in body  # the hint a newcomer needs
 
 
 def test_file_with_a_trailing_slash_is_404(tree):
@@ -99,7 +120,7 @@ def test_listing_with_list_directories(tree):
     assert response.status == 200
     assert response.getheader("Content-Type") == "text/html; charset=utf-8"
     page = body.decode()
-    names = re.findall(r'<a href="([^"]*)">', page)
+    names = re.findall(r'<td class="name"><a href="([^"]*)">', page)
     # Parent first, then directories, then files by name; links percent-encoded.
     assert names == ["../", "sub%20dir/", "%3Cscript%3E%26amp%3B%22.txt", "A.txt", "b.txt"]
     assert "&lt;script&gt;&amp;amp;&quot;.txt" in page  # shown escaped, never as markup
@@ -109,6 +130,41 @@ def test_listing_with_list_directories(tree):
     assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d", page)
     # The escaped link leads to the file.
     assert fetch(running, "GET", "/files/%3Cscript%3E%26amp%3B%22.txt")[1] == b"x"
+
+
+def listed(page: bytes):
+    return re.findall(r'<td class="name"><a href="([^"]*)">', page.decode())
+
+
+@pytest.mark.parametrize("query, expected", [
+    ("", ["../", "sub%20dir/", "%3Cscript%3E%26amp%3B%22.txt", "A.txt", "b.txt"]),
+    ("?sort=name&order=desc", ["../", "sub%20dir/", "b.txt", "A.txt", "%3Cscript%3E%26amp%3B%22.txt"]),
+    ("?sort=size", ["../", "sub%20dir/", "%3Cscript%3E%26amp%3B%22.txt", "b.txt", "A.txt"]),
+    ("?sort=size&order=desc", ["../", "sub%20dir/", "A.txt", "b.txt", "%3Cscript%3E%26amp%3B%22.txt"]),
+    ("?sort=date", ["../", "sub%20dir/", "b.txt", "A.txt", "%3Cscript%3E%26amp%3B%22.txt"]),
+    ("?sort=nonsense&order=sideways", ["../", "sub%20dir/", "%3Cscript%3E%26amp%3B%22.txt", "A.txt", "b.txt"]),
+])
+def test_listing_sorts_by_name_size_or_date_from_the_query(tree, query, expected):
+    running = tree(list_directories=True)
+    files = running.root / "files"
+    for age, name in enumerate(["<script>&amp;\".txt", "A.txt", "b.txt"]):
+        os.utime(files / name, (1_700_000_000 - age * 3600, 1_700_000_000 - age * 3600))
+    response, body = fetch(running, "GET", "/files/" + query)
+    assert response.status == 200
+    assert listed(body) == expected
+
+
+def test_listing_has_sort_links_a_parent_link_and_the_site_look(tree):
+    running = tree(list_directories=True)
+    _, body = fetch(running, "GET", "/files/?sort=size")
+    page = body.decode()
+    assert 'href="?sort=name&amp;order=asc"' in page
+    assert 'href="?sort=size&amp;order=desc"' in page  # the current column flips its order
+    assert 'href="?sort=date&amp;order=asc"' in page
+    assert "(parent folder)" in page
+    assert "--accent: #1f7a8c" in page and 'class="brand"' in page  # the sample site's colours and brand
+    assert "<script" not in page  # sorting needs no JavaScript
+    assert "1 folder, 3 files" in page
 
 
 def test_listing_shows_dotfiles_only_with_dotfiles(tree):
@@ -284,7 +340,7 @@ def test_served_types_with_nosniff(make_server):
     (running.root / "app.wasm").write_bytes(b"\0asm\1\0\0\0")
     (running.root / "font.woff2").write_bytes(b"wOF2")
     result = subprocess.run(
-        ["curl", "--silent", "--fail", "-o", "/dev/null", "-o", "/dev/null",
+        ["curl", *running.curl_args, "--silent", "--fail", "-o", "/dev/null", "-o", "/dev/null",
          "-w", "%{content_type}\n", running.url + "app.wasm", running.url + "font.woff2"],
         capture_output=True,
         timeout=30,

@@ -19,6 +19,8 @@ from reactor.handlers.files import SMALL_FILE_BYTES
 from reactor.handlers.ranges import parse_range
 from conftest import fetch
 
+BOTH_TRANSPORTS = True  # each test with a server runs over plain TCP and over TLS (conftest)
+
 BIG_BYTES = 3 * 1024 * 1024 + 123  # above SMALL_FILE_BYTES: sent from the descriptor
 HUGE_BYTES = 40 * 1024**3  # larger than this machine's memory; sparse, so it costs no disk
 MARKER = b"END-MARKER"
@@ -271,7 +273,7 @@ def test_curl_resumes_an_interrupted_download(big, tmp_path):
     partial = tmp_path / "big.bin"
     partial.write_bytes(data[:1234567])  # what an interrupted download left behind
     result = subprocess.run(
-        ["curl", "--silent", "--show-error", "--fail", "--max-time", "30", "-C", "-", "-o", str(partial),
+        ["curl", *big.curl_args, "--silent", "--show-error", "--fail", "--max-time", "30", "-C", "-", "-o", str(partial),
          "-D", str(tmp_path / "head"), big.url + "big.bin"],
         capture_output=True,
         timeout=60,
@@ -288,7 +290,7 @@ def test_curl_resume_of_a_complete_file_is_416_and_curl_accepts_it(server, tmp_p
     done = tmp_path / "sample.txt"
     done.write_bytes((server.root / "sample.txt").read_bytes())
     result = subprocess.run(
-        ["curl", "--silent", "--show-error", "-C", "-", "-o", str(done), "-w", "%{http_code}", server.url + "sample.txt"],
+        ["curl", *server.curl_args, "--silent", "--show-error", "-C", "-", "-o", str(done), "-w", "%{http_code}", server.url + "sample.txt"],
         capture_output=True,
         timeout=30,
     )

@@ -22,6 +22,8 @@ from reactor.cli import build_parser, config_from_args
 from reactor.connection import ConnState
 from reactor.loop import EventLoop
 
+BOTH_TRANSPORTS = True  # each test with a server runs over plain TCP and over TLS (conftest)
+
 SHORT_S = 0.3
 LARGE_FILE_BYTES = 32 * 1024 * 1024
 
@@ -48,13 +50,14 @@ def get_ok(conn: http.client.HTTPConnection) -> None:
 # -- header section, message body, idle --------------------------------------------------
 
 
+@pytest.mark.plain_only  # select() on the raw socket: over TLS a session ticket would wake it
 def test_slowloris_is_cut_off_while_a_normal_client_is_served(make_server):
     srv = make_server(header_timeout_s=SHORT_S)
     slow = srv.connect()
     # One byte of the header section after every request of the normal client: the
     # slow client keeps "making progress", which must not extend its deadline.
     dribble = b"GET / HTTP/1.1\r\nHost: " + host(srv) + b"\r\nX-Slow: " + b"a" * 4000
-    normal = http.client.HTTPConnection(srv.host, srv.port, timeout=5)
+    normal = srv.http(timeout=5)
     served = sent = 0
     deadline = time.monotonic() + 10
     while not select.select([slow], [], [], 0)[0]:
@@ -100,7 +103,7 @@ def test_stalled_message_body_gets_408_and_close(make_server):
 
 
 def test_body_progress_extends_the_deadline(make_server):
-    srv = make_server(body_timeout_s=30, header_timeout_s=30)
+    srv = make_server(body_timeout_s=30, header_timeout_s=30, min_body_rate=0)
     body = b'{"a": 1, "b": 22222222}'
     sock = srv.connect()
     sock.sendall(
@@ -145,10 +148,7 @@ def test_client_that_stops_reading_is_closed_after_send_timeout(make_server, cap
     with open(srv.root / "big.bin", "wb") as f:
         f.truncate(LARGE_FILE_BYTES)
     caplog.set_level(logging.INFO, logger="reactor")
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.settimeout(5)
-    sock.connect((srv.host, srv.port))
+    sock = srv.connect(rcvbuf=4096)
     sock.sendall(b"GET /big.bin HTTP/1.1\r\nHost: " + host(srv) + b"\r\n\r\n")
     wait_for(lambda: not srv.call(lambda: len(srv.server.connections)), what="the non-reader to be closed")
     assert any("stopped reading" in r.getMessage() for r in caplog.records)
@@ -198,7 +198,7 @@ def test_header_timeout_flag_reaches_the_running_server(run_cli, site):
 def test_busy_keep_alive_connection_keeps_the_timer_heap_small(make_server):
     # Timeouts short enough to fire and re-arm many times during the run.
     srv = make_server(keepalive_timeout_s=0.2, header_timeout_s=0.05, keepalive_max_requests=100_000)
-    conn = http.client.HTTPConnection(srv.host, srv.port, timeout=5)
+    conn = srv.http(timeout=5)
     most = 0
     for i in range(1500):
         get_ok(conn)

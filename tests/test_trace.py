@@ -68,11 +68,12 @@ def test_cli_trace_of_two_keepalive_requests(run_cli, site):
             "state idle -> reading-headers",
             "parser RequestHead GET / HTTP/1.1",
             "parser RequestEnd",
-            "state reading-headers -> writing",
+            "state reading-headers -> responding",
             "pool submit open_file",
             "selector unregister",  # after the hand-off: interest is settled once processing ends
             "pool result open_file",
             "respond 200",
+            "state responding -> writing",
             "send ",
             "state writing -> idle",
             "event read",
@@ -119,8 +120,8 @@ def test_header_timeout_and_error_are_traced(traced):
             "timer armed reading-headers 0.2s",
             "timer fired: reading-headers timed out",
             "error 408",
-            "state reading-headers -> writing",
             "respond 408",
+            "state reading-headers -> writing",
         ],
     )
 
@@ -213,3 +214,38 @@ def test_job_name_unwraps_partials():
 
     assert job_name(functools.partial(functools.partial(open_file))) == "open_file"
     assert job_name(socket.socket) == "socket"
+
+
+def test_waker_events_say_what_woke_the_loop():
+    from reactor.trace import waker_cause
+
+    class Pool:
+        def _finished(self, callback, future):
+            pass
+
+    class Static:
+        def _revalidated(self, key, future):
+            pass
+
+    def done(future):
+        pass
+
+    def graceful_stop(name):
+        pass
+
+    pool = Pool()
+    revalidation = functools.partial(Static()._revalidated, "/sample.txt")
+    assert waker_cause([(pool._finished, (done, None))]) == "a worker result"
+    assert waker_cause([(pool._finished, (revalidation, None))]) == "a cache revalidation"
+    assert waker_cause([(graceful_stop, ("SIGTERM",))]) == "a stop signal"
+    both = [(pool._finished, (done, None)), (graceful_stop, ("SIGTERM",)), (pool._finished, (done, None))]
+    assert waker_cause(both) == "a worker result, a stop signal"
+    assert waker_cause([]) == "its callback already ran in the previous pass"
+
+
+def test_cli_trace_names_the_stop_signal_on_the_waker(run_cli, site):
+    cli = run_cli("--port", "0", "--trace", "-d", str(site))
+    assert cli.port, cli.output
+    cli.proc.send_signal(signal.SIGTERM)
+    output = cli.read_stderr().decode()
+    assert "-- event read waker (a stop signal)" in output, output

@@ -14,11 +14,13 @@ import pytest
 from reactor.handlers.upload import is_json_media_type, store_upload, validate_json
 from reactor.errors import HTTPError
 
+BOTH_TRANSPORTS = True  # each test with a server runs over plain TCP and over TLS (conftest)
+
 NAME = re.compile(r"^upload_\d{8}_\d{6}_[0-9a-f]{4}\.json$")
 
 
 def post(server, body, content_type="application/json", target="/upload", headers=None):
-    conn = http.client.HTTPConnection(server.host, server.port, timeout=10)
+    conn = server.http(timeout=10)
     try:
         fields = {"Content-Type": content_type} if content_type else {}
         fields.update(headers or {})
@@ -77,7 +79,7 @@ def test_body_over_limit_is_413_and_nothing_stored(make_server):
 
 
 def test_get_on_upload_is_405_with_post_allowed(server):
-    conn = http.client.HTTPConnection(server.host, server.port, timeout=5)
+    conn = server.http(timeout=5)
     conn.request("GET", "/upload")
     response = conn.getresponse()
     response.read()
@@ -104,7 +106,7 @@ def test_many_uploads_in_one_second_get_unique_names(server):
 
 
 def test_chunked_upload(server):
-    conn = http.client.HTTPConnection(server.host, server.port, timeout=5)
+    conn = server.http(timeout=5)
     conn.request("POST", "/upload", body=iter([b'{"a":', b" [1, 2", b", 3]}"]),
                  headers={"Content-Type": "application/json"}, encode_chunked=True)
     response = conn.getresponse()
@@ -116,7 +118,7 @@ def test_chunked_upload(server):
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl not installed (.ci/run installs it)")
 def test_curl_upload_example_from_readme(server):
     result = subprocess.run(
-        ["curl", "-sS", "--max-time", "10", "-H", "Content-Type: application/json",
+        ["curl", *server.curl_args, "-sS", "--max-time", "10", "-H", "Content-Type: application/json",
          "--data", '{"hello": "world"}', server.url + "upload"],
         capture_output=True, timeout=20,
     )

@@ -11,8 +11,11 @@ from __future__ import annotations
 import errno
 import http.client
 import json
+import logging
 import os
 import signal
+import subprocess
+import sys
 import tempfile
 import threading
 import types
@@ -146,6 +149,56 @@ def test_disk_faults_give_the_documented_status_and_leave_nothing(make_server, m
     assert leftovers(srv.root / "uploads") == [stored]
 
 
+@pytest.mark.parametrize("code", [errno.EMFILE, errno.ENFILE, errno.ENOMEM], ids=errno.errorcode.get)
+def test_out_of_descriptors_or_memory_is_503_with_retry_after(make_server, monkeypatch, caplog, code):
+    """docs/robustness.md promises 503 + Retry-After for EMFILE, ENFILE, ENOMEM: uploads too."""
+    srv = make_server()
+    inject(monkeypatch, {"mkstemp": (1, code)})
+    response, data = post_json(srv, json.dumps(DOCUMENT).encode())
+    assert response.status == 503
+    assert response.getheader("Retry-After") == "1"
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert leftovers(srv.root / "uploads") == []
+    response, data = post_json(srv, json.dumps(DOCUMENT).encode())
+    assert response.status == 201
+
+
+class FillingDisk(types.SimpleNamespace):
+    """``os`` for the upload module, whose writes fail with ENOSPC while ``full``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.full = True
+
+    def __getattr__(self, name):
+        return getattr(os, name)
+
+    def write(self, fd, data):
+        if self.full:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return os.write(fd, data)
+
+
+def test_a_full_disk_is_logged_once_per_episode(make_server, monkeypatch, caplog):
+    caplog.set_level(logging.INFO, logger="reactor")
+    srv = make_server()
+    disk = FillingDisk()
+    monkeypatch.setattr(upload, "os", disk)
+    body = json.dumps(DOCUMENT).encode()
+
+    def warnings():
+        return [r for r in caplog.records if r.levelno == logging.WARNING and "cannot store" in r.getMessage()]
+
+    for episode in (1, 2):
+        disk.full = True
+        for _ in range(3):
+            assert post_json(srv, body)[0].status == 507
+        assert len(warnings()) == episode, [r.getMessage() for r in warnings()]
+        disk.full = False
+        assert post_json(srv, body)[0].status == 201
+        assert sum("stored in" in r.getMessage() and "again" in r.getMessage() for r in caplog.records) == episode
+
+
 # -- crashes ---------------------------------------------------------------------------------
 
 
@@ -204,3 +257,76 @@ def test_kill_9_during_uploads_leaves_only_complete_files(run_cli, site):
     assert again.port, again.output
     assert not list(uploads.glob(".upload-*"))
     assert sorted(uploads.glob("upload_*.json")) == finals
+
+
+# -- several processes writing one directory (--workers) ------------------------------------------
+
+_HOLD_LOCK = """
+import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+fcntl.flock(fd, fcntl.LOCK_EX)
+os.write(fd, b'{"half wri')
+print("locked", flush=True)
+sys.stdin.read()  # hold the lock until the test closes our stdin, or kills us
+"""
+
+
+def test_the_sweep_leaves_a_temp_file_another_live_process_is_writing(tmp_path):
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    temp = uploads / ".upload-writing.tmp"
+    (uploads / ".upload-abandoned.tmp").write_bytes(b"{")
+    writer = subprocess.Popen([sys.executable, "-c", _HOLD_LOCK, str(temp)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE)
+    try:
+        assert writer.stdout.readline() == b"locked\n"
+        assert upload.remove_stale_temp_files(str(uploads)) == 1  # only the abandoned one
+        assert leftovers(uploads) == [".upload-writing.tmp"]
+        writer.kill()  # a crash: the kernel drops its lock
+        writer.wait(10)
+        assert upload.remove_stale_temp_files(str(uploads)) == 1
+        assert leftovers(uploads) == []
+    finally:
+        writer.kill()
+        writer.wait(10)
+        writer.stdin.close()
+        writer.stdout.close()
+
+
+def test_uploads_all_succeed_while_other_workers_keep_sweeping(tmp_path):
+    """Writers and start-up sweeps at once, as workers starting beside busy ones do: no upload is lost."""
+    directory = str(tmp_path / "uploads")
+    os.makedirs(directory)
+    stop = threading.Event()
+    errors: list = []
+    names: list = []
+    sweeps = [0]
+
+    def sweeper() -> None:
+        while not stop.is_set():
+            upload.remove_stale_temp_files(directory)
+            sweeps[0] += 1
+
+    def writer(n: int) -> None:
+        for i in range(150):
+            body = json.dumps({"writer": n, "i": i, "pad": "x" * 20_000}).encode()
+            try:
+                names.append((upload.store_upload(directory, body), body))
+            except Exception as exc:  # noqa: BLE001 - any failure is the bug under test
+                errors.append(exc)
+
+    sweepers = [threading.Thread(target=sweeper) for _ in range(2)]
+    writers = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    for thread in sweepers + writers:
+        thread.start()
+    for thread in writers:
+        thread.join(60)
+    stop.set()
+    for thread in sweepers:
+        thread.join(10)
+    assert sweeps[0] > 10
+    assert not errors, errors[:3]
+    assert len({name for name, _body in names}) == len(names) == 600  # unique names
+    for name, body in names:
+        assert open(os.path.join(directory, name), "rb").read() == body
+    assert not [n for n in os.listdir(directory) if n.startswith(upload.TEMP_PREFIX)]

@@ -1,29 +1,30 @@
 """What the server does with a well-formed request: policy and routing.
 
-The connection calls :meth:`Application.check` as soon as the head is known when a
-message body follows (so a refusal goes out before the body is read, which is also how
-``Expect: 100-continue`` is answered), or at the end of the request otherwise; then
-:meth:`Application.handle` once the request is complete. Both run on the loop thread
-and must not block: anything that touches the disk goes to the worker pool through
-:meth:`Connection.run_in_pool`.
+The connection calls :meth:`Application.route` once per request: as soon as the head is
+known when a message body follows (so a refusal goes out before the body is read, which
+is also how ``Expect: 100-continue`` is answered), or at the end of the request
+otherwise. ``route`` either refuses (a 4xx/5xx Response, or HTTPError) or picks the
+handler, ``request.route``, which the connection calls when the request is complete,
+its message body framed and read: success answers are only made then. Both run on the
+loop thread and must not block: anything that touches the disk goes to the worker pool
+through :meth:`Connection.run_in_pool`.
 
 Checks in order: a method this server knows (else 501), the Host allow-list against
 DNS rebinding (403), a CORS preflight when ``--cors`` is on, then the route: the status
-page (``--status-path``), ``/upload`` or a static file.
+page (``--status-path``), ``/upload`` (405 for POST with ``--no-uploads``) or a static file.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, FrozenSet, Optional
+import functools
+from typing import Any, Callable, Dict, FrozenSet, Optional
 
+from reactor.config import Config
+from reactor.connection import Connection, Request
 from reactor.errors import HTTPError
 from reactor.events import TargetForm
 from reactor.handlers import cors, static, status, upload
 from reactor.response import Response
-
-if TYPE_CHECKING:  # pragma: no cover
-    from reactor.config import Config
-    from reactor.connection import Connection, Request
 
 #: Methods defined by RFC 9110 §9 and RFC 5789 (PATCH); others are answered 501.
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
@@ -34,19 +35,25 @@ class Application:
     """Routes requests to the static-file and upload handlers.
 
     ``port`` is the port actually bound (it matters when the configured port is 0).
+    ``snapshot`` returns the status page's numbers (:func:`reactor.handlers.status.snapshot`).
     """
 
-    def __init__(self, config: "Config", port: int) -> None:
+    def __init__(self, config: Config, port: int, snapshot: Callable[[], Dict[str, Any]]) -> None:
         self.config = config
         self.static = static.StaticFiles(config)
         self.upload = upload.Uploads(config)
-        self.status = status.StatusPage()
-        self.allowed_authorities, self.allowed_names = allowed_hosts(config.host, port, config.allowed_hosts)
+        self.status = status.StatusPage(snapshot)
+        self.port = port
+        self.default_port = 443 if config.tls else 80  # the port browsers leave out of Host
+        self.allowed_authorities, self.allowed_names = allowed_hosts(
+            config.host, port, config.allowed_hosts, self.default_port
+        )
+        self.any_host = "*" in config.allowed_hosts  # --allow-host '*': no Host check (warned at start)
 
-    def check(self, conn: "Connection", request: "Request") -> Optional[Response]:
-        """Refuse early or pick the route; None means "go on and read the body".
+    def route(self, conn: Connection, request: Request) -> Optional[Response]:
+        """Pick the handler (``request.route``) or refuse; None means "go on".
 
-        Raises HTTPError (403, 404, 405, 415, 501) for requests to refuse.
+        Raises HTTPError (403, 405, 415, 501) for requests to refuse.
         """
         head = request.head
         assert head is not None
@@ -55,34 +62,35 @@ class Application:
             raise HTTPError(501, "method %s is not implemented" % method[:32])
         if method == "CONNECT":
             raise HTTPError(501, "CONNECT is not supported; this is not a proxy")
-        self.check_host(head.authority)
+        self.check_host(head.authority, conn)
         if method == "OPTIONS" and self.config.cors:
             answer = cors.preflight(head)
             if answer is not None:
-                return answer
+                request.route = functools.partial(fixed, answer)
+                return None
         if head.target_form is TargetForm.ASTERISK:  # OPTIONS * (RFC 9110 §9.3.7)
-            return Response(204, [("Allow", "GET, HEAD, POST, OPTIONS")])
+            request.route = functools.partial(fixed, Response(204, [("Allow", "GET, HEAD, POST, OPTIONS")]))
+            return None
         path, _, _query = head.path.partition("?")
         if path == self.config.status_path:  # --status-path; None (off) matches no path
-            return self.status.answer(conn, request)
+            return self.status.route(conn, request)
         if path == UPLOAD_PATH:
-            return self.upload.check(request)
-        return self.static.check(conn, request)
+            if self.config.uploads:
+                return self.upload.route(request)
+            if method == "POST":
+                raise HTTPError(405, "this server is read-only (--no-uploads)", headers=(("Allow", static.ALLOW),))
+        return self.static.route(conn, request)
 
-    def handle(self, conn: "Connection", request: "Request") -> Optional[Response]:
-        """Answer a complete request, now or later through the worker pool."""
-        route = request.route
-        assert route is not None, "check() must pick a route or answer"
-        return route(conn, request)
-
-    def check_host(self, authority: Optional[str]) -> None:
+    def check_host(self, authority: Optional[str], conn: Optional[Connection] = None) -> None:
         """Refuse a Host this server does not answer to (403), against DNS rebinding.
 
-        Accepted: ``localhost:PORT``, ``127.0.0.1:PORT``, ``<--host>:PORT`` and each
-        ``--allow-host`` value (a name alone matches any port). HTTP/1.0 requests
-        without Host carry no name to check and pass.
+        Accepted: ``localhost:PORT``, ``127.0.0.1:PORT``, ``<--host>:PORT``, each
+        ``--allow-host`` value (a name alone matches any port; ``*`` turns the check
+        off), and ``<conn.local_host>:PORT``, the IP literal the connection arrived on
+        (``[…]`` for IPv6): naming it needs no DNS, so it cannot be a rebinding.
+        HTTP/1.0 requests without Host carry no name to check and pass.
         """
-        if authority is None:
+        if authority is None or self.any_host:
             return
         value = authority.lower()
         if value in self.allowed_authorities:
@@ -91,16 +99,47 @@ class Application:
             name = _strip_port(value)
             if name in self.allowed_names:
                 return
+        local = conn.local_host if conn is not None else ""
+        if local and value in local_authorities(local, self.port, self.default_port):
+            return  # read only on this slow path: the common Host values matched above
         raise HTTPError(403, "Host %r is not allowed; use --allow-host to permit it" % authority[:100])
 
 
-def allowed_hosts(host: str, port: int, extra: "tuple[str, ...]") -> "tuple[FrozenSet[str], FrozenSet[str]]":
-    """The exact authorities and the port-less names the Host field may carry."""
+def fixed(response: Response, conn: Connection, request: Request) -> Response:
+    """A handler whose answer was known when the request was routed (OPTIONS, a preflight)."""
+    return response
+
+
+def local_authorities(local_host: str, port: int, default_port: int = 80) -> "tuple[str, ...]":
+    """The Host values naming the IP ``local_host`` (from getsockname) and ``port``.
+
+    ``"192.0.2.7"`` gives ``192.0.2.7:PORT``; ``"::1"`` gives ``[::1]:PORT``; an
+    IPv4-mapped ``"::ffff:192.0.2.7"`` (an IPv4 client on a dual-stack ``::`` socket)
+    gives both forms. On ``default_port`` (80, or 443 for HTTPS) the forms without a
+    port are accepted too, as browsers send them.
+    """
+    ip = local_host.split("%", 1)[0].lower()  # a zone (fe80::1%eth0) never appears in Host
+    names = ["[%s]" % ip if ":" in ip else ip]
+    if ip.startswith("::ffff:") and "." in ip:
+        names.append(ip[len("::ffff:") :])
+    forms = ["%s:%d" % (name, port) for name in names]
+    if port == default_port:
+        forms.extend(names)
+    return tuple(forms)
+
+
+def allowed_hosts(
+    host: str, port: int, extra: "tuple[str, ...]", default_port: int = 80
+) -> "tuple[FrozenSet[str], FrozenSet[str]]":
+    """The exact authorities and the port-less names the Host field may carry.
+
+    On ``default_port`` (80, or 443 for HTTPS) the names without a port are accepted too.
+    """
     names = {"localhost", "127.0.0.1", host.lower()}
     if ":" in host and not host.startswith("["):
         names.add("[%s]" % host.lower())  # an IPv6 literal appears bracketed in Host
     authorities = {"%s:%d" % (name, port) for name in names}
-    if port == 80:
+    if port == default_port:
         authorities.update(names)  # browsers omit the default port
     bare = set()
     for value in extra:

@@ -10,8 +10,10 @@ per field value: clients send few distinct values, and the loop thread asks ofte
 
 Compression itself runs on a worker: :func:`gzip_bytes` for a file already in memory,
 :func:`gzip_file` streams an open file through :mod:`zlib` so the input never sits
-in memory whole. Output is deterministic (zlib's gzip header carries no time or name),
-so a gzip body has a stable strong ETag.
+in memory whole, and :class:`GzipStream` makes the gzip form one bounded block at a time,
+as the connection sends it, when the whole form is not to be kept in memory. Output is
+deterministic (zlib's gzip header carries no time or name, and deflate's output does not
+depend on how its input is cut), so a gzip body has a stable strong ETag.
 """
 
 from __future__ import annotations
@@ -101,3 +103,43 @@ def gzip_file(fd: int, size: int, level: int = GZIP_LEVEL) -> bytes:
         offset += len(block)
     pieces.append(compressor.flush())
     return b"".join(pieces)
+
+
+class GzipStream:
+    """The gzip form of the first ``size`` bytes of open file ``fd``, a block at a time.
+
+    A :class:`~reactor.response.StreamBody`: :meth:`read_block` runs on a worker, reads
+    input until deflate has output (at most about ``max_bytes`` of it) and returns it;
+    ``b""`` after the gzip trailer. It owns ``fd`` and :meth:`close` closes it. Raises
+    OSError from the reads; a file that shrinks meanwhile is compressed as far as it goes.
+    Memory: zlib's state (about 256 KiB at the default level) and one block.
+    """
+
+    __slots__ = ("fd", "size", "offset", "_compressor", "_ended")
+
+    def __init__(self, fd: int, size: int, level: int = GZIP_LEVEL) -> None:
+        self.fd = fd
+        self.size = size
+        self.offset = 0
+        self._compressor = zlib.compressobj(level, zlib.DEFLATED, _GZIP_WBITS)
+        self._ended = False
+
+    def read_block(self, max_bytes: int) -> bytes:
+        while not self._ended:
+            if self.offset >= self.size:
+                self._ended = True
+                return self._compressor.flush()
+            block = os.pread(self.fd, min(max_bytes, self.size - self.offset), self.offset)
+            if not block:
+                self.size = self.offset  # the file shrank: end the form here
+                continue
+            self.offset += len(block)
+            data = self._compressor.compress(block)
+            if data:
+                return data
+        return b""
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1

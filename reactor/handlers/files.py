@@ -201,9 +201,10 @@ def split_path(path: str, dotfiles: bool = False) -> List[str]:
     """Percent-decode an origin-form path once and split it into safe segments.
 
     Loop thread (string work only). ``path`` excludes the query. Raises HTTPError: 400
-    if it is not UTF-8 after decoding; 403 for NUL, a backslash or a ``..`` segment;
-    404 for a dotfile or dot-directory unless ``dotfiles``. Empty segments (``//``) are
-    dropped, so no redirect built from them can start with ``//`` (another host).
+    if it is not UTF-8 after decoding; 403 for NUL, a backslash, a ``..`` segment or a
+    path starting with ``//`` (``//etc/passwd``, an absolute path); 404 for a dotfile or
+    dot-directory unless ``dotfiles``. Other empty segments (``/a//b``) are dropped, so
+    no redirect built from them can start with ``//`` (another host).
     """
     try:
         decoded = urllib.parse.unquote(path, errors="strict")
@@ -213,6 +214,8 @@ def split_path(path: str, dotfiles: bool = False) -> List[str]:
         raise HTTPError(403, "NUL in path")
     if "\\" in decoded:
         raise HTTPError(403, "backslash in path")
+    if decoded.startswith("//"):  # //etc/passwd: an absolute file-system path, as a traversal attempt
+        raise HTTPError(403, "path starts with '//' (an absolute path)")
     segments = [segment for segment in decoded.split("/") if segment]
     if ".." in segments:
         raise HTTPError(403, "'..' segment in path")
@@ -261,7 +264,8 @@ def locate(options: Options, segments: List[str], slash: bool) -> "str | Redirec
                 pass
             if options.list_directories:
                 return Listing(real)
-            raise HTTPError(404, "no index.html in this directory")
+            raise HTTPError(404, "no index.html in this directory (start the server with --list-directories "
+                            "to list its files)")
         if not stat.S_ISREG(info.st_mode):
             raise HTTPError(404, "not a regular file")
         if slash:
@@ -377,7 +381,8 @@ def open_entry(options: Options, path: str, key: str, segments: List[str], slash
             fd = -1
         else:
             identity.fd = fd
-        _set_fields(entry, options, name, compressible, format_http_date(last_modified_s))
+        # Vary only where a gzip form exists: a file too large to compress never varies.
+        _set_fields(entry, options, name, entry.gzip is not None, format_http_date(last_modified_s))
         return entry
     except BaseException:
         if fd >= 0:
@@ -385,14 +390,14 @@ def open_entry(options: Options, path: str, key: str, segments: List[str], slash
         raise
 
 
-def _set_fields(entry: Entry, options: Options, name: str, compressible: bool, last_modified: str) -> None:
+def _set_fields(entry: Entry, options: Options, name: str, varies: bool, last_modified: str) -> None:
     """Build each form's response fields once, here on the worker."""
     media_type = entry.content_type
     for variant in (entry.identity, entry.gzip):
         if variant is None:
             continue
         validators = [("ETag", variant.etag), ("Last-Modified", last_modified)]
-        if compressible:
+        if varies:
             validators.append(("Vary", "Accept-Encoding"))
         if options.max_age_s is not None:
             validators.append(("Cache-Control", "max-age=%d" % options.max_age_s))

@@ -2,9 +2,12 @@
 
 A worker job: it reads the directory and stats every entry. Names are HTML-escaped in
 text and percent-encoded in links (a file called ``<script>.html`` or ``a"b`` is shown,
-never run), sorted directories first and then by name, with sizes and modification
-dates in UTC. Dotfiles are left out unless ``--dotfiles``; the same rule makes them 404.
-A directory with more than :data:`MAX_ENTRIES` entries is cut short with a note.
+never run). Directories come first, then files, sorted by name, size or modification
+time as the query asks (``?sort=name|size|date&order=asc|desc``, links in the column
+heads; no script), with sizes and dates in UTC and a link to the parent folder. The page
+carries its own style, the sample site's, since the folder served may have no CSS.
+Dotfiles are left out unless ``--dotfiles``; the same rule makes them 404. A directory
+with more than :data:`MAX_ENTRIES` entries is cut short with a note.
 """
 
 from __future__ import annotations
@@ -13,9 +16,10 @@ import html
 import os
 import time
 import urllib.parse
-from typing import List, Tuple
+from typing import Callable, Dict, List, NamedTuple, Tuple
 
 MAX_ENTRIES = 10_000
+SORT_KEYS = ("name", "size", "date")
 
 _PAGE = """<!DOCTYPE html>
 <html lang="en">
@@ -24,23 +28,67 @@ _PAGE = """<!DOCTYPE html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Index of {title}</title>
 <style>
-body {{ font-family: system-ui, sans-serif; margin: 2em; }}
-table {{ border-collapse: collapse; }}
-th, td {{ padding: 0.2em 1.2em 0.2em 0; text-align: left; }}
-td.size {{ text-align: right; font-variant-numeric: tabular-nums; }}
+:root {{ --bg: #f7f6f2; --fg: #1f2430; --muted: #5b6272; --accent: #1f7a8c; --warm: #e08a2c;
+  --card: #ffffff; --line: #dcd9d0; }}
+html {{ scrollbar-gutter: stable; }}
+body {{ margin: 0; background: var(--bg); color: var(--fg);
+  font: 16px/1.55 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; }}
+header, main, footer {{ max-width: 46rem; margin: 0 auto; padding: 0 1.25rem; }}
+header {{ padding-top: 1.25rem; }}
+.brand {{ font-weight: 700; font-size: 1.25rem; color: var(--fg); letter-spacing: .02em; }}
+.brand span {{ color: var(--warm); }}
+h1 {{ font-size: 1.5rem; margin: 1.5rem 0 .75rem; overflow-wrap: anywhere; }}
+a {{ color: var(--accent); }}
+table {{ width: 100%; border-collapse: collapse; background: var(--card); border: 1px solid var(--line);
+  border-radius: .6rem; overflow: hidden; }}
+th, td {{ padding: .35rem .9rem; text-align: left; border-bottom: 1px solid var(--line); }}
+th a {{ color: var(--fg); text-decoration: none; }}
+th a:hover {{ text-decoration: underline; }}
+td.name {{ overflow-wrap: anywhere; }}
+td.size, th.size {{ text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }}
+td.date {{ color: var(--muted); font-variant-numeric: tabular-nums; white-space: nowrap; }}
+tr:last-child td {{ border-bottom: 0; }}
+footer {{ color: var(--muted); font-size: .85rem; padding-top: 1.5rem; padding-bottom: 2rem; }}
 </style>
 </head>
 <body>
+<header><span class="brand">re<span>actor</span></span></header>
+<main>
 <h1>Index of {title}</h1>
 <table>
-<thead><tr><th>Name</th><th>Size</th><th>Modified (UTC)</th></tr></thead>
+<thead><tr>{heads}</tr></thead>
 <tbody>
 {rows}
 </tbody>
 </table>
-{note}</body>
+{note}</main>
+<footer>{count}</footer>
+</body>
 </html>
 """
+
+
+class Item(NamedTuple):
+    is_dir: bool
+    name: str
+    size: int  # -1 when unknown (a dangling symlink) or a directory
+    mtime: float  # POSIX seconds; -1 when unknown
+
+
+def parse_sort(query: str) -> Tuple[str, bool]:
+    """``"sort=size&order=desc"`` → ``("size", True)``; anything unknown is ``("name", False)``."""
+    values = urllib.parse.parse_qs(query, keep_blank_values=True)
+    key = (values.get("sort") or ["name"])[-1]
+    if key not in SORT_KEYS:
+        key = "name"
+    return key, (values.get("order") or ["asc"])[-1] == "desc"
+
+
+_SORTERS: Dict[str, Callable[[Item], Tuple[object, ...]]] = {
+    "name": lambda item: (item.name.casefold(), item.name),
+    "size": lambda item: (item.size, item.name.casefold(), item.name),
+    "date": lambda item: (item.mtime, item.name.casefold(), item.name),
+}
 
 
 def human_size(size: int) -> str:
@@ -55,38 +103,49 @@ def human_size(size: int) -> str:
     return "%.1f %s" % (value, unit)
 
 
-def render_listing(directory: str, url_path: str, show_dotfiles: bool) -> bytes:
+def render_listing(directory: str, url_path: str, show_dotfiles: bool, query: str = "") -> bytes:
     """Worker: the UTF-8 HTML listing of ``directory``, shown as ``url_path``.
 
-    ``url_path`` is the decoded request path ending in ``/``. Raises OSError if the
-    directory cannot be read.
+    ``url_path`` is the decoded request path ending in ``/``; ``query`` the request's
+    query, for the order (:func:`parse_sort`). Raises OSError if the directory cannot be read.
     """
-    items: List[Tuple[bool, str, str, str]] = []  # (is_dir, name, size, modified)
+    items: List[Item] = []
     skipped = 0
     with os.scandir(directory) as scan:
-        for item in scan:
-            if not show_dotfiles and item.name.startswith("."):
+        for entry in scan:
+            if not show_dotfiles and entry.name.startswith("."):
                 continue
             if len(items) >= MAX_ENTRIES:
                 skipped += 1
                 continue
             try:
-                info = item.stat()  # follows symlinks, as serving would
-                is_dir = item.is_dir()
+                info = entry.stat()  # follows symlinks, as serving would
+                is_dir = entry.is_dir()
             except OSError:
-                items.append((False, item.name, "-", "-"))  # e.g. a dangling symlink
+                items.append(Item(False, entry.name, -1, -1))  # e.g. a dangling symlink
                 continue
-            modified = time.strftime("%Y-%m-%d %H:%M", time.gmtime(info.st_mtime))
-            items.append((is_dir, item.name, "-" if is_dir else human_size(info.st_size), modified))
-    items.sort(key=lambda item: (not item[0], item[1].casefold(), item[1]))
+            items.append(Item(is_dir, entry.name, -1 if is_dir else info.st_size, info.st_mtime))
+    key, descending = parse_sort(query)
+    sorter = _SORTERS[key]
+    folders = sorted((item for item in items if item.is_dir), key=sorter, reverse=descending)
+    files = sorted((item for item in items if not item.is_dir), key=sorter, reverse=descending)
+    heads = []
+    for column, label, css in (("name", "Name", "name"), ("size", "Size", "size"), ("date", "Modified (UTC)", "date")):
+        order = "desc" if column == key and not descending else "asc"
+        arrow = (" \u2193" if descending else " \u2191") if column == key else ""
+        link = '<th class="%s"><a href="?sort=%s&amp;order=%s">%s%s</a></th>'
+        heads.append(link % (css, column, order, label, arrow))
     rows = []
     if url_path != "/":
-        rows.append('<tr><td><a href="../">../</a></td><td class="size">-</td><td></td></tr>')
-    for is_dir, name, size, modified in items:
-        suffix = "/" if is_dir else ""
-        raw_name = os.fsencode(name)  # the bytes on disk, even if they are not UTF-8
+        rows.append('<tr><td class="name"><a href="../">../</a> (parent folder)</td>'
+                    '<td class="size"></td><td class="date"></td></tr>')
+    for item in folders + files:
+        suffix = "/" if item.is_dir else ""
+        raw_name = os.fsencode(item.name)  # the bytes on disk, even if they are not UTF-8
+        size = "-" if item.size < 0 else human_size(item.size)
+        modified = "-" if item.mtime < 0 else time.strftime("%Y-%m-%d %H:%M", time.gmtime(item.mtime))
         rows.append(
-            '<tr><td><a href="%s%s">%s%s</a></td><td class="size">%s</td><td>%s</td></tr>'
+            '<tr><td class="name"><a href="%s%s">%s%s</a></td><td class="size">%s</td><td class="date">%s</td></tr>'
             % (
                 html.escape(urllib.parse.quote(raw_name, safe=""), quote=True),
                 suffix,
@@ -97,5 +156,8 @@ def render_listing(directory: str, url_path: str, show_dotfiles: bool) -> bytes:
             )
         )
     note = "<p>%d more entries not shown.</p>\n" % skipped if skipped else ""
-    page = _PAGE.format(title=html.escape(url_path), rows="\n".join(rows), note=note)
+    count = "%d folder%s, %d file%s" % (len(folders), "" if len(folders) == 1 else "s",
+                                        len(files), "" if len(files) == 1 else "s")
+    page = _PAGE.format(title=html.escape(url_path), heads="".join(heads), rows="\n".join(rows), note=note,
+                        count=count)
     return page.encode("utf-8", "replace")

@@ -15,6 +15,7 @@ bytes it has been told are a script.
 from __future__ import annotations
 
 import mimetypes
+import unicodedata
 import urllib.parse
 
 #: Web types that some systems' mime.types lack or map to legacy names.
@@ -115,11 +116,29 @@ def is_compressible(media_type: str) -> bool:
     )
 
 
+#: Letters that Unicode decomposition does not reduce to ASCII, spelled as their languages do.
+_SPELLED = str.maketrans({"ß": "ss", "æ": "ae", "Æ": "AE", "œ": "oe", "Œ": "OE", "ø": "o", "Ø": "O",
+                          "đ": "d", "Đ": "D", "ł": "l", "Ł": "L", "þ": "th", "Þ": "Th", "ð": "d", "Ð": "D"})
+
+
+def ascii_filename(name: str) -> str:
+    """A readable ASCII stand-in for ``name``: ``"résumé.txt"`` → ``"resume.txt"``.
+
+    Accents are dropped (NFKD decomposition), a few letters are spelled out (``ß`` →
+    ``ss``), and what is left outside printable ASCII, or a quote or backslash, is ``_``.
+    """
+    decomposed = unicodedata.normalize("NFKD", name.translate(_SPELLED))
+    kept = "".join(char for char in decomposed if not unicodedata.combining(char))
+    return "".join(char if 0x20 <= ord(char) < 0x7F and char not in '"\\' else "_" for char in kept)
+
+
 def content_disposition(name: str) -> str:
-    """``attachment; filename="..."`` (RFC 6266), with ``filename*`` for non-ASCII names."""
-    fallback = "".join(
-        char if 0x20 <= ord(char) < 0x7F and char not in '"\\' else "_" for char in name
-    )
+    """``attachment; filename="..."`` (RFC 6266), with ``filename*`` for non-ASCII names.
+
+    ``filename`` is an ASCII transliteration (:func:`ascii_filename`) for clients that
+    read only it (``curl -J``); ``filename*`` carries the real name in UTF-8 (RFC 8187).
+    """
+    fallback = ascii_filename(name)
     value = 'attachment; filename="%s"' % fallback
     if fallback != name:
         value += "; filename*=UTF-8''%s" % urllib.parse.quote(name, safe="")

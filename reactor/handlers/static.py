@@ -5,18 +5,23 @@ Theory of operation
 A request for a file is answered in one of two ways.
 
 **Hit** (loop thread only): the hot-file cache (:mod:`reactor.handlers.cache`) holds
-the file, so :meth:`StaticFiles.check` answers at once from memory. The only work is
+the file, so :meth:`StaticFiles.get` answers at once from memory. The only work is
 string work: collect the few request fields that matter (:func:`conditions_from_fields`,
-one pass), then :func:`choose` and :func:`build_response`. A request that wants a gzip
-form not made yet goes to the pool once to make it.
+one pass), then :func:`choose` and :func:`build_response`.
 
 **Miss** (pool, then loop): :func:`open_file` runs on a worker. It resolves and opens the
 file (:mod:`reactor.handlers.files`), runs the same :func:`choose`, and makes exactly
-the body that decision needs (gzip it, read several ranges for a multipart body, open
-a precompressed sidecar) so the loop thread never reads or compresses. Back on the loop
+the body that decision needs (read several ranges for a multipart body, read or open a
+precompressed sidecar) so the loop thread never reads the disk. Back on the loop
 thread, a small file enters the cache and :func:`build_response` makes the Response; a
 large file's body is its open descriptor, sent with ``os.sendfile`` from the right
 offset, so a range of a file larger than memory costs no more than a whole small one.
+
+**Gzip made on the fly** (hit or miss): the form comes from the
+:class:`~reactor.handlers.gzip_cache.GzipCache`, keyed by the identity ETag. If it is
+not known yet, the request waits for the one compression of that file version (started
+by the first request that needed it, on the pool, with a bound on how many run at once),
+and every waiting request is answered with the same ``bytes``.
 
 :func:`choose` is the heart, a pure function of the file and the request:
 
@@ -37,27 +42,33 @@ off). ``OPTIONS`` on any path is 204 with ``Allow``.
 
 from __future__ import annotations
 
+import errno
 import functools
+import logging
 import time
-from typing import TYPE_CHECKING, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, List, Optional, Tuple
 
 from reactor.errors import HTTPError
 from reactor.handlers import cache as cachemod
 from reactor.handlers import compress, files, listing, ranges
 from reactor.handlers.conditional import NO_CONDITIONS, Conditions, conditions_from_fields, evaluate, if_range_passes
 from reactor.handlers.files import Entry, Listing, Options, Redirect, split_path
+from reactor.handlers.gzip_cache import BUSY, GzipCache
 from reactor.response import FileBody, Response
+
+from reactor.config import Config
+from reactor.connection import Connection, Request
 
 if TYPE_CHECKING:  # pragma: no cover
     import concurrent.futures
 
-    from reactor.config import Config
-    from reactor.connection import Connection, Request
-
 __all__ = ["ALLOW", "StaticFiles", "choose", "build_response", "split_path"]
+
+log = logging.getLogger("reactor.static")
 
 ALLOW = "GET, HEAD, OPTIONS"
 _HTML = "text/html; charset=utf-8"
+_EXHAUSTED = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM})  # 503, as Connection.run_in_pool answers
 
 #: (status, send gzip, byte ranges for a 206)
 Decision = Tuple[int, bool, Optional[ranges.Ranges]]
@@ -177,8 +188,11 @@ class Page:
         pass
 
 
-def open_file(options: Options, key: str, segments: List[str], slash: bool, method: str, conditions: Conditions) -> object:
+def open_file(options: Options, key: str, segments: List[str], slash: bool, method: str, conditions: Conditions,
+              query: str = "") -> object:
     """Worker: find, open and decide; return Loaded, Page or Redirect.
+
+    ``query`` only orders a directory listing (``?sort=size&order=desc``).
 
     Raises HTTPError (403, 404 without a 404.html, 500) or OSError (→ 500).
     """
@@ -189,7 +203,7 @@ def open_file(options: Options, key: str, segments: List[str], slash: bool, meth
             return found
         if isinstance(found, Listing):
             url_path = "/" + "".join(segment + "/" for segment in segments)
-            return Page(200, listing.render_listing(found.directory, url_path, options.dotfiles))
+            return Page(200, listing.render_listing(found.directory, url_path, options.dotfiles, query))
         entry = files.open_entry(options, found, key, segments, slash, checked_at)
     except HTTPError as exc:
         if exc.status == 404:
@@ -207,12 +221,14 @@ def _prepare(entry: Entry, method: str, conditions: Conditions) -> Loaded:
     decision = choose(entry, method, conditions, time.time())
     status, use_gzip, byte_ranges = decision
     gzip = entry.gzip
-    if status == 200 and use_gzip and gzip is not None and not gzip.ready:
-        if gzip.sidecar is not None and gzip.size > files.SMALL_FILE_BYTES:
+    # A sidecar is read here; compressing is left to the loop thread's GzipCache, which
+    # shares one compression among every request for the same file version.
+    if status == 200 and use_gzip and gzip is not None and not gzip.ready and gzip.sidecar is not None:
+        if gzip.size > files.SMALL_FILE_BYTES:
             files.open_sidecar(entry)
         else:
             body = files.gzip_body(entry)
-            if body is None:  # gzip does not help this file; never try again
+            if body is None:  # the sidecar is no smaller: never try it again
                 entry.gzip = None
                 decision = choose(entry, method, conditions, time.time())
             else:
@@ -241,24 +257,41 @@ def not_found_page(options: Options, reason: str) -> Page:
 class StaticFiles:
     """GET, HEAD and OPTIONS of files under ``config.root``, with the hot-file cache."""
 
-    def __init__(self, config: "Config") -> None:
+    def __init__(self, config: Config) -> None:
         self.options = Options.from_config(config)
         self.cache: Optional[cachemod.HotCache] = None
         if config.cache_max_bytes > 0:
             self.cache = cachemod.HotCache(config.cache_max_bytes, files.SMALL_FILE_BYTES)
+        # At most pool_size - 1 compressions at once: a worker stays free for other jobs.
+        self.gzip_forms = GzipCache(config.gzip_cache_max_bytes, config.pool_size - 1)
 
-    def check(self, conn: "Connection", request: "Request") -> Optional[Response]:
-        """Answer OPTIONS and cache hits now; refuse other methods (405) and bad paths; route.
+    def route(self, conn: Connection, request: Request) -> Optional[Response]:
+        """Refuse methods other than GET, HEAD and OPTIONS (405); route the others.
 
-        Raises HTTPError 400, 403 (unsafe path) or 405.
+        Raises HTTPError 405.
         """
         head = request.head
         assert head is not None
         method = head.method
-        if method != "GET" and method != "HEAD":
-            if method == "OPTIONS":
-                return Response(204, [("Allow", ALLOW)])
-            raise HTTPError(405, "%s is not allowed here" % method, headers=(("Allow", ALLOW),))
+        if method == "GET" or method == "HEAD":
+            request.route = self.get
+            return None
+        if method == "OPTIONS":
+            request.route = self._options
+            return None
+        raise HTTPError(405, "%s is not allowed here" % method, headers=(("Allow", ALLOW),))
+
+    @staticmethod
+    def _options(conn: Connection, request: Request) -> Response:
+        return Response(204, [("Allow", ALLOW)])
+
+    def get(self, conn: Connection, request: Request) -> Optional[Response]:
+        """GET or HEAD: answer a cache hit now; send a miss to the pool (None).
+
+        Raises HTTPError 400 or 403 (an unsafe path).
+        """
+        head = request.head
+        assert head is not None
         path, _, query = head.path.partition("?")
         cache = self.cache
         if cache is not None:
@@ -271,39 +304,82 @@ class StaticFiles:
                 if conditions is NO_CONDITIONS:  # the common case, kept short
                     identity = entry.identity
                     return Response(200, identity.fields, identity.data)  # type: ignore[arg-type]
-                response = self._answer(entry, method, conditions)
+                response = self._answer(path, entry, head.method, conditions)
                 if response is not None:
                     return response
-                request.route = functools.partial(self._compress_then_answer, path, entry, conditions)
-                return None
+                return self._gzip_then_answer(conn, path, entry, head.method, conditions, owned=False)
         try:
             segments = split_path(path, self.options.dotfiles)
         except HTTPError as exc:
             if exc.status != 404:
                 raise
-            request.route = functools.partial(self._not_found, exc.reason)
+            self._not_found(exc.reason, conn, request)
             return None
-        request.route = functools.partial(self._serve, path, segments, path.endswith("/"), query)
+        self._serve(path, segments, path.endswith("/"), query, conn, request)
         return None
 
     # -- hits
 
-    def _answer(self, entry: Entry, method: str, conditions: Conditions) -> Optional[Response]:
+    def _answer(self, key: str, entry: Entry, method: str, conditions: Conditions) -> Optional[Response]:
         """A cached entry's response, or None when it needs a gzip form not made yet."""
         decision = choose(entry, method, conditions, time.time())
         status, use_gzip, byte_ranges = decision
-        if status == 200 and use_gzip and entry.gzip is not None and not entry.gzip.ready:
-            return None
+        gzip = entry.gzip
+        if status == 200 and use_gzip and gzip is not None and not gzip.ready:
+            known, body = self.gzip_forms.get(entry.identity.etag)
+            if not known:
+                return None
+            return self._with_gzip_form(key, entry, method, conditions, body)
         return build_response(entry, status, use_gzip, byte_ranges)
 
-    def _compress_then_answer(
-        self, key: str, entry: Entry, conditions: Conditions, conn: "Connection", request: "Request"
-    ) -> None:
-        assert request.head is not None
-        method = request.head.method
-        conn.run_in_pool(files.gzip_body, (entry,), functools.partial(self._compressed, key, entry, method, conditions))
+    def _gzip_then_answer(
+        self, conn: Connection, key: str, entry: Entry, method: str, conditions: Conditions,
+        owned: bool,
+    ) -> Optional[Response]:
+        """Answer with ``entry``'s gzip form: now if it is known, else (returning None) once made.
 
-    def _compressed(self, key: str, entry: Entry, method: str, conditions: Conditions, body: Optional[bytes]) -> Response:
+        ``owned``: the entry is this request's own (a miss), to be closed once answered.
+        """
+        etag = entry.identity.etag
+        known, body = self.gzip_forms.get(etag)
+        if known:
+            try:
+                return self._with_gzip_form(key, entry, method, conditions, body)
+            finally:
+                if owned:
+                    entry.close()
+
+        def wait(answer: Callable[[Response], None]) -> None:
+            waiter = functools.partial(self._gzip_made, answer, key, entry, method, conditions, owned)
+            self.gzip_forms.compress(conn.pool, etag, files.gzip_body, (entry,), waiter, keep=entry.cacheable)
+
+        conn.respond_when(wait)
+        return None
+
+    def _gzip_made(
+        self, answer: Callable[[Response], None], key: str, entry: Entry, method: str, conditions: Conditions,
+        owned: bool, body: Optional[bytes], error: Optional[BaseException],
+    ) -> None:
+        """The compression a request waited for has ended: answer it (loop thread)."""
+        try:
+            if error is None:
+                response = self._with_gzip_form(key, entry, method, conditions, body)
+            elif isinstance(error, HTTPError):
+                response = Response.from_error(error)
+            elif isinstance(error, OSError) and error.errno in _EXHAUSTED:
+                response = Response.from_error(BUSY)
+            else:
+                log.error("compressing %s failed", entry.path, exc_info=error)
+                response = Response.error(500, "internal server error", close=True)
+        finally:
+            if owned:
+                entry.close()  # any descriptor the response did not take
+        answer(response)
+
+    def _with_gzip_form(
+        self, key: str, entry: Entry, method: str, conditions: Conditions, body: Optional[bytes]
+    ) -> Response:
+        """Give ``entry`` its gzip form (None: gzip does not help) and answer from it."""
         gzip = entry.gzip
         if gzip is not None and not gzip.ready:
             if body is None:
@@ -312,18 +388,27 @@ class StaticFiles:
                 gzip.set_data(body)
             if self.cache is not None:
                 self.cache.resized(key, entry)
-        response = self._answer(entry, method, conditions)
-        assert response is not None, "the gzip form is ready or gone by now"
-        return response
+        decision = choose(entry, method, conditions, time.time())
+        return build_response(entry, *decision)
 
-    def _revalidate(self, conn: "Connection", key: str, entry: Entry) -> None:
+    def _revalidate(self, conn: Connection, key: str, entry: Entry) -> None:
         """Ask the pool whether the cached file changed; serve the cached copy meanwhile."""
         entry.revalidating = True
         job_args = (self.options, entry.segments, entry.slash)
-        if not conn.server.pool.submit(files.current_stamp, job_args, functools.partial(self._revalidated, key, entry)):
+        tracer = conn.tracer
+        if tracer:
+            tracer.revalidate(conn, files.current_stamp, key)
+        callback = functools.partial(self._revalidated, key, entry, tracer)
+        if not conn.pool.submit(files.current_stamp, job_args, callback):
             entry.revalidating = False  # pool saturated: try again on a later hit
 
-    def _revalidated(self, key: str, entry: Entry, future: "concurrent.futures.Future[Tuple[float, Optional[files.Stamp]]]") -> None:
+    def _revalidated(
+        self,
+        key: str,
+        entry: Entry,
+        tracer: Any,
+        future: "concurrent.futures.Future[Tuple[float, Optional[files.Stamp]]]",
+    ) -> None:
         entry.revalidating = False
         cache = self.cache
         if cache is None:
@@ -333,33 +418,52 @@ class StaticFiles:
         except Exception:  # a failed check proves nothing: drop the entry
             stamp = None
             checked_at = 0.0
-        if stamp is not None and stamp == entry.stamp:
+        fresh = stamp is not None and stamp == entry.stamp
+        if tracer:
+            tracer.revalidated(files.current_stamp, key, fresh)
+        if fresh:
             entry.checked_at = checked_at
         else:
             cache.remove(key, entry)
 
     # -- misses
 
-    def _serve(self, key: str, segments: List[str], slash: bool, query: str, conn: "Connection", request: "Request") -> None:
+    def _serve(self, key: str, segments: List[str], slash: bool, query: str, conn: Connection, request: Request) -> None:
         head = request.head
         assert head is not None
         conditions = conditions_from_fields(head.fields)
         conn.run_in_pool(
             open_file,
-            (self.options, key, segments, slash, head.method, conditions),
-            functools.partial(self._respond, key, query),
+            (self.options, key, segments, slash, head.method, conditions, query),
+            functools.partial(self._respond, conn, key, query, head.method, head.http_version, conditions),
         )
 
-    def _not_found(self, reason: str, conn: "Connection", request: "Request") -> None:
+    def _not_found(self, reason: str, conn: Connection, request: Request) -> None:
         conn.run_in_pool(not_found_page, (self.options, reason), self._page)
 
-    def _respond(self, key: str, query: str, result: object) -> Response:
+    def _respond(
+        self, conn: Connection, key: str, query: str, method: str, http_version: str, conditions: Conditions,
+        result: object,
+    ) -> Optional[Response]:
         if isinstance(result, Loaded):
             entry = result.entry
             try:
                 cache = self.cache
                 if cache is not None and entry.cacheable and cache.admits(entry):
                     cache.put(key, entry)
+                gzip = entry.gzip
+                if result.status == 200 and result.use_gzip and gzip is not None and not gzip.ready:
+                    if entry.identity.fd >= 0 and entry.size > self.gzip_forms.max_bytes:
+                        try:
+                            return self._stream_gzip(entry, http_version)  # takes the descriptor
+                        finally:
+                            entry.close()
+                    # The entry (and its descriptor) now belongs to _gzip_then_answer.
+                    return self._gzip_then_answer(conn, key, entry, method, conditions, owned=True)
+            except BaseException:
+                entry.close()
+                raise
+            try:
                 return build_response(entry, result.status, result.use_gzip, result.ranges, result.multipart)
             finally:
                 entry.close()  # whatever descriptor the response did not take
@@ -373,6 +477,19 @@ class StaticFiles:
             )
         assert isinstance(result, Page)
         return self._page(result)
+
+    @staticmethod
+    def _stream_gzip(entry: Entry, http_version: str) -> Response:
+        """A gzip form too large to keep: made block by block as it is sent, chunked.
+
+        An HTTP/1.0 client, which cannot take chunked, gets the identity form instead
+        (a body ended by closing the connection could not be told from a truncated one).
+        """
+        gzip = entry.gzip
+        assert gzip is not None
+        if http_version == "1.0":
+            return Response(200, entry.identity.fields, file=FileBody(entry.identity.take_fd(), 0, entry.size))
+        return Response(200, gzip.fields, stream=compress.GzipStream(entry.identity.take_fd(), entry.size))
 
     def _page(self, page: Page) -> Response:
         return Response(page.status, [("Content-Type", _HTML), ("X-Content-Type-Options", "nosniff")], page.body)

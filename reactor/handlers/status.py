@@ -6,6 +6,11 @@ bytes sent, the worker pool's queue and busy workers, and the uptime. It is JSON
 small HTML page when the client's Accept field prefers ``text/html`` over
 ``application/json`` (RFC 9110 §12.5.1), as a browser's does.
 
+Under a supervisor (``--workers N``) each process answers for itself, so the page says
+which one answered (``worker``: its number and PID) and adds ``workers``: every worker's
+counters from the shared :class:`~reactor.scoreboard.Scoreboard` (as of its last
+heartbeat, about a second old; the answering worker's own are exact) and their totals.
+
 Only loopback clients get it (403 otherwise): connection counts and timings are not for
 the internet. The answer is built on the loop thread from plain counters
 (:class:`reactor.stats.Stats`) plus one pass over the connection table; nothing touches
@@ -17,16 +22,18 @@ from __future__ import annotations
 import html
 import ipaddress
 import json
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
+import os
+import time
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from reactor import __version__
-from reactor.connection import ConnState
+from reactor.connection import Connection, ConnState, Request
 from reactor.errors import HTTPError
+from reactor.loop import EventLoop
 from reactor.response import Response
-
-if TYPE_CHECKING:  # pragma: no cover
-    from reactor.connection import Connection, Request
-    from reactor.server import Server
+from reactor.scoreboard import this_worker
+from reactor.stats import Stats
+from reactor.workers import WorkerPool
 
 ALLOW = "GET, HEAD"
 _FIELDS = [("Cache-Control", "no-store"), ("Vary", "Accept"), ("X-Content-Type-Options", "nosniff")]
@@ -90,19 +97,20 @@ def prefers_html(accept: Optional[str]) -> bool:
     return _quality(ranges, "text", "html") > _quality(ranges, "application", "json")
 
 
-def snapshot(server: "Server") -> Dict[str, Any]:
-    """The status as a JSON-ready dict (the shape is documented in docs/status.md)."""
-    stats = server.stats
+def snapshot(stats: Stats, connections: Mapping[int, Connection], pool: WorkerPool, loop: EventLoop) -> Dict[str, Any]:
+    """The status as a JSON-ready dict (the shape is documented in docs/status.md).
+
+    ``connections`` is the server's live table (id → connection).
+    """
     by_state = {state.value: 0 for state in ConnState if state is not ConnState.CLOSED}
-    for conn in server.connections.values():
+    for conn in connections.values():
         by_state[conn.state.value] = by_state.get(conn.state.value, 0) + 1
-    pool = server.pool
     busy = pool.busy
     return {
         "server": "reactor/%s" % __version__,
         "uptime_s": round(stats.uptime_s, 3),
         "connections": {
-            "open": len(server.connections),
+            "open": len(connections),
             "by_state": by_state,
             "accepted": stats.accepted,
             "refused": stats.refused,
@@ -116,8 +124,30 @@ def snapshot(server: "Server") -> Dict[str, Any]:
             "queued": max(0, pool.pending - busy),
             "max_pending": pool.max_pending,
         },
-        "timers": server.loop.pending_timers,
+        "timers": loop.pending_timers,
+        **workers_snapshot(stats.requests, stats.accepted, len(connections)),
     }
+
+
+def workers_snapshot(requests: int, accepted: int, open_connections: int) -> Dict[str, Any]:
+    """``worker`` (who answers: number, PID) and, under a supervisor, ``workers``: each one and the totals.
+
+    The arguments are this process's own counters, used for its own row.
+    """
+    identity = this_worker()
+    answering = {"number": identity.number if identity else None, "pid": os.getpid()}
+    if identity is None:
+        return {"worker": answering}
+    now = time.monotonic()
+    each: List[Dict[str, Any]] = []
+    for slot in identity.scoreboard.live():
+        row: Dict[str, Any] = {"number": slot.number, "pid": slot.pid, "requests": slot.requests, "accepted": slot.accepted,
+               "open": slot.open, "heartbeat_age_s": round(now - slot.heartbeat, 3) if slot.heartbeat else None}
+        if slot.number == identity.number:
+            row.update(requests=requests, accepted=accepted, open=open_connections, heartbeat_age_s=0.0)
+        each.append(row)
+    totals = {key: sum(row[key] for row in each) for key in ("requests", "accepted", "open")}
+    return {"worker": answering, "workers": {"count": len(each), **totals, "each": each}}
 
 
 def _rows(pairs: List[Tuple[str, Any]]) -> str:
@@ -146,7 +176,15 @@ def render_html(status: Dict[str, Any]) -> bytes:
             ("max pending", pool["max_pending"]),
         ]),
         ("Loop", [("timers in the heap", status["timers"]), ("uptime (s)", "%.1f" % status["uptime_s"])]),
+        ("Answered by", [("worker", status["worker"]["number"] or "(single process)"),
+                         ("pid", status["worker"]["pid"])]),
     ]
+    workers = status.get("workers")
+    if workers:
+        sections.append(("Workers (requests / accepted / open)", [
+            ("#%d, pid %d" % (row["number"], row["pid"]), "%d / %d / %d" % (row["requests"], row["accepted"], row["open"]))
+            for row in workers["each"]
+        ] + [("total", "%d / %d / %d" % (workers["requests"], workers["accepted"], workers["open"]))]))
     body = "".join(
         "<h2>%s</h2><table>%s</table>" % (html.escape(title), _rows(pairs)) for title, pairs in sections
     )
@@ -164,12 +202,15 @@ def render_html(status: Dict[str, Any]) -> bytes:
 
 
 class StatusPage:
-    """Answers ``config.status_path`` at check time (no body to read, no disk)."""
+    """Answers ``config.status_path`` from ``snapshot()`` (no disk, so no pool)."""
 
-    def answer(self, conn: "Connection", request: "Request") -> Response:
-        """The status for a loopback GET or HEAD.
+    def __init__(self, snapshot: Callable[[], Dict[str, Any]]) -> None:
+        self.snapshot = snapshot
 
-        Raises HTTPError 403 for other clients and 405 (with Allow) for other methods.
+    def route(self, conn: Connection, request: Request) -> Optional[Response]:
+        """Refuse other clients than loopback (403) and methods other than GET and HEAD (405).
+
+        Raises HTTPError 403 or 405 (with Allow).
         """
         head = request.head
         assert head is not None
@@ -177,7 +218,14 @@ class StatusPage:
             raise HTTPError(403, "the status page is for loopback clients only")
         if head.method not in ("GET", "HEAD"):
             raise HTTPError(405, "%s is not allowed here" % head.method, headers=(("Allow", ALLOW),))
-        status = snapshot(conn.server)
+        request.route = self.answer
+        return None
+
+    def answer(self, conn: Connection, request: Request) -> Response:
+        """The status for a loopback GET or HEAD, as JSON or HTML."""
+        head = request.head
+        assert head is not None
+        status = self.snapshot()
         if prefers_html(head.get("accept")):
             return Response(200, [("Content-Type", "text/html; charset=utf-8"), *_FIELDS], render_html(status))
         body = (json.dumps(status, indent=2) + "\n").encode("utf-8")

@@ -330,7 +330,7 @@ def main(argv=None) -> int:
         print(f"  fresh-request errors:       {len(fresh_errors)} ({fresh_errors[0]})")
 
     print()
-    print("== issue 6 targets")
+    print("== targets")
     if per_conn is None:
         print(f"  n/a      RSS per idle connection <= {TARGET_BYTES_PER_CONN} bytes: "
               f"not measured (no connection held open)")

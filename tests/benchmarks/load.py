@@ -425,7 +425,7 @@ def check(label: str, value: float | None, target: float, detail: str,
 def print_targets(all_sums: dict[str, dict[str, Summary]]) -> None:
     """Issue 12's targets (and issue 6's nginx ones that still hold), each MET / NOT MET."""
     print()
-    print("== targets (issue 12; medians of this run)")
+    print("== targets (reactor against the others; medians)")
     lines = []
 
     def value(scen, name):

@@ -1,0 +1,727 @@
+"""Transports: the bytes beneath the HTTP exchange, over plain TCP or TLS.
+
+Theory of operation
+-------------------
+A transport owns one non-blocking socket and everything about moving bytes through it:
+the selector registration, the outbox of bytes the kernel has not taken yet, file bodies
+(``os.sendfile``, or bounded blocks read on the worker pool), ``TCP_CORK``, shutting the
+write side, and closing. :class:`TLSTransport` adds the handshake, record encryption and
+``close_notify``. The HTTP exchange above (:class:`reactor.connection.Connection`) sees
+only this small interface, as asyncio's protocols see their transports, and cannot tell
+which of the two it has:
+
+- :meth:`Transport.start` begins; the transport calls ``protocol.connection_made()``
+  when bytes can flow (at once for TCP, after the handshake for TLS);
+- :meth:`Transport.set_reading` says whether the exchange wants input now; the
+  transport derives the selector interest from that and from its own needs (bytes to
+  send, a handshake that wants to read), and calls the selector only when the
+  interest changes;
+- :meth:`Transport.write` and :meth:`Transport.write_file` queue output and try to send
+  at once; ``writing`` is true until all of it is in the kernel, and
+  ``protocol.write_drained()`` reports the moment it gets there;
+- the transport calls ``protocol.data_received(data)`` and ``protocol.eof_received()``
+  with what arrives, and ``protocol.connection_lost(exc)`` when the socket fails;
+- :meth:`Transport.shutdown_write` ends the output (``close_notify`` first for TLS) and
+  :meth:`Transport.close` releases everything.
+
+Calls from the exchange into the transport never call back into the exchange
+synchronously; a socket error found while writing is reported on the next loop pass.
+That keeps the exchange's state machine free of re-entrance.
+
+TLS uses :class:`ssl.SSLObject` over two memory BIOs rather than a non-blocking
+:class:`ssl.SSLSocket`: the transport itself moves ciphertext between the socket and
+OpenSSL, so TLS records leave through the same outbox as plain bytes, and the classic
+inversion of non-blocking TLS (a read that needs the socket writable, a write that needs
+it readable) becomes explicit data flow: whatever OpenSSL wants to send after any step
+is in the outgoing BIO, and "wants to read" means "wait for the socket to be readable".
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import socket
+import ssl
+import typing
+from typing import Any, Callable, List, Optional, Tuple, Union
+
+from reactor.loop import EVENT_READ, EVENT_WRITE, EventLoop
+from reactor.response import FileBody, StreamBody
+
+log = logging.getLogger("reactor.transport")
+
+RECV_BYTES = 65536
+BLOCK_BYTES = 256 * 1024  # one pool read when sendfile is not used (or cannot be: TLS)
+_SENDFILE_BYTES = 4 * 1024 * 1024  # most bytes one sendfile call may move
+_CORK_BYTES = 1024 * 1024  # files at least this large stream corked (see _cork)
+_TCP_CORK = getattr(socket, "TCP_CORK", None)  # Linux only
+_QUIET_ERRORS = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError, TimeoutError)
+_RETRY_BLOCK_S = 0.01  # the pool was full: ask again this soon
+
+
+class Protocol(typing.Protocol):
+    """What a transport calls on the exchange above it (asyncio's Protocol, in small)."""
+
+    def connection_made(self) -> None: ...
+
+    def data_received(self, data: bytes) -> None: ...
+
+    def eof_received(self) -> None: ...
+
+    def write_drained(self) -> None: ...
+
+    def connection_lost(self, exc: BaseException) -> None: ...
+
+
+class Pool(typing.Protocol):
+    """The part of :class:`reactor.workers.WorkerPool` a transport uses for file blocks."""
+
+    def submit(self, job: Callable[..., Any], args: Tuple[Any, ...], callback: Callable[[Any], None]) -> bool: ...
+
+
+class Tracer(typing.Protocol):
+    """The trace points a transport reports (see :mod:`reactor.trace`)."""
+
+    def event(self, conn: Any, mask: int) -> None: ...
+
+    def interest(self, conn: Any, old: int, new: int) -> None: ...
+
+    def recv(self, conn: Any, size: int) -> None: ...
+
+    def send(self, conn: Any, sent: int, queued: int) -> None: ...
+
+    def sendfile(self, conn: Any, sent: int, remaining: int) -> None: ...
+
+    def tls(self, conn: Any, text: str) -> None: ...
+
+    def pool_submit(self, conn: Any, job: Callable[..., Any]) -> None: ...
+
+    def pool_result(self, conn: Any, job: Callable[..., Any], future: Any, stale: bool) -> None: ...
+
+
+class Counters(typing.Protocol):
+    sent_bytes: int
+
+
+def is_quiet(exc: BaseException) -> bool:
+    """True for errors that only mean the peer went away (logged at debug level)."""
+    if isinstance(exc, (_QUIET_ERRORS, ssl.SSLError)):
+        return True
+    return isinstance(exc, OSError) and exc.errno in (errno.ECONNRESET, errno.EPIPE, errno.ETIMEDOUT)
+
+
+def _closed_event(mask: int) -> None:
+    """What a closed transport answers to a stale selector event: nothing."""
+
+
+class Transport:
+    """Plain TCP: a non-blocking socket, an outbox, and file bodies by sendfile or blocks.
+
+    ``sock`` is connected and non-blocking. ``sendfile`` says whether file bodies may
+    go by ``os.sendfile`` (zero copy); otherwise they go in blocks of
+    :data:`BLOCK_BYTES` read on ``pool``. ``stats.sent_bytes`` counts bytes handed to
+    the kernel; ``tracer`` is None unless ``--trace``. ``id`` names the connection in
+    trace lines.
+    """
+
+    __slots__ = (
+        "loop",
+        "sock",
+        "pool",
+        "stats",
+        "tracer",
+        "id",
+        "peer",
+        "local_host",
+        "protocol",
+        "progressed_at",
+        "_mask",
+        "_reading",
+        "_outbox",
+        "_file",
+        "_stream",
+        "_block_pending",
+        "_sendfile",
+        "_closed",
+        "_on_event_cb",
+    )
+
+    #: True for transports that encrypt (the exchange never needs it; logs and status may).
+    secure = False
+
+    def __init__(
+        self,
+        loop: EventLoop,
+        sock: socket.socket,
+        pool: Pool,
+        stats: Counters,
+        tracer: Optional[Tracer],
+        conn_id: int,
+        peer: str,
+        sendfile: bool,
+    ) -> None:
+        self.loop = loop
+        self.sock = sock
+        self.pool = pool
+        self.stats = stats
+        self.tracer = tracer
+        self.id = conn_id
+        self.peer = peer  # the client's address, for the log
+        try:
+            self.local_host: str = sock.getsockname()[0]  # the address the client reached us on
+        except (OSError, IndexError, TypeError):
+            self.local_host = ""
+        self.protocol: Optional[Protocol] = None
+        self.progressed_at = 0.0  # loop time of the last send that moved bytes while the socket was full
+        self._mask = 0
+        self._reading = False
+        # A list, not a deque: it rarely holds more than two items, and an empty deque
+        # costs 760 bytes against a list's 56, which matters with 10,000 idle connections.
+        self._outbox: List[Union[bytes, memoryview]] = []
+        self._file: Optional[FileBody] = None
+        self._stream: Optional[StreamBody] = None
+        self._block_pending = False  # a pool read of the file's (or stream's) next block is in flight
+        self._sendfile = sendfile
+        self._closed = False
+        self._on_event_cb = self._on_event  # one bound method, so selector.modify sees the same data
+
+    # -- the interface ---------------------------------------------------------------
+
+    def start(self, protocol: Protocol) -> None:
+        """Attach the exchange; plain TCP is ready at once."""
+        self.protocol = protocol
+        protocol.connection_made()
+
+    @property
+    def writing(self) -> bool:
+        """True while queued bytes or a file or stream body are not all in the kernel yet."""
+        return bool(self._outbox) or self._file is not None or self._stream is not None
+
+    def set_reading(self, on: bool) -> None:
+        """Whether the exchange wants input now; settles the selector interest."""
+        if on is not self._reading:
+            self._reading = on
+            self._update_interest()
+
+    def write(self, data: Union[bytes, memoryview]) -> None:
+        """Queue ``data`` after what is queued already and send what the socket takes now."""
+        if self._closed:
+            return
+        self._outbox.append(data)
+        self._flush()
+
+    def write_file(self, file: FileBody) -> None:
+        """Send ``file`` after the queued bytes; the transport closes its descriptor."""
+        if self._closed:
+            file.close()
+            return
+        self._file = file
+        if self._sendfile and file.remaining >= _CORK_BYTES:
+            self._cork(True)
+        self._flush()
+
+    def write_stream(self, stream: StreamBody) -> None:
+        """Send ``stream`` after the queued bytes, a block at a time as the outbox drains.
+
+        Each block is made on the pool (``stream.read_block``), so a client that never
+        reads costs one block; the transport closes the stream at its end or on close.
+        """
+        if self._closed:
+            stream.close()
+            return
+        self._stream = stream
+        self._flush()
+
+    def shutdown_write(self) -> None:
+        """Send nothing more: shut the write side once the outbox is empty (FIN)."""
+        try:
+            self.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass  # already gone: the close that follows is all that is left
+
+    def close(self) -> None:
+        """Unregister and close the socket; release a file body. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._mask:
+            self._mask = 0
+            try:
+                self.loop.selector.unregister(self.sock)
+            except (KeyError, ValueError, OSError):
+                pass  # already gone (the socket died first); nothing left to undo
+        if self._file is not None:
+            if not self._block_pending:
+                self._file.close()  # else the block read's callback closes it
+            self._file = None
+        if self._stream is not None:
+            if not self._block_pending:
+                self._stream.close()  # else the block's callback closes it
+            self._stream = None
+        self._outbox.clear()
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+        # A bound method of ours held by ourselves is a reference cycle: drop it, so a
+        # closed transport is freed by reference counting, not by the cyclic collector.
+        self._on_event_cb = _closed_event
+
+    # -- selector interest -----------------------------------------------------------
+
+    def _wants(self) -> int:
+        """The selector mask: read when asked to; write while bytes wait for the kernel."""
+        mask = EVENT_READ if self._reading else 0
+        if self._outbox or (self._file is not None and self._sendfile and not self._block_pending):
+            mask |= EVENT_WRITE
+        return mask
+
+    def _update_interest(self) -> None:
+        if self._closed:
+            return
+        mask = self._wants()
+        if mask == self._mask:
+            return
+        selector = self.loop.selector
+        if mask == 0:
+            selector.unregister(self.sock)  # register() rejects an empty mask
+        elif self._mask == 0:
+            selector.register(self.sock, mask, self._on_event_cb)
+        else:
+            selector.modify(self.sock, mask, self._on_event_cb)
+        if self.tracer:
+            self.tracer.interest(self, self._mask, mask)
+        self._mask = mask
+
+    # -- events from the loop ----------------------------------------------------------
+
+    def _on_event(self, mask: int) -> None:
+        try:
+            self._on_ready(mask)
+        except Exception as exc:  # a bug costs this connection, never the loop (nor a busy spin)
+            log.error("#%d error in the transport", self.id, exc_info=exc)
+            self._lost(exc)
+
+    def _on_ready(self, mask: int) -> None:
+        if self.tracer:
+            self.tracer.event(self, mask)
+        if mask & EVENT_WRITE:
+            self._flush()
+            if not self.writing and not self._closed:
+                protocol = self.protocol
+                assert protocol is not None
+                protocol.write_drained()
+        if mask & EVENT_READ and self._reading and not self._closed:
+            self._on_readable()
+
+    def _on_readable(self) -> None:
+        try:
+            data = self.sock.recv(RECV_BYTES)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._lost(exc)
+            return
+        if self.tracer:
+            self.tracer.recv(self, len(data))
+        self._deliver(data)
+
+    def _deliver(self, data: bytes) -> None:
+        protocol = self.protocol
+        assert protocol is not None
+        if data:
+            protocol.data_received(data)
+        else:
+            protocol.eof_received()
+
+    def _lost(self, exc: BaseException) -> None:
+        """The socket failed: close, then tell the exchange (once)."""
+        if self._closed:
+            return
+        self.close()
+        protocol = self.protocol
+        assert protocol is not None
+        protocol.connection_lost(exc)
+
+    def _lost_later(self, exc: BaseException) -> None:
+        """A failure found inside a call from the exchange: report it on the next pass."""
+        if not self._closed:
+            self.loop.call_soon(self._lost, exc)
+
+    # -- output ----------------------------------------------------------------------
+
+    def _flush(self) -> None:
+        """Send what the socket takes now; the rest waits for EVENT_WRITE."""
+        outbox = self._outbox
+        sock = self.sock
+        stats = self.stats
+        try:
+            while outbox:
+                data = outbox[0]
+                sent = sock.send(data)
+                stats.sent_bytes += sent
+                if self.tracer:
+                    self.tracer.send(self, sent, len(data))
+                if sent < len(data):
+                    outbox[0] = memoryview(data)[sent:]
+                    self.progressed_at = self.loop.time()
+                    if len(outbox) == 1 and self._file is not None and not self._sendfile and not self._block_pending:
+                        self._read_block()  # read ahead while this block drains: the socket never waits for the disk
+                    break
+                del outbox[0]
+            else:
+                if self._file is not None:
+                    self._send_file()
+                elif self._stream is not None and not self._block_pending:
+                    self._make_block()
+        except (BlockingIOError, InterruptedError):
+            pass
+        except OSError as exc:
+            self._outbox.clear()
+            self._lost_later(exc)
+            return
+        if outbox or self._file is not None or self._mask & EVENT_WRITE:
+            self._update_interest()  # else all went out and no write interest is set: nothing to change
+
+    def _send_file(self) -> None:
+        """Send from the file body: zero-copy sendfile, or the next block from the pool.
+
+        Raises BlockingIOError or OSError from the socket.
+        """
+        file = self._file
+        assert file is not None
+        if not self._sendfile:
+            if not self._block_pending:
+                self._read_block()
+            return
+        out_fd = self.sock.fileno()
+        moved = 0
+        while file.remaining and moved < _SENDFILE_BYTES:
+            sent = os.sendfile(out_fd, file.fd, file.offset, min(file.remaining, _SENDFILE_BYTES))
+            if sent == 0:  # the file shrank under us: the promised length can't be met
+                raise ConnectionAbortedError("file truncated while sending")
+            file.offset += sent
+            file.remaining -= sent
+            moved += sent
+            self.stats.sent_bytes += sent
+            if self.tracer:
+                self.tracer.sendfile(self, sent, file.remaining)
+            self.progressed_at = self.loop.time()
+        if file.remaining:
+            return
+        file.close()
+        self._file = None
+        self._cork(False)
+
+    def _cork(self, on: bool) -> None:
+        """Hold partial TCP segments while a large file streams (Linux ``TCP_CORK``).
+
+        Corked, the head and the file's data leave in full-sized segments instead of
+        whatever each sendfile call happened to move; uncorking flushes the tail. It
+        measurably lightens the receiver's work (nginx's ``tcp_nopush`` does the same).
+        """
+        if _TCP_CORK is None:
+            return
+        try:
+            self.sock.setsockopt(socket.IPPROTO_TCP, _TCP_CORK, 1 if on else 0)
+        except OSError:
+            pass  # not TCP, or already gone: nothing to hold back
+
+    def _read_block(self) -> None:
+        """Ask the pool for the file's next block; it is queued when it comes back.
+
+        The next block is asked for while the last one drains, so the socket never
+        waits for the disk; at most one block is queued and one in flight, so a client
+        that never reads costs two blocks of memory, whatever the file's size.
+        """
+        file = self._file
+        assert file is not None
+        self._block_pending = True
+
+        def done(future: Any) -> None:
+            self._block_pending = False
+            if self.tracer:
+                self.tracer.pool_result(self, os.pread, future, self._closed)
+            if self._closed:
+                file.close()  # close() left it open while the read was in flight
+                return
+            try:
+                block = future.result()
+            except OSError as exc:
+                log.error("#%d reading file failed: %s", self.id, exc)
+                self._lost(exc)
+                return
+            if not block:  # truncated file: the promised Content-Length can't be met
+                self._lost(ConnectionAbortedError("file truncated while sending"))
+                return
+            file.offset += len(block)
+            file.remaining -= len(block)
+            if not file.remaining:
+                file.close()
+                self._file = None
+            self.write(block)
+            if not self.writing and not self._closed:
+                protocol = self.protocol
+                assert protocol is not None
+                protocol.write_drained()
+
+        size = min(file.remaining, BLOCK_BYTES)
+        if self.tracer:
+            self.tracer.pool_submit(self, os.pread)
+        if not self.pool.submit(os.pread, (file.fd, size, file.offset), done):
+            self._block_pending = False
+            self.loop.call_later(_RETRY_BLOCK_S, self._retry_block)
+
+    def _retry_block(self) -> None:
+        if self._file is not None and not self._block_pending and not self._closed:
+            self._read_block()
+
+    def _make_block(self) -> None:
+        """Ask the pool for the stream's next block; it is queued when it comes back."""
+        stream = self._stream
+        assert stream is not None
+        self._block_pending = True
+
+        def done(future: Any) -> None:
+            self._block_pending = False
+            if self.tracer:
+                self.tracer.pool_result(self, stream.read_block, future, self._closed)
+            if self._closed:
+                stream.close()  # close() left it open while the block was being made
+                return
+            try:
+                block = future.result()
+            except Exception as exc:  # OSError reading a file, zlib.error: the body cannot be finished
+                log.error("#%d making the body failed: %s", self.id, exc)
+                self._lost(exc)
+                return
+            if not block:
+                stream.close()
+                self._stream = None
+            else:
+                self.write(block)
+            if not self.writing and not self._closed:
+                protocol = self.protocol
+                assert protocol is not None
+                protocol.write_drained()
+
+        if self.tracer:
+            self.tracer.pool_submit(self, stream.read_block)
+        if not self.pool.submit(stream.read_block, (BLOCK_BYTES,), done):
+            self._block_pending = False
+            self.loop.call_later(_RETRY_BLOCK_S, self._retry_stream)
+
+    def _retry_stream(self) -> None:
+        if self._stream is not None and not self._block_pending and not self._closed and not self._outbox:
+            self._make_block()
+
+
+class TLSTransport(Transport):
+    """TLS over TCP (RFC 8446, RFC 5246) with :class:`ssl.SSLObject` and memory BIOs.
+
+    Starts with the handshake, driven by readiness: each step's output goes through the
+    outbox, and a step that wants more input waits for the socket to be readable. The
+    exchange is told ``connection_made()`` only when the handshake is done. File bodies
+    always go in blocks (``sendfile`` cannot encrypt). Closing sends ``close_notify``.
+
+    A first byte that cannot start a TLS record is plain HTTP sent to the HTTPS port:
+    it gets a short plain-text ``400`` and a close, as nginx does.
+    """
+
+    __slots__ = ("_ssl", "_incoming", "_outgoing", "_handshaking", "_first")
+
+    secure = True
+
+    def __init__(
+        self,
+        loop: EventLoop,
+        sock: socket.socket,
+        pool: Pool,
+        stats: Counters,
+        tracer: Optional[Tracer],
+        conn_id: int,
+        peer: str,
+        context: ssl.SSLContext,
+    ) -> None:
+        super().__init__(loop, sock, pool, stats, tracer, conn_id, peer, sendfile=False)
+        self._incoming = ssl.MemoryBIO()
+        self._outgoing = ssl.MemoryBIO()
+        self._ssl = context.wrap_bio(self._incoming, self._outgoing, server_side=True)
+        self._handshaking = True
+        self._first = True  # nothing received yet (see _plain_http)
+
+    def start(self, protocol: Protocol) -> None:
+        """Attach the exchange and wait for the ClientHello."""
+        self.protocol = protocol
+        if self.tracer:
+            self.tracer.tls(self, "handshake begins")
+        self._reading = True
+        self._update_interest()
+
+    @property
+    def alpn_protocol(self) -> Optional[str]:
+        return self._ssl.selected_alpn_protocol()
+
+    @property
+    def version(self) -> Optional[str]:
+        return self._ssl.version()
+
+    def set_reading(self, on: bool) -> None:
+        if self._handshaking:
+            on = True  # the handshake reads whatever the exchange wants
+        super().set_reading(on)
+
+    def write(self, data: Union[bytes, memoryview]) -> None:
+        """Encrypt ``data`` into TLS records, queue them and send what the socket takes."""
+        if self._closed:
+            return
+        try:
+            self._ssl.write(data)
+        except ssl.SSLError as exc:
+            self._lost_later(exc)
+            return
+        self._outbox.append(self._outgoing.read())
+        self._flush()
+
+    def shutdown_write(self) -> None:
+        """Send ``close_notify`` (RFC 8446 §6.1), then shut the TCP write side."""
+        self._send_close_notify()
+        super().shutdown_write()
+
+    def close(self) -> None:
+        """Send ``close_notify`` if the session is up (best effort), then close."""
+        if not self._closed:
+            self._send_close_notify()
+        super().close()
+
+    def _send_close_notify(self) -> None:
+        if self._handshaking or self._closed:
+            return
+        try:
+            self._ssl.unwrap()
+        except ssl.SSLError:
+            pass  # SSLWantReadError: the peer's close_notify is not awaited; ours is queued
+        data = self._outgoing.read()
+        if data:
+            try:
+                self.sock.send(data)  # best effort: a full socket buffer loses only the alert
+            except OSError:
+                pass
+
+    def _on_readable(self) -> None:
+        try:
+            data = self.sock.recv(RECV_BYTES)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._lost(exc)
+            return
+        if self.tracer:
+            self.tracer.recv(self, len(data))
+        if self._first and data:
+            self._first = False
+            if data[0] != 0x16:  # not a handshake record: RFC 8446 §5.1
+                self._plain_http()
+                return
+        if data:
+            self._incoming.write(data)
+        else:
+            self._incoming.write_eof()
+        if self._handshaking and not self._handshake():
+            return
+        self._read_plaintext()
+
+    def _read_plaintext(self) -> None:
+        """Decrypt everything received and hand it up (OpenSSL keeps no plaintext back)."""
+        chunks = []
+        eof = False
+        try:
+            while True:
+                chunk = self._ssl.read(RECV_BYTES)
+                if not chunk:
+                    eof = True
+                    break
+                chunks.append(chunk)
+        except ssl.SSLWantReadError:
+            pass
+        except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+            eof = True  # close_notify, or a TCP EOF without it: the end of input either way
+        except ssl.SSLError as exc:
+            self._send_pending()  # the alert
+            log.debug("#%d TLS error: %s", self.id, exc)
+            self._lost(exc)
+            return
+        self._send_pending()  # e.g. an answer to a KeyUpdate
+        if chunks and not self._closed:
+            self._deliver(b"".join(chunks))
+        if eof and not self._closed:
+            self._deliver(b"")
+
+    def _handshake(self) -> bool:
+        """One step of the handshake; True once it is done."""
+        try:
+            self._ssl.do_handshake()
+        except ssl.SSLWantReadError:
+            self._send_pending()  # our flight of the handshake, if this step made one
+            if self._incoming.eof:
+                self._lost(ConnectionAbortedError("EOF during the TLS handshake"))
+            return False
+        except (ssl.SSLError, OSError) as exc:
+            self._send_pending()  # the alert that tells the client why
+            log.debug("#%d TLS handshake failed: %s", self.id, exc)
+            if self.tracer:
+                self.tracer.tls(self, "handshake failed: %s" % exc)
+            self._lost(exc)
+            return False
+        self._handshaking = False
+        self._send_pending()
+        if self.tracer:
+            self.tracer.tls(self, "handshake done: %s, ALPN %s" % (self._ssl.version(), self.alpn_protocol))
+        protocol = self.protocol
+        assert protocol is not None
+        protocol.connection_made()
+        return not self._closed
+
+    def _send_pending(self) -> None:
+        data = self._outgoing.read()
+        if data:
+            self._outbox.append(data)
+            self._flush()
+
+    def _plain_http(self) -> None:
+        """Plain HTTP on the TLS port: say so in plain text, then close."""
+        body = b"400 Bad Request: this port speaks HTTPS; use https://\n"
+        reply = (
+            b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\n"
+            b"Connection: close\r\n\r\n%s" % (len(body), body)
+        )
+        log.debug("#%d plain HTTP on the TLS port; answering 400", self.id)
+        if self.tracer:
+            self.tracer.tls(self, "plain HTTP on the TLS port: 400, close")
+        try:
+            self.sock.send(reply)
+            self.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        self._lost(ConnectionAbortedError("plain HTTP on the TLS port"))
+
+
+#: TLS 1.2 suites: forward secrecy and AEAD only (TLS 1.3 suites are all of that already).
+TLS12_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"
+
+
+def tls_context(cert_file: str, key_file: str, password: Optional[str] = None) -> ssl.SSLContext:
+    """A server context: TLS 1.2 or newer, AEAD suites, ALPN ``http/1.1``, no compression or renegotiation.
+
+    Raises OSError for a missing or unreadable file and ssl.SSLError for a bad or
+    mismatched certificate and key.
+    """
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.set_ciphers(TLS12_CIPHERS)
+    context.options |= ssl.OP_NO_COMPRESSION
+    context.options |= getattr(ssl, "OP_NO_RENEGOTIATION", 0)
+    context.set_alpn_protocols(["http/1.1"])
+    context.load_cert_chain(cert_file, key_file, password=password)
+    return context

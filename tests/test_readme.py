@@ -1,0 +1,233 @@
+"""README.md's shell examples, run as pasted against a real server, checked against their comments.
+
+The convention, for anyone adding a section to the README:
+
+- A ```` ```sh ```` block is **run** when it names ``127.0.0.1`` and at least one of its
+  commands ends in a checkable comment (below). Other blocks (set-up, tox, benchmarks)
+  are left alone; so is a block right after a ``<!-- readme-test: skip -->`` line.
+- The block runs in one ``bash``, line by line, in a folder holding a fresh copy of
+  ``resources/`` (so ``python3 -m reactor`` there serves the sample site). Port 8080 is a
+  server the test started (the README's "server started above"); every other port a
+  block starts a server on (``python3 -m reactor --port 8081 ... &``) is replaced by a free
+  one, in ``--port N`` and after ``127.0.0.1:``, ``localhost:`` and ``[::1]:``. Such a block must wait until its server listens
+  (``until curl -so /dev/null http://127.0.0.1:8081/; do sleep 0.1; done``) and end with
+  ``kill %1``; a foreground ``python3 -m reactor`` would never return and is an error.
+- ``python3 -m pip install NAME`` is not run: the test never installs anything. The
+  block runs if NAME is importable already (the test requirements have it), and is
+  skipped with a reason otherwise.
+- A command's comment is a list of claims about its standard output (curl's progress
+  meter goes to stderr; add ``2>&1`` where stderr is what shows it, as with ``curl -v``),
+  separated by ``", "``; a new claim starts only
+  where a status code or a ``Field-Name:`` follows, so field values may hold commas:
+  - ``404`` (maybe with a phrase, ``304 Not Modified``, or after ``then``): the
+    command's output has a status line ``HTTP/1.1 404`` or a line starting with ``404``
+    (``curl -w '%{http_code}\\n'``, an error body). A claim ``404 Not Found: reason`` must
+    appear verbatim (an error body).
+  - ``Field-Name: value``: a line of the output (curl's ``< `` prefix allowed) has that
+    field, its value starting with ``value``; a trailing ``(remark)`` is not part of it.
+  - anything else is prose and is not checked (``# wait until it listens``).
+  So a command must *show* what it claims: ``curl -i``, ``-D -``, ``-w '%{http_code}\\n'``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Dict, List, NamedTuple, Optional, Tuple
+
+import pytest
+
+from conftest import REPO, CliServer, copy_resources
+
+README = REPO / "README.md"
+SKIP_MARK = "<!-- readme-test: skip -->"
+README_PORT = 8080
+
+_BLOCK = re.compile(r"^```sh\n(.*?)^```", re.MULTILINE | re.DOTALL)
+_FIELD_NAME = r"(?=[A-Za-z0-9-]*[a-z])[A-Z][A-Za-z0-9-]*"  # Content-Type, ETag; not HEAD (prose)
+_CLAIM_START = re.compile(r", (?=(?:then )?\d{3}\b|%s: )" % _FIELD_NAME)
+_STATUS = re.compile(r"^(?:then )?(\d{3})\b(.*)$")
+_FIELD = re.compile(r"^(%s): (.+?)(?: \([^)]*\))?$" % _FIELD_NAME)
+_SERVER_LINE = re.compile(r"^python3 -m reactor\b")
+_PIP_INSTALL = re.compile(r"^python3 -m pip install ([A-Za-z][A-Za-z0-9_-]*)\s*(?:#.*)?$")
+
+
+class Command(NamedTuple):
+    line: str  # as in the README
+    claims: List[str]
+
+
+class Block(NamedTuple):
+    number: int  # 1-based, counting every sh block in the README
+    first_line: int  # line number in README.md
+    commands: List[Command]
+
+
+def split_comment(line: str) -> Tuple[str, str]:
+    """``"curl -i URL   # 200, Allow: GET"`` → (command, comment); '#' inside quotes or URLs is no comment."""
+    quote = None
+    for index, char in enumerate(line):
+        if quote:
+            if char == quote:
+                quote = None
+        elif char in "'\"":
+            quote = char
+        elif char == "#" and (index == 0 or line[index - 1] in " \t"):
+            return line[:index].rstrip(), line[index + 1 :].strip()
+    return line.rstrip(), ""
+
+
+def claims_of(comment: str) -> List[str]:
+    """The checkable claims of a comment (statuses and fields); prose is dropped."""
+    if not comment:
+        return []
+    return [claim for claim in _CLAIM_START.split(comment) if _STATUS.match(claim) or _FIELD.match(claim)]
+
+
+def readme_blocks(text: str) -> List[Block]:
+    blocks = []
+    for number, match in enumerate(_BLOCK.finditer(text), 1):
+        before = text[: match.start()].rstrip("\n").rsplit("\n", 1)[-1]
+        body = match.group(1)
+        first_line = text[: match.start()].count("\n") + 2
+        commands = []
+        for line in body.replace("\\\n", " ").splitlines():
+            if not line.strip():
+                continue
+            command, comment = split_comment(line)
+            commands.append(Command(line, claims_of(comment) if command else []))
+        runnable = "127.0.0.1" in body and any(c.claims for c in commands) and before.strip() != SKIP_MARK
+        if runnable:
+            blocks.append(Block(number, first_line, commands))
+    return blocks
+
+
+def check_claim(claim: str, output: str) -> Optional[str]:
+    """None if ``output`` shows ``claim``, else why not."""
+    lines = [line.rstrip("\r") for line in output.splitlines()]
+    status = _STATUS.match(claim)
+    if status:
+        code, rest = status.groups()
+        if re.match(r"^ [A-Z][^:]*: .", rest) and claim.split("then ", 1)[-1] not in output:
+            return "the output does not contain %r" % claim
+        pattern = re.compile(r"^(?:< )?(?:HTTP/\d(?:\.\d)? %s\b|%s\b)" % (code, code))
+        return None if any(pattern.match(line) for line in lines) else "no status %s in the output" % code
+    field = _FIELD.match(claim)
+    assert field, claim
+    name, value = field.groups()
+    for line in lines:
+        line = line[2:] if line.startswith("< ") else line
+        got_name, colon, got_value = line.partition(":")
+        if colon and got_name.strip().lower() == name.lower() and got_value.strip().startswith(value):
+            return None
+    return "no field %s: %s... in the output" % (name, value)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def substitute_ports(text: str, ports: Dict[int, int]) -> str:
+    for old, new in ports.items():
+        text = re.sub(r"(127\.0\.0\.1:|localhost:|\[::1\]:|--port )%d\b" % old, r"\g<1>%d" % new, text)
+    return text
+
+
+def script_for(block: Block, outdir: Path, ports: Dict[int, int]) -> str:
+    """One bash script; each README line's stdout goes to ``outdir/N`` and its stderr (curl's
+    progress meter) to ``outdir/N.err``. A group, not a subshell, so variables such as
+    ETAG=... carry over to the next line."""
+    parts = []
+    for index, command in enumerate(block.commands):
+        line = substitute_ports(command.line, ports)
+        if _PIP_INSTALL.match(line):
+            line = ":  # already installed: %s" % line  # a test installs nothing
+        parts.append("{ %s\n} > %s 2> %s.err" % (line, outdir / str(index), outdir / str(index)))
+    return "\n".join(parts) + "\nwait_for_jobs=$(jobs -p); [ -z \"$wait_for_jobs\" ] || kill $wait_for_jobs\n"
+
+
+BLOCKS = readme_blocks(README.read_text(encoding="utf-8"))
+
+
+def test_the_convention_finds_the_readme_examples():
+    assert len(BLOCKS) >= 10, "the README's examples moved or lost their checkable comments"
+    assert sum(len(c.claims) for b in BLOCKS for c in b.commands) >= 30
+
+
+def test_claim_parsing():
+    assert claims_of("405, Allow: GET, HEAD, OPTIONS") == ["405", "Allow: GET, HEAD, OPTIONS"]
+    assert claims_of("100, then 201") == ["100", "then 201"]
+    assert claims_of("HEAD: the GET fields, no body") == []
+    assert claims_of("wait until it listens") == []
+    assert claims_of("Keep-Alive: timeout=30, max=100, ETag: x") == ["Keep-Alive: timeout=30, max=100", "ETag: x"]
+    assert split_comment("curl -w '%{http_code} #1' URL   # 200") == ("curl -w '%{http_code} #1' URL", "200")
+    assert check_claim("Content-Length: 4 (no body)", "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n") is None
+    assert check_claim("then 201", "HTTP/1.1 100 Continue\n\nHTTP/1.1 201 Created\n") is None
+    assert check_claim("404", "HTTP/1.1 200 OK\n") is not None
+    assert check_claim("404 Not Found: no such file", "404 Not Found: no such thing\n") is not None
+    assert check_claim("Vary: Accept-Encoding", "< vary: Accept-Encoding\n") is None
+
+
+@pytest.fixture(scope="module")
+def readme_server(tmp_path_factory):
+    """The README's "server started above", in a folder with its own copy of resources/."""
+    if shutil.which("curl") is None:
+        pytest.skip("curl is not installed; the README's examples use it")
+    folder = tmp_path_factory.mktemp("readme")
+    os.rename(copy_resources(folder), folder / "resources")
+    bin_dir = folder / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python3").symlink_to(sys.executable)  # the README says python3: make it this Python
+    env = dict(os.environ, PYTHONPATH=str(REPO), PATH="%s%s%s" % (bin_dir, os.pathsep, os.environ.get("PATH", "")))
+    cli = CliServer(["--port", "0", "--log-level", "warning"], cwd=folder, env=env)
+    try:
+        assert cli.port, cli.output
+        yield folder, cli.port, env
+    finally:
+        cli.stop()
+
+
+@pytest.mark.parametrize("block", BLOCKS, ids=lambda b: "block%d-line%d" % (b.number, b.first_line))
+def test_readme_block_runs_as_pasted(block, readme_server, tmp_path):
+    folder, port, env = readme_server
+    ports = {README_PORT: port}
+    for command in block.commands:
+        if _SERVER_LINE.match(command.line):
+            assert command.line.rstrip().endswith("&"), "a foreground server never returns: %s" % command.line
+            started = re.search(r"--port (\d+)", command.line)
+            assert started, "a server started by the README must name its port: %s" % command.line
+            ports[int(started.group(1))] = free_port()
+    for command in block.commands:
+        install = _PIP_INSTALL.match(command.line)
+        if install and importlib.util.find_spec(install.group(1)) is None:
+            pytest.skip("README block %d needs %s, which is not installed" % (block.number, install.group(1)))
+    outdir = tmp_path / "out"
+    outdir.mkdir()
+    script = script_for(block, outdir, ports)
+    proc = subprocess.Popen(["bash", "-c", script], cwd=folder, env=env, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        shell_output, _ = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # the group this test started for the block, nothing else
+        proc.communicate()
+        pytest.fail("README block %d (line %d) did not finish within 60 s" % (block.number, block.first_line))
+    failures = []
+    for index, command in enumerate(block.commands):
+        output_file = outdir / str(index)
+        output = output_file.read_text(encoding="utf-8", errors="replace") if output_file.exists() else ""
+        for claim in command.claims:
+            why = check_claim(claim, output)
+            if why:
+                failures.append("%s\n    claim %r: %s\n    output: %r" % (command.line, claim, why, output[:600]))
+    assert not failures, "README block %d (line %d):\n%s\n%s" % (
+        block.number, block.first_line, "\n".join(failures), shell_output.decode(errors="replace")[-500:])
