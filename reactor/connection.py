@@ -287,6 +287,7 @@ class Connection:
         "keep_alive",
         "deadline",
         "_timer",
+        "_batching",
     )
 
     def __init__(self, ctx: Collaborators, transport: Transport, conn_id: int) -> None:
@@ -307,6 +308,7 @@ class Connection:
         self.keep_alive = True  # whether the current response leaves the connection open
         self.deadline: Optional[float] = None
         self._timer: Optional[TimerHandle] = None
+        self._batching = False  # inside _run: responses to pipelined requests may leave in one send
 
     def __repr__(self) -> str:
         return "<Connection #%d %s %s>" % (self.id, self.client, self.state.value)
@@ -372,46 +374,58 @@ class Connection:
             self._teardown()
 
     def _run(self) -> None:
-        """Take every step possible until the connection must wait; then settle the interest."""
-        parser = self.parser
-        while True:
-            state = self.state
-            try:
-                if state is _WRITING:
-                    if self.transport.writing:
-                        if self.deadline is None:
-                            self._arm(self.ctx.config.send_timeout_s)  # the client must read first
-                        break
-                    self._response_done()
-                    continue
-                if state not in _PARSING:
-                    break  # HANDSHAKING, IDLE, RESPONDING, CLOSING, CLOSED wait for something outside
+        """Take every step possible until the connection must wait; then settle the interest.
+
+        Responses made meanwhile to pipelined requests are sent together at the end
+        (see :meth:`respond`): one send for a batch instead of one per response. A call
+        from inside another (through a handler) leaves the sending to the outer one.
+        """
+        outer = self._batching
+        self._batching = True
+        try:
+            parser = self.parser
+            while True:
+                state = self.state
                 try:
-                    event = parser.next_event()
-                except ProtocolError as exc:
-                    self._fail(exc)
-                    continue
-                if self.tracer:
-                    self.tracer.parser(self, event)
-                if event is NEED_DATA or event is PAUSED:
-                    break
-                kind = type(event)
-                if kind is RequestHead:
-                    self._on_head(event)  # type: ignore[arg-type]
-                elif kind is BodyData:
-                    data = event.data  # type: ignore[union-attr]
-                    self._body_progress(len(data))
-                    body = self.request.body  # type: ignore[union-attr]
-                    if body is not None:
-                        body += data
-                elif kind is RequestEnd:
-                    self._on_request_end()
-                else:  # EndOfStream between requests
-                    self.close()
-            except Exception as exc:  # a bug in a handler must cost one connection, not the loop
-                self._internal_error(exc)
-        if self.state is not _CLOSED:
-            self.transport.set_reading(self.state in _WANTS_INPUT)
+                    if state is _WRITING:
+                        if self.transport.writing:
+                            if self.deadline is None:
+                                self._arm(self.ctx.config.send_timeout_s)  # the client must read first
+                            break
+                        self._response_done()
+                        continue
+                    if state not in _PARSING:
+                        break  # HANDSHAKING, IDLE, RESPONDING, CLOSING, CLOSED wait for something outside
+                    try:
+                        event = parser.next_event()
+                    except ProtocolError as exc:
+                        self._fail(exc)
+                        continue
+                    if self.tracer:
+                        self.tracer.parser(self, event)
+                    if event is NEED_DATA or event is PAUSED:
+                        break
+                    kind = type(event)
+                    if kind is RequestHead:
+                        self._on_head(event)  # type: ignore[arg-type]
+                    elif kind is BodyData:
+                        data = event.data  # type: ignore[union-attr]
+                        self._body_progress(len(data))
+                        body = self.request.body  # type: ignore[union-attr]
+                        if body is not None:
+                            body += data
+                    elif kind is RequestEnd:
+                        self._on_request_end()
+                    else:  # EndOfStream between requests
+                        self.close()
+                except Exception as exc:  # a bug in a handler must cost one connection, not the loop
+                    self._internal_error(exc)
+            if self.state is not _CLOSED:
+                self.transport.set_reading(self.state in _WANTS_INPUT)
+        finally:
+            if not outer:
+                self._batching = False
+                self.transport.flush()
 
     # -- what the transport reports ------------------------------------------------------
 
@@ -720,7 +734,9 @@ class Connection:
             self.set_state(_WRITING)
         request.status = status  # from here on, bytes may be on the wire
         transport = self.transport
-        transport.write(data)
+        # Another request already waits in the buffer and this one keeps the connection:
+        # let this response leave with the next one (_run sends what is left at its end).
+        transport.write(data, self._batching and keep_alive and not body and bool(self.parser.buffered_bytes))
         if body:
             transport.write(body)
         if file is not None:

@@ -55,6 +55,7 @@ RECV_BYTES = 65536
 BLOCK_BYTES = 256 * 1024  # one pool read when sendfile is not used (or cannot be: TLS)
 _SENDFILE_BYTES = 4 * 1024 * 1024  # most bytes one sendfile call may move
 _CORK_BYTES = 1024 * 1024  # files at least this large stream corked (see _cork)
+_DEFER_BYTES = 64 * 1024  # most bytes write(more=True) keeps back for one send (see write)
 _TCP_CORK = getattr(socket, "TCP_CORK", None)  # Linux only
 _QUIET_ERRORS = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError, TimeoutError)
 _RETRY_BLOCK_S = 0.01  # the pool was full: ask again this soon
@@ -145,6 +146,7 @@ class Transport:
         "_sendfile",
         "_closed",
         "_on_event_cb",
+        "_deferred",
     )
 
     #: True for transports that encrypt (the exchange never needs it; logs and status may).
@@ -185,6 +187,7 @@ class Transport:
         self._sendfile = sendfile
         self._closed = False
         self._on_event_cb = self._on_event  # one bound method, so selector.modify sees the same data
+        self._deferred = 0  # bytes at the end of the outbox that write(more=True) keeps back
 
     # -- the interface ---------------------------------------------------------------
 
@@ -195,8 +198,12 @@ class Transport:
 
     @property
     def writing(self) -> bool:
-        """True while queued bytes or a file or stream body are not all in the kernel yet."""
-        return bool(self._outbox) or self._file is not None or self._stream is not None
+        """True while queued bytes or a file or stream body are not all in the kernel yet.
+
+        Bytes kept back by ``write(more=True)`` do not count: they leave with the next
+        write or :meth:`flush`, whichever comes first.
+        """
+        return (bool(self._outbox) and not self._deferred) or self._file is not None or self._stream is not None
 
     def set_reading(self, on: bool) -> None:
         """Whether the exchange wants input now; settles the selector interest."""
@@ -204,18 +211,47 @@ class Transport:
             self._reading = on
             self._update_interest()
 
-    def write(self, data: Union[bytes, memoryview]) -> None:
-        """Queue ``data`` after what is queued already and send what the socket takes now."""
+    def write(self, data: Union[bytes, memoryview], more: bool = False) -> None:
+        """Queue ``data`` after what is queued already and send what the socket takes now.
+
+        With ``more``, the caller has more to write at once (the responses to pipelined
+        requests): ``data`` is kept back, up to ``_DEFER_BYTES``, so that it leaves with
+        what follows in one send. Only behind an empty outbox, so a client that does
+        not read still holds up the exchange; the caller must end with :meth:`flush`.
+        """
         if self._closed:
             return
-        self._outbox.append(data)
+        outbox = self._outbox
+        outbox.append(data)
+        if more and self._file is None and self._stream is None and (self._deferred or len(outbox) == 1):
+            deferred = self._deferred + len(data)
+            if deferred <= _DEFER_BYTES:
+                self._deferred = deferred
+                return
+        if self._deferred:  # this write ends a batch
+            self._join_deferred()
         self._flush()
+
+    def flush(self) -> None:
+        """Send what ``write(more=True)`` kept back."""
+        if self._deferred:
+            self._join_deferred()
+            self._flush()
+
+    def _join_deferred(self) -> None:
+        # A batch starts behind an empty outbox (see write), so the outbox is the batch:
+        # joined, it goes in one send instead of one per response.
+        self._deferred = 0
+        outbox = self._outbox
+        if len(outbox) > 1:
+            outbox[:] = [b"".join(outbox)]
 
     def write_file(self, file: FileBody) -> None:
         """Send ``file`` after the queued bytes; the transport closes its descriptor."""
         if self._closed:
             file.close()
             return
+        self._deferred = 0  # the file follows the queued bytes
         self._file = file
         if self._sendfile and file.remaining >= _CORK_BYTES:
             self._cork(True)
@@ -230,11 +266,13 @@ class Transport:
         if self._closed:
             stream.close()
             return
+        self._deferred = 0
         self._stream = stream
         self._flush()
 
     def shutdown_write(self) -> None:
         """Send nothing more: shut the write side once the outbox is empty (FIN)."""
+        self.flush()
         try:
             self.sock.shutdown(socket.SHUT_WR)
         except OSError:
@@ -244,6 +282,7 @@ class Transport:
         """Unregister and close the socket; release a file body. Idempotent."""
         if self._closed:
             return
+        self.flush()  # what the exchange took as written (best effort, as for any close)
         self._closed = True
         if self._mask:
             self._mask = 0
@@ -273,7 +312,8 @@ class Transport:
     def _wants(self) -> int:
         """The selector mask: read when asked to; write while bytes wait for the kernel."""
         mask = EVENT_READ if self._reading else 0
-        if self._outbox or (self._file is not None and self._sendfile and not self._block_pending):
+        # Bytes kept back by write(more=True) are sent before the loop selects again.
+        if (self._outbox and not self._deferred) or (self._file is not None and self._sendfile and not self._block_pending):
             mask |= EVENT_WRITE
         return mask
 
@@ -572,8 +612,8 @@ class TLSTransport(Transport):
             on = True  # the handshake reads whatever the exchange wants
         super().set_reading(on)
 
-    def write(self, data: Union[bytes, memoryview]) -> None:
-        """Encrypt ``data`` into TLS records, queue them and send what the socket takes."""
+    def write(self, data: Union[bytes, memoryview], more: bool = False) -> None:
+        """Encrypt ``data`` into TLS records, queue them and send what the socket takes (``more`` is ignored)."""
         if self._closed:
             return
         try:
