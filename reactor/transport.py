@@ -212,12 +212,18 @@ class Transport:
         self._flush()
 
     def write_file(self, file: FileBody) -> None:
-        """Send ``file`` after the queued bytes; the transport closes its descriptor."""
+        """Send ``file`` after the queued bytes: by ``sendfile``, else in blocks read on the pool.
+
+        The transport closes its descriptor.
+        """
         if self._closed:
             file.close()
             return
+        if not self._sendfile:
+            self.write_stream(file)  # a file is a stream of known length (FileBody.read_block)
+            return
         self._file = file
-        if self._sendfile and file.remaining >= _CORK_BYTES:
+        if file.remaining >= _CORK_BYTES:
             self._cork(True)
         self._flush()
 
@@ -252,8 +258,7 @@ class Transport:
             except (KeyError, ValueError, OSError):
                 pass  # already gone (the socket died first); nothing left to undo
         if self._file is not None:
-            if not self._block_pending:
-                self._file.close()  # else the block read's callback closes it
+            self._file.close()
             self._file = None
         if self._stream is not None:
             if not self._block_pending:
@@ -273,7 +278,7 @@ class Transport:
     def _wants(self) -> int:
         """The selector mask: read when asked to; write while bytes wait for the kernel."""
         mask = EVENT_READ if self._reading else 0
-        if self._outbox or (self._file is not None and self._sendfile and not self._block_pending):
+        if self._outbox or self._file is not None:  # a file here goes by sendfile
             mask |= EVENT_WRITE
         return mask
 
@@ -366,8 +371,8 @@ class Transport:
                 if sent < len(data):
                     outbox[0] = memoryview(data)[sent:]
                     self.progressed_at = self.loop.time()
-                    if len(outbox) == 1 and self._file is not None and not self._sendfile and not self._block_pending:
-                        self._read_block()  # read ahead while this block drains: the socket never waits for the disk
+                    if len(outbox) == 1 and self._stream is not None and not self._block_pending:
+                        self._make_block()  # read ahead while this block drains: the socket never waits for the disk
                     break
                 del outbox[0]
             else:
@@ -385,16 +390,12 @@ class Transport:
             self._update_interest()  # else all went out and no write interest is set: nothing to change
 
     def _send_file(self) -> None:
-        """Send from the file body: zero-copy sendfile, or the next block from the pool.
+        """Send from the file body by zero-copy sendfile, at most ``_SENDFILE_BYTES`` a wake-up.
 
         Raises BlockingIOError or OSError from the socket.
         """
         file = self._file
         assert file is not None
-        if not self._sendfile:
-            if not self._block_pending:
-                self._read_block()
-            return
         out_fd = self.sock.fileno()
         moved = 0
         while file.remaining and moved < _SENDFILE_BYTES:
@@ -428,57 +429,13 @@ class Transport:
         except OSError:
             pass  # not TCP, or already gone: nothing to hold back
 
-    def _read_block(self) -> None:
-        """Ask the pool for the file's next block; it is queued when it comes back.
+    def _make_block(self) -> None:
+        """Ask the pool for the stream's next block; it is queued when it comes back.
 
         The next block is asked for while the last one drains, so the socket never
         waits for the disk; at most one block is queued and one in flight, so a client
-        that never reads costs two blocks of memory, whatever the file's size.
+        that never reads costs two blocks of memory, whatever the body's size.
         """
-        file = self._file
-        assert file is not None
-        self._block_pending = True
-
-        def done(future: Any) -> None:
-            self._block_pending = False
-            if self.tracer:
-                self.tracer.pool_result(self, os.pread, future, self._closed)
-            if self._closed:
-                file.close()  # close() left it open while the read was in flight
-                return
-            try:
-                block = future.result()
-            except OSError as exc:
-                log.error("#%d reading file failed: %s", self.id, exc)
-                self._lost(exc)
-                return
-            if not block:  # truncated file: the promised Content-Length can't be met
-                self._lost(ConnectionAbortedError("file truncated while sending"))
-                return
-            file.offset += len(block)
-            file.remaining -= len(block)
-            if not file.remaining:
-                file.close()
-                self._file = None
-            self.write(block)
-            if not self.writing and not self._closed:
-                protocol = self.protocol
-                assert protocol is not None
-                protocol.write_drained()
-
-        size = min(file.remaining, BLOCK_BYTES)
-        if self.tracer:
-            self.tracer.pool_submit(self, os.pread)
-        if not self.pool.submit(os.pread, (file.fd, size, file.offset), done):
-            self._block_pending = False
-            self.loop.call_later(_RETRY_BLOCK_S, self._retry_block)
-
-    def _retry_block(self) -> None:
-        if self._file is not None and not self._block_pending and not self._closed:
-            self._read_block()
-
-    def _make_block(self) -> None:
-        """Ask the pool for the stream's next block; it is queued when it comes back."""
         stream = self._stream
         assert stream is not None
         self._block_pending = True
@@ -496,11 +453,12 @@ class Transport:
                 log.error("#%d making the body failed: %s", self.id, exc)
                 self._lost(exc)
                 return
-            if not block:
-                stream.close()
-                self._stream = None
-            else:
+            if block:
                 self.write(block)
+            if not block or (isinstance(stream, FileBody) and not stream.remaining):  # a file knows its end
+                stream.close()
+                if self._stream is stream:
+                    self._stream = None
             if not self.writing and not self._closed:
                 protocol = self.protocol
                 assert protocol is not None
@@ -513,7 +471,7 @@ class Transport:
             self.loop.call_later(_RETRY_BLOCK_S, self._retry_stream)
 
     def _retry_stream(self) -> None:
-        if self._stream is not None and not self._block_pending and not self._closed and not self._outbox:
+        if self._stream is not None and not self._block_pending and not self._closed and len(self._outbox) <= 1:
             self._make_block()
 
 
