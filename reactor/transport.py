@@ -594,13 +594,17 @@ class TLSTransport(Transport):
         """Decrypt everything received and hand it up (OpenSSL keeps no plaintext back)."""
         chunks = []
         eof = False
+        sslobj = self._ssl
+        incoming = self._incoming
         try:
             while True:
-                chunk = self._ssl.read(RECV_BYTES)
+                chunk = sslobj.read(RECV_BYTES)
                 if not chunk:
                     eof = True
                     break
                 chunks.append(chunk)
+                if not incoming.pending and not sslobj.pending() and not incoming.eof:
+                    break  # all of it decrypted: spare the read that would raise SSLWantReadError
         except ssl.SSLWantReadError:
             pass
         except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
@@ -642,9 +646,8 @@ class TLSTransport(Transport):
         return not self._closed
 
     def _send_pending(self) -> None:
-        data = self._outgoing.read()
-        if data:
-            self._outbox.append(data)
+        if self._outgoing.pending:
+            self._outbox.append(self._outgoing.read())
             self._flush()
 
     def _plain_http(self) -> None:
