@@ -42,11 +42,11 @@ from typing import Any, Callable, Dict, FrozenSet, Optional, Tuple
 from reactor import log as logmod
 from reactor.config import Config
 from reactor.errors import HTTPError, ProtocolError
-from reactor.events import NEED_DATA, PAUSED, BodyData, RequestEnd, RequestHead
+from reactor.events import NEED_DATA, PAUSED, BodyData, Fields, RequestEnd, RequestHead
 from reactor.loop import EventLoop, TimerHandle
 from reactor.parser import RequestParser
 from reactor.response import ChunkedStream, Response
-from reactor.serializer import http_date, response_head
+from reactor.serializer import http_date, response_head, status_line
 from reactor.stats import Stats
 from reactor.transport import Transport, is_quiet
 
@@ -56,6 +56,7 @@ SERVER_NAME = "reactor"
 _JOIN_BODY_BYTES = 64 * 1024  # bodies up to this size go out in one send with the head
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _NO_CONTENT_LENGTH = frozenset({204, 304})
+_HEAD_CACHE_ENTRIES = 256  # serialized heads kept by Collaborators.cached_head (one per hot file variant)
 _EXHAUSTED = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM})  # back-pressure, not a bug
 _BUSY = "server busy; try again shortly"
 
@@ -177,7 +178,10 @@ class Collaborators:
     by whoever runs a graceful stop; responses then carry ``Connection: close``.
     """
 
-    __slots__ = ("config", "loop", "pool", "stats", "tracer", "app", "closed", "stopping", "_keep_alive_values")
+    __slots__ = (
+        "config", "loop", "pool", "stats", "tracer", "app", "closed", "stopping", "_keep_alive_values",
+        "_heads", "_date", "_date_line", "_keep_alive_tails",
+    )
 
     def __init__(
         self,
@@ -198,6 +202,11 @@ class Collaborators:
         self.closed = closed
         self.stopping = False
         self._keep_alive_values: Dict[int, str] = {}
+        # See cached_head(): id(fields) -> (fields, status, length, field lines from Server to Content-Length).
+        self._heads: Dict[int, Tuple[Tuple[Tuple[str, str], ...], int, int, bytes]] = {}
+        self._date = ""  # the http_date() that _date_line was made from
+        self._date_line = b""
+        self._keep_alive_tails: Dict[Tuple[int, bool], bytes] = {}
 
     def keep_alive_value(self, responses: int) -> str:
         """The Keep-Alive field value (RFC 9112 §9.3) for the ``responses``-th response.
@@ -212,6 +221,47 @@ class Collaborators:
             if responses <= 1024:
                 self._keep_alive_values[responses] = value
         return value
+
+
+    def cached_head(
+        self, status: int, fields: Tuple[Tuple[str, str], ...], length: int, keep_alive: bool, say_keep_alive: bool,
+        responses: int,
+    ) -> bytes:
+        """The response head :meth:`Connection.respond` would build, from parts made once.
+
+        For a response whose ``fields`` are a tuple (a hot file's fields are made once
+        per file version, see :mod:`reactor.handlers.files`) and whose body has a
+        Content-Length of ``length`` bytes: the status-line and the field lines from
+        Server to Content-Length are serialized (and checked) once per tuple, the Date
+        line once per second and the persistence fields once per response number. The
+        bytes are exactly what the general path makes, in the same order.
+        """
+        entry = self._heads.get(id(fields))
+        if entry is None or entry[0] is not fields or entry[1] != status or entry[2] != length:
+            # Holding the tuple keeps its id from being reused while the entry exists.
+            config = self.config
+            lines = response_head(
+                status, [("Server", SERVER_NAME), *fields, *config.added_fields, ("Content-Length", str(length))]
+            )
+            if len(self._heads) >= _HEAD_CACHE_ENTRIES:
+                self._heads.clear()  # a full cache means many files: start again, cheaply
+            entry = self._heads[id(fields)] = (fields, status, length, lines[len(status_line(status)) : -2])
+        date = http_date()
+        if date is not self._date:
+            self._date = date
+            self._date_line = ("Date: %s\r\n" % date).encode("latin-1")
+        if keep_alive:
+            key = (responses, say_keep_alive)
+            tail = self._keep_alive_tails.get(key)
+            if tail is None:
+                tail = ("%sKeep-Alive: %s\r\n\r\n" % (
+                    "Connection: keep-alive\r\n" if say_keep_alive else "", self.keep_alive_value(responses)
+                )).encode("latin-1")
+                if responses <= 1024:
+                    self._keep_alive_tails[key] = tail
+        else:
+            tail = b"Connection: close\r\n\r\n"
+        return b"".join((status_line(status), self._date_line, entry[3], tail))
 
 
 def _asked_keep_alive(head: RequestHead) -> bool:
@@ -632,19 +682,26 @@ class Connection:
         status = response.status
         body = response.body
         file = response.file
-        fields = [("Date", http_date()), ("Server", SERVER_NAME), *response.fields, *config.added_fields]
-        if chunked:
-            fields.append(("Transfer-Encoding", "chunked"))
-        elif status not in _NO_CONTENT_LENGTH and stream is None:
-            fields.append(("Content-Length", str(file.remaining if file is not None else len(body))))
-        if keep_alive:
-            # HTTP/1.0 needs it to persist; a 1.1 client that asked gets the answer it asked for.
-            if head is not None and (head.http_version == "1.0" or _asked_keep_alive(head)):
-                fields.append(("Connection", "keep-alive"))
-            fields.append(("Keep-Alive", ctx.keep_alive_value(self.responses)))
+        # HTTP/1.0 needs it to persist; a 1.1 client that asked gets the answer it asked for.
+        say_keep_alive = keep_alive and head is not None and (head.http_version == "1.0" or _asked_keep_alive(head))
+        response_fields = response.fields
+        if type(response_fields) is tuple and stream is None and status not in _NO_CONTENT_LENGTH:
+            # A hot file: the same head as below, from parts made once (see cached_head).
+            length = file.remaining if file is not None else len(body)
+            data = ctx.cached_head(status, response_fields, length, keep_alive, say_keep_alive, self.responses)
         else:
-            fields.append(("Connection", "close"))
-        data = response_head(status, fields)
+            fields = [("Date", http_date()), ("Server", SERVER_NAME), *response_fields, *config.added_fields]
+            if chunked:
+                fields.append(("Transfer-Encoding", "chunked"))
+            elif status not in _NO_CONTENT_LENGTH and stream is None:
+                fields.append(("Content-Length", str(file.remaining if file is not None else len(body))))
+            if keep_alive:
+                if say_keep_alive:
+                    fields.append(("Connection", "keep-alive"))
+                fields.append(("Keep-Alive", ctx.keep_alive_value(self.responses)))
+            else:
+                fields.append(("Connection", "close"))
+            data = response_head(status, fields)
         # Before a head was parsed (a limit, a header timeout), the parser may still know it is HEAD.
         if status in _NO_CONTENT_LENGTH or request.is_head or (head is None and self.parser.head_request):
             body = b""
@@ -767,6 +824,7 @@ class Connection:
         if not access.enabled:
             return
         head = request.head
+        referer, user_agent = _referer_and_user_agent(head.fields) if head is not None else (None, None)
         access.write(
             logmod.access_line(
                 self.transport.peer,
@@ -774,10 +832,25 @@ class Connection:
                 request.request_line,
                 request.status,
                 request.body_bytes_sent,
-                head.get("referer") if head is not None else None,
-                head.get("user-agent") if head is not None else None,
+                referer,
+                user_agent,
             )
         )
+
+
+def _referer_and_user_agent(fields: Fields) -> Tuple[Optional[str], Optional[str]]:
+    """The Referer and User-Agent values for the access log, in one pass over the fields.
+
+    Repeated lines are joined with ", " as :meth:`RequestHead.get` does (two calls of it
+    cost more than the rest of the access-log line).
+    """
+    referer = user_agent = None
+    for name, value in fields:
+        if name == "user-agent":
+            user_agent = value if user_agent is None else user_agent + ", " + value
+        elif name == "referer":
+            referer = value if referer is None else referer + ", " + value
+    return referer, user_agent
 
 
 def discard_result(future: "concurrent.futures.Future[object]") -> None:

@@ -77,6 +77,12 @@ _MAX_LEADING_EMPTY_LINES = 8
 _HEXDIG = frozenset(b"0123456789abcdefABCDEF")
 # The fields the parser itself acts on; every other field is only passed on.
 _SPECIAL_FIELDS = frozenset({"host", "content-length", "transfer-encoding", "connection", "expect"})
+# Events are immutable, so the common RequestEnd without trailers is one object; and a
+# RequestHead is built by tuple.__new__ directly, skipping the Python-level __new__ that
+# NamedTuple generates (a function call per request, for the same tuple).
+_REQUEST_END = RequestEnd()
+_ORIGIN = TargetForm.ORIGIN
+_new_tuple = tuple.__new__
 # Content-Length values with more significant digits than this are over any body limit;
 # int() is never asked to convert them (it refuses very long strings since Python 3.11).
 _MAX_LENGTH_DIGITS = 18
@@ -245,7 +251,7 @@ class RequestParser:
                 return BodyData(data)
             if state == _BODY_END:
                 self._state = _DONE
-                return RequestEnd()
+                return _REQUEST_END
             if state == _CHUNK_SIZE:
                 if not self._read_chunk_size():
                     return NEED_DATA
@@ -340,9 +346,10 @@ class RequestParser:
             raise ProtocolError(505, "HTTP/%s.%s is not supported; only HTTP/1.x" % (major, minor))
         http_version = "1.0" if minor == "0" else "1.1"
 
-        if head.count("\r\n", line_end + 2) > self.max_field_lines:
+        lines = head.count("\r\n", line_end + 2)
+        if lines > self.max_field_lines:
             raise ProtocolError(431, "more than %d field lines" % self.max_field_lines)
-        fields = _parse_field_lines(head, line_end + 2)
+        fields = _parse_field_lines(head, line_end + 2, lines)
 
         host = transfer_encoding = connection = expect = None
         host_count = 0
@@ -371,9 +378,12 @@ class RequestParser:
         elif abnf.HOST.fullmatch(host) is None:
             raise ProtocolError(400, "invalid Host field value")
 
-        target_form, path, authority = _classify_target(method, target)
-        if authority is None:
-            authority = host
+        if target[0] == "/" and method != "CONNECT":  # origin-form, nearly every request
+            target_form, path, authority = _ORIGIN, target, host
+        else:
+            target_form, path, authority = _classify_target(method, target)
+            if authority is None:
+                authority = host
 
         # Persistence (RFC 9112 §9.3).
         options = _list_members(connection) if connection is not None else frozenset()
@@ -414,18 +424,21 @@ class RequestParser:
             self._remaining = content_length
         else:
             self._state = _BODY_END
-        return RequestHead(
-            method,
-            target,
-            target_form,
-            path,
-            authority,
-            http_version,
-            fields,
-            keep_alive,
-            content_length,
-            chunked,
-            expect_continue,
+        return _new_tuple(
+            RequestHead,
+            (
+                method,
+                target,
+                target_form,
+                path,
+                authority,
+                http_version,
+                fields,
+                keep_alive,
+                content_length,
+                chunked,
+                expect_continue,
+            ),
         )
 
     # -- chunked transfer coding (RFC 9112 §7.1) ----------------------------------------
@@ -485,23 +498,24 @@ class RequestParser:
             raise ProtocolError(431, "trailer section larger than %d bytes" % self.max_header_section_bytes)
         block = buf[: end + 2].decode("latin-1")
         del buf[: end + 4]
-        if block.count("\r\n") > self.max_field_lines:
+        lines = block.count("\r\n")
+        if lines > self.max_field_lines:
             raise ProtocolError(431, "more than %d trailer field lines" % self.max_field_lines)
-        return _parse_field_lines(block, 0)
+        return _parse_field_lines(block, 0, lines)
 
 
 # -- helpers (pure functions) ---------------------------------------------------------
 
 
-def _parse_field_lines(block: str, start: int) -> Fields:
+def _parse_field_lines(block: str, start: int, lines: int) -> Fields:
     """Parse ``block[start:]``, field lines each ending in CRLF (RFC 9112 §5), into pairs.
 
+    ``lines`` is ``block.count("\\r\\n", start)`` (the caller has it for its limit check).
     Names are lower-cased; values keep their ISO-8859-1 text with OWS trimmed.
     Raises ProtocolError(400) naming the first problem.
     """
     pairs = abnf.FIELD_LINES.findall(block, start)
     # One match per valid line, and a line is only what ends in CRLF: see abnf.FIELD_LINES.
-    lines = block.count("\r\n", start)
     if len(pairs) != lines or block.count("\n", start) != lines:
         raise ProtocolError(400, _field_lines_problem(block[start:]))
     return tuple([(name.lower(), value.rstrip(" \t")) for name, value in pairs])
@@ -550,13 +564,13 @@ def _request_line_problem(line: str) -> str:
 def _classify_target(method: str, target: str) -> "tuple[TargetForm, str, Optional[str]]":
     """Tell the request-target's form (RFC 9112 §3.2); return it with path and authority.
 
-    ``authority`` is None for origin-form and asterisk-form (the Host field applies).
-    Raises ProtocolError(400) for a form the method may not use or a malformed target.
+    For every target but origin-form with a method other than CONNECT, which the
+    caller recognises itself (nearly every request). ``authority`` is None for
+    asterisk-form (the Host field applies). Raises ProtocolError(400) for a form the
+    method may not use or a malformed target.
     """
-    if target[0] == "/":
-        if method == "CONNECT":
-            raise ProtocolError(400, "CONNECT requires authority-form (RFC 9112 §3.2.3)")
-        return TargetForm.ORIGIN, target, None
+    if target[0] == "/":  # with CONNECT
+        raise ProtocolError(400, "CONNECT requires authority-form (RFC 9112 §3.2.3)")
     if target == "*":
         if method != "OPTIONS":
             raise ProtocolError(400, "asterisk-form is only for OPTIONS (RFC 9112 §3.2.4)")

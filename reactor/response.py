@@ -103,7 +103,9 @@ class Response:
         stream: Optional[StreamBody] = None,
     ) -> None:
         self.status = status
-        self.fields = list(fields)
+        # A tuple is kept as it is: immutable, it lets the connection reuse the head it
+        # serialized for it last time (a hot file's fields are one tuple per version).
+        self.fields: Sequence[Tuple[str, str]] = fields if type(fields) is tuple else list(fields)
         self.body = body
         self.file = file
         self.stream = stream

@@ -9,6 +9,8 @@ valgrind``). It runs this file's driver twice under callgrind, with N and 2N kee
 GETs of a cached 1 KiB file through a real :class:`reactor.server.Server` on loopback,
 and prints (I(2N) - I(N)) / N: the instructions of one request, client included, with
 start-up and imports cancelled out. Compare two checkouts by running it in each.
+``--access-log`` measures the same with the access log on, written to /dev/null by its
+writer thread as in ``python -m reactor`` (the difference is what the log costs).
 
 ``--drive N`` is the driver itself (what runs under valgrind).
 """
@@ -29,7 +31,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 CONNECTIONS = 10
 
 
-def drive(requests: int, root: str) -> None:
+def drive(requests: int, root: str, access_log: bool = False) -> None:
     """Serve ``requests`` GETs over ``CONNECTIONS`` keep-alive connections, then stop."""
     sys.path.insert(0, REPO)
     import logging
@@ -37,8 +39,13 @@ def drive(requests: int, root: str) -> None:
     from reactor.config import Config
     from reactor.server import Server
 
+    from reactor import log as logmod
+
     logging.getLogger("reactor").setLevel(logging.WARNING)
     server = Server(Config(host="127.0.0.1", port=0, root=root, keepalive_max_requests=10**9))
+    if access_log:
+        logmod.access_log.open(os.devnull)
+        server.loop.add_pass_callback(logmod.access_log.flush)
     host, port = server.listen()
     request = ("GET /index.html HTTP/1.1\r\nHost: %s:%d\r\nUser-Agent: instructions\r\nAccept: */*\r\n\r\n"
                % (host, port)).encode()
@@ -67,13 +74,15 @@ def drive(requests: int, root: str) -> None:
     thread.start()
     server.serve_forever()
     thread.join()
+    logmod.access_log.close()
 
 
-def count(requests: int, root: str) -> int:
+def count(requests: int, root: str, access_log: bool = False) -> int:
     """Instructions callgrind collects for a whole ``--drive requests`` run."""
     result = subprocess.run(
         ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
-         os.path.realpath(sys.executable), os.path.abspath(__file__), "--drive", str(requests), "--root", root],
+         os.path.realpath(sys.executable), os.path.abspath(__file__), "--drive", str(requests), "--root", root]
+        + (["--access-log"] if access_log else []),
         capture_output=True, text=True, timeout=900,
     )
     match = re.search(r"Collected : (\d+)", result.stderr)
@@ -85,11 +94,12 @@ def count(requests: int, root: str) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000, help="N (the second run does 2N)")
+    parser.add_argument("--access-log", action="store_true", help="with the access log on (to /dev/null)")
     parser.add_argument("--drive", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--root", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.drive is not None:
-        drive(args.drive, args.root)
+        drive(args.drive, args.root, args.access_log)
         return 0
     if shutil.which("valgrind") is None:
         print("valgrind is not installed: apt-get install valgrind", file=sys.stderr)
@@ -97,11 +107,11 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as root:
         with open(os.path.join(root, "index.html"), "wb") as page:
             page.write(b"<!doctype html>" + b"x" * (1024 - 15))
-        low = count(args.requests, root)
-        high = count(2 * args.requests, root)
-    print("instructions per request (client + server): %.0f  [(I(%d) - I(%d)) / %d; python %s]"
-          % ((high - low) / args.requests, 2 * args.requests, args.requests, args.requests,
-             sys.version.split()[0]))
+        low = count(args.requests, root, args.access_log)
+        high = count(2 * args.requests, root, args.access_log)
+    print("instructions per request (client + server%s): %.0f  [(I(%d) - I(%d)) / %d; python %s]"
+          % (", access log on" if args.access_log else "", (high - low) / args.requests, 2 * args.requests,
+             args.requests, args.requests, sys.version.split()[0]))
     return 0
 
 
