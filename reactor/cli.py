@@ -23,7 +23,7 @@ from reactor import log as logmod
 from reactor.config import DEFAULT_ROOT_NAME, Config, default_max_connections, default_root
 from reactor.handlers import compress
 from reactor.scoreboard import MAX_WORKERS
-from reactor.server import Server
+from reactor.server import Server, open_listener
 from reactor.supervisor import Supervisor, WorkerHandle
 
 log = logging.getLogger("reactor")
@@ -527,21 +527,6 @@ def inherited_listener(fd: Optional[int], environ: "os._Environ[str]") -> Option
     return sock
 
 
-def open_listener(config: Config) -> socket.socket:
-    """A listening socket for the supervisor to share with its workers. Raises OSError."""
-    infos = socket.getaddrinfo(config.host, config.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    family, type_, proto, _canon, sockaddr = infos[0]
-    listener = socket.socket(family, type_, proto)
-    try:
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(sockaddr)
-        listener.listen(config.backlog)
-    except OSError:
-        listener.close()
-        raise
-    return listener
-
-
 def install_signal_handlers(server: Server) -> None:
     """First SIGTERM/SIGINT: graceful stop. Second: exit at once with status 128 + signal.
 
@@ -692,7 +677,7 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> in
     if args.workers > 1:
         server.close()  # each worker makes its own, and loads the certificate afresh
         try:
-            listener = inherited if inherited is not None else open_listener(config)
+            listener = inherited if inherited is not None else open_listener(config.host, config.port, config.backlog)
         except OSError as exc:
             print("reactor: cannot listen on %s:%d: %s" % (config.host, config.port, (exc.strerror or str(exc)).lower()),
                   file=sys.stderr)

@@ -24,6 +24,22 @@ class FileBody:
         self.offset = offset
         self.remaining = length
 
+    def read_block(self, max_bytes: int) -> bytes:
+        """Worker: the next block, at most ``max_bytes`` (``os.pread``); ``b""`` once all is read.
+
+        This is how a file body goes when ``sendfile`` cannot (``--no-sendfile``, TLS): as a
+        :class:`StreamBody` of known length. Raises OSError, and ConnectionAbortedError
+        when the file has shrunk, so the promised Content-Length cannot be met.
+        """
+        if not self.remaining:
+            return b""
+        block = os.pread(self.fd, min(max_bytes, self.remaining), self.offset)
+        if not block:
+            raise ConnectionAbortedError("file truncated while sending")
+        self.offset += len(block)
+        self.remaining -= len(block)
+        return block
+
     def close(self) -> None:
         if self.fd >= 0:
             os.close(self.fd)

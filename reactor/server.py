@@ -84,6 +84,24 @@ def _input_waiting(sock: socket.socket) -> bool:
         return False
 
 
+def open_listener(host: str, port: int, backlog: int) -> socket.socket:
+    """A listening TCP socket on ``host``:``port`` (0: any free port) with SO_REUSEADDR.
+
+    Raises OSError (EADDRINUSE, EACCES, a name that does not resolve).
+    """
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    family, type_, proto, _canon, sockaddr = infos[0]
+    listener = socket.socket(family, type_, proto)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(sockaddr)
+        listener.listen(backlog)
+    except OSError:
+        listener.close()
+        raise
+    return listener
+
+
 class Server:
     """Serves ``config`` on ``loop`` (a new :class:`EventLoop` if none is given).
 
@@ -164,17 +182,8 @@ class Server:
             self._shared_listener = True
             listener = sock
         else:
-            infos = socket.getaddrinfo(config.host, config.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-            family, type_, proto, _canon, sockaddr = infos[0]
-            listener = socket.socket(family, type_, proto)
-            try:
-                listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                listener.bind(sockaddr)
-                listener.listen(config.backlog)
-                listener.setblocking(False)
-            except OSError:
-                listener.close()
-                raise
+            listener = open_listener(config.host, config.port, config.backlog)
+            listener.setblocking(False)
         self._listener = listener
         self._spare_fd = _open_spare()
         self.address = listener.getsockname()[:2]

@@ -247,13 +247,19 @@ class Transport:
             outbox[:] = [b"".join(outbox)]
 
     def write_file(self, file: FileBody) -> None:
-        """Send ``file`` after the queued bytes; the transport closes its descriptor."""
+        """Send ``file`` after the queued bytes: by ``sendfile``, else in blocks read on the pool.
+
+        The transport closes its descriptor.
+        """
         if self._closed:
             file.close()
             return
         self._deferred = 0  # the file follows the queued bytes
+        if not self._sendfile:
+            self.write_stream(file)  # a file is a stream of known length (FileBody.read_block)
+            return
         self._file = file
-        if self._sendfile and file.remaining >= _CORK_BYTES:
+        if file.remaining >= _CORK_BYTES:
             self._cork(True)
         self._flush()
 
@@ -291,8 +297,7 @@ class Transport:
             except (KeyError, ValueError, OSError):
                 pass  # already gone (the socket died first); nothing left to undo
         if self._file is not None:
-            if not self._block_pending:
-                self._file.close()  # else the block read's callback closes it
+            self._file.close()
             self._file = None
         if self._stream is not None:
             if not self._block_pending:
@@ -313,7 +318,7 @@ class Transport:
         """The selector mask: read when asked to; write while bytes wait for the kernel."""
         mask = EVENT_READ if self._reading else 0
         # Bytes kept back by write(more=True) are sent before the loop selects again.
-        if (self._outbox and not self._deferred) or (self._file is not None and self._sendfile and not self._block_pending):
+        if (self._outbox and not self._deferred) or self._file is not None:  # a file here goes by sendfile
             mask |= EVENT_WRITE
         return mask
 
@@ -406,8 +411,8 @@ class Transport:
                 if sent < len(data):
                     outbox[0] = memoryview(data)[sent:]
                     self.progressed_at = self.loop.time()
-                    if len(outbox) == 1 and self._file is not None and not self._sendfile and not self._block_pending:
-                        self._read_block()  # read ahead while this block drains: the socket never waits for the disk
+                    if len(outbox) == 1 and self._stream is not None and not self._block_pending:
+                        self._make_block()  # read ahead while this block drains: the socket never waits for the disk
                     break
                 del outbox[0]
             else:
@@ -425,16 +430,12 @@ class Transport:
             self._update_interest()  # else all went out and no write interest is set: nothing to change
 
     def _send_file(self) -> None:
-        """Send from the file body: zero-copy sendfile, or the next block from the pool.
+        """Send from the file body by zero-copy sendfile, at most ``_SENDFILE_BYTES`` a wake-up.
 
         Raises BlockingIOError or OSError from the socket.
         """
         file = self._file
         assert file is not None
-        if not self._sendfile:
-            if not self._block_pending:
-                self._read_block()
-            return
         out_fd = self.sock.fileno()
         moved = 0
         while file.remaining and moved < _SENDFILE_BYTES:
@@ -468,57 +469,13 @@ class Transport:
         except OSError:
             pass  # not TCP, or already gone: nothing to hold back
 
-    def _read_block(self) -> None:
-        """Ask the pool for the file's next block; it is queued when it comes back.
+    def _make_block(self) -> None:
+        """Ask the pool for the stream's next block; it is queued when it comes back.
 
         The next block is asked for while the last one drains, so the socket never
         waits for the disk; at most one block is queued and one in flight, so a client
-        that never reads costs two blocks of memory, whatever the file's size.
+        that never reads costs two blocks of memory, whatever the body's size.
         """
-        file = self._file
-        assert file is not None
-        self._block_pending = True
-
-        def done(future: Any) -> None:
-            self._block_pending = False
-            if self.tracer:
-                self.tracer.pool_result(self, os.pread, future, self._closed)
-            if self._closed:
-                file.close()  # close() left it open while the read was in flight
-                return
-            try:
-                block = future.result()
-            except OSError as exc:
-                log.error("#%d reading file failed: %s", self.id, exc)
-                self._lost(exc)
-                return
-            if not block:  # truncated file: the promised Content-Length can't be met
-                self._lost(ConnectionAbortedError("file truncated while sending"))
-                return
-            file.offset += len(block)
-            file.remaining -= len(block)
-            if not file.remaining:
-                file.close()
-                self._file = None
-            self.write(block)
-            if not self.writing and not self._closed:
-                protocol = self.protocol
-                assert protocol is not None
-                protocol.write_drained()
-
-        size = min(file.remaining, BLOCK_BYTES)
-        if self.tracer:
-            self.tracer.pool_submit(self, os.pread)
-        if not self.pool.submit(os.pread, (file.fd, size, file.offset), done):
-            self._block_pending = False
-            self.loop.call_later(_RETRY_BLOCK_S, self._retry_block)
-
-    def _retry_block(self) -> None:
-        if self._file is not None and not self._block_pending and not self._closed:
-            self._read_block()
-
-    def _make_block(self) -> None:
-        """Ask the pool for the stream's next block; it is queued when it comes back."""
         stream = self._stream
         assert stream is not None
         self._block_pending = True
@@ -536,11 +493,12 @@ class Transport:
                 log.error("#%d making the body failed: %s", self.id, exc)
                 self._lost(exc)
                 return
-            if not block:
-                stream.close()
-                self._stream = None
-            else:
+            if block:
                 self.write(block)
+            if not block or (isinstance(stream, FileBody) and not stream.remaining):  # a file knows its end
+                stream.close()
+                if self._stream is stream:
+                    self._stream = None
             if not self.writing and not self._closed:
                 protocol = self.protocol
                 assert protocol is not None
@@ -553,7 +511,7 @@ class Transport:
             self.loop.call_later(_RETRY_BLOCK_S, self._retry_stream)
 
     def _retry_stream(self) -> None:
-        if self._stream is not None and not self._block_pending and not self._closed and not self._outbox:
+        if self._stream is not None and not self._block_pending and not self._closed and len(self._outbox) <= 1:
             self._make_block()
 
 
@@ -676,13 +634,17 @@ class TLSTransport(Transport):
         """Decrypt everything received and hand it up (OpenSSL keeps no plaintext back)."""
         chunks = []
         eof = False
+        sslobj = self._ssl
+        incoming = self._incoming
         try:
             while True:
-                chunk = self._ssl.read(RECV_BYTES)
+                chunk = sslobj.read(RECV_BYTES)
                 if not chunk:
                     eof = True
                     break
                 chunks.append(chunk)
+                if not incoming.pending and not sslobj.pending() and not incoming.eof:
+                    break  # all of it decrypted: spare the read that would raise SSLWantReadError
         except ssl.SSLWantReadError:
             pass
         except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
@@ -724,9 +686,8 @@ class TLSTransport(Transport):
         return not self._closed
 
     def _send_pending(self) -> None:
-        data = self._outgoing.read()
-        if data:
-            self._outbox.append(data)
+        if self._outgoing.pending:
+            self._outbox.append(self._outgoing.read())
             self._flush()
 
     def _plain_http(self) -> None:

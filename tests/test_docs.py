@@ -297,7 +297,7 @@ def _pool_jobs() -> Set[str]:
 
 def test_worker_bridge_names_every_pool_job():
     jobs = _pool_jobs()
-    assert {"open_file", "store_upload", "pread"} <= jobs, "the pool-job scan found %s" % sorted(jobs)
+    assert {"open_file", "store_upload", "read_block"} <= jobs, "the pool-job scan found %s" % sorted(jobs)
     text = _text("worker-bridge.md")
     missing = sorted(job for job in jobs if job not in text)
     assert not missing, "worker-bridge.md does not say these go to the pool: %s" % missing

@@ -123,7 +123,7 @@ def test_exception_after_the_head_was_sent_drops_the_connection(make_server, mon
     if sendfile:
         monkeypatch.setattr(Transport, "_send_file", fail_once(Transport._send_file))
     else:
-        monkeypatch.setattr(Transport, "_read_block", fail_once(Transport._read_block))
+        monkeypatch.setattr(Transport, "_make_block", fail_once(Transport._make_block))
     sock = srv.connect()
     sock.sendall(b"GET /big.bin HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n" % srv.port)
     data = recv_until_closed(sock)

@@ -76,7 +76,7 @@ def test_2000_idle_connections_do_not_delay_a_fresh_client(descriptors, make_ser
             for _ in range(100):
                 idle.append(RawClient(socket.create_connection((srv.host, srv.port), timeout=30)))
             count = len(idle)
-            wait_for(lambda: srv.call(lambda: len(srv.server.connections)) == count, what="accepts")
+            wait_for(lambda count=count: srv.call(lambda: len(srv.server.connections)) == count, what="accepts")
         for start in range(0, len(idle), 500):  # one request each: keep-alive connections proper
             batch = idle[start : start + 500]
             for client in batch:

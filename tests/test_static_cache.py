@@ -107,7 +107,10 @@ def test_hits_never_leave_the_loop_thread(cached, no_expiry):
 def test_cached_and_uncached_responses_are_the_same(cached):
     miss, miss_body = fetch(cached, "GET", "/app.js")
     hit, hit_body = fetch(cached, "GET", "/app.js")
-    strip = lambda response: [(k, v) for k, v in response.getheaders() if k not in ("Date", "Keep-Alive")]
+
+    def strip(response):
+        return [(k, v) for k, v in response.getheaders() if k not in ("Date", "Keep-Alive")]
+
     assert strip(miss) == strip(hit) and miss_body == hit_body
 
 

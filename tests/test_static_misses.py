@@ -22,7 +22,7 @@ def test_no_wake_up_is_lost_when_threads_race():
         for _ in range(300):
             barrier = threading.Barrier(4)
 
-            def worker():
+            def worker(barrier=barrier):
                 barrier.wait()
                 loop.call_soon_threadsafe(lambda: None)
 

@@ -286,7 +286,7 @@ def test_sigttin_adds_a_worker_and_sigttou_removes_one(supervise):
     wait_for(lambda: running.status()["workers"]["count"] == 3, what="three workers on the scoreboard")
     for left in (2, 1):  # one at a time: two pending signals of one kind are delivered once
         running.proc.send_signal(signal.SIGTTOU)
-        wait_for(lambda: len(running.worker_pids()) == left, what="%d worker(s) left" % left)
+        wait_for(lambda left=left: len(running.worker_pids()) == left, what="%d worker(s) left" % left)
     assert running.status()["worker"]["number"] == 1
 
 
