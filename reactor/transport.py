@@ -134,7 +134,7 @@ class Transport:
         "tracer",
         "id",
         "peer",
-        "local_host",
+        "_local_host",
         "protocol",
         "progressed_at",
         "_mask",
@@ -170,10 +170,7 @@ class Transport:
         self.tracer = tracer
         self.id = conn_id
         self.peer = peer  # the client's address, for the log
-        try:
-            self.local_host: str = sock.getsockname()[0]  # the address the client reached us on
-        except (OSError, IndexError, TypeError):
-            self.local_host = ""
+        self._local_host: Optional[str] = None  # see local_host
         self.protocol: Optional[Protocol] = None
         self.progressed_at = 0.0  # loop time of the last send that moved bytes while the socket was full
         self._mask = 0
@@ -190,6 +187,22 @@ class Transport:
         self._deferred = 0  # bytes at the end of the outbox that write(more=True) keeps back
 
     # -- the interface ---------------------------------------------------------------
+
+    @property
+    def local_host(self) -> str:
+        """The address the client reached us on (getsockname), or "" if it is unknown.
+
+        Asked on first use only: the Host check needs it only when the common values
+        miss, and a system call per connection is a cost Connection: close pays in full.
+        """
+        host = self._local_host
+        if host is None:
+            try:
+                host = self.sock.getsockname()[0]
+            except (OSError, IndexError, TypeError):
+                host = ""
+            self._local_host = host
+        return host
 
     def start(self, protocol: Protocol) -> None:
         """Attach the exchange; plain TCP is ready at once."""
