@@ -82,3 +82,37 @@ def test_close_sends_what_was_kept_back(pair):
     transport.write(b"last words", more=True)
     transport.close()
     assert peer.recv(100) == b"last words"
+
+
+# -- through a real server ---------------------------------------------------------------
+
+
+def _batch(port: int, names, tail: bytes = b"") -> bytes:
+    host = b"127.0.0.1:%d" % port
+    return b"".join(b"GET /%s HTTP/1.1\r\nHost: %s\r\n\r\n" % (name.encode(), host) for name in names) + tail
+
+
+def test_a_bad_request_inside_a_batch_comes_after_the_good_answers(server, raw):
+    client = raw()
+    client.send(_batch(server.port, ["sample.txt", "notes.txt"], b"GET /\x01 HTTP/1.1\r\n\r\n"))
+    for name in ("sample.txt", "notes.txt"):
+        status, _fields, body = client.response()
+        assert status == 200 and body == (server.root / name).read_bytes()
+    status, fields, _body = client.response()
+    assert status == 400 and fields["connection"] == "close"
+    assert client.at_eof()
+
+
+def test_a_batch_followed_by_the_end_of_stream_is_answered_whole(server):
+    sock = server.connect()
+    sock.sendall(_batch(server.port, ["sample.txt"] * 5))
+    sock.shutdown(socket.SHUT_WR)  # FIN right after the batch: the server reads both at once
+    data = b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    sock.close()
+    assert data.count(b"HTTP/1.1 200 OK") == 5
+    assert data.endswith((server.root / "sample.txt").read_bytes())
