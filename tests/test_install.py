@@ -51,6 +51,19 @@ def installed(tmp_path_factory) -> Path:
     except Exception as exc:  # pragma: no cover - e.g. no ensurepip/venv support on this Python
         pytest.skip("cannot make a virtualenv: %s" % exc)
     bin_dir = env_dir / "bin"
+    # The build tools come from the environment running the tests (a tox env holds newer
+    # ones than the base interpreter the virtualenv would otherwise see): a .pth file
+    # puts the folders holding pip, setuptools and wheel on the new environment's path.
+    tool_dirs = sorted({
+        str(Path(spec.origin).parent.parent)
+        for spec in (importlib.util.find_spec(name) for name in ("pip", "setuptools", "wheel"))
+        if spec is not None and spec.origin is not None
+    })
+    purelib = subprocess.run(
+        [str(bin_dir / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True, text=True, timeout=60, check=True,
+    ).stdout.strip()
+    (Path(purelib) / "build_tools.pth").write_text("\n".join(tool_dirs) + "\n")
     result = subprocess.run(
         [str(bin_dir / "python"), "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
          "--no-index", str(source)],
