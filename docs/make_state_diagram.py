@@ -137,9 +137,10 @@ class _Scan(ast.NodeVisitor):
         elif name == "_arm" and node.args and isinstance(node.args[0], ast.Attribute):
             field = node.args[0].attr
             tested = [states for states in self.conditions if states]  # the nearest test of the state
-            for state in (tested[-1] if tested else set()):
+            for state in tested[-1] if tested else set():
                 self.timers[state].add(field)
         self.generic_visit(node)
+
 
 #: What each method that moves a connection stands for, as the arrows say it; a key
 #: "method: from -> to" words one arrow differently, or with None removes a move the
@@ -169,7 +170,6 @@ CAUSES: Dict[str, Optional[str]] = {
 }
 #: ``close`` and ``abort`` are public: the server calls them too when it stops.
 FROM_OUTSIDE = ["server stopping"]
-
 
 
 def _timer_states() -> Set[ConnState]:
@@ -215,9 +215,7 @@ def render_table() -> str:
     rows = []
     for state in ConnState:
         entered_from = [s.value for s in ConnState if state in NEXT[s]]
-        timers = ", ".join(
-            "`%s` (%s s)" % (field, getattr(defaults, field)) for field in sorted(scan.timers[state])
-        )
+        timers = ", ".join("`%s` (%s s)" % (field, getattr(defaults, field)) for field in sorted(scan.timers[state]))
         rows.append(
             [
                 "`%s`" % state.value,

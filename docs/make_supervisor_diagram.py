@@ -88,7 +88,12 @@ WORKER_CAUSES: Dict[str, Optional[str]] = {
 def machine() -> statemoves.Machine:
     """The supervisor's own states; ``_drain_all`` only carries the move for its callers."""
     return statemoves.Machine(
-        supervisor, SupervisorState, NEXT, "Supervisor", setters={"set_state": 0}, subjects=("state", "self.state"),
+        supervisor,
+        SupervisorState,
+        NEXT,
+        "Supervisor",
+        setters={"set_state": 0},
+        subjects=("state", "self.state"),
         carriers=("_drain_all",),
     )
 
@@ -96,8 +101,13 @@ def machine() -> statemoves.Machine:
 def worker_machine() -> statemoves.Machine:
     """Each worker's state, moved by ``_set_worker_state(worker, new)`` through ``_drain`` and ``_kill``."""
     return statemoves.Machine(
-        supervisor, WorkerState, WORKER_NEXT, "Supervisor", setters={"_set_worker_state": 1},
-        subjects=("worker.state", "w.state"), carriers=("_drain", "_drain_all", "_kill"),
+        supervisor,
+        WorkerState,
+        WORKER_NEXT,
+        "Supervisor",
+        setters={"_set_worker_state": 1},
+        subjects=("worker.state", "w.state"),
+        carriers=("_drain", "_drain_all", "_kill"),
     )
 
 

@@ -180,7 +180,9 @@ class _StatusScan(ast.NodeVisitor):
         self.generic_visit(node)
 
     def visit_Assign(self, node: ast.Assign) -> None:
-        if any(isinstance(t, ast.Name) and t.id == "status" for t in node.targets) and isinstance(node.value, ast.Constant):
+        if any(isinstance(t, ast.Name) and t.id == "status" for t in node.targets) and isinstance(
+            node.value, ast.Constant
+        ):
             if len(self.scope) > 1:  # a class attribute such as ``status = 431``
                 self._add(node.value.value, "")
         named = len(self.scope) == 1 and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
@@ -201,9 +203,7 @@ class _StatusScan(ast.NodeVisitor):
 def status_codes() -> Dict[int, Tuple[Set[str], List[str]]]:
     """{status: (places that send it, reasons given)} over every module of ``reactor``."""
     root = Path(reactor.__file__).parent
-    modules = ["reactor"] + [
-        info.name for info in pkgutil.walk_packages([str(root)], prefix="reactor.")
-    ]
+    modules = ["reactor"] + [info.name for info in pkgutil.walk_packages([str(root)], prefix="reactor.")]
     codes: Dict[int, Tuple[Set[str], List[str]]] = {}
     for module in sorted(modules):
         relative = module.split(".")[1:]

@@ -128,8 +128,10 @@ class Machine:
             node.func.attr
             for method in self.methods.values()
             for node in ast.walk(method)
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-            and isinstance(node.func.value, ast.Name) and node.func.value.id == "self"
+            if isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and isinstance(node.func.value, ast.Name)
+            and node.func.value.id == "self"
         }
         domains: Dict[str, FrozenSet[enum.Enum]] = {
             name: (self.all if name not in called else frozenset()) for name in self.methods
@@ -298,11 +300,13 @@ def legend(
             key=lambda edge: (order.index(edge[0]), order.index(edge[1])),
         )
         variants = [words[k] for k in words if k.startswith(key + ": ") and words[k]]
-        rows.append([
-            " / ".join([text, *variants]),  # type: ignore[list-item]
-            "`%s.%s`" % (owner, key),
-            ", ".join("%s → %s" % (s.value, d.value) for s, d in arrows),
-        ])
+        rows.append(
+            [
+                " / ".join([text, *variants]),  # type: ignore[list-item]
+                "`%s.%s`" % (owner, key),
+                ", ".join("%s → %s" % (s.value, d.value) for s, d in arrows),
+            ]
+        )
     return rows
 
 

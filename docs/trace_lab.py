@@ -371,5 +371,7 @@ if __name__ == "__main__":
     elif len(argv) == 1 and argv[0] in SCENARIOS:
         print("\n".join(run(argv[0])))
     else:
-        sys.exit("usage: python3 docs/trace_lab.py SCENARIO | --list | --write | --check\nscenarios: %s"
-                 % ", ".join(SCENARIOS))
+        sys.exit(
+            "usage: python3 docs/trace_lab.py SCENARIO | --list | --write | --check\nscenarios: %s"
+            % ", ".join(SCENARIOS)
+        )

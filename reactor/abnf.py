@@ -51,9 +51,7 @@ REQUEST_LINE = re.compile(r"(" + _TCHAR + r"+) (" + _VCHAR + r"+) HTTP/([0-9])\.
 # waiting for the limits or the header timeout.
 _HTTP_VERSION_PREFIX = r"(?:H(?:T(?:T(?:P(?:/(?:[0-9](?:\.(?:[0-9]\r?)?)?)?)?)?)?)?)?"
 REQUEST_LINE_PREFIX = re.compile(
-    (
-        r"\r|(?:" + _TCHAR + r"+(?: (?:" + _VCHAR + r"+(?: " + _HTTP_VERSION_PREFIX + r")?)?)?)?"
-    ).encode("ascii")
+    (r"\r|(?:" + _TCHAR + r"+(?: (?:" + _VCHAR + r"+(?: " + _HTTP_VERSION_PREFIX + r")?)?)?)?").encode("ascii")
 )
 
 # A CR not followed by LF, or an LF not preceded by CR: RFC 9112 §2.2 lets a recipient
@@ -98,7 +96,12 @@ CONTENT_LENGTH = re.compile(r"[0-9]+")
 _QUOTED_STRING = r'"(?:[\t \x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t \x21-\x7e\x80-\xff])*"'
 CHUNK_LINE = re.compile(
     (
-        r"([0-9A-Fa-f]{1,16})(?:[ \t]*;[ \t]*" + _TCHAR + r"+(?:[ \t]*=[ \t]*(?:"
-        + _TCHAR + r"+|" + _QUOTED_STRING + r"))?)*"
+        r"([0-9A-Fa-f]{1,16})(?:[ \t]*;[ \t]*"
+        + _TCHAR
+        + r"+(?:[ \t]*=[ \t]*(?:"
+        + _TCHAR
+        + r"+|"
+        + _QUOTED_STRING
+        + r"))?)*"
     ).encode("latin-1")
 )

@@ -89,8 +89,19 @@ _FIELD_VALUE = re.compile(r"[\x21-\x7e\x80-\xff]+(?:[ \t]+[\x21-\x7e\x80-\xff]+)
 #: Fields the server computes for each response; a fixed --header copy would contradict it.
 _SERVER_FIELDS = frozenset(
     {
-        "connection", "content-encoding", "content-length", "content-range", "content-type", "date",
-        "etag", "keep-alive", "last-modified", "proxy-connection", "te", "trailer", "transfer-encoding",
+        "connection",
+        "content-encoding",
+        "content-length",
+        "content-range",
+        "content-type",
+        "date",
+        "etag",
+        "keep-alive",
+        "last-modified",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
         "upgrade",
     }
 )
@@ -101,7 +112,7 @@ def _header_field(text: str) -> "tuple[str, str]":
     name, colon, value = text.partition(":")
     value = value.strip(" \t")
     if not colon or not _FIELD_NAME.fullmatch(name):
-        raise argparse.ArgumentTypeError("expected \"Name: value\" with a field name made of token characters")
+        raise argparse.ArgumentTypeError('expected "Name: value" with a field name made of token characters')
     if not _FIELD_VALUE.fullmatch(value):
         raise argparse.ArgumentTypeError("the value of %s must be non-empty, without control characters" % name)
     if name.lower() in _SERVER_FIELDS:
@@ -154,19 +165,25 @@ def build_parser(prog: str = "reactor") -> ArgumentParser:
         formatter_class=HelpFormatter,
     )
     parser.add_argument("--version", action="version", version="reactor %s" % __version__)
+    parser.add_argument("directory_arg", nargs="?", metavar="DIRECTORY", help="the folder to serve, as -d DIRECTORY")
     parser.add_argument(
-        "directory_arg", nargs="?", metavar="DIRECTORY", help="the folder to serve, as -d DIRECTORY"
+        "--host",
+        default=defaults.host,
+        help="address to listen on; 0.0.0.0 (IPv4) or :: (IPv6 and IPv4) for every interface",
     )
-    parser.add_argument("--host", default=defaults.host,
-                        help="address to listen on; 0.0.0.0 (IPv4) or :: (IPv6 and IPv4) for every interface")
     parser.add_argument("--port", type=_port, default=defaults.port, help="TCP port; 0 picks a free one")
     parser.add_argument(
-        "-d", "--directory", default=None, metavar="DIRECTORY",
+        "-d",
+        "--directory",
+        default=None,
+        metavar="DIRECTORY",
         help="folder to serve; uploads go to its uploads/ (default: ./%s if the current directory has one, "
         "else the current directory)" % DEFAULT_ROOT_NAME,
     )
     parser.add_argument(
-        "--pool-size", type=_positive_int, default=defaults.pool_size,
+        "--pool-size",
+        type=_positive_int,
+        default=defaults.pool_size,
         help="pool threads (per process) for disk reads and JSON writes",
     )
     parser.add_argument(
@@ -195,100 +212,221 @@ def build_parser(prog: str = "reactor") -> ArgumentParser:
         "--inline", action="store_true", help="show every file inline (no Content-Disposition: attachment)"
     )
     parser.add_argument("--dotfiles", action="store_true", help="serve names starting with '.' (default: 404)")
-    parser.add_argument("--list-directories", action="store_true",
-                        help="show an HTML listing of a directory without index.html (default: 404)")
-    parser.add_argument("--max-age", type=_non_negative_int, default=None, metavar="SECONDS",
-                        help="send Cache-Control: max-age=SECONDS with files (default: none, so "
-                        "browsers revalidate with ETag / If-None-Match every time)")
-    parser.add_argument("--cors", action="store_true",
-                        help="add Access-Control-Allow-Origin: * to every response and answer CORS preflights")
-    parser.add_argument("--header", action="append", default=[], type=_header_field, metavar='"NAME: VALUE"',
-                        help="add this field to every response (repeatable)")
-    parser.add_argument("--no-gzip", action="store_true",
-                        help="never gzip responses (by default text, JSON, JS, SVG and XML files from 1 KiB "
-                        "to %d MiB are gzipped for clients that accept it; a larger file is sent as it is "
-                        "unless a precompressed name.gz sits beside it)" % (compress.MAX_COMPRESS_BYTES // 2**20))
-    parser.add_argument("--no-uploads", action="store_true",
-                        help="read-only: POST /upload is 405 and no uploads/ folder is made")
-    parser.add_argument("--cache-bytes", type=_non_negative_int, default=defaults.cache_max_bytes,
-                        help="memory for the hot-file cache of small files (per worker process), answered "
-                        "without a disk access (re-checked every second); 0 turns it off")
-    parser.add_argument("--gzip-cache-bytes", type=_non_negative_int, default=defaults.gzip_cache_max_bytes,
-                        help="memory for gzip forms made on the fly, shared by all requests for a file "
-                        "version; 0 keeps none (each is still made once for the requests waiting for it)")
+    parser.add_argument(
+        "--list-directories",
+        action="store_true",
+        help="show an HTML listing of a directory without index.html (default: 404)",
+    )
+    parser.add_argument(
+        "--max-age",
+        type=_non_negative_int,
+        default=None,
+        metavar="SECONDS",
+        help="send Cache-Control: max-age=SECONDS with files (default: none, so "
+        "browsers revalidate with ETag / If-None-Match every time)",
+    )
+    parser.add_argument(
+        "--cors",
+        action="store_true",
+        help="add Access-Control-Allow-Origin: * to every response and answer CORS preflights",
+    )
+    parser.add_argument(
+        "--header",
+        action="append",
+        default=[],
+        type=_header_field,
+        metavar='"NAME: VALUE"',
+        help="add this field to every response (repeatable)",
+    )
+    parser.add_argument(
+        "--no-gzip",
+        action="store_true",
+        help="never gzip responses (by default text, JSON, JS, SVG and XML files from 1 KiB "
+        "to %d MiB are gzipped for clients that accept it; a larger file is sent as it is "
+        "unless a precompressed name.gz sits beside it)" % (compress.MAX_COMPRESS_BYTES // 2**20),
+    )
+    parser.add_argument(
+        "--no-uploads", action="store_true", help="read-only: POST /upload is 405 and no uploads/ folder is made"
+    )
+    parser.add_argument(
+        "--cache-bytes",
+        type=_non_negative_int,
+        default=defaults.cache_max_bytes,
+        help="memory for the hot-file cache of small files (per worker process), answered "
+        "without a disk access (re-checked every second); 0 turns it off",
+    )
+    parser.add_argument(
+        "--gzip-cache-bytes",
+        type=_non_negative_int,
+        default=defaults.gzip_cache_max_bytes,
+        help="memory for gzip forms made on the fly, shared by all requests for a file "
+        "version; 0 keeps none (each is still made once for the requests waiting for it)",
+    )
 
     limits = parser.add_argument_group("limits")
-    limits.add_argument("--max-request-line-bytes", type=_positive_int, default=defaults.max_request_line_bytes,
-                        help="longest request-line; longer is 414")
-    limits.add_argument("--max-header-bytes", type=_positive_int, default=defaults.max_header_section_bytes,
-                        help="largest header section after the request-line; larger is 431")
-    limits.add_argument("--max-field-lines", type=_positive_int, default=defaults.max_field_lines,
-                        help="most field lines in a header section; more is 431")
-    limits.add_argument("--max-body-bytes", type=_positive_int, default=defaults.max_body_bytes,
-                        help="largest request message body; larger is 413")
-    limits.add_argument("--max-uploads-bytes", type=_non_negative_int, default=defaults.max_uploads_bytes,
-                        help="room for everything in uploads/ (all worker processes together, counted at "
-                        "each upload); an upload past it is 507 and nothing is written; 0 means no limit")
-    limits.add_argument("--max-connections", type=_positive_int, default=default_max_connections(),
-                        help="open connections (per worker process) before new ones get 503 with "
-                        "Retry-After; the default is sized to the open-file limit (ulimit -n)")
+    limits.add_argument(
+        "--max-request-line-bytes",
+        type=_positive_int,
+        default=defaults.max_request_line_bytes,
+        help="longest request-line; longer is 414",
+    )
+    limits.add_argument(
+        "--max-header-bytes",
+        type=_positive_int,
+        default=defaults.max_header_section_bytes,
+        help="largest header section after the request-line; larger is 431",
+    )
+    limits.add_argument(
+        "--max-field-lines",
+        type=_positive_int,
+        default=defaults.max_field_lines,
+        help="most field lines in a header section; more is 431",
+    )
+    limits.add_argument(
+        "--max-body-bytes",
+        type=_positive_int,
+        default=defaults.max_body_bytes,
+        help="largest request message body; larger is 413",
+    )
+    limits.add_argument(
+        "--max-uploads-bytes",
+        type=_non_negative_int,
+        default=defaults.max_uploads_bytes,
+        help="room for everything in uploads/ (all worker processes together, counted at "
+        "each upload); an upload past it is 507 and nothing is written; 0 means no limit",
+    )
+    limits.add_argument(
+        "--max-connections",
+        type=_positive_int,
+        default=default_max_connections(),
+        help="open connections (per worker process) before new ones get 503 with "
+        "Retry-After; the default is sized to the open-file limit (ulimit -n)",
+    )
     limits.add_argument("--backlog", type=_positive_int, default=defaults.backlog, help="listen() backlog")
-    limits.add_argument("--pool-queue", type=_positive_int, default=defaults.pool_queue_max,
-                        help="pool jobs queued or running before requests get 503")
+    limits.add_argument(
+        "--pool-queue",
+        type=_positive_int,
+        default=defaults.pool_queue_max,
+        help="pool jobs queued or running before requests get 503",
+    )
 
     timeouts = parser.add_argument_group("timeouts and persistence (seconds)")
-    timeouts.add_argument("--keepalive-timeout", type=_seconds, default=defaults.keepalive_timeout_s,
-                          help="close a keep-alive connection idle this long")
-    timeouts.add_argument("--keepalive-max", type=_positive_int, default=defaults.keepalive_max_requests,
-                          help="responses per connection; the last one carries Connection: close")
-    timeouts.add_argument("--header-timeout", type=_seconds, default=defaults.header_timeout_s,
-                          help="time from a request's first byte to the end of its header section (408)")
-    timeouts.add_argument("--body-timeout", type=_seconds, default=defaults.body_timeout_s,
-                          help="longest pause while reading a message body (408)")
-    timeouts.add_argument("--min-body-rate", type=_non_negative_int, default=defaults.min_body_rate,
-                          metavar="BYTES_PER_S",
-                          help="after --body-rate-grace seconds, a message body must average this many "
-                          "bytes/s or get 408 (0 turns it off)")
-    timeouts.add_argument("--body-rate-grace", type=_seconds, default=defaults.body_rate_grace_s,
-                          help="seconds a message body may take before --min-body-rate applies")
-    timeouts.add_argument("--send-timeout", type=_seconds, default=defaults.send_timeout_s,
-                          help="longest pause of a client that is not reading its response")
-    timeouts.add_argument("--shutdown-timeout", type=_seconds, default=defaults.shutdown_timeout_s,
-                          help="on SIGTERM/SIGINT, time for in-flight requests to finish; "
-                          "a second signal exits at once")
-    parser.add_argument("--no-sendfile", action="store_true",
-                        help="send large files in blocks read on the pool instead of os.sendfile")
+    timeouts.add_argument(
+        "--keepalive-timeout",
+        type=_seconds,
+        default=defaults.keepalive_timeout_s,
+        help="close a keep-alive connection idle this long",
+    )
+    timeouts.add_argument(
+        "--keepalive-max",
+        type=_positive_int,
+        default=defaults.keepalive_max_requests,
+        help="responses per connection; the last one carries Connection: close",
+    )
+    timeouts.add_argument(
+        "--header-timeout",
+        type=_seconds,
+        default=defaults.header_timeout_s,
+        help="time from a request's first byte to the end of its header section (408)",
+    )
+    timeouts.add_argument(
+        "--body-timeout",
+        type=_seconds,
+        default=defaults.body_timeout_s,
+        help="longest pause while reading a message body (408)",
+    )
+    timeouts.add_argument(
+        "--min-body-rate",
+        type=_non_negative_int,
+        default=defaults.min_body_rate,
+        metavar="BYTES_PER_S",
+        help="after --body-rate-grace seconds, a message body must average this many "
+        "bytes/s or get 408 (0 turns it off)",
+    )
+    timeouts.add_argument(
+        "--body-rate-grace",
+        type=_seconds,
+        default=defaults.body_rate_grace_s,
+        help="seconds a message body may take before --min-body-rate applies",
+    )
+    timeouts.add_argument(
+        "--send-timeout",
+        type=_seconds,
+        default=defaults.send_timeout_s,
+        help="longest pause of a client that is not reading its response",
+    )
+    timeouts.add_argument(
+        "--shutdown-timeout",
+        type=_seconds,
+        default=defaults.shutdown_timeout_s,
+        help="on SIGTERM/SIGINT, time for in-flight requests to finish; a second signal exits at once",
+    )
+    parser.add_argument(
+        "--no-sendfile", action="store_true", help="send large files in blocks read on the pool instead of os.sendfile"
+    )
 
     tls = parser.add_argument_group("HTTPS (the listener speaks TLS only; SIGHUP reloads the files)")
-    tls.add_argument("--tls-cert", metavar="FILE", default=None,
-                     help="certificate chain (PEM), the server's certificate first")
+    tls.add_argument(
+        "--tls-cert", metavar="FILE", default=None, help="certificate chain (PEM), the server's certificate first"
+    )
     tls.add_argument("--tls-key", metavar="FILE", default=None, help="private key (PEM) of the certificate")
-    tls.add_argument("--tls-key-password-file", metavar="FILE", default=None,
-                     help="file holding the passphrase of an encrypted --tls-key")
-    tls.add_argument("--tls-handshake-timeout", type=_seconds, default=defaults.tls_handshake_timeout_s,
-                     help="seconds from accept to the end of the TLS handshake")
+    tls.add_argument(
+        "--tls-key-password-file",
+        metavar="FILE",
+        default=None,
+        help="file holding the passphrase of an encrypted --tls-key",
+    )
+    tls.add_argument(
+        "--tls-handshake-timeout",
+        type=_seconds,
+        default=defaults.tls_handshake_timeout_s,
+        help="seconds from accept to the end of the TLS handshake",
+    )
 
     processes = parser.add_argument_group("processes (see docs/workers.md)")
-    processes.add_argument("-w", "--workers", type=_workers, default=1, metavar="N",
-                           help="worker processes sharing the listening socket under a supervisor that "
-                           "restarts, reloads (SIGHUP) and drains them; 'auto' is one per CPU; "
-                           "1 is a single process with no supervisor")
-    processes.add_argument("--worker-timeout", type=_seconds, default=30.0, metavar="SECONDS",
-                           help="kill and replace a worker whose event loop has not run for this long "
-                           "(a heartbeat; only with --workers above 1)")
-    processes.add_argument("--fd", type=_non_negative_int, default=None, metavar="N",
-                           help="serve on the listening socket inherited as file descriptor N instead "
-                           "of opening one (--host and --port are then ignored); systemd's LISTEN_FDS "
-                           "socket activation is used without it")
+    processes.add_argument(
+        "-w",
+        "--workers",
+        type=_workers,
+        default=1,
+        metavar="N",
+        help="worker processes sharing the listening socket under a supervisor that "
+        "restarts, reloads (SIGHUP) and drains them; 'auto' is one per CPU; "
+        "1 is a single process with no supervisor",
+    )
+    processes.add_argument(
+        "--worker-timeout",
+        type=_seconds,
+        default=30.0,
+        metavar="SECONDS",
+        help="kill and replace a worker whose event loop has not run for this long "
+        "(a heartbeat; only with --workers above 1)",
+    )
+    processes.add_argument(
+        "--fd",
+        type=_non_negative_int,
+        default=None,
+        metavar="N",
+        help="serve on the listening socket inherited as file descriptor N instead "
+        "of opening one (--host and --port are then ignored); systemd's LISTEN_FDS "
+        "socket activation is used without it",
+    )
 
     study = parser.add_argument_group("for study (see docs/)")
-    study.add_argument("--trace", action="store_true",
-                       help="write one line per selector event, state transition, parser event, "
-                       "pool hand-off and timer to stderr (slow; off costs nothing)")
-    study.add_argument("--status-path", type=_status_path, default=None, metavar="PATH",
-                       help="answer PATH (e.g. /_status) with counters and connections by state, "
-                       "as JSON or an HTML page; loopback clients only")
-
+    study.add_argument(
+        "--trace",
+        action="store_true",
+        help="write one line per selector event, state transition, parser event, "
+        "pool hand-off and timer to stderr (slow; off costs nothing)",
+    )
+    study.add_argument(
+        "--status-path",
+        type=_status_path,
+        default=None,
+        metavar="PATH",
+        help="answer PATH (e.g. /_status) with counters and connections by state, "
+        "as JSON or an HTML page; loopback clients only",
+    )
 
     parser.epilog = (
         "Every option can also be set with an environment variable named REACTOR_ and the option's "
@@ -415,8 +553,9 @@ def startup_message(config: Config, address: "tuple[str, int]", workers: int = 1
         urls = [_url(scheme, ip, port) for ip in ips]
         others = ["  also at %s" % url for url in urls[1:]]
         if "*" not in config.allowed_hosts:
-            others.append("  (any of this machine's addresses works; host names other than localhost "
-                          "need --allow-host NAME)")
+            others.append(
+                "  (any of this machine's addresses works; host names other than localhost need --allow-host NAME)"
+            )
     return "\n".join([first % (__version__, config.root, urls[0], config.pool_size), *others])
 
 
@@ -617,8 +756,12 @@ def serve_workers(config: Config, workers: int, worker_timeout_s: float, listene
         print(startup_message(config, address, workers=supervisor.target), file=sys.stderr, flush=True)
 
     supervisor = Supervisor(
-        listener, lambda handle: run_worker(config, handle), workers, worker_timeout_s=worker_timeout_s,
-        shutdown_timeout_s=config.shutdown_timeout_s, on_running=announce,
+        listener,
+        lambda handle: run_worker(config, handle),
+        workers,
+        worker_timeout_s=worker_timeout_s,
+        shutdown_timeout_s=config.shutdown_timeout_s,
+        on_running=announce,
     )
     status = supervisor.run()
     listener.close()
@@ -664,8 +807,10 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> in
         host, port = inherited.getsockname()[:2]
         config = dataclasses.replace(config, host=host, port=port)
     if "*" in config.allowed_hosts:
-        log.warning("--allow-host '*': any Host is accepted, so a web page on another site can reach this "
-                    "server through DNS rebinding")
+        log.warning(
+            "--allow-host '*': any Host is accepted, so a web page on another site can reach this "
+            "server through DNS rebinding"
+        )
     server = Server(config)
     if config.tls:  # before binding or forking: a bad pair is one line and exit status 1
         try:
@@ -679,8 +824,10 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> in
         try:
             listener = inherited if inherited is not None else open_listener(config.host, config.port, config.backlog)
         except OSError as exc:
-            print("reactor: cannot listen on %s:%d: %s" % (config.host, config.port, (exc.strerror or str(exc)).lower()),
-                  file=sys.stderr)
+            print(
+                "reactor: cannot listen on %s:%d: %s" % (config.host, config.port, (exc.strerror or str(exc)).lower()),
+                file=sys.stderr,
+            )
             return 1
         return serve_workers(config, args.workers, args.worker_timeout, listener)
     try:

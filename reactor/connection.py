@@ -88,9 +88,7 @@ NEXT: Dict[ConnState, FrozenSet[ConnState]] = {
     ),
     ConnState.READING_BODY: frozenset({ConnState.RESPONDING, ConnState.WRITING, ConnState.CLOSED}),
     ConnState.RESPONDING: frozenset({ConnState.WRITING, ConnState.CLOSED}),
-    ConnState.WRITING: frozenset(
-        {ConnState.IDLE, ConnState.READING_HEADERS, ConnState.CLOSING, ConnState.CLOSED}
-    ),
+    ConnState.WRITING: frozenset({ConnState.IDLE, ConnState.READING_HEADERS, ConnState.CLOSING, ConnState.CLOSED}),
     ConnState.CLOSING: frozenset({ConnState.CLOSED}),
     ConnState.CLOSED: frozenset(),
 }
@@ -125,8 +123,16 @@ class Request:
     """
 
     __slots__ = (
-        "head", "request_line", "body", "started", "status", "body_bytes_sent", "route", "complete",
-        "body_started", "body_received",
+        "head",
+        "request_line",
+        "body",
+        "started",
+        "status",
+        "body_bytes_sent",
+        "route",
+        "complete",
+        "body_started",
+        "body_received",
     )
 
     def __init__(self, head: Optional[RequestHead], request_line: Optional[str]) -> None:
@@ -179,8 +185,19 @@ class Collaborators:
     """
 
     __slots__ = (
-        "config", "loop", "pool", "stats", "tracer", "app", "closed", "stopping", "_keep_alive_values",
-        "_heads", "_date", "_date_line", "_keep_alive_tails",
+        "config",
+        "loop",
+        "pool",
+        "stats",
+        "tracer",
+        "app",
+        "closed",
+        "stopping",
+        "_keep_alive_values",
+        "_heads",
+        "_date",
+        "_date_line",
+        "_keep_alive_tails",
     )
 
     def __init__(
@@ -222,9 +239,13 @@ class Collaborators:
                 self._keep_alive_values[responses] = value
         return value
 
-
     def cached_head(
-        self, status: int, fields: Tuple[Tuple[str, str], ...], length: int, keep_alive: bool, say_keep_alive: bool,
+        self,
+        status: int,
+        fields: Tuple[Tuple[str, str], ...],
+        length: int,
+        keep_alive: bool,
+        say_keep_alive: bool,
         responses: int,
     ) -> bytes:
         """The response head :meth:`Connection.respond` would build, from parts made once.
@@ -254,9 +275,10 @@ class Collaborators:
             key = (responses, say_keep_alive)
             tail = self._keep_alive_tails.get(key)
             if tail is None:
-                tail = ("%sKeep-Alive: %s\r\n\r\n" % (
-                    "Connection: keep-alive\r\n" if say_keep_alive else "", self.keep_alive_value(responses)
-                )).encode("latin-1")
+                tail = (
+                    "%sKeep-Alive: %s\r\n\r\n"
+                    % ("Connection: keep-alive\r\n" if say_keep_alive else "", self.keep_alive_value(responses))
+                ).encode("latin-1")
                 if responses <= 1024:
                     self._keep_alive_tails[key] = tail
         else:

@@ -94,8 +94,15 @@ def clf_time(timestamp: float) -> str:
     offset = t.tm_gmtoff // 60
     sign = "+" if offset >= 0 else "-"
     return "%02d/%s/%04d:%02d:%02d:%02d %s%02d%02d" % (
-        t.tm_mday, _MONTHS[t.tm_mon - 1], t.tm_year, t.tm_hour, t.tm_min, t.tm_sec,
-        sign, abs(offset) // 60, abs(offset) % 60,
+        t.tm_mday,
+        _MONTHS[t.tm_mon - 1],
+        t.tm_year,
+        t.tm_hour,
+        t.tm_min,
+        t.tm_sec,
+        sign,
+        abs(offset) // 60,
+        abs(offset) % 60,
     )
 
 
@@ -115,7 +122,7 @@ def access_line(
 ) -> str:
     """One Combined Log Format line (no trailing newline)::
 
-        127.0.0.1 - - [21/Nov/2026:13:37:00 +0000] "GET / HTTP/1.1" 200 1024 "-" "curl/8.0"
+    127.0.0.1 - - [21/Nov/2026:13:37:00 +0000] "GET / HTTP/1.1" 200 1024 "-" "curl/8.0"
     """
     global _clf_cache
     second = int(timestamp)
@@ -253,9 +260,7 @@ class AccessLog:
             if not self._dropping:
                 self._dropping = True
                 if self._warn_now:
-                    access_logger.warning(
-                        "access log: its reader is not keeping up; dropping lines until it does"
-                    )
+                    access_logger.warning("access log: its reader is not keeping up; dropping lines until it does")
             return
         if self._dropping and not waiting:
             self._dropping = False  # the writer caught up: the next drop is a new episode
@@ -361,7 +366,8 @@ class AccessLog:
         if dropped > self._reported_lines:
             access_logger.warning(
                 "access log: %d line(s) dropped while its reader was not keeping up (%d in all)",
-                dropped - self._reported_lines, dropped,
+                dropped - self._reported_lines,
+                dropped,
             )
             self._reported_lines = dropped
 

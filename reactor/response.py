@@ -116,9 +116,7 @@ class Response:
         return self.file.remaining if self.file is not None else len(self.body)
 
     @classmethod
-    def error(
-        cls, status: int, reason: str, fields: Sequence[Tuple[str, str]] = (), close: bool = False
-    ) -> "Response":
+    def error(cls, status: int, reason: str, fields: Sequence[Tuple[str, str]] = (), close: bool = False) -> "Response":
         """A one-line ``text/plain`` error body: ``"404 Not Found: <reason>"``."""
         body = ("%d %s: %s\n" % (status, reason_phrase(status), reason)).encode("utf-8", "replace")
         return cls(status, [("Content-Type", "text/plain; charset=utf-8"), *fields], body, close=close)

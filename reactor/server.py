@@ -38,7 +38,7 @@ import ssl
 from typing import Dict, Optional, Tuple
 
 from reactor.config import Config
-from reactor.connection import Collaborators, ConnState, Connection
+from reactor.connection import Collaborators, Connection, ConnState
 from reactor.handlers import Application
 from reactor.handlers.status import snapshot
 from reactor.handlers.upload import UPLOADS_DIR, remove_stale_temp_files
@@ -58,8 +58,17 @@ _ACCEPT_PAUSE_S = 0.5
 _FRESH_GRACE_S = 1.0
 # accept(2) on Linux passes on network errors of the new connection; retry at once.
 _PEER_GONE = frozenset(
-    {errno.EPROTO, errno.ENOPROTOOPT, errno.ENETDOWN, errno.ENETUNREACH, errno.EHOSTDOWN, errno.EHOSTUNREACH,
-     errno.EOPNOTSUPP, errno.ECONNRESET, getattr(errno, "ENONET", errno.ENETDOWN)}
+    {
+        errno.EPROTO,
+        errno.ENOPROTOOPT,
+        errno.ENETDOWN,
+        errno.ENETUNREACH,
+        errno.EHOSTDOWN,
+        errno.EHOSTUNREACH,
+        errno.EOPNOTSUPP,
+        errno.ECONNRESET,
+        getattr(errno, "ENONET", errno.ENETDOWN),
+    }
 )
 _NO_DESCRIPTORS = frozenset({errno.EMFILE, errno.ENFILE})
 
@@ -274,9 +283,13 @@ class Server:
         conn_id = next(self._ids)
         transport: Transport
         if self.tls_context is not None:
-            transport = TLSTransport(self.loop, sock, self.pool, self.stats, self.tracer, conn_id, peer, self.tls_context)
+            transport = TLSTransport(
+                self.loop, sock, self.pool, self.stats, self.tracer, conn_id, peer, self.tls_context
+            )
         else:
-            transport = Transport(self.loop, sock, self.pool, self.stats, self.tracer, conn_id, peer, self.config.sendfile)
+            transport = Transport(
+                self.loop, sock, self.pool, self.stats, self.tracer, conn_id, peer, self.config.sendfile
+            )
         assert self.context is not None, "listen() first"
         conn = Connection(self.context, transport, conn_id)
         self.connections[conn_id] = conn
@@ -389,7 +402,9 @@ class Server:
         if not self.connections:
             self.loop.stop()
             return
-        log.info("waiting up to %g s for %d connection(s) to finish", self.config.shutdown_timeout_s, len(self.connections))
+        log.info(
+            "waiting up to %g s for %d connection(s) to finish", self.config.shutdown_timeout_s, len(self.connections)
+        )
         self.loop.call_at(self._stop_deadline, self._stop_timed_out)
 
     def _set_stopping(self) -> None:

@@ -127,8 +127,15 @@ class WorkerHandle:
     loop (it returns False when the supervisor is gone, and the worker should stop).
     """
 
-    def __init__(self, number: int, listener: socket.socket, scoreboard: Scoreboard, boot_fd: int,
-                 parent_pid: int, timeout_s: float) -> None:
+    def __init__(
+        self,
+        number: int,
+        listener: socket.socket,
+        scoreboard: Scoreboard,
+        boot_fd: int,
+        parent_pid: int,
+        timeout_s: float,
+    ) -> None:
         self.number = number
         self.listener = listener
         self.beat_interval_s = min(1.0, timeout_s / 4)
@@ -170,9 +177,16 @@ class Supervisor:
     handlers), in a process with no other threads (it forks).
     """
 
-    def __init__(self, listener: socket.socket, worker_main: WorkerMain, workers: int, *,
-                 worker_timeout_s: float = 30.0, shutdown_timeout_s: float = 10.0,
-                 on_running: Optional[Callable[[], None]] = None) -> None:
+    def __init__(
+        self,
+        listener: socket.socket,
+        worker_main: WorkerMain,
+        workers: int,
+        *,
+        worker_timeout_s: float = 30.0,
+        shutdown_timeout_s: float = 10.0,
+        on_running: Optional[Callable[[], None]] = None,
+    ) -> None:
         if not 1 <= workers <= MAX_WORKERS:
             raise ValueError("workers must be 1..%d" % MAX_WORKERS)
         self.listener = listener
@@ -299,7 +313,8 @@ class Supervisor:
     def _current(self) -> List[Worker]:
         """Workers of the current generation that are not draining."""
         return [
-            w for w in self.workers.values()
+            w
+            for w in self.workers.values()
             if w.generation == self.generation and w.state in (WorkerState.BOOTING, WorkerState.SERVING)
         ]
 
@@ -318,7 +333,7 @@ class Supervisor:
             except OSError as exc:  # EAGAIN, ENOMEM, EMFILE: out of processes or memory
                 self._on_boot_failure("cannot fork a worker: %s" % _describe(exc), "fork failed (%s)" % _describe(exc))
                 return
-        for worker in sorted(current, key=lambda w: w.number)[self.target:]:
+        for worker in sorted(current, key=lambda w: w.number)[self.target :]:
             self._drain(worker)  # SIGTTOU
         serving = [w for w in current if w.state is WorkerState.SERVING]
         if len(serving) < self.target:
@@ -456,8 +471,10 @@ class Supervisor:
             log.warning("worker %d (pid %d) %s; replacing it", worker.number, worker.pid, how)
             return  # _manage forks a new one
         # Died before it was ready: a boot failure.
-        self._on_boot_failure(worker.error or "it %s before it was ready" % how,
-                              "worker %d (pid %d) %s at start" % (worker.number, worker.pid, how))
+        self._on_boot_failure(
+            worker.error or "it %s before it was ready" % how,
+            "worker %d (pid %d) %s at start" % (worker.number, worker.pid, how),
+        )
 
     def _on_boot_failure(self, error: str, what: str) -> None:
         """Back off before the next fork, and after MAX_BOOT_FAILURES in a row give up."""
@@ -497,7 +514,10 @@ class Supervisor:
                 if silent_s > self.worker_timeout_s:
                     log.error(
                         "worker %d (pid %d) silent for %.1f s (--worker-timeout %g); killing it",
-                        worker.number, worker.pid, silent_s, self.worker_timeout_s,
+                        worker.number,
+                        worker.pid,
+                        silent_s,
+                        self.worker_timeout_s,
                     )
                     self._kill(worker)
             elif worker.state is WorkerState.DRAINING and now > worker.deadline:
@@ -544,4 +564,3 @@ def _describe_status(status: int) -> str:
         except ValueError:
             return "was killed by signal %d" % signum
     return "exited with status %d" % os.waitstatus_to_exitcode(status)
-

@@ -218,8 +218,14 @@ class CliServer:
 
     STARTUP = re.compile(rb"https?://[^\s/]+:(\d+)/")
 
-    def __init__(self, args: List[str], cwd: Path, env: Optional[dict] = None, timeout: float = 15.0,
-                 command: Optional[List[str]] = None) -> None:
+    def __init__(
+        self,
+        args: List[str],
+        cwd: Path,
+        env: Optional[dict] = None,
+        timeout: float = 15.0,
+        command: Optional[List[str]] = None,
+    ) -> None:
         self.proc = subprocess.Popen(
             [*(command or [sys.executable, "-m", "reactor"]), *args],
             cwd=cwd,

@@ -163,7 +163,8 @@ class Browser:
         try:
             if not self._ready.wait(timeout_s) or self._endpoint is None:
                 raise DevToolsError(
-                    "Chromium did not open DevTools within %.0f s: %s" % (timeout_s, self.stderr[-2000:].decode("replace"))
+                    "Chromium did not open DevTools within %.0f s: %s"
+                    % (timeout_s, self.stderr[-2000:].decode("replace"))
                 )
             self.ws = WebSocket(self._endpoint, timeout_s)
         except BaseException:
@@ -186,7 +187,9 @@ class Browser:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def call(self, method: str, params: Optional[Dict[str, Any]] = None, session: Optional[str] = None) -> Dict[str, Any]:
+    def call(
+        self, method: str, params: Optional[Dict[str, Any]] = None, session: Optional[str] = None
+    ) -> Dict[str, Any]:
         """Send one command; return its ``result``. Events read meanwhile are kept for :meth:`wait_event`."""
         assert self.ws is not None
         self._next_id += 1
@@ -258,9 +261,7 @@ class Page:
 
     def evaluate(self, expression: str) -> Any:
         """The value of a JavaScript expression (promises awaited), returned by value."""
-        answer = self.call(
-            "Runtime.evaluate", {"expression": expression, "awaitPromise": True, "returnByValue": True}
-        )
+        answer = self.call("Runtime.evaluate", {"expression": expression, "awaitPromise": True, "returnByValue": True})
         if "exceptionDetails" in answer:
             raise DevToolsError("JavaScript failed: %s" % answer["exceptionDetails"])
         return answer["result"].get("value")
@@ -280,7 +281,9 @@ class Page:
 
     def type_into(self, selector: str, text: str) -> None:
         """Replace the value of a text field as typing would (focus, select all, insert)."""
-        self.evaluate("(() => { const e = document.querySelector(%s); e.focus(); e.select(); })()" % json.dumps(selector))
+        self.evaluate(
+            "(() => { const e = document.querySelector(%s); e.focus(); e.select(); })()" % json.dumps(selector)
+        )
         self.call("Input.insertText", {"text": text})
 
     def screenshot(self) -> bytes:

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-from devtools import Browser
 
+from devtools import Browser
 from reactor.handlers.upload import UPLOADS_DIR
 
 BOTH_TRANSPORTS = True  # the site over http:// and over https:// (conftest)

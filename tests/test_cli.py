@@ -47,7 +47,9 @@ def test_busy_port_is_one_line_error_and_exit_1(site):
     try:
         result = subprocess.run(
             [sys.executable, "-m", "reactor", "--port", str(port), "-d", str(site)],
-            cwd=REPO, capture_output=True, timeout=30,
+            cwd=REPO,
+            capture_output=True,
+            timeout=30,
         )
     finally:
         holder.close()
@@ -59,7 +61,9 @@ def test_busy_port_is_one_line_error_and_exit_1(site):
 def test_missing_directory_is_an_error(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "reactor", "--port", "0", "-d", str(tmp_path / "nope")],
-        cwd=REPO, capture_output=True, timeout=30,
+        cwd=REPO,
+        capture_output=True,
+        timeout=30,
     )
     assert result.returncode == 2
     assert b"does not exist" in result.stderr
@@ -111,8 +115,13 @@ def test_bad_values_are_one_line_naming_the_flag_and_exit_2(args, first_line):
 
 
 def test_bad_environment_value_names_the_variable_once():
-    result = subprocess.run([sys.executable, "-m", "reactor"], cwd=REPO, capture_output=True, timeout=30,
-                            env=dict(os.environ, REACTOR_PORT="abc"))
+    result = subprocess.run(
+        [sys.executable, "-m", "reactor"],
+        cwd=REPO,
+        capture_output=True,
+        timeout=30,
+        env=dict(os.environ, REACTOR_PORT="abc"),
+    )
     assert result.returncode == 2
     assert result.stderr.decode().splitlines()[0] == "%s: REACTOR_PORT: 'abc' is not a port number (0-65535)" % PROG
 
@@ -141,8 +150,10 @@ def test_default_root_is_resources_here_else_the_current_directory(tmp_path):
     (tmp_path / "resources" / "where.txt").write_text("resources\n")
     (tmp_path / "elsewhere").mkdir()
     (tmp_path / "elsewhere" / "where.txt").write_text("cwd\n")
-    for cwd, expected, root in ((tmp_path, b"resources\n", tmp_path / "resources"),
-                                (tmp_path / "elsewhere", b"cwd\n", tmp_path / "elsewhere")):
+    for cwd, expected, root in (
+        (tmp_path, b"resources\n", tmp_path / "resources"),
+        (tmp_path / "elsewhere", b"cwd\n", tmp_path / "elsewhere"),
+    ):
         cli = serve_from(cwd)
         try:
             assert ("serving %s at" % root).encode() in cli.output

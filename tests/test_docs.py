@@ -68,7 +68,8 @@ def test_every_arrow_says_what_causes_it():
     for state, targets in NEXT.items():
         for target in targets:
             assert words.get((state, target)) or (target is ConnState.CLOSED and anywhere), (
-                "nothing found that moves %s -> %s" % (state.value, target.value))
+                "nothing found that moves %s -> %s" % (state.value, target.value)
+            )
     methods = generator.machine().causes()
     assert "data_received" in methods[(ConnState.IDLE, ConnState.READING_HEADERS)]
     assert "_on_timer" in methods[(ConnState.WRITING, ConnState.CLOSED)]  # the send timeout
@@ -117,9 +118,7 @@ def _resolves(dotted: str) -> bool:
 def test_code_references_resolve(page):
     loggers = _logger_names()
     text = page.read_text(encoding="utf-8")
-    broken = sorted(
-        {ref for ref in REFERENCE.findall(text) if ref not in loggers and not _resolves(ref)}
-    )
+    broken = sorted({ref for ref in REFERENCE.findall(text) if ref not in loggers and not _resolves(ref)})
     assert not broken, "%s names code that does not exist: %s" % (page.name, broken)
 
 
@@ -178,7 +177,7 @@ def _number(text: str):
     if match is None:
         return None
     value = float(match.group(1).replace(",", "").replace("_", ""))
-    scale = {"KiB": 1024, "MiB": 1024 ** 2, "GiB": 1024 ** 3}.get(match.group(2) or "", 1)
+    scale = {"KiB": 1024, "MiB": 1024**2, "GiB": 1024**3}.get(match.group(2) or "", 1)
     return value * scale
 
 
@@ -201,7 +200,10 @@ def test_readme_limits_table_matches_the_command_line_defaults():
         if number is None or defaults[flag] is None:
             continue  # a rule, not a number (e.g. --max-connections from the fd limit)
         assert number == float(defaults[flag]), "README says %s defaults to %s; the code says %r" % (
-            flag, shown.strip(), defaults[flag])
+            flag,
+            shown.strip(),
+            defaults[flag],
+        )
         checked += 1
     assert checked >= 12
 
@@ -225,7 +227,11 @@ def test_chapters_are_numbered_alike_everywhere():
         page = DOCS / name
         heading = page.read_text(encoding="utf-8").split("\n", 1)[0]
         assert heading.startswith("# %d. %s" % (number, title)), "%s: heading %r, contents say %d. %s" % (
-            name, heading, number, title)
+            name,
+            heading,
+            number,
+            title,
+        )
 
 
 def _lab_scenarios():

@@ -20,9 +20,9 @@ import pytest
 import reactor.connection
 from conftest import RawClient, recv_until_closed, wait_for
 from reactor.connection import Connection
-from reactor.handlers import Application, static, upload
-from reactor.transport import Transport
+from reactor.handlers import static, upload
 from reactor.loop import EventLoop, Waker
+from reactor.transport import Transport
 
 LARGE_FILE_BYTES = 8 * 1024 * 1024
 
@@ -287,6 +287,7 @@ def test_callbacks_from_other_threads_always_run():
     thread = threading.Thread(target=loop.run, daemon=True)
     thread.start()
     try:
+
         def producer(errors):
             for _ in range(2000):
                 done = threading.Event()

@@ -310,7 +310,8 @@ def test_a_client_that_never_reads_a_streamed_form_holds_a_block_or_two(make_ser
 
         def stalled() -> bool:  # bytes wait for the client, and no block is being made
             return streaming.call(queued) > 0 and not streaming.call(
-                lambda: next(iter(streaming.server.connections.values())).transport._block_pending)
+                lambda: next(iter(streaming.server.connections.values())).transport._block_pending
+            )
 
         wait_for(stalled, what="the stream to stall on the client")
         assert streaming.call(queued) <= 2 * BLOCK_BYTES

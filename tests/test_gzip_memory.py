@@ -110,7 +110,9 @@ def test_300_clients_that_never_read_a_gzip_response_share_one_compression(run_c
         for client in busy:
             client.close()
     assert meanwhile <= ANSWER_WITHIN_S, "an unrelated GET took %.0f ms during %d compressions" % (
-        meanwhile * 1000, OTHER_FILES)
+        meanwhile * 1000,
+        OTHER_FILES,
+    )
     assert after <= ANSWER_WITHIN_S, "an unrelated GET took %.0f ms at the end" % (after * 1000)
     # The shared body is the right one.
     with connect(port) as sock:

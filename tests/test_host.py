@@ -62,8 +62,9 @@ def test_absolute_form_authority_is_checked_like_host(server):
 
 def test_upload_is_protected_too(server):
     client = RawClient(server.connect())
-    client.send(b"POST /upload HTTP/1.1\r\nHost: evil.example\r\nContent-Type: application/json\r\n"
-                b"Content-Length: 2\r\n\r\n{}")
+    client.send(
+        b"POST /upload HTTP/1.1\r\nHost: evil.example\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+    )
     assert client.response()[0] == 403
     assert [p.name for p in (server.root / "uploads").iterdir() if p.name != ".gitkeep"] == []
 
@@ -140,8 +141,12 @@ def test_allow_host_star_turns_the_check_off(make_server):
 def test_local_authorities():
     assert local_authorities("192.0.2.7", 8080) == ("192.0.2.7:8080",)
     assert local_authorities("::1", 8080) == ("[::1]:8080",)
-    assert local_authorities("::ffff:192.0.2.7", 80) == ("[::ffff:192.0.2.7]:80", "192.0.2.7:80",
-                                                         "[::ffff:192.0.2.7]", "192.0.2.7")
+    assert local_authorities("::ffff:192.0.2.7", 80) == (
+        "[::ffff:192.0.2.7]:80",
+        "192.0.2.7:80",
+        "[::ffff:192.0.2.7]",
+        "192.0.2.7",
+    )
     assert local_authorities("fe80::1%eth0", 81) == ("[fe80::1]:81",)
     assert local_authorities("192.0.2.7", 443, default_port=443) == ("192.0.2.7:443", "192.0.2.7")
     assert local_authorities("192.0.2.7", 443) == ("192.0.2.7:443",)

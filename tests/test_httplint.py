@@ -58,8 +58,6 @@ def lint(server, method, path, headers=(), body=b""):
     return int(topline[1]), content_type, [(note.level, type(note).__name__, note.summary) for note in response.notes]
 
 
-
-
 def _etag(server, path, headers=()):
     _topline, fields, _content = exchange(server, "HEAD", path, headers)
     return dict((name.lower(), value) for name, value in fields)[b"etag"].decode()
@@ -109,7 +107,10 @@ def lint_server(make_server):
 @pytest.mark.parametrize("case", CASES, ids=[case[0] for case in CASES])
 def test_response_has_no_error_level_notes(lint_server, case):
     _id, expected, method, path, headers, body = case
-    values = {"etag": _etag(lint_server, "/sample.txt"), "gzip_etag": _etag(lint_server, "/app.js", (("Accept-Encoding", "gzip"),))}
+    values = {
+        "etag": _etag(lint_server, "/sample.txt"),
+        "gzip_etag": _etag(lint_server, "/app.js", (("Accept-Encoding", "gzip"),)),
+    }
     headers = tuple((name, value.format(**values)) for name, value in headers)
     status, content_type, notes = lint(lint_server, method, path, headers, body)
     assert status == expected

@@ -54,20 +54,36 @@ def installed(tmp_path_factory) -> Path:
     # The build tools come from the environment running the tests (a tox env holds newer
     # ones than the base interpreter the virtualenv would otherwise see): a .pth file
     # puts the folders holding pip, setuptools and wheel on the new environment's path.
-    tool_dirs = sorted({
-        str(Path(spec.origin).parent.parent)
-        for spec in (importlib.util.find_spec(name) for name in ("pip", "setuptools", "wheel"))
-        if spec is not None and spec.origin is not None
-    })
+    tool_dirs = sorted(
+        {
+            str(Path(spec.origin).parent.parent)
+            for spec in (importlib.util.find_spec(name) for name in ("pip", "setuptools", "wheel"))
+            if spec is not None and spec.origin is not None
+        }
+    )
     purelib = subprocess.run(
         [str(bin_dir / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        capture_output=True, text=True, timeout=60, check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     ).stdout.strip()
     (Path(purelib) / "build_tools.pth").write_text("\n".join(tool_dirs) + "\n")
     result = subprocess.run(
-        [str(bin_dir / "python"), "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--no-index", str(source)],
-        cwd=base, capture_output=True, timeout=180,
+        [
+            str(bin_dir / "python"),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            str(source),
+        ],
+        cwd=base,
+        capture_output=True,
+        timeout=180,
     )
     assert result.returncode == 0, result.stderr.decode(errors="replace")
     return bin_dir
@@ -104,8 +120,9 @@ def test_positional_directory_and_python_m_from_any_folder(installed, tmp_path):
     folder = tmp_path / "other"
     folder.mkdir()
     (folder / "a.txt").write_text("a\n")
-    cli = CliServer([], cwd=tmp_path, command=[str(installed / "python"), "-m", "reactor", "--port", "0", "other"],
-                    env=ENV)
+    cli = CliServer(
+        [], cwd=tmp_path, command=[str(installed / "python"), "-m", "reactor", "--port", "0", "other"], env=ENV
+    )
     try:
         assert cli.port, cli.output
         assert _get(cli.port, "/a.txt") == (200, b"a\n")
@@ -114,13 +131,15 @@ def test_positional_directory_and_python_m_from_any_folder(installed, tmp_path):
 
 
 def test_installed_help_and_errors_name_the_command_as_typed(installed, tmp_path):
-    result = subprocess.run([str(installed / "reactor"), "--help"], cwd=tmp_path, capture_output=True, timeout=30,
-                            env=ENV)
+    result = subprocess.run(
+        [str(installed / "reactor"), "--help"], cwd=tmp_path, capture_output=True, timeout=30, env=ENV
+    )
     text = result.stdout.decode()
     assert result.returncode == 0 and text.startswith("usage: reactor ")
     assert "site-packages" not in text
     assert "./resources if the current directory has one" in " ".join(text.split())
-    result = subprocess.run([str(installed / "reactor"), "--port", "abc"], cwd=tmp_path, capture_output=True,
-                            timeout=30, env=ENV)
+    result = subprocess.run(
+        [str(installed / "reactor"), "--port", "abc"], cwd=tmp_path, capture_output=True, timeout=30, env=ENV
+    )
     assert result.returncode == 2
     assert result.stderr.decode().splitlines()[0] == "reactor: --port: 'abc' is not a port number (0-65535)"

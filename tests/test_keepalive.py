@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import http.client
 import shutil
-import socket
 import subprocess
 import threading
 
 import pytest
 
-from conftest import half_close, RawClient
+from conftest import RawClient, half_close
 
 BOTH_TRANSPORTS = True  # each test with a server runs over plain TCP and over TLS (conftest)
 

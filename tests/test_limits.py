@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import errno
-import importlib
 import http.client
+import importlib
 import logging
 import os
 import re
@@ -27,7 +27,7 @@ import time
 import pytest
 
 import reactor.server
-from conftest import RunningServer, REPO, RawClient, wait_for
+from conftest import REPO, RawClient, RunningServer, wait_for
 from reactor.cli import build_parser, config_from_args
 from reactor.config import Config, default_max_connections
 from reactor.connection import ConnState
@@ -234,7 +234,7 @@ def test_real_descriptor_exhaustion_refuses_fast_without_spinning(run_cli, site)
     # An upload and a GET on a connection already open: 503 with Retry-After, not 500.
     for request in (
         b"POST /upload HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Type: application/json\r\n"
-        b"Content-Length: 8\r\n\r\n{\"n\": 1}" % cli.port,
+        b'Content-Length: 8\r\n\r\n{"n": 1}' % cli.port,
         b"GET /index.html HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n" % cli.port,
     ):
         client = RawClient(answered[0])
@@ -414,9 +414,21 @@ def test_server_memory_stays_flat_with_clients_that_never_read(run_cli, site, fl
 ROBUSTNESS_DOC = REPO / "docs" / "robustness.md"
 #: Every limit and timeout this issue covers must appear in the table.
 DOCUMENTED_FIELDS = {
-    "header_timeout_s", "body_timeout_s", "keepalive_timeout_s", "send_timeout_s", "linger_timeout_s",
-    "shutdown_timeout_s", "keepalive_max_requests", "max_connections", "backlog", "pool_size",
-    "pool_queue_max", "max_request_line_bytes", "max_header_section_bytes", "max_field_lines", "max_body_bytes",
+    "header_timeout_s",
+    "body_timeout_s",
+    "keepalive_timeout_s",
+    "send_timeout_s",
+    "linger_timeout_s",
+    "shutdown_timeout_s",
+    "keepalive_max_requests",
+    "max_connections",
+    "backlog",
+    "pool_size",
+    "pool_queue_max",
+    "max_request_line_bytes",
+    "max_header_section_bytes",
+    "max_field_lines",
+    "max_body_bytes",
 }
 
 

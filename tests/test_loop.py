@@ -140,6 +140,7 @@ def test_waker_never_loses_a_wake_up_under_contention(loop):
     threads = [threading.Thread(target=producer, args=(n * 2000,)) for n in range(4)]
     for thread in threads:
         thread.start()
+
     def force_stop():  # bypasses the waker's pending flag, which a lost wake-up leaves stuck
         loop._stopping = True
         loop._waker._send.send(b"\0")

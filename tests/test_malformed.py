@@ -11,8 +11,8 @@ run here too: the server must answer each with the parser's status, once, with
 
 from __future__ import annotations
 
-import http.client
 import fcntl
+import http.client
 import json
 import re
 import socket
@@ -23,9 +23,9 @@ import time
 from typing import Callable, Dict, Iterator, List, Tuple
 
 import pytest
+from corpus import INVALID, Case
 
 from conftest import RawClient, RunningServer
-from corpus import INVALID, Case
 from reactor.connection import ConnState
 from reactor.handlers.upload import UPLOADS_DIR
 
@@ -46,8 +46,12 @@ def host(server: RunningServer) -> bytes:
 def json_upload_head(server: RunningServer, extra: bytes = b"", length: int = -1) -> bytes:
     framing = b"Transfer-Encoding: chunked\r\n" if length < 0 else b"Content-Length: %d\r\n" % length
     return (
-        b"POST /upload HTTP/1.1\r\nHost: " + host(server) + b"\r\nContent-Type: application/json\r\n"
-        + framing + extra + b"\r\n"
+        b"POST /upload HTTP/1.1\r\nHost: "
+        + host(server)
+        + b"\r\nContent-Type: application/json\r\n"
+        + framing
+        + extra
+        + b"\r\n"
     )
 
 
@@ -62,11 +66,7 @@ def assert_closed_after_one_response(client: RawClient, status: int) -> Dict[str
 
 # -- the corpus over sockets ------------------------------------------------------------
 
-HEAD_ERRORS = [
-    case
-    for case in INVALID
-    if len(case.expected) == 1 and set(case.limits) <= CONFIG_LIMITS
-]
+HEAD_ERRORS = [case for case in INVALID if len(case.expected) == 1 and set(case.limits) <= CONFIG_LIMITS]
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +81,9 @@ def corpus_servers(tmp_path_factory: pytest.TempPathFactory) -> "Iterator[Dict[T
     for case in HEAD_ERRORS:
         key = tuple(sorted(case.limits.items()))
         if key not in servers:
-            server = ReactorServer(Config(host="127.0.0.1", port=0, root=root, allowed_hosts=CORPUS_HOSTS, **case.limits))
+            server = ReactorServer(
+                Config(host="127.0.0.1", port=0, root=root, allowed_hosts=CORPUS_HOSTS, **case.limits)
+            )
             server.listen()
             thread = threading.Thread(target=server.serve_forever, name="reactor-loop", daemon=True)
             thread.start()
@@ -212,7 +214,7 @@ def test_chunked_upload_over_the_body_limit_is_413_on_the_decoded_size(make_serv
     server = make_server(max_body_bytes=10)
     client = connect(server)
     # 6 + 6 decoded bytes; the chunk-size line that crosses 10 is refused before its data.
-    client.send(json_upload_head(server) + b'6;x=1\r\n[1,2,3\r\n6\r\n')
+    client.send(json_upload_head(server) + b"6;x=1\r\n[1,2,3\r\n6\r\n")
     assert_closed_after_one_response(client, 413)
     assert not list((server.root / UPLOADS_DIR).glob("upload_*"))
 
@@ -291,8 +293,7 @@ def test_unknown_expectation_is_417(server: RunningServer) -> None:
 def test_no_100_continue_for_http10(server: RunningServer) -> None:
     client = connect(server)
     client.send(
-        b"POST /upload HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: 2\r\n"
-        b"Expect: 100-continue\r\n\r\n"
+        b"POST /upload HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n"
     )
     client.send(b"[]")  # a 1.0 client does not wait; nothing is sent before the final status
     fields = assert_closed_after_one_response(client, 201)

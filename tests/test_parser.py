@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import List
 
 import pytest
-
 from corpus import CASES, INVALID, Case, describe, expected_steps, run_case
+
 from reactor.errors import ProtocolError
 from reactor.events import (
     NEED_DATA,

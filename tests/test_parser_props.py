@@ -21,10 +21,10 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import h11
 import pytest
+from corpus import CASES, Case, Step, run, run_case
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
-from corpus import CASES, Case, Step, run, run_case
 from reactor.errors import ProtocolError
 from reactor.events import RequestHead
 from reactor.parser import RequestParser
@@ -176,7 +176,9 @@ def requests(
         trailers = draw(st.lists(st.tuples(field_names, values), max_size=2))
     spacing = [("", "") if plain_ows else draw(ows) for _ in fields]
     # A 1.0 request keeps the connection only when asked; either way is valid.
-    return Request(method, target, version, fields, body, framing == "chunked", chunk_sizes, ext_list, trailers, spacing)
+    return Request(
+        method, target, version, fields, body, framing == "chunked", chunk_sizes, ext_list, trailers, spacing
+    )
 
 
 # -- split-invariance ---------------------------------------------------------------
@@ -260,9 +262,7 @@ def h11_client_bytes(request: Request, data_pieces: List[bytes]) -> bytes:
     for piece in data_pieces:
         if piece:
             out.append(client.send(h11.Data(data=piece)))
-    out.append(
-        client.send(h11.EndOfMessage(headers=[(n, v.encode("latin-1")) for n, v in request.trailers]))
-    )
+    out.append(client.send(h11.EndOfMessage(headers=[(n, v.encode("latin-1")) for n, v in request.trailers])))
     return b"".join(chunk for chunk in out if chunk)
 
 
@@ -304,8 +304,15 @@ def check_total(pieces: Sequence[bytes], eof: bool, limits: Dict[str, int]) -> N
             parser.next_event()  # and it stays
 
 
-@given(raw=st.binary(max_size=512), cuts=st.lists(st.integers(min_value=0), max_size=6), eof=st.booleans(), limits=tiny_limits)
-@example(raw=b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: " + b"9" * 5000 + b"\r\n\r\n", cuts=[], eof=False, limits={})
+@given(
+    raw=st.binary(max_size=512),
+    cuts=st.lists(st.integers(min_value=0), max_size=6),
+    eof=st.booleans(),
+    limits=tiny_limits,
+)
+@example(
+    raw=b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: " + b"9" * 5000 + b"\r\n\r\n", cuts=[], eof=False, limits={}
+)
 def test_totality_on_arbitrary_bytes(raw: bytes, cuts: List[int], eof: bool, limits: Dict[str, int]) -> None:
     check_total(split_at(raw, cuts), eof, limits)
 
@@ -520,15 +527,23 @@ BOTH_REJECT: Dict[str, Mutation] = {
     "missing Host in HTTP/1.1": lambda r, raw: (
         None
         if r.version != "1.1"
-        else b"".join(line for line in raw[: _head_end(raw) + 2].splitlines(keepends=True) if not line.lower().startswith(b"host:"))
+        else b"".join(
+            line
+            for line in raw[: _head_end(raw) + 2].splitlines(keepends=True)
+            if not line.lower().startswith(b"host:")
+        )
         + raw[_head_end(raw) + 2 :]
     ),
     "two Host field lines": lambda r, raw: _add_field(raw, b"Host: a\r\nHost: b"),
     "conflicting Content-Length": lambda r, raw: (
         None if r.chunked else _add_field(raw, b"Content-Length: 1\r\nContent-Length: 2")
     ),
-    "Content-Length with a sign": lambda r, raw: _sub_field(raw, b"content-length", b"Content-Length: +%d" % len(r.body)),
-    "transfer coding other than chunked": lambda r, raw: _sub_field(raw, b"transfer-encoding", b"Transfer-Encoding: gzip"),
+    "Content-Length with a sign": lambda r, raw: _sub_field(
+        raw, b"content-length", b"Content-Length: +%d" % len(r.body)
+    ),
+    "transfer coding other than chunked": lambda r, raw: _sub_field(
+        raw, b"transfer-encoding", b"Transfer-Encoding: gzip"
+    ),
     "chunk-size not hex": lambda r, raw: (
         None if not r.chunk_sizes else raw[: _head_end(raw) + 4] + b"zz" + raw[_head_end(raw) + 4 :]
     ),
@@ -565,33 +580,35 @@ def test_differential_invalid_requests_are_rejected_by_both(request: Request, fa
 #: which reactor accepts and h11 rejects. If h11 changes, this test says which entry to
 #: update in the documentation.
 DIFFERENCES: Dict[str, Mutation] = {
-    "bare LF line endings": lambda r, raw: raw[: _head_end(raw) + 4].replace(b"\r\n", b"\n")
-    + raw[_head_end(raw) + 4 :],
+    "bare LF line endings": lambda r, raw: (
+        raw[: _head_end(raw) + 4].replace(b"\r\n", b"\n") + raw[_head_end(raw) + 4 :]
+    ),
     "obs-fold continuation line": lambda r, raw: _replace_field(r, raw, lambda line: line + b" folded\r\n"),
-    "control character in a field value": lambda r, raw: _replace_field(r, raw, lambda line: line[:-2] + b"\x01\x7f\r\n"),
-    "Transfer-Encoding with Content-Length": lambda r, raw: None if not r.chunked else _add_field(raw, b"Content-Length: 3"),
+    "control character in a field value": lambda r, raw: _replace_field(
+        r, raw, lambda line: line[:-2] + b"\x01\x7f\r\n"
+    ),
+    "Transfer-Encoding with Content-Length": lambda r, raw: (
+        None if not r.chunked else _add_field(raw, b"Content-Length: 3")
+    ),
     "asterisk-form with a method other than OPTIONS": lambda r, raw: (
         None if r.method == "OPTIONS" else raw.replace(b" " + r.target.encode() + b" ", b" * ", 1)
     ),
     "authority-form with a method other than CONNECT": lambda r, raw: raw.replace(
         b" " + r.target.encode() + b" ", b" example.com:80 ", 1
     ),
-    "Host that is not uri-host [:port]": lambda r, raw: _sub_field(raw, b"host", b"Host: a b")
-    or _add_field(raw, b"Host: a b"),
+    "Host that is not uri-host [:port]": lambda r, raw: (
+        _sub_field(raw, b"host", b"Host: a b") or _add_field(raw, b"Host: a b")
+    ),
     "expectation other than 100-continue": lambda r, raw: _add_field(raw, b"Expect: fly"),
     "chunk extension outside the grammar": lambda r, raw: (
-        None
-        if not r.chunk_sizes
-        else raw[: _first_chunk_line_end(raw)] + b";a b" + raw[_first_chunk_line_end(raw) :]
+        None if not r.chunk_sizes else raw[: _first_chunk_line_end(raw)] + b";a b" + raw[_first_chunk_line_end(raw) :]
     ),
     "chunk-size over 16 hex digits": lambda r, raw: (
         None if not r.chunk_sizes else raw[: _head_end(raw) + 4] + b"0" * 16 + raw[_head_end(raw) + 4 :]
     ),
     "HTTP major version other than 1": lambda r, raw: raw.replace(b" HTTP/1.", b" HTTP/2.", 1),
     "whitespace before the CRLF of a chunk-size line": lambda r, raw: (
-        None
-        if not r.chunk_sizes
-        else raw[: _first_chunk_line_end(raw)] + b" " + raw[_first_chunk_line_end(raw) :]
+        None if not r.chunk_sizes else raw[: _first_chunk_line_end(raw)] + b" " + raw[_first_chunk_line_end(raw) :]
     ),
 }
 #: reactor accepts, h11 rejects.
@@ -617,7 +634,10 @@ def test_deliberate_differences_reactor_rejects_h11_accepts(request: Request, di
     assert not rejects(h11_outcome(raw)), "h11 now rejects %r too: update docs/parser.md" % difference
 
 
-@given(request=requests(versions=("1.1", "1.0"), exts=h11_chunk_exts), difference=st.sampled_from(sorted(ACCEPTED_DIFFERENCES)))
+@given(
+    request=requests(versions=("1.1", "1.0"), exts=h11_chunk_exts),
+    difference=st.sampled_from(sorted(ACCEPTED_DIFFERENCES)),
+)
 def test_deliberate_differences_reactor_accepts_h11_rejects(request: Request, difference: str) -> None:
     raw = ACCEPTED_DIFFERENCES[difference](request, request.serialize())
     assume(raw is not None)

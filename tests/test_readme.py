@@ -152,7 +152,7 @@ def script_for(block: Block, outdir: Path, ports: Dict[int, int]) -> str:
         if _PIP_INSTALL.match(line):
             line = ":  # already installed: %s" % line  # a test installs nothing
         parts.append("{ %s\n} > %s 2> %s.err" % (line, outdir / str(index), outdir / str(index)))
-    return "\n".join(parts) + "\nwait_for_jobs=$(jobs -p); [ -z \"$wait_for_jobs\" ] || kill $wait_for_jobs\n"
+    return "\n".join(parts) + '\nwait_for_jobs=$(jobs -p); [ -z "$wait_for_jobs" ] || kill $wait_for_jobs\n'
 
 
 BLOCKS = readme_blocks(README.read_text(encoding="utf-8"))
@@ -213,8 +213,14 @@ def test_readme_block_runs_as_pasted(block, readme_server, tmp_path):
     outdir = tmp_path / "out"
     outdir.mkdir()
     script = script_for(block, outdir, ports)
-    proc = subprocess.Popen(["bash", "-c", script], cwd=folder, env=env, start_new_session=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        ["bash", "-c", script],
+        cwd=folder,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     try:
         shell_output, _ = proc.communicate(timeout=60)
     except subprocess.TimeoutExpired:
@@ -230,4 +236,8 @@ def test_readme_block_runs_as_pasted(block, readme_server, tmp_path):
             if why:
                 failures.append("%s\n    claim %r: %s\n    output: %r" % (command.line, claim, why, output[:600]))
     assert not failures, "README block %d (line %d):\n%s\n%s" % (
-        block.number, block.first_line, "\n".join(failures), shell_output.decode(errors="replace")[-500:])
+        block.number,
+        block.first_line,
+        "\n".join(failures),
+        shell_output.decode(errors="replace")[-500:],
+    )

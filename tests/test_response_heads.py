@@ -14,8 +14,13 @@ FIELDS = (("Content-Type", "text/plain; charset=utf-8"), ("ETag", '"abc"'), ("Ac
 
 def general(ctx, status, fields, length, keep_alive, say_keep_alive, responses):
     """What Connection.respond builds for a response with a list of fields."""
-    lines = [("Date", http_date()), ("Server", SERVER_NAME), *fields, *ctx.config.added_fields,
-             ("Content-Length", str(length))]
+    lines = [
+        ("Date", http_date()),
+        ("Server", SERVER_NAME),
+        *fields,
+        *ctx.config.added_fields,
+        ("Content-Length", str(length)),
+    ]
     if keep_alive:
         if say_keep_alive:
             lines.append(("Connection", "keep-alive"))
@@ -25,8 +30,9 @@ def general(ctx, status, fields, length, keep_alive, say_keep_alive, responses):
     return response_head(status, lines)
 
 
-@pytest.mark.parametrize("config", [Config(), Config(cors=True, extra_headers=(("X-Test", "1"),))],
-                         ids=["plain", "added-fields"])
+@pytest.mark.parametrize(
+    "config", [Config(), Config(cors=True, extra_headers=(("X-Test", "1"),))], ids=["plain", "added-fields"]
+)
 @pytest.mark.parametrize("keep_alive, say_keep_alive", [(True, False), (True, True), (False, False)])
 def test_cached_head_equals_the_general_path(config, keep_alive, say_keep_alive):
     ctx = Collaborators(config, None, None, Stats(), None, None, lambda conn: None)

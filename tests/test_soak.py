@@ -31,6 +31,13 @@ def test_short_soak_leaks_no_descriptor_and_loses_no_upload() -> None:
     assert not report.log_problems, summary
     assert not report.unexpected, summary
     assert set(report.counts) == {
-        "get small", "get 1 MiB", "range", "304", "gzip", "upload", "malformed", "abandoned request",
+        "get small",
+        "get 1 MiB",
+        "range",
+        "304",
+        "gzip",
+        "upload",
+        "malformed",
+        "abandoned request",
         "abandoned response",
     }, summary

@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from reactor.connection import NEXT, Collaborators, ConnState, Connection, InvalidTransition
+from reactor.connection import NEXT, Collaborators, Connection, ConnState, InvalidTransition
 from reactor.loop import EVENT_READ, EVENT_WRITE
 from reactor.stats import Stats
 

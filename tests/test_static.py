@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import http.client
 import os
 import shutil
 import subprocess
@@ -23,7 +22,17 @@ def get(server, target, method="GET", headers=None):
         conn.close()
 
 
-SAMPLES = ["index.html", "about.html", "contact.html", "style.css", "sample.txt", "notes.txt", "sample.json", "logo.png", "photo.jpg"]
+SAMPLES = [
+    "index.html",
+    "about.html",
+    "contact.html",
+    "style.css",
+    "sample.txt",
+    "notes.txt",
+    "sample.json",
+    "logo.png",
+    "photo.jpg",
+]
 
 
 @pytest.mark.parametrize("name", SAMPLES)
@@ -83,8 +92,12 @@ def test_curl_remote_header_name_saves_a_readable_ascii_name(server, tmp_path):
     downloads = tmp_path / "downloads"
     downloads.mkdir()
     for target in ("r%C3%A9sum%C3%A9.txt", "Stra%C3%9Fe.txt"):
-        result = subprocess.run(["curl", *server.curl_args, "-sS", "-O", "-J", server.url + target],
-                                cwd=downloads, capture_output=True, timeout=30)
+        result = subprocess.run(
+            ["curl", *server.curl_args, "-sS", "-O", "-J", server.url + target],
+            cwd=downloads,
+            capture_output=True,
+            timeout=30,
+        )
         assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in downloads.iterdir()) == ["Strasse.txt", "resume.txt"]
     assert (downloads / "resume.txt").read_bytes() == b"cv"
@@ -211,7 +224,18 @@ def test_curl_downloads_every_sample_byte_identical(server, tmp_path):
     for name in SAMPLES:
         out = tmp_path / name
         result = subprocess.run(
-            ["curl", *server.curl_args, "-sS", "--max-time", "10", "-o", str(out), "-w", "%{http_code}", server.url + name],
+            [
+                "curl",
+                *server.curl_args,
+                "-sS",
+                "--max-time",
+                "10",
+                "-o",
+                str(out),
+                "-w",
+                "%{http_code}",
+                server.url + name,
+            ],
             capture_output=True,
             timeout=20,
         )

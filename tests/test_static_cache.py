@@ -12,10 +12,10 @@ import time
 
 import pytest
 
+from conftest import fetch
 from reactor.handlers import cache as cachemod
 from reactor.handlers.cache import HotCache
 from reactor.handlers.files import SMALL_FILE_BYTES
-from conftest import fetch
 
 BOTH_TRANSPORTS = True  # each test with a server runs over plain TCP and over TLS (conftest)
 

@@ -29,8 +29,20 @@ def test_defaults_match_config():
 
 def test_flags():
     config = parse(
-        ["--list-directories", "--cors", "--header", "X-A: 1", "--header", "X-B:two words ", "--max-age", "60",
-         "--no-gzip", "--cache-bytes", "0", "--dotfiles"]
+        [
+            "--list-directories",
+            "--cors",
+            "--header",
+            "X-A: 1",
+            "--header",
+            "X-B:two words ",
+            "--max-age",
+            "60",
+            "--no-gzip",
+            "--cache-bytes",
+            "0",
+            "--dotfiles",
+        ]
     )
     assert config.list_directories and config.cors and config.dotfiles and not config.gzip
     assert config.extra_headers == (("X-A", "1"), ("X-B", "two words"))
@@ -44,8 +56,17 @@ def test_every_option_has_an_environment_variable():
     names = {cli.environment_name(action) for action in parser._actions} - {None}
     options = {option for action in parser._actions for option in action.option_strings if option.startswith("--")}
     assert len(names) == len(options) - 2  # all but --help and --version
-    assert {"REACTOR_PORT", "REACTOR_DIRECTORY", "REACTOR_LIST_DIRECTORIES", "REACTOR_CORS", "REACTOR_HEADER",
-            "REACTOR_MAX_AGE", "REACTOR_DOTFILES", "REACTOR_NO_GZIP", "REACTOR_CACHE_BYTES"} <= names
+    assert {
+        "REACTOR_PORT",
+        "REACTOR_DIRECTORY",
+        "REACTOR_LIST_DIRECTORIES",
+        "REACTOR_CORS",
+        "REACTOR_HEADER",
+        "REACTOR_MAX_AGE",
+        "REACTOR_DOTFILES",
+        "REACTOR_NO_GZIP",
+        "REACTOR_CACHE_BYTES",
+    } <= names
 
 
 def test_environment_variables():
@@ -77,8 +98,13 @@ def test_flags_win_over_the_environment():
 
 @pytest.mark.parametrize(
     "environ",
-    [{"REACTOR_PORT": "eighty"}, {"REACTOR_CORS": "maybe"}, {"REACTOR_LOG_LEVEL": "loud"},
-     {"REACTOR_HEADER": "Content-Length: 5"}, {"REACTOR_MAX_AGE": "-1"}],
+    [
+        {"REACTOR_PORT": "eighty"},
+        {"REACTOR_CORS": "maybe"},
+        {"REACTOR_LOG_LEVEL": "loud"},
+        {"REACTOR_HEADER": "Content-Length: 5"},
+        {"REACTOR_MAX_AGE": "-1"},
+    ],
 )
 def test_bad_environment_values_exit_naming_the_variable(environ, capsys):
     with pytest.raises(SystemExit) as exc:
@@ -88,8 +114,16 @@ def test_bad_environment_values_exit_naming_the_variable(environ, capsys):
 
 
 @pytest.mark.parametrize(
-    "value", ["no colon", "Bad Name: x", "X-A:", "X-A: a\x01b", "Content-Type: text/plain", "Transfer-Encoding: chunked",
-              "X-A: caf\u00e9\u20ac"],
+    "value",
+    [
+        "no colon",
+        "Bad Name: x",
+        "X-A:",
+        "X-A: a\x01b",
+        "Content-Type: text/plain",
+        "Transfer-Encoding: chunked",
+        "X-A: caf\u00e9\u20ac",
+    ],
 )
 def test_bad_header_flags_are_refused(value, capsys):
     with pytest.raises(SystemExit):
@@ -116,8 +150,15 @@ def test_version():
 
 
 def test_the_real_process_reads_its_environment(run_cli, site):
-    env = dict(os.environ, REACTOR_PORT="0", REACTOR_DIRECTORY=str(site), REACTOR_CORS="true",
-               REACTOR_HEADER="X-Served-By: env", REACTOR_MAX_AGE="30", REACTOR_LIST_DIRECTORIES="1")
+    env = dict(
+        os.environ,
+        REACTOR_PORT="0",
+        REACTOR_DIRECTORY=str(site),
+        REACTOR_CORS="true",
+        REACTOR_HEADER="X-Served-By: env",
+        REACTOR_MAX_AGE="30",
+        REACTOR_LIST_DIRECTORIES="1",
+    )
     os.remove(site / "index.html")
     cli_server = run_cli(env=env)
     assert cli_server.port, cli_server.output

@@ -14,9 +14,9 @@ import threading
 
 import pytest
 
+from conftest import fetch
 from reactor.handlers import compress
 from reactor.handlers.compress import negotiate
-from conftest import fetch
 
 BOTH_TRANSPORTS = True  # each test with a server runs over plain TCP and over TLS (conftest)
 
@@ -258,8 +258,17 @@ def test_no_gzip_option(make_server):
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 def test_curl_compressed(site_server, tmp_path):
     result = subprocess.run(
-        ["curl", *site_server.curl_args, "--silent", "--show-error", "--fail", "--compressed", "-D", str(tmp_path / "head"),
-         site_server.url + "app.js"],
+        [
+            "curl",
+            *site_server.curl_args,
+            "--silent",
+            "--show-error",
+            "--fail",
+            "--compressed",
+            "-D",
+            str(tmp_path / "head"),
+            site_server.url + "app.js",
+        ],
         capture_output=True,
         timeout=30,
     )
@@ -287,8 +296,8 @@ def test_the_gzip_size_cap_is_documented():
     from conftest import REPO
     from reactor import cli
 
-    cap = "%d MiB" % (compress.MAX_COMPRESS_BYTES // 2 ** 20)
-    assert compress.MAX_COMPRESS_BYTES % 2 ** 20 == 0
+    cap = "%d MiB" % (compress.MAX_COMPRESS_BYTES // 2**20)
+    assert compress.MAX_COMPRESS_BYTES % 2**20 == 0
     assert cap in " ".join(cli.build_parser().format_help().split())
     assert "files over %s are not compressed" % cap in " ".join((REPO / "README.md").read_text().split())
     assert "`reactor.handlers.compress.MAX_COMPRESS_BYTES` (%s)" % cap in (REPO / "docs" / "limits.md").read_text()

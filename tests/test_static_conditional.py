@@ -8,16 +8,15 @@ tests in test_static_cache.py).
 from __future__ import annotations
 
 import email.utils
-import http.client
 import os
 import re
 import time
 
 import pytest
 
+from conftest import fetch
 from reactor.handlers import conditional
 from reactor.handlers.conditional import Conditions, evaluate, parse_entity_tags, parse_http_date
-from conftest import fetch
 
 BOTH_TRANSPORTS = True  # each test with a server runs over plain TCP and over TLS (conftest)
 
@@ -72,7 +71,7 @@ def validators(server):
 
 @pytest.mark.parametrize(
     "template",
-    ["{etag}", "W/{etag}", '"other", {etag}', '"a", "b" , W/{etag}, "c"', "*", ', {etag},'],
+    ["{etag}", "W/{etag}", '"other", {etag}', '"a", "b" , W/{etag}, "c"', "*", ", {etag},"],
 )
 def test_if_none_match_matching_is_304_with_validators_and_no_body(server, validators, template):
     etag, last_modified = validators
@@ -92,7 +91,7 @@ def test_if_none_match_matching_is_304_with_validators_and_no_body(server, valid
     conn.close()
 
 
-@pytest.mark.parametrize("value", ['"nope"', '"a", W/"b"', 'not-a-tag', '"unterminated'])
+@pytest.mark.parametrize("value", ['"nope"', '"a", W/"b"', "not-a-tag", '"unterminated'])
 def test_if_none_match_not_matching_or_malformed_is_200(server, validators, value):
     response, body = fetch(server, "GET", "/sample.txt", {"If-None-Match": value})
     assert response.status == 200
@@ -133,9 +132,7 @@ def test_invalid_if_modified_since_is_ignored(server, validators, value):
 
 def test_if_none_match_takes_precedence_over_if_modified_since(server, validators):
     _etag, last_modified = validators
-    response, _ = fetch(
-        server, "GET", "/sample.txt", {"If-None-Match": '"stale"', "If-Modified-Since": last_modified}
-    )
+    response, _ = fetch(server, "GET", "/sample.txt", {"If-None-Match": '"stale"', "If-Modified-Since": last_modified})
     assert response.status == 200  # §13.2.2 step 3: If-Modified-Since is not evaluated
 
 
@@ -196,8 +193,15 @@ def test_parse_http_date_accepts_the_three_formats():
 
 @pytest.mark.parametrize(
     "value",
-    ["", "Sun, 06 Nov 1994 08:49:37", "Sun, 06 Nov 1994 08:49:37 UTC", "Sun, 32 Nov 1994 08:49:37 GMT",
-     "Sun, 06 Foo 1994 08:49:37 GMT", "Sun, 06 Nov 1994 25:49:37 GMT", "1994-11-06T08:49:37Z"],
+    [
+        "",
+        "Sun, 06 Nov 1994 08:49:37",
+        "Sun, 06 Nov 1994 08:49:37 UTC",
+        "Sun, 32 Nov 1994 08:49:37 GMT",
+        "Sun, 06 Foo 1994 08:49:37 GMT",
+        "Sun, 06 Nov 1994 25:49:37 GMT",
+        "1994-11-06T08:49:37Z",
+    ],
 )
 def test_parse_http_date_refuses_the_rest(value):
     assert parse_http_date(value) is None

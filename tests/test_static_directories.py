@@ -12,8 +12,8 @@ import subprocess
 
 import pytest
 
-from reactor.handlers import mime
 from conftest import fetch
+from reactor.handlers import mime
 
 BOTH_TRANSPORTS = True  # each test with a server runs over plain TCP and over TLS (conftest)
 
@@ -45,7 +45,7 @@ def tree(make_server):
         (root / "files").mkdir(exist_ok=True)
         (root / "files" / "b.txt").write_text("bee\n")
         (root / "files" / "A.txt").write_text("a" * 3000)
-        (root / "files" / "<script>&amp;\".txt").write_text("x")
+        (root / "files" / '<script>&amp;".txt').write_text("x")
         (root / "files" / "sub dir").mkdir(exist_ok=True)
         (root / "files" / ".hidden").write_text("secret")
         (root / "evil.com").mkdir(exist_ok=True)
@@ -67,8 +67,10 @@ def test_directory_without_slash_is_308_keeping_the_query(tree):
     assert response.status == 200 and body == b"<h1>docs</h1>\n"
 
 
-@pytest.mark.parametrize("target", [b"//evil.com", b"///evil.com", b"/%2Fevil.com", b"//evil.com?next=1",
-                                    b"//etc/passwd", b"/%2F%2Fetc/passwd"])
+@pytest.mark.parametrize(
+    "target",
+    [b"//evil.com", b"///evil.com", b"/%2Fevil.com", b"//evil.com?next=1", b"//etc/passwd", b"/%2F%2Fetc/passwd"],
+)
 def test_paths_starting_with_two_slashes_are_403(tree, target):
     """An absolute file-system path is refused like other traversal attempts (and so never redirected)."""
     running = tree()
@@ -136,18 +138,21 @@ def listed(page: bytes):
     return re.findall(r'<td class="name"><a href="([^"]*)">', page.decode())
 
 
-@pytest.mark.parametrize("query, expected", [
-    ("", ["../", "sub%20dir/", "%3Cscript%3E%26amp%3B%22.txt", "A.txt", "b.txt"]),
-    ("?sort=name&order=desc", ["../", "sub%20dir/", "b.txt", "A.txt", "%3Cscript%3E%26amp%3B%22.txt"]),
-    ("?sort=size", ["../", "sub%20dir/", "%3Cscript%3E%26amp%3B%22.txt", "b.txt", "A.txt"]),
-    ("?sort=size&order=desc", ["../", "sub%20dir/", "A.txt", "b.txt", "%3Cscript%3E%26amp%3B%22.txt"]),
-    ("?sort=date", ["../", "sub%20dir/", "b.txt", "A.txt", "%3Cscript%3E%26amp%3B%22.txt"]),
-    ("?sort=nonsense&order=sideways", ["../", "sub%20dir/", "%3Cscript%3E%26amp%3B%22.txt", "A.txt", "b.txt"]),
-])
+@pytest.mark.parametrize(
+    "query, expected",
+    [
+        ("", ["../", "sub%20dir/", "%3Cscript%3E%26amp%3B%22.txt", "A.txt", "b.txt"]),
+        ("?sort=name&order=desc", ["../", "sub%20dir/", "b.txt", "A.txt", "%3Cscript%3E%26amp%3B%22.txt"]),
+        ("?sort=size", ["../", "sub%20dir/", "%3Cscript%3E%26amp%3B%22.txt", "b.txt", "A.txt"]),
+        ("?sort=size&order=desc", ["../", "sub%20dir/", "A.txt", "b.txt", "%3Cscript%3E%26amp%3B%22.txt"]),
+        ("?sort=date", ["../", "sub%20dir/", "b.txt", "A.txt", "%3Cscript%3E%26amp%3B%22.txt"]),
+        ("?sort=nonsense&order=sideways", ["../", "sub%20dir/", "%3Cscript%3E%26amp%3B%22.txt", "A.txt", "b.txt"]),
+    ],
+)
 def test_listing_sorts_by_name_size_or_date_from_the_query(tree, query, expected):
     running = tree(list_directories=True)
     files = running.root / "files"
-    for age, name in enumerate(["<script>&amp;\".txt", "A.txt", "b.txt"]):
+    for age, name in enumerate(['<script>&amp;".txt', "A.txt", "b.txt"]):
         os.utime(files / name, (1_700_000_000 - age * 3600, 1_700_000_000 - age * 3600))
     response, body = fetch(running, "GET", "/files/" + query)
     assert response.status == 200
@@ -327,8 +332,15 @@ def test_content_types(name, expected):
 
 
 def test_compressible_types():
-    for media_type in ("text/css; charset=utf-8", "application/json", "image/svg+xml", "application/ld+json",
-                       "application/manifest+json", "application/wasm", "text/javascript"):
+    for media_type in (
+        "text/css; charset=utf-8",
+        "application/json",
+        "image/svg+xml",
+        "application/ld+json",
+        "application/manifest+json",
+        "application/wasm",
+        "text/javascript",
+    ):
         assert mime.is_compressible(media_type), media_type
     for media_type in ("image/png", "video/mp4", "application/gzip", "font/woff2", "application/octet-stream"):
         assert not mime.is_compressible(media_type), media_type
@@ -340,8 +352,20 @@ def test_served_types_with_nosniff(make_server):
     (running.root / "app.wasm").write_bytes(b"\0asm\1\0\0\0")
     (running.root / "font.woff2").write_bytes(b"wOF2")
     result = subprocess.run(
-        ["curl", *running.curl_args, "--silent", "--fail", "-o", "/dev/null", "-o", "/dev/null",
-         "-w", "%{content_type}\n", running.url + "app.wasm", running.url + "font.woff2"],
+        [
+            "curl",
+            *running.curl_args,
+            "--silent",
+            "--fail",
+            "-o",
+            "/dev/null",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{content_type}\n",
+            running.url + "app.wasm",
+            running.url + "font.woff2",
+        ],
         capture_output=True,
         timeout=30,
     )

@@ -13,11 +13,11 @@ import subprocess
 
 import pytest
 
+from conftest import fetch
 from reactor.handlers import ranges
 from reactor.handlers.conditional import if_range_passes
 from reactor.handlers.files import SMALL_FILE_BYTES
 from reactor.handlers.ranges import parse_range
-from conftest import fetch
 
 BOTH_TRANSPORTS = True  # each test with a server runs over plain TCP and over TLS (conftest)
 
@@ -126,11 +126,14 @@ def test_several_ranges_are_multipart_byteranges(server, sample):
     assert response.getheader("Content-Range") is None
     assert int(response.getheader("Content-Length")) == len(body)
     parts = split_multipart(response.getheader("Content-Type"), body)
-    assert [(fields["Content-Range"], data) for fields, data in parts] == [
-        ("bytes 100-109/333", sample[100:110]),
-        ("bytes 0-4/333", sample[0:5]),  # the client's order is kept when nothing overlaps
-        ("bytes 330-332/333", sample[330:]),
-    ]
+    assert (
+        [(fields["Content-Range"], data) for fields, data in parts]
+        == [
+            ("bytes 100-109/333", sample[100:110]),
+            ("bytes 0-4/333", sample[0:5]),  # the client's order is kept when nothing overlaps
+            ("bytes 330-332/333", sample[330:]),
+        ]
+    )
     assert all(fields["Content-Type"] == "text/plain; charset=utf-8" for fields, _ in parts)
 
 
@@ -170,9 +173,7 @@ def test_if_range_with_the_current_etag_gets_the_range(old_sample):
     assert ranged.status == 206 and body == b"Hello"
 
 
-@pytest.mark.parametrize(
-    "if_range", ['"old"', "W/{etag}", "Sun, 06 Nov 1994 08:49:37 GMT", "nonsense"]
-)
+@pytest.mark.parametrize("if_range", ['"old"', "W/{etag}", "Sun, 06 Nov 1994 08:49:37 GMT", "nonsense"])
 def test_if_range_that_does_not_match_gets_everything(old_sample, if_range):
     response, _ = fetch(old_sample, "GET", "/sample.txt")
     value = if_range.format(etag=response.getheader("ETag"))
@@ -273,8 +274,22 @@ def test_curl_resumes_an_interrupted_download(big, tmp_path):
     partial = tmp_path / "big.bin"
     partial.write_bytes(data[:1234567])  # what an interrupted download left behind
     result = subprocess.run(
-        ["curl", *big.curl_args, "--silent", "--show-error", "--fail", "--max-time", "30", "-C", "-", "-o", str(partial),
-         "-D", str(tmp_path / "head"), big.url + "big.bin"],
+        [
+            "curl",
+            *big.curl_args,
+            "--silent",
+            "--show-error",
+            "--fail",
+            "--max-time",
+            "30",
+            "-C",
+            "-",
+            "-o",
+            str(partial),
+            "-D",
+            str(tmp_path / "head"),
+            big.url + "big.bin",
+        ],
         capture_output=True,
         timeout=60,
     )
@@ -290,7 +305,19 @@ def test_curl_resume_of_a_complete_file_is_416_and_curl_accepts_it(server, tmp_p
     done = tmp_path / "sample.txt"
     done.write_bytes((server.root / "sample.txt").read_bytes())
     result = subprocess.run(
-        ["curl", *server.curl_args, "--silent", "--show-error", "-C", "-", "-o", str(done), "-w", "%{http_code}", server.url + "sample.txt"],
+        [
+            "curl",
+            *server.curl_args,
+            "--silent",
+            "--show-error",
+            "-C",
+            "-",
+            "-o",
+            str(done),
+            "-w",
+            "%{http_code}",
+            server.url + "sample.txt",
+        ],
         capture_output=True,
         timeout=30,
     )

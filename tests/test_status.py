@@ -190,8 +190,16 @@ def test_prefers_html(accept, html):
 
 @pytest.mark.parametrize(
     "client, loopback",
-    [("127.0.0.1", True), ("127.8.9.10", True), ("::1", True), ("::ffff:127.0.0.1", True),
-     ("10.0.0.1", False), ("::ffff:10.0.0.1", False), ("-", False), ("fe80::1%eth0", False)],
+    [
+        ("127.0.0.1", True),
+        ("127.8.9.10", True),
+        ("::1", True),
+        ("::ffff:127.0.0.1", True),
+        ("10.0.0.1", False),
+        ("::ffff:10.0.0.1", False),
+        ("-", False),
+        ("fe80::1%eth0", False),
+    ],
 )
 def test_is_loopback(client, loopback):
     assert is_loopback(client) is loopback

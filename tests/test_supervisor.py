@@ -32,11 +32,21 @@ STARTUP = re.compile(r"http://127\.0\.0\.1:(\d+)/ \((?:(\d+) workers)?")  # one 
 class Supervised:
     """``python -m reactor --workers ...`` with stderr collected by a thread."""
 
-    def __init__(self, args: List[str], pass_fds=(), timeout_s: float = 15.0, command=None,
-                 new_session: bool = False, wait: bool = True) -> None:
+    def __init__(
+        self,
+        args: List[str],
+        pass_fds=(),
+        timeout_s: float = 15.0,
+        command=None,
+        new_session: bool = False,
+        wait: bool = True,
+    ) -> None:
         self.proc = subprocess.Popen(
             (command or [sys.executable, "-m", "reactor"]) + ["--port", "0", "--status-path", "/_status", *args],
-            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, pass_fds=pass_fds,
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            pass_fds=pass_fds,
             start_new_session=new_session,
         )
         self._chunks: List[bytes] = []
@@ -89,8 +99,9 @@ def supervise(site):
     started: List[Supervised] = []
 
     def start(*args: str, pass_fds=(), command=None, new_session=False, wait=True) -> Supervised:
-        running = Supervised(["-d", str(site), *args], pass_fds=pass_fds, command=command, new_session=new_session,
-                             wait=wait)
+        running = Supervised(
+            ["-d", str(site), *args], pass_fds=pass_fds, command=command, new_session=new_session, wait=wait
+        )
         started.append(running)
         return running
 
@@ -164,8 +175,11 @@ def test_both_workers_serve_a_fair_share(supervise):
     for thread in threads:
         thread.join(60)
     # The scoreboard is written on each heartbeat (every 0.5 s here): wait for both.
-    status = wait_for(lambda: (lambda s: s if s["workers"]["accepted"] >= total else None)(running.status()),
-                      timeout_s=10, what="both workers' counts on the scoreboard")
+    status = wait_for(
+        lambda: (lambda s: s if s["workers"]["accepted"] >= total else None)(running.status()),
+        timeout_s=10,
+        what="both workers' counts on the scoreboard",
+    )
     each = {row["pid"]: row["accepted"] for row in status["workers"]["each"]}
     assert sorted(each) == pids
     assert status["worker"]["pid"] in pids and status["worker"]["number"] in (1, 2)
@@ -199,8 +213,10 @@ def test_a_worker_killed_with_kill_9_is_replaced_and_requests_keep_succeeding(su
         wait_for(lambda: loop.ok >= 20, what="requests before the kill")
         os.kill(old[0], signal.SIGKILL)
         killed = time.monotonic()
-        new = wait_for(lambda: (lambda p: p if len(p) == 2 and old[0] not in p else None)(running.worker_pids()),
-                       what="a replacement worker")
+        new = wait_for(
+            lambda: (lambda p: p if len(p) == 2 and old[0] not in p else None)(running.worker_pids()),
+            what="a replacement worker",
+        )
         assert time.monotonic() - killed < 2.0
         assert old[1] in new
         ok_after_replacement = loop.ok
@@ -218,8 +234,10 @@ def test_a_stuck_worker_is_killed_after_the_worker_timeout_and_replaced(supervis
     old = running.worker_pids()
     os.kill(old[0], signal.SIGSTOP)  # its loop stops: no more heartbeats
     stopped = time.monotonic()
-    new = wait_for(lambda: (lambda p: p if len(p) == 2 and old[0] not in p else None)(running.worker_pids()),
-                   what="the stuck worker replaced")
+    new = wait_for(
+        lambda: (lambda p: p if len(p) == 2 and old[0] not in p else None)(running.worker_pids()),
+        what="the stuck worker replaced",
+    )
     assert 1.0 <= time.monotonic() - stopped < 5.0
     assert old[1] in new
     assert "(--worker-timeout 1); killing it" in running.output
@@ -247,7 +265,9 @@ def test_a_port_in_use_is_one_error_line_and_no_fork(supervise):
     try:
         proc = subprocess.run(
             [sys.executable, "-m", "reactor", "--workers", "2", "--port", str(taken.getsockname()[1])],
-            cwd=REPO, capture_output=True, timeout=20,
+            cwd=REPO,
+            capture_output=True,
+            timeout=20,
         )
     finally:
         taken.close()
@@ -267,8 +287,10 @@ def test_sighup_replaces_every_worker_with_no_failed_request(supervise):
     try:
         wait_for(lambda: loop.ok >= 30, what="requests before the reload")
         running.proc.send_signal(signal.SIGHUP)
-        wait_for(lambda: (lambda p: len(p) == 2 and not p & old)(set(running.worker_pids())),
-                 what="two new workers and the old ones gone")
+        wait_for(
+            lambda: (lambda p: len(p) == 2 and not p & old)(set(running.worker_pids())),
+            what="two new workers and the old ones gone",
+        )
         ok_after = loop.ok
         wait_for(lambda: loop.ok >= ok_after + 30, what="requests after the reload")
     finally:
@@ -456,8 +478,12 @@ def test_systemd_listen_fds_is_used_for_this_pid_only(supervise):
         "sys.argv[:2] = ['reactor']; from reactor.cli import main; sys.exit(main())"
     )
     try:
-        running = supervise("--workers", "2", command=[sys.executable, "-c", as_systemd_does, str(sock.fileno())],
-                            pass_fds=(sock.fileno(),))
+        running = supervise(
+            "--workers",
+            "2",
+            command=[sys.executable, "-c", as_systemd_does, str(sock.fileno())],
+            pass_fds=(sock.fileno(),),
+        )
     finally:
         sock.close()  # the server's copy is the only one left
     assert running.port == port, running.output
@@ -499,8 +525,9 @@ def _get_ok(port: int) -> bool:
 
 @pytest.mark.parametrize("value", ["0", "-1", "many", "2.5"])
 def test_bad_worker_counts_are_one_usage_line_and_exit_2(value):
-    proc = subprocess.run([sys.executable, "-m", "reactor", "--workers", value], cwd=REPO, capture_output=True,
-                          timeout=20)
+    proc = subprocess.run(
+        [sys.executable, "-m", "reactor", "--workers", value], cwd=REPO, capture_output=True, timeout=20
+    )
     assert proc.returncode == 2
     lines = proc.stderr.decode().strip().splitlines()
     # The program is named as typed: python, python3 or python3.11, then -m reactor.
@@ -511,8 +538,13 @@ def test_bad_worker_counts_are_one_usage_line_and_exit_2(value):
 
 
 def test_fd_that_is_not_a_listening_socket_is_a_usage_error():
-    proc = subprocess.run([sys.executable, "-m", "reactor", "--fd", "0"], cwd=REPO, capture_output=True,
-                          timeout=20, stdin=subprocess.DEVNULL)
+    proc = subprocess.run(
+        [sys.executable, "-m", "reactor", "--fd", "0"],
+        cwd=REPO,
+        capture_output=True,
+        timeout=20,
+        stdin=subprocess.DEVNULL,
+    )
     assert proc.returncode == 2
     assert b"--fd: file descriptor 0 is not a socket" in proc.stderr
 
@@ -571,7 +603,9 @@ def test_access_log_lines_from_two_workers_never_interleave(supervise):
         thread.start()
     for thread in threads:
         thread.join(60)
-    line = re.compile(r'127\.0\.0\.1 - - \[[^]]+\] "GET /index\.html HTTP/1\.1" 200 \d+ "-" "(agent-\d-([a-d])\2{2999})"$')
+    line = re.compile(
+        r'127\.0\.0\.1 - - \[[^]]+\] "GET /index\.html HTTP/1\.1" 200 \d+ "-" "(agent-\d-([a-d])\2{2999})"$'
+    )
     wait_for(lambda: running.output.count('"GET /index.html') >= 400, what="400 access-log lines")
     access = [text for text in running.output.splitlines() if "GET /index.html" in text]
     assert len(access) == 400
@@ -602,8 +636,11 @@ def test_the_systemd_units_in_the_docs_are_valid(tmp_path):
         pytest.skip("systemd-analyze not installed")
     for name, body in units.items():
         (tmp_path / name).write_text(body)
-    check = subprocess.run(["systemd-analyze", "verify", str(tmp_path / "reactor.socket"),
-                            str(tmp_path / "reactor.service")], capture_output=True, timeout=60)
+    check = subprocess.run(
+        ["systemd-analyze", "verify", str(tmp_path / "reactor.socket"), str(tmp_path / "reactor.service")],
+        capture_output=True,
+        timeout=60,
+    )
     assert check.returncode == 0, check.stderr
     assert b"reactor." not in check.stderr, check.stderr  # no warning about our units
 

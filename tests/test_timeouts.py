@@ -92,7 +92,7 @@ def test_stalled_message_body_gets_408_and_close(make_server):
     sock = srv.connect()
     sock.sendall(
         b"POST /upload HTTP/1.1\r\nHost: " + host(srv) + b"\r\nContent-Type: application/json\r\n"
-        b"Content-Length: 100\r\n\r\n{\"partial\": "
+        b'Content-Length: 100\r\n\r\n{"partial": '
     )
     client = RawClient(sock)
     status, fields, _body = client.response()

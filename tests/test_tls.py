@@ -18,7 +18,6 @@ import time
 import pytest
 
 from conftest import RawClient, recv_until_closed, wait_for
-from reactor.connection import ConnState
 
 needs_openssl = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl not installed")
 needs_curl = pytest.mark.skipif(shutil.which("curl") is None, reason="curl not installed (.ci/run installs it)")
@@ -172,14 +171,24 @@ def test_keep_alive_pipelining_and_expect_continue_over_tls(tls_server):
 
 
 @needs_openssl
-@pytest.mark.parametrize(
-    "flag, accepted", [("-tls1", False), ("-tls1_1", False), ("-tls1_2", True), ("-tls1_3", True)]
-)
+@pytest.mark.parametrize("flag, accepted", [("-tls1", False), ("-tls1_1", False), ("-tls1_2", True), ("-tls1_3", True)])
 def test_openssl_s_client_protocol_versions_and_alpn(tls_server, tls_files, flag, accepted):
     running = tls_server()
     result = subprocess.run(
-        ["openssl", "s_client", "-connect", "127.0.0.1:%d" % running.port, flag, "-alpn", "http/1.1",
-         "-CAfile", str(tls_files.ca_file), "-servername", "localhost", "-ign_eof"],
+        [
+            "openssl",
+            "s_client",
+            "-connect",
+            "127.0.0.1:%d" % running.port,
+            flag,
+            "-alpn",
+            "http/1.1",
+            "-CAfile",
+            str(tls_files.ca_file),
+            "-servername",
+            "localhost",
+            "-ign_eof",
+        ],
         input=b"GET /sample.txt HTTP/1.1\r\nHost: localhost:%d\r\nConnection: close\r\n\r\n" % running.port,
         capture_output=True,
         timeout=20,
@@ -198,17 +207,40 @@ def test_curl_with_cacert_downloads_and_uploads(tls_server, tls_files, tmp_path)
     running = tls_server()
     out = tmp_path / "photo.jpg"
     result = subprocess.run(
-        ["curl", "-sS", "--cacert", str(tls_files.ca_file), "-o", str(out), "-w", "%{http_code}",
-         "https://localhost:%d/photo.jpg" % running.port],
-        capture_output=True, timeout=20,
+        [
+            "curl",
+            "-sS",
+            "--cacert",
+            str(tls_files.ca_file),
+            "-o",
+            str(out),
+            "-w",
+            "%{http_code}",
+            "https://localhost:%d/photo.jpg" % running.port,
+        ],
+        capture_output=True,
+        timeout=20,
     )
     assert result.stdout == b"200", result.stderr
     assert out.read_bytes() == (running.root / "photo.jpg").read_bytes()
     result = subprocess.run(
-        ["curl", "-sS", "--cacert", str(tls_files.ca_file), "-H", "Content-Type: application/json",
-         "--data", '{"hello": "tls"}', "-w", "%{http_code}", "-o", "/dev/null",
-         "https://localhost:%d/upload" % running.port],
-        capture_output=True, timeout=20,
+        [
+            "curl",
+            "-sS",
+            "--cacert",
+            str(tls_files.ca_file),
+            "-H",
+            "Content-Type: application/json",
+            "--data",
+            '{"hello": "tls"}',
+            "-w",
+            "%{http_code}",
+            "-o",
+            "/dev/null",
+            "https://localhost:%d/upload" % running.port,
+        ],
+        capture_output=True,
+        timeout=20,
     )
     assert result.stdout == b"201", result.stderr
 
@@ -242,7 +274,10 @@ def test_bad_certificate_or_key_is_one_line_and_exit_1(tls_files, tmp_path, prob
         cert = str(tmp_path / "junk.pem")
     result = subprocess.run(
         ["python3", "-m", "reactor", "--port", "0", "--tls-cert", cert, "--tls-key", key],
-        capture_output=True, timeout=20, cwd=str(tmp_path), env={**os.environ, "PYTHONPATH": os.getcwd()},
+        capture_output=True,
+        timeout=20,
+        cwd=str(tmp_path),
+        env={**os.environ, "PYTHONPATH": os.getcwd()},
     )
     assert result.returncode == 1
     lines = result.stderr.decode().strip().splitlines()
@@ -253,7 +288,10 @@ def test_bad_certificate_or_key_is_one_line_and_exit_1(tls_files, tmp_path, prob
 def test_cert_without_key_is_a_usage_error(tmp_path, tls_files):
     result = subprocess.run(
         ["python3", "-m", "reactor", "--tls-cert", str(tls_files.cert)],
-        capture_output=True, timeout=20, cwd=str(tmp_path), env={**os.environ, "PYTHONPATH": os.getcwd()},
+        capture_output=True,
+        timeout=20,
+        cwd=str(tmp_path),
+        env={**os.environ, "PYTHONPATH": os.getcwd()},
     )
     assert result.returncode == 2
     assert b"--tls-cert and --tls-key go together" in result.stderr
@@ -285,8 +323,11 @@ def test_sighup_reloads_the_certificate_without_dropping_connections(run_cli, tm
     assert _serial(cli.port) == first
     client_context = ssl.create_default_context()
     ca.configure_trust(client_context)
-    held = RawClient(client_context.wrap_socket(socket.create_connection(("127.0.0.1", cli.port), timeout=5),
-                                                server_hostname="localhost"))
+    held = RawClient(
+        client_context.wrap_socket(
+            socket.create_connection(("127.0.0.1", cli.port), timeout=5), server_hostname="localhost"
+        )
+    )
     assert held.get("/sample.txt").response()[0] == 200
     second = issue()
     cli.proc.send_signal(signal.SIGHUP)

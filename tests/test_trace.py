@@ -55,7 +55,7 @@ def test_cli_trace_of_two_keepalive_requests(run_cli, site):
     lines = trace_lines(output)
     times = [ms for ms, _who, _what in lines]
     assert times == sorted(times), "timestamps must be monotonic"
-    assert ("--", ) == tuple(who for _ms, who, what in lines if what.startswith("listening on"))
+    assert ("--",) == tuple(who for _ms, who, what in lines if what.startswith("listening on"))
     mine = [what for _ms, who, what in lines if who == "#1"]
     in_order(
         mine,

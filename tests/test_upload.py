@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import concurrent.futures
-import http.client
 import json
 import re
 import shutil
@@ -11,8 +10,8 @@ import subprocess
 
 import pytest
 
-from reactor.handlers.upload import is_json_media_type, store_upload, validate_json
 from reactor.errors import HTTPError
+from reactor.handlers.upload import is_json_media_type, store_upload, validate_json
 
 BOTH_TRANSPORTS = True  # each test with a server runs over plain TCP and over TLS (conftest)
 
@@ -58,7 +57,9 @@ def test_uploads_directory_is_created_when_missing(server):
     assert len(stored(server)) == 1
 
 
-@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None, "application/json; charset=latin-1"])
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "application/x-www-form-urlencoded", None, "application/json; charset=latin-1"]
+)
 def test_wrong_content_type_is_415_and_nothing_stored(server, content_type):
     assert post(server, b"{}", content_type)[0] == 415
     assert stored(server) == []
@@ -107,8 +108,13 @@ def test_many_uploads_in_one_second_get_unique_names(server):
 
 def test_chunked_upload(server):
     conn = server.http(timeout=5)
-    conn.request("POST", "/upload", body=iter([b'{"a":', b" [1, 2", b", 3]}"]),
-                 headers={"Content-Type": "application/json"}, encode_chunked=True)
+    conn.request(
+        "POST",
+        "/upload",
+        body=iter([b'{"a":', b" [1, 2", b", 3]}"]),
+        headers={"Content-Type": "application/json"},
+        encode_chunked=True,
+    )
     response = conn.getresponse()
     document = json.loads(response.read())
     assert response.status == 201
@@ -118,9 +124,20 @@ def test_chunked_upload(server):
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl not installed (.ci/run installs it)")
 def test_curl_upload_example_from_readme(server):
     result = subprocess.run(
-        ["curl", *server.curl_args, "-sS", "--max-time", "10", "-H", "Content-Type: application/json",
-         "--data", '{"hello": "world"}', server.url + "upload"],
-        capture_output=True, timeout=20,
+        [
+            "curl",
+            *server.curl_args,
+            "-sS",
+            "--max-time",
+            "10",
+            "-H",
+            "Content-Type: application/json",
+            "--data",
+            '{"hello": "world"}',
+            server.url + "upload",
+        ],
+        capture_output=True,
+        timeout=20,
     )
     document = json.loads(result.stdout)
     assert (server.root / "uploads" / document["file"]).read_bytes() == b'{"hello": "world"}'
@@ -131,7 +148,7 @@ def test_curl_upload_example_from_readme(server):
 
 def test_media_type_check():
     assert is_json_media_type("application/json")
-    assert is_json_media_type("Application/JSON ; charset=\"utf-8\"")
+    assert is_json_media_type('Application/JSON ; charset="utf-8"')
     assert not is_json_media_type("application/jsonx")
     assert not is_json_media_type("text/json")
     assert not is_json_media_type(None)

@@ -55,8 +55,10 @@ def test_quota_counts_what_is_already_there(make_server, site):
 def test_quota_refuses_by_content_length_before_the_body(make_server, raw_to):
     server = make_server(max_uploads_bytes=50)
     client = raw_to(server)
-    client.send(b"POST /upload HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
-                b"Content-Length: 100\r\nExpect: 100-continue\r\n\r\n" % client.host.encode())
+    client.send(
+        b"POST /upload HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 100\r\nExpect: 100-continue\r\n\r\n" % client.host.encode()
+    )
     status, _fields, _body = client.response()
     assert status == 507  # no 100 Continue first: the client need not send the body
     assert stored(server) == []
@@ -168,8 +170,9 @@ def test_early_check_refuses_only_what_surely_does_not_fit():
     assert quota.fits(11)  # an old sum proves nothing: the worker will count again
 
 
-@pytest.mark.parametrize("flag, field, value", [("--no-uploads", "uploads", False),
-                                                ("--max-uploads-bytes=123", "max_uploads_bytes", 123)])
+@pytest.mark.parametrize(
+    "flag, field, value", [("--no-uploads", "uploads", False), ("--max-uploads-bytes=123", "max_uploads_bytes", 123)]
+)
 def test_flags(flag, field, value):
     from reactor import cli
 
@@ -182,8 +185,18 @@ def test_flags(flag, field, value):
 def test_worker_processes_share_the_quota(run_cli, site):
     """``--workers 2``: two processes, one folder, one limit."""
     size, fits = 1000, 4
-    cli = run_cli("--workers", "2", "--port", "0", "-d", str(site), "--max-uploads-bytes", str(size * fits),
-                  "--log-level", "warning")
+    cli = run_cli(
+        "--workers",
+        "2",
+        "--port",
+        "0",
+        "-d",
+        str(site),
+        "--max-uploads-bytes",
+        str(size * fits),
+        "--log-level",
+        "warning",
+    )
     assert cli.port, cli.output
     statuses = []
     lock = threading.Lock()

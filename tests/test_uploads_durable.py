@@ -22,8 +22,8 @@ import types
 
 import pytest
 
-from reactor.handlers import upload
 from conftest import wait_for
+from reactor.handlers import upload
 
 DOCUMENT = {"name": "durable", "values": list(range(50))}
 
@@ -276,8 +276,9 @@ def test_the_sweep_leaves_a_temp_file_another_live_process_is_writing(tmp_path):
     uploads.mkdir()
     temp = uploads / ".upload-writing.tmp"
     (uploads / ".upload-abandoned.tmp").write_bytes(b"{")
-    writer = subprocess.Popen([sys.executable, "-c", _HOLD_LOCK, str(temp)], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE)
+    writer = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_LOCK, str(temp)], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
     try:
         assert writer.stdout.readline() == b"locked\n"
         assert upload.remove_stale_temp_files(str(uploads)) == 1  # only the abandoned one

@@ -33,9 +33,7 @@ _READ_BYTES = 256 * 1024
 _GZIP_WBITS = 16 + zlib.MAX_WBITS  # zlib's gzip container (RFC 1952)
 
 # codings = content-coding / "identity" / "*"; weight = OWS ";" OWS "q=" qvalue (§12.4.2)
-_ELEMENT = re.compile(
-    r"[ \t]*([-!#$%&'*+.^_`|~0-9A-Za-z]+)[ \t]*(?:;[ \t]*[qQ]=([0-9](?:\.[0-9]{0,3})?))?[ \t]*"
-)
+_ELEMENT = re.compile(r"[ \t]*([-!#$%&'*+.^_`|~0-9A-Za-z]+)[ \t]*(?:;[ \t]*[qQ]=([0-9](?:\.[0-9]{0,3})?))?[ \t]*")
 _memo: Dict[str, Tuple[bool, bool]] = {}
 _MEMO_ENTRIES = 128
 

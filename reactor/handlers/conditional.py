@@ -43,8 +43,12 @@ _TIME = r"([0-9]{2}):([0-9]{2}):([0-9]{2})"
 IMF_FIXDATE = re.compile(_DAY + r", ([0-9]{2}) " + _MONTH + r" ([0-9]{4}) " + _TIME + r" GMT")
 RFC850_DATE = re.compile(_DAY_L + r", ([0-9]{2})-" + _MONTH + r"-([0-9]{2}) " + _TIME + r" GMT")
 ASCTIME_DATE = re.compile(_DAY + r" " + _MONTH + r" ([0-9 ][0-9]) " + _TIME + r" ([0-9]{4})")
-_MONTHS = {name: number for number, name in enumerate(
-    ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
+_MONTHS = {
+    name: number
+    for number, name in enumerate(
+        ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1
+    )
+}
 
 #: Request fields read by the static handler, lower-case as the parser gives them.
 FIELD_NAMES = frozenset(

@@ -136,8 +136,19 @@ class Entry:
         "cost_bytes",
     )
 
-    def __init__(self, key: str, segments: List[str], slash: bool, path: str, stamp: Stamp, size: int,
-                 content_type: str, last_modified_s: int, identity: Variant, checked_at: float) -> None:
+    def __init__(
+        self,
+        key: str,
+        segments: List[str],
+        slash: bool,
+        path: str,
+        stamp: Stamp,
+        size: int,
+        content_type: str,
+        last_modified_s: int,
+        identity: Variant,
+        checked_at: float,
+    ) -> None:
         self.key = key
         self.segments = segments
         self.slash = slash
@@ -264,8 +275,9 @@ def locate(options: Options, segments: List[str], slash: bool) -> "str | Redirec
                 pass
             if options.list_directories:
                 return Listing(real)
-            raise HTTPError(404, "no index.html in this directory (start the server with --list-directories "
-                            "to list its files)")
+            raise HTTPError(
+                404, "no index.html in this directory (start the server with --list-directories to list its files)"
+            )
         if not stat.S_ISREG(info.st_mode):
             raise HTTPError(404, "not a regular file")
         if slash:
@@ -329,8 +341,7 @@ def _stamp(path: str, info: os.stat_result, sidecar: Optional[os.stat_result]) -
     return (path, _file_stamp(info), _file_stamp(sidecar) if sidecar is not None else None)
 
 
-def open_entry(options: Options, path: str, key: str, segments: List[str], slash: bool,
-               checked_at: float) -> Entry:
+def open_entry(options: Options, path: str, key: str, segments: List[str], slash: bool, checked_at: float) -> Entry:
     """Worker: open ``path`` (from :func:`locate`) and build its :class:`Entry`.
 
     Small files are read whole and closed; a large one keeps its descriptor in
@@ -360,8 +371,18 @@ def open_entry(options: Options, path: str, key: str, segments: List[str], slash
         last_modified_s = min(int(info.st_mtime), int(now_s))  # never in the future (§8.8.2.1)
         size = info.st_size
         identity = Variant(conditional.make_etag(info.st_ino, size, info.st_mtime_ns), size)
-        entry = Entry(key, segments, slash, path, _stamp(path, info, sidecar), size, media_type,
-                      last_modified_s, identity, checked_at)
+        entry = Entry(
+            key,
+            segments,
+            slash,
+            path,
+            _stamp(path, info, sidecar),
+            size,
+            media_type,
+            last_modified_s,
+            identity,
+            checked_at,
+        )
         # A small file's gzip form is kept in memory with it, so its sidecar must be small too.
         if sidecar is not None and (size > SMALL_FILE_BYTES or sidecar.st_size <= SMALL_FILE_BYTES):
             entry.gzip = Variant(

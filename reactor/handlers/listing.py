@@ -137,8 +137,10 @@ def render_listing(directory: str, url_path: str, show_dotfiles: bool, query: st
         heads.append(link % (css, column, order, label, arrow))
     rows = []
     if url_path != "/":
-        rows.append('<tr><td class="name"><a href="../">../</a> (parent folder)</td>'
-                    '<td class="size"></td><td class="date"></td></tr>')
+        rows.append(
+            '<tr><td class="name"><a href="../">../</a> (parent folder)</td>'
+            '<td class="size"></td><td class="date"></td></tr>'
+        )
     for item in folders + files:
         suffix = "/" if item.is_dir else ""
         raw_name = os.fsencode(item.name)  # the bytes on disk, even if they are not UTF-8
@@ -156,8 +158,11 @@ def render_listing(directory: str, url_path: str, show_dotfiles: bool, query: st
             )
         )
     note = "<p>%d more entries not shown.</p>\n" % skipped if skipped else ""
-    count = "%d folder%s, %d file%s" % (len(folders), "" if len(folders) == 1 else "s",
-                                        len(files), "" if len(files) == 1 else "s")
-    page = _PAGE.format(title=html.escape(url_path), heads="".join(heads), rows="\n".join(rows), note=note,
-                        count=count)
+    count = "%d folder%s, %d file%s" % (
+        len(folders),
+        "" if len(folders) == 1 else "s",
+        len(files),
+        "" if len(files) == 1 else "s",
+    )
+    page = _PAGE.format(title=html.escape(url_path), heads="".join(heads), rows="\n".join(rows), note=note, count=count)
     return page.encode("utf-8", "replace")

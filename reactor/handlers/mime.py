@@ -108,17 +108,29 @@ def is_compressible(media_type: str) -> bool:
     ``media_type`` may carry parameters (``text/css; charset=utf-8``).
     """
     bare = media_type.split(";", 1)[0].strip().lower()
-    return (
-        bare.startswith("text/")
-        or bare in _COMPRESSIBLE_TYPES
-        or bare.endswith("+json")
-        or bare.endswith("+xml")
-    )
+    return bare.startswith("text/") or bare in _COMPRESSIBLE_TYPES or bare.endswith("+json") or bare.endswith("+xml")
 
 
 #: Letters that Unicode decomposition does not reduce to ASCII, spelled as their languages do.
-_SPELLED = str.maketrans({"ß": "ss", "æ": "ae", "Æ": "AE", "œ": "oe", "Œ": "OE", "ø": "o", "Ø": "O",
-                          "đ": "d", "Đ": "D", "ł": "l", "Ł": "L", "þ": "th", "Þ": "Th", "ð": "d", "Ð": "D"})
+_SPELLED = str.maketrans(
+    {
+        "ß": "ss",
+        "æ": "ae",
+        "Æ": "AE",
+        "œ": "oe",
+        "Œ": "OE",
+        "ø": "o",
+        "Ø": "O",
+        "đ": "d",
+        "Đ": "D",
+        "ł": "l",
+        "Ł": "L",
+        "þ": "th",
+        "Þ": "Th",
+        "ð": "d",
+        "Ð": "D",
+    }
+)
 
 
 def ascii_filename(name: str) -> str:

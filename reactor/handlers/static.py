@@ -48,6 +48,8 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any, Callable, List, Optional, Tuple
 
+from reactor.config import Config
+from reactor.connection import Connection, Request
 from reactor.errors import HTTPError
 from reactor.handlers import cache as cachemod
 from reactor.handlers import compress, files, listing, ranges
@@ -55,9 +57,6 @@ from reactor.handlers.conditional import NO_CONDITIONS, Conditions, conditions_f
 from reactor.handlers.files import Entry, Listing, Options, Redirect, split_path
 from reactor.handlers.gzip_cache import BUSY, GzipCache
 from reactor.response import FileBody, Response
-
-from reactor.config import Config
-from reactor.connection import Connection, Request
 
 if TYPE_CHECKING:  # pragma: no cover
     import concurrent.futures
@@ -87,9 +86,7 @@ def choose(entry: Entry, method: str, conditions: Conditions, now_s: float) -> D
     gzip = entry.gzip
     if byte_ranges is None and gzip is not None and conditions.accept_encoding is not None:
         wanted, identity_ok = compress.negotiate(conditions.accept_encoding)
-        use_gzip = wanted and (
-            entry.size >= compress.MIN_COMPRESS_BYTES or not identity_ok or gzip.sidecar is not None
-        )
+        use_gzip = wanted and (entry.size >= compress.MIN_COMPRESS_BYTES or not identity_ok or gzip.sidecar is not None)
     if conditions.has_preconditions:
         etag = gzip.etag if use_gzip and gzip is not None else entry.identity.etag
         failed = evaluate(conditions, etag, entry.last_modified_s, method, now_s)
@@ -140,7 +137,11 @@ def build_response(
             data = identity.data
             assert data is not None
             body = ranges.multipart_body(
-                boundary, entry.content_type, entry.size, byte_ranges, lambda offset, length: data[offset : offset + length]
+                boundary,
+                entry.content_type,
+                entry.size,
+                byte_ranges,
+                lambda offset, length: data[offset : offset + length],
             )
         else:
             boundary, body = multipart
@@ -188,8 +189,9 @@ class Page:
         pass
 
 
-def open_file(options: Options, key: str, segments: List[str], slash: bool, method: str, conditions: Conditions,
-              query: str = "") -> object:
+def open_file(
+    options: Options, key: str, segments: List[str], slash: bool, method: str, conditions: Conditions, query: str = ""
+) -> object:
     """Worker: find, open and decide; return Loaded, Page or Redirect.
 
     ``query`` only orders a directory listing (``?sort=size&order=desc``).
@@ -333,7 +335,12 @@ class StaticFiles:
         return build_response(entry, status, use_gzip, byte_ranges)
 
     def _gzip_then_answer(
-        self, conn: Connection, key: str, entry: Entry, method: str, conditions: Conditions,
+        self,
+        conn: Connection,
+        key: str,
+        entry: Entry,
+        method: str,
+        conditions: Conditions,
         owned: bool,
     ) -> Optional[Response]:
         """Answer with ``entry``'s gzip form: now if it is known, else (returning None) once made.
@@ -357,8 +364,15 @@ class StaticFiles:
         return None
 
     def _gzip_made(
-        self, answer: Callable[[Response], None], key: str, entry: Entry, method: str, conditions: Conditions,
-        owned: bool, body: Optional[bytes], error: Optional[BaseException],
+        self,
+        answer: Callable[[Response], None],
+        key: str,
+        entry: Entry,
+        method: str,
+        conditions: Conditions,
+        owned: bool,
+        body: Optional[bytes],
+        error: Optional[BaseException],
     ) -> None:
         """The compression a request waited for has ended: answer it (loop thread)."""
         try:
@@ -428,7 +442,9 @@ class StaticFiles:
 
     # -- misses
 
-    def _serve(self, key: str, segments: List[str], slash: bool, query: str, conn: Connection, request: Request) -> None:
+    def _serve(
+        self, key: str, segments: List[str], slash: bool, query: str, conn: Connection, request: Request
+    ) -> None:
         head = request.head
         assert head is not None
         conditions = conditions_from_fields(head.fields)
@@ -442,7 +458,13 @@ class StaticFiles:
         conn.run_in_pool(not_found_page, (self.options, reason), self._page)
 
     def _respond(
-        self, conn: Connection, key: str, query: str, method: str, http_version: str, conditions: Conditions,
+        self,
+        conn: Connection,
+        key: str,
+        query: str,
+        method: str,
+        http_version: str,
+        conditions: Conditions,
         result: object,
     ) -> Optional[Response]:
         if isinstance(result, Loaded):
@@ -471,8 +493,11 @@ class StaticFiles:
             location = result.location + ("?" + query if query else "")
             return Response(
                 308,
-                [("Location", location), ("Content-Type", "text/plain; charset=utf-8"),
-                 ("X-Content-Type-Options", "nosniff")],
+                [
+                    ("Location", location),
+                    ("Content-Type", "text/plain; charset=utf-8"),
+                    ("X-Content-Type-Options", "nosniff"),
+                ],
                 ("Moved to %s\n" % location).encode("utf-8"),
             )
         assert isinstance(result, Page)

@@ -141,8 +141,14 @@ def workers_snapshot(requests: int, accepted: int, open_connections: int) -> Dic
     now = time.monotonic()
     each: List[Dict[str, Any]] = []
     for slot in identity.scoreboard.live():
-        row: Dict[str, Any] = {"number": slot.number, "pid": slot.pid, "requests": slot.requests, "accepted": slot.accepted,
-               "open": slot.open, "heartbeat_age_s": round(now - slot.heartbeat, 3) if slot.heartbeat else None}
+        row: Dict[str, Any] = {
+            "number": slot.number,
+            "pid": slot.pid,
+            "requests": slot.requests,
+            "accepted": slot.accepted,
+            "open": slot.open,
+            "heartbeat_age_s": round(now - slot.heartbeat, 3) if slot.heartbeat else None,
+        }
         if slot.number == identity.number:
             row.update(requests=requests, accepted=accepted, open=open_connections, heartbeat_age_s=0.0)
         each.append(row)
@@ -162,32 +168,47 @@ def render_html(status: Dict[str, Any]) -> bytes:
     pool = status["pool"]
     sections = [
         ("Connections by state", list(connections["by_state"].items()) + [("open", connections["open"])]),
-        ("Totals", [
-            ("accepted", connections["accepted"]),
-            ("refused (503)", connections["refused"]),
-            ("requests", status["requests"]),
-            ("bytes sent", status["sent_bytes"]),
-        ]),
+        (
+            "Totals",
+            [
+                ("accepted", connections["accepted"]),
+                ("refused (503)", connections["refused"]),
+                ("requests", status["requests"]),
+                ("bytes sent", status["sent_bytes"]),
+            ],
+        ),
         ("Responses by status class", list(status["responses"].items())),
-        ("Worker pool", [
-            ("workers", pool["workers"]),
-            ("busy", pool["busy"]),
-            ("queued", pool["queued"]),
-            ("max pending", pool["max_pending"]),
-        ]),
+        (
+            "Worker pool",
+            [
+                ("workers", pool["workers"]),
+                ("busy", pool["busy"]),
+                ("queued", pool["queued"]),
+                ("max pending", pool["max_pending"]),
+            ],
+        ),
         ("Loop", [("timers in the heap", status["timers"]), ("uptime (s)", "%.1f" % status["uptime_s"])]),
-        ("Answered by", [("worker", status["worker"]["number"] or "(single process)"),
-                         ("pid", status["worker"]["pid"])]),
+        (
+            "Answered by",
+            [("worker", status["worker"]["number"] or "(single process)"), ("pid", status["worker"]["pid"])],
+        ),
     ]
     workers = status.get("workers")
     if workers:
-        sections.append(("Workers (requests / accepted / open)", [
-            ("#%d, pid %d" % (row["number"], row["pid"]), "%d / %d / %d" % (row["requests"], row["accepted"], row["open"]))
-            for row in workers["each"]
-        ] + [("total", "%d / %d / %d" % (workers["requests"], workers["accepted"], workers["open"]))]))
-    body = "".join(
-        "<h2>%s</h2><table>%s</table>" % (html.escape(title), _rows(pairs)) for title, pairs in sections
-    )
+        sections.append(
+            (
+                "Workers (requests / accepted / open)",
+                [
+                    (
+                        "#%d, pid %d" % (row["number"], row["pid"]),
+                        "%d / %d / %d" % (row["requests"], row["accepted"], row["open"]),
+                    )
+                    for row in workers["each"]
+                ]
+                + [("total", "%d / %d / %d" % (workers["requests"], workers["accepted"], workers["open"]))],
+            )
+        )
+    body = "".join("<h2>%s</h2><table>%s</table>" % (html.escape(title), _rows(pairs)) for title, pairs in sections)
     page = (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         '<meta http-equiv="refresh" content="2"><title>%s status</title>'

@@ -24,7 +24,7 @@ CHUNK = 1024 * 1024
 
 
 def _load():
-    files = {}     # path -> (content type, bytes in memory or Path to stream)
+    files = {}  # path -> (content type, bytes in memory or Path to stream)
     for name in ("index.html", "10m.bin", "1g.bin"):
         path = DOCROOT / name
         if not path.is_file():
@@ -38,8 +38,7 @@ def _load():
 
 
 FILES = _load()
-NOT_FOUND = (404, [(b"content-type", b"text/plain"), (b"content-length", b"9")],
-             b"not found")
+NOT_FOUND = (404, [(b"content-type", b"text/plain"), (b"content-length", b"9")], b"not found")
 
 
 async def app(scope, receive, send):
@@ -61,9 +60,13 @@ async def app(scope, receive, send):
         return
     ctype, body = entry
     size = len(body) if isinstance(body, bytes) else body.stat().st_size
-    await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-type", ctype),
-                            (b"content-length", str(size).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", ctype), (b"content-length", str(size).encode())],
+        }
+    )
     if scope["method"] == "HEAD":
         await send({"type": "http.response.body", "body": b""})
     elif isinstance(body, bytes):
@@ -71,6 +74,5 @@ async def app(scope, receive, send):
     else:
         with open(body, "rb") as f:
             while chunk := f.read(CHUNK):
-                await send({"type": "http.response.body", "body": chunk,
-                            "more_body": True})
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
         await send({"type": "http.response.body", "body": b""})

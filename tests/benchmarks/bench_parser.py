@@ -51,8 +51,11 @@ BROWSERS = [
         "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
         "Chrome/126.0.0.0 Safari/537.36",
         "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8",
-        [("sec-ch-ua", '"Chromium";v="126", "Not.A/Brand";v="24"'), ("sec-ch-ua-mobile", "?0"),
-         ("Sec-Fetch-Dest", "image")],
+        [
+            ("sec-ch-ua", '"Chromium";v="126", "Not.A/Brand";v="24"'),
+            ("sec-ch-ua-mobile", "?0"),
+            ("Sec-Fetch-Dest", "image"),
+        ],
     ),
     (
         "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) "
@@ -90,7 +93,10 @@ def chunked_upload(index: int, body_bytes: int = 64 * 1024, chunk_bytes: int = 4
         "POST /upload HTTP/1.1\r\nHost: localhost:8080\r\nUser-Agent: curl/8.5.0\r\nAccept: */*\r\n"
         "Content-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\nTrailer: X-Checksum\r\n\r\n"
     ).encode("ascii")
-    chunks = [b"%x\r\n%s\r\n" % (len(body[i : i + chunk_bytes]), body[i : i + chunk_bytes]) for i in range(0, len(body), chunk_bytes)]
+    chunks = [
+        b"%x\r\n%s\r\n" % (len(body[i : i + chunk_bytes]), body[i : i + chunk_bytes])
+        for i in range(0, len(body), chunk_bytes)
+    ]
     return head + b"".join(chunks) + b"0\r\nX-Checksum: %d\r\n\r\n" % (sum(body) % 65521)
 
 
@@ -204,7 +210,9 @@ def h11_burst(raw: bytes) -> None:
 # -- timing ------------------------------------------------------------------------------
 
 
-def requests_per_second(parse: Callable[[bytes], None], corpus: Sequence[bytes], per_item: int, seconds: float, repeat: int) -> float:
+def requests_per_second(
+    parse: Callable[[bytes], None], corpus: Sequence[bytes], per_item: int, seconds: float, repeat: int
+) -> float:
     """Best rate over ``repeat`` runs of at least ``seconds`` each."""
     best = 0.0
     for _ in range(repeat):
@@ -249,7 +257,10 @@ def main(argv: "Sequence[str] | None" = None) -> int:
     for name, ours, theirs, corpus, per_item in rows:
         ours_rate = requests_per_second(ours, corpus, per_item, args.seconds, args.repeat)
         theirs_rate = requests_per_second(theirs, corpus, per_item, args.seconds, args.repeat)
-        print("%-52s %14s %14s %7.2fx" % (name, "{:,.0f}".format(ours_rate), "{:,.0f}".format(theirs_rate), ours_rate / theirs_rate))
+        print(
+            "%-52s %14s %14s %7.2fx"
+            % (name, "{:,.0f}".format(ours_rate), "{:,.0f}".format(theirs_rate), ours_rate / theirs_rate)
+        )
     return 0
 
 

@@ -47,18 +47,19 @@ import servers as srv  # noqa: E402
 
 TARGET_BYTES_PER_CONN = 2048
 TARGET_FRESH_MS = 5.0
-MAX_PENDING = 500          # connections being set up at once
+MAX_PENDING = 500  # connections being set up at once
 
 
 class Conn:
     """One client connection: connect, send one request, read the response."""
+
     __slots__ = ("sock", "state", "buf", "need", "out")
 
     def __init__(self, sock: socket.socket, request: bytes):
         self.sock = sock
         self.state = "connecting"
         self.buf = b""
-        self.need = None          # total bytes of the response, once known
+        self.need = None  # total bytes of the response, once known
         self.out = request
 
     def on_readable(self) -> bool:
@@ -84,13 +85,13 @@ class Conn:
         return self.need is not None and len(self.buf) >= self.need
 
 
-def open_idle_connections(port: int, n: int, rate: float, deadline: float,
-                          path: str, idle: list[socket.socket]) -> dict[str, int]:
+def open_idle_connections(
+    port: int, n: int, rate: float, deadline: float, path: str, idle: list[socket.socket]
+) -> dict[str, int]:
     """Open N keep-alive connections at RATE per second, one request each.
     Appends the sockets that got a full response to IDLE (so the caller
     can close them whatever happens); returns failure counts."""
-    request = (f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-               f"User-Agent: idle_clients\r\n\r\n").encode()
+    request = (f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: idle_clients\r\n\r\n").encode()
     sel = selectors.DefaultSelector()
     failures: dict[str, int] = {}
     pending = 0
@@ -106,8 +107,7 @@ def open_idle_connections(port: int, n: int, rate: float, deadline: float,
         pending -= 1
 
     try:
-        while (len(idle) < n and time.monotonic() < deadline
-               and (started < n or pending)):
+        while len(idle) < n and time.monotonic() < deadline and (started < n or pending):
             now = time.monotonic()
             # Start as many as the pace allows, keeping the number in setup bounded.
             allowed = min(n, int((now - t0) * rate) + 1)
@@ -149,13 +149,11 @@ def open_idle_connections(port: int, n: int, rate: float, deadline: float,
                     fail(conn, type(e).__name__ + detail)
             if now - last_report >= 2:
                 last_report = now
-                print(f"  ... {len(idle)} idle, {pending} in setup, "
-                      f"{sum(failures.values())} failed", flush=True)
+                print(f"  ... {len(idle)} idle, {pending} in setup, {sum(failures.values())} failed", flush=True)
     finally:
         # Whatever is still in setup (time limit, or interrupted) is dropped.
         for key in list(sel.get_map().values()):
-            failures["unfinished at time limit"] = failures.get(
-                "unfinished at time limit", 0) + 1
+            failures["unfinished at time limit"] = failures.get("unfinished at time limit", 0) + 1
             key.fileobj.close()
         sel.close()
     return failures
@@ -199,31 +197,29 @@ def interrupt(signum, frame):
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--connections", type=int, default=10000)
-    p.add_argument("--rate", type=parse_rate, default=2000.0,
-                   help="new connections per second, e.g. 2000/s (default)")
+    p.add_argument("--rate", type=parse_rate, default=2000.0, help="new connections per second, e.g. 2000/s (default)")
     p.add_argument("--server", default="reactor", choices=srv.ALL_SERVERS)
-    p.add_argument("--server-args", default="",
-                   help="extra arguments for the server command (one string)")
+    p.add_argument("--server-args", default="", help="extra arguments for the server command (one string)")
     p.add_argument("--path", default="/", help="request path (default /)")
     p.add_argument("--fresh", type=int, default=20, help="fresh requests to time")
-    p.add_argument("--time-limit", type=float, default=120,
-                   help="give up after this many seconds (default 120)")
+    p.add_argument("--time-limit", type=float, default=120, help="give up after this many seconds (default 120)")
     args = p.parse_args(argv)
     if args.connections < 1 or args.fresh < 1:
         p.error("--connections and --fresh must be >= 1")
 
-    signal.signal(signal.SIGTERM, interrupt)   # unwind like Ctrl-C: cleanup runs
+    signal.signal(signal.SIGTERM, interrupt)  # unwind like Ctrl-C: cleanup runs
     signal.signal(signal.SIGINT, interrupt)
     deadline = time.monotonic() + args.time_limit
     needed = args.connections + args.fresh + 256
     nofile = srv.raise_nofile_limit(needed)
     if nofile < needed:
-        print(f"RLIMIT_NOFILE is {nofile}, need about {needed} for "
-              f"{args.connections} connections (raise the hard limit: ulimit -Hn)",
-              file=sys.stderr)
+        print(
+            f"RLIMIT_NOFILE is {nofile}, need about {needed} for "
+            f"{args.connections} connections (raise the hard limit: ulimit -Hn)",
+            file=sys.stderr,
+        )
         return 2
     reason = srv.missing_reason(args.server)
     if reason:
@@ -235,50 +231,60 @@ def main(argv=None) -> int:
     if server_cpu is not None:
         os.sched_setaffinity(0, {cpus[1]})
     label = srv.LABELS[args.server]
-    print(f"idle connections benchmark: {label}, {args.connections} connections at "
-          f"{args.rate:g}/s, RLIMIT_NOFILE {nofile}, "
-          + (f"server on CPU {cpus[0]}, client on CPU {cpus[1]}"
-             if server_cpu is not None else "no CPU pinning"))
+    print(
+        f"idle connections benchmark: {label}, {args.connections} connections at "
+        f"{args.rate:g}/s, RLIMIT_NOFILE {nofile}, "
+        + (f"server on CPU {cpus[0]}, client on CPU {cpus[1]}" if server_cpu is not None else "no CPU pinning")
+    )
 
     idle: list[socket.socket] = []
     with srv.workspace() as tmp:
         docroot = srv.make_docroot(tmp)
         try:
             server = srv.start_server(
-                args.server, docroot, tmp, cpu=server_cpu,
+                args.server,
+                docroot,
+                tmp,
+                cpu=server_cpu,
                 extra_args=shlex.split(args.server_args),
                 # Keep-alive timeout well past the run, for every server.
                 idle_timeout=max(600, int(args.time_limit) + 60),
-                max_connections=args.connections + args.fresh + 64)
+                max_connections=args.connections + args.fresh + 64,
+            )
         except srv.ServerError as e:
             print(f"FAIL {label}: could not start: {e}")
             return 1
         try:
             print(f"  started {label} {server.url} pid {server.pid}: {' '.join(server.cmd)}")
             try:
-                for _ in range(args.fresh):            # warm-up
+                for _ in range(args.fresh):  # warm-up
                     fresh_request_ms(server.port, args.path, timeout=5)
             except OSError as e:
-                print(f"FAIL {label}: warm-up request to {args.path} failed: "
-                      f"{type(e).__name__}: {e}\n{server.log_tail()}")
+                print(
+                    f"FAIL {label}: warm-up request to {args.path} failed: {type(e).__name__}: {e}\n{server.log_tail()}"
+                )
                 return 1
             rss_idle = server.rss()
-            print(f"  RSS when idle (after {args.fresh} warm-up requests): "
-                  f"{rss_idle} bytes ({srv.fmt_bytes(rss_idle)})")
+            print(
+                f"  RSS when idle (after {args.fresh} warm-up requests): {rss_idle} bytes ({srv.fmt_bytes(rss_idle)})"
+            )
 
             t = time.monotonic()
-            failures = open_idle_connections(
-                server.port, args.connections, args.rate, deadline, args.path, idle)
+            failures = open_idle_connections(server.port, args.connections, args.rate, deadline, args.path, idle)
             took = time.monotonic() - t
             if not server.alive():
                 print(f"FAIL {label} died while connections were opened\n{server.log_tail()}")
                 return 1
             closed_early = count_closed(idle)
             rss_held = server.rss()
-            print(f"  opened {len(idle)} idle keep-alive connections in {took:.1f}s"
-                  + (f"; failures: {failures}" if failures else ""))
-            print(f"  RSS with them held: {rss_held} bytes ({srv.fmt_bytes(rss_held)})"
-                  + (f"; {closed_early} already closed by the server" if closed_early else ""))
+            print(
+                f"  opened {len(idle)} idle keep-alive connections in {took:.1f}s"
+                + (f"; failures: {failures}" if failures else "")
+            )
+            print(
+                f"  RSS with them held: {rss_held} bytes ({srv.fmt_bytes(rss_held)})"
+                + (f"; {closed_early} already closed by the server" if closed_early else "")
+            )
 
             times, fresh_errors = [], []
             for _ in range(args.fresh):
@@ -293,11 +299,10 @@ def main(argv=None) -> int:
             rss_end = server.rss()
             alive = server.alive()
         except KeyboardInterrupt:
-            print("\ninterrupted; closing connections and stopping the server",
-                  file=sys.stderr)
+            print("\ninterrupted; closing connections and stopping the server", file=sys.stderr)
             return 130
         finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):   # cleanup runs to the end
+            for sig in (signal.SIGINT, signal.SIGTERM):  # cleanup runs to the end
                 signal.signal(sig, signal.SIG_IGN)
             for s in idle:
                 s.close()
@@ -309,21 +314,26 @@ def main(argv=None) -> int:
         print(f"  {label} died during the fresh requests")
         return 1
     held = len(idle) - closed
-    print(f"  connections held idle:      {len(idle)} of {args.connections} requested"
-          f" ({closed} closed by the server before the end)")
+    print(
+        f"  connections held idle:      {len(idle)} of {args.connections} requested"
+        f" ({closed} closed by the server before the end)"
+    )
     per_conn = None
     held_at_rss = len(idle) - closed_early
     if rss_idle is not None and rss_held is not None and held_at_rss > 0:
         per_conn = (rss_held - rss_idle) / held_at_rss
-        print(f"  server RSS idle -> held:    {srv.fmt_bytes(rss_idle)} -> "
-              f"{srv.fmt_bytes(rss_held)} (+{rss_held - rss_idle} bytes); "
-              f"at the end {srv.fmt_bytes(rss_end)}")
-        print(f"  RSS growth per connection:  {per_conn:.0f} bytes "
-              f"(over the {held_at_rss} open when RSS was read)")
+        print(
+            f"  server RSS idle -> held:    {srv.fmt_bytes(rss_idle)} -> "
+            f"{srv.fmt_bytes(rss_held)} (+{rss_held - rss_idle} bytes); "
+            f"at the end {srv.fmt_bytes(rss_end)}"
+        )
+        print(f"  RSS growth per connection:  {per_conn:.0f} bytes (over the {held_at_rss} open when RSS was read)")
     if times:
         med, worst = statistics.median(times), max(times)
-        print(f"  fresh-client request:       median {med:.2f} ms, max {worst:.2f} ms "
-              f"over {len(times)} requests while {held} connections were held")
+        print(
+            f"  fresh-client request:       median {med:.2f} ms, max {worst:.2f} ms "
+            f"over {len(times)} requests while {held} connections were held"
+        )
     else:
         med = worst = None
     if fresh_errors:
@@ -332,22 +342,27 @@ def main(argv=None) -> int:
     print()
     print("== targets")
     if per_conn is None:
-        print(f"  n/a      RSS per idle connection <= {TARGET_BYTES_PER_CONN} bytes: "
-              f"not measured (no connection held open)")
+        print(
+            f"  n/a      RSS per idle connection <= {TARGET_BYTES_PER_CONN} bytes: "
+            f"not measured (no connection held open)"
+        )
     else:
         ok = per_conn <= TARGET_BYTES_PER_CONN
-        print(f"  {'MET' if ok else 'NOT MET':<8} RSS per idle connection <= "
-              f"{TARGET_BYTES_PER_CONN} bytes: {per_conn:.0f} bytes "
-              f"({held_at_rss} connections)")
+        print(
+            f"  {'MET' if ok else 'NOT MET':<8} RSS per idle connection <= "
+            f"{TARGET_BYTES_PER_CONN} bytes: {per_conn:.0f} bytes "
+            f"({held_at_rss} connections)"
+        )
     if med is None:
         print(f"  n/a      fresh-client latency <= {TARGET_FRESH_MS:g} ms: not measured")
     else:
         ok = med <= TARGET_FRESH_MS
-        print(f"  {'MET' if ok else 'NOT MET':<8} fresh-client latency <= "
-              f"{TARGET_FRESH_MS:g} ms: median {med:.2f} ms (max {worst:.2f} ms)")
+        print(
+            f"  {'MET' if ok else 'NOT MET':<8} fresh-client latency <= "
+            f"{TARGET_FRESH_MS:g} ms: median {med:.2f} ms (max {worst:.2f} ms)"
+        )
     if len(idle) < args.connections or closed:
-        print(f"  note: only {held} of {args.connections} connections were held "
-              f"at the end; the numbers are for those")
+        print(f"  note: only {held} of {args.connections} connections were held at the end; the numbers are for those")
     return 0
 
 

@@ -36,10 +36,9 @@ def drive(requests: int, root: str, access_log: bool = False) -> None:
     sys.path.insert(0, REPO)
     import logging
 
+    from reactor import log as logmod
     from reactor.config import Config
     from reactor.server import Server
-
-    from reactor import log as logmod
 
     logging.getLogger("reactor").setLevel(logging.WARNING)
     server = Server(Config(host="127.0.0.1", port=0, root=root, keepalive_max_requests=10**9))
@@ -47,8 +46,9 @@ def drive(requests: int, root: str, access_log: bool = False) -> None:
         logmod.access_log.open(os.devnull)
         server.loop.add_pass_callback(logmod.access_log.flush)
     host, port = server.listen()
-    request = ("GET /index.html HTTP/1.1\r\nHost: %s:%d\r\nUser-Agent: instructions\r\nAccept: */*\r\n\r\n"
-               % (host, port)).encode()
+    request = (
+        "GET /index.html HTTP/1.1\r\nHost: %s:%d\r\nUser-Agent: instructions\r\nAccept: */*\r\n\r\n" % (host, port)
+    ).encode()
 
     def client() -> None:
         conns = [socket.create_connection((host, port), timeout=60) for _ in range(CONNECTIONS)]
@@ -80,10 +80,21 @@ def drive(requests: int, root: str, access_log: bool = False) -> None:
 def count(requests: int, root: str, access_log: bool = False) -> int:
     """Instructions callgrind collects for a whole ``--drive requests`` run."""
     result = subprocess.run(
-        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
-         os.path.realpath(sys.executable), os.path.abspath(__file__), "--drive", str(requests), "--root", root]
+        [
+            "valgrind",
+            "--tool=callgrind",
+            "--callgrind-out-file=/dev/null",
+            os.path.realpath(sys.executable),
+            os.path.abspath(__file__),
+            "--drive",
+            str(requests),
+            "--root",
+            root,
+        ]
         + (["--access-log"] if access_log else []),
-        capture_output=True, text=True, timeout=900,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     match = re.search(r"Collected : (\d+)", result.stderr)
     if result.returncode != 0 or match is None:
@@ -109,9 +120,17 @@ def main() -> int:
             page.write(b"<!doctype html>" + b"x" * (1024 - 15))
         low = count(args.requests, root, args.access_log)
         high = count(2 * args.requests, root, args.access_log)
-    print("instructions per request (client + server%s): %.0f  [(I(%d) - I(%d)) / %d; python %s]"
-          % (", access log on" if args.access_log else "", (high - low) / args.requests, 2 * args.requests,
-             args.requests, args.requests, sys.version.split()[0]))
+    print(
+        "instructions per request (client + server%s): %.0f  [(I(%d) - I(%d)) / %d; python %s]"
+        % (
+            ", access log on" if args.access_log else "",
+            (high - low) / args.requests,
+            2 * args.requests,
+            args.requests,
+            args.requests,
+            sys.version.split()[0],
+        )
+    )
     return 0
 
 

@@ -208,8 +208,11 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=3000)
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--pin", action="store_true",
-                        help="workers on the first CPU, the client on the last: the cost per request, not the speed")
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="workers on the first CPU, the client on the last: the cost per request, not the speed",
+    )
     args = parser.parse_args()
     cpus = sorted(os.sched_getaffinity(0))
     if args.pin and len(cpus) >= 2:
@@ -219,19 +222,31 @@ def main() -> int:
         root = tmp / "site"
         shutil.copytree(RESOURCES, root, ignore=shutil.ignore_patterns("upload_*.json"))
         modes = ["shared", "reuseport"] if args.mode == "both" else [args.mode]
-        print("%d workers, %d new connections from %d client threads per round" % (
-            args.workers, args.connections, args.clients))
+        print(
+            "%d workers, %d new connections from %d client threads per round"
+            % (args.workers, args.connections, args.clients)
+        )
         for _ in range(args.rounds):
             for mode in modes:
                 result = run(mode, args.workers, args.connections, args.clients, root)
                 shares = result["shares"]
-                print("%-9s shares %s  max/min %.2f  %.0f req/server-CPU-s  %.1f s  failures %d" % (
-                    mode, " ".join("%.1f%%" % (100 * s) for s in shares), shares[-1] / max(shares[0], 1e-9),
-                    result["per_cpu_s"], result["elapsed_s"], result["failures"]))
+                print(
+                    "%-9s shares %s  max/min %.2f  %.0f req/server-CPU-s  %.1f s  failures %d"
+                    % (
+                        mode,
+                        " ".join("%.1f%%" % (100 * s) for s in shares),
+                        shares[-1] / max(shares[0], 1e-9),
+                        result["per_cpu_s"],
+                        result["elapsed_s"],
+                        result["failures"],
+                    )
+                )
         for mode in modes:
             answered, failed = stop_test(mode, root)
-            print("%-9s 40 queued connections, one of two workers killed: %d answered, %d failed" % (
-                mode, answered, failed))
+            print(
+                "%-9s 40 queued connections, one of two workers killed: %d answered, %d failed"
+                % (mode, answered, failed)
+            )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return 0

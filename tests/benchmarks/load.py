@@ -59,7 +59,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import servers as srv  # noqa: E402
 
-OTHER_LOAD_WARN = 0.10   # flag runs where other work took this much of a pinned CPU
+OTHER_LOAD_WARN = 0.10  # flag runs where other work took this much of a pinned CPU
 WRK_INSTALL = "bash tests/benchmarks/ensure_tools.sh  (or: apt-get install -y wrk nginx)"
 
 
@@ -70,27 +70,37 @@ class Scenario:
     path: str
     connections: int
     headers: list[str] = field(default_factory=list)
-    pipeline: int = 0          # requests per write, 0 = no script
-    timeout: str = "2s"        # wrk --timeout
-    bulk: bool = False         # judged by MiB/s rather than req/s
-    note: str = ""             # printed under the table
+    pipeline: int = 0  # requests per write, 0 = no script
+    timeout: str = "2s"  # wrk --timeout
+    bulk: bool = False  # judged by MiB/s rather than req/s
+    note: str = ""  # printed under the table
 
 
 SCENARIOS = {
-    s.name: s for s in [
-        Scenario("small-keepalive", "1 KiB file, keep-alive, 50 connections",
-                 "/" + srv.SMALL_NAME, 50),
-        Scenario("small-close", "1 KiB file, Connection: close, 50 connections",
-                 "/" + srv.SMALL_NAME, 50, headers=["Connection: close"]),
-        Scenario("small-pipeline", "1 KiB file, 10 pipelined requests, 50 connections",
-                 "/" + srv.SMALL_NAME, 50, pipeline=10,
-                 note="latency is per batch of 10 responses, and wrk's percentiles "
-                      "are unreliable with pipelining (its latency correction "
-                      "assumes one request per sample): not judged"),
-        Scenario("file-10m", "10 MiB file, keep-alive, 4 connections",
-                 "/" + srv.MEDIUM_NAME, 4, timeout="10s", bulk=True),
-        Scenario("file-1g", "1 GiB file, keep-alive, 2 connections",
-                 "/" + srv.BIG_NAME, 2, timeout="60s", bulk=True),
+    s.name: s
+    for s in [
+        Scenario("small-keepalive", "1 KiB file, keep-alive, 50 connections", "/" + srv.SMALL_NAME, 50),
+        Scenario(
+            "small-close",
+            "1 KiB file, Connection: close, 50 connections",
+            "/" + srv.SMALL_NAME,
+            50,
+            headers=["Connection: close"],
+        ),
+        Scenario(
+            "small-pipeline",
+            "1 KiB file, 10 pipelined requests, 50 connections",
+            "/" + srv.SMALL_NAME,
+            50,
+            pipeline=10,
+            note="latency is per batch of 10 responses, and wrk's percentiles "
+            "are unreliable with pipelining (its latency correction "
+            "assumes one request per sample): not judged",
+        ),
+        Scenario(
+            "file-10m", "10 MiB file, keep-alive, 4 connections", "/" + srv.MEDIUM_NAME, 4, timeout="10s", bulk=True
+        ),
+        Scenario("file-1g", "1 GiB file, keep-alive, 2 connections", "/" + srv.BIG_NAME, 2, timeout="60s", bulk=True),
     ]
 }
 DEFAULT_SCENARIOS = ["small-keepalive", "small-close", "small-pipeline", "file-10m"]
@@ -115,26 +125,27 @@ end
 # --------------------------------------------------------------------------
 # wrk output
 
+
 @dataclass
 class WrkResult:
     requests_per_sec: float = 0.0
     bytes_per_sec: float = 0.0
-    p50: float | None = None      # seconds
+    p50: float | None = None  # seconds
     p99: float | None = None
     requests: int = 0
-    errors: int = 0               # socket errors + non-2xx/3xx
+    errors: int = 0  # socket errors + non-2xx/3xx
     error_text: str = ""
     rss_before: int | None = None
     rss_after: int | None = None
     rss_peak: int | None = None
-    server_cpu: float | None = None   # fraction of one CPU, during the run
+    server_cpu: float | None = None  # fraction of one CPU, during the run
     wrk_cpu: float | None = None
-    other_load: float = 0.0           # user time of others on a pinned CPU, max of both
+    other_load: float = 0.0  # user time of others on a pinned CPU, max of both
     steal: float = 0.0
 
 
 TIME_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-SIZE_UNITS = {"B": 1, "KB": 1024, "MB": 1024 ** 2, "GB": 1024 ** 3, "TB": 1024 ** 4}
+SIZE_UNITS = {"B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3, "TB": 1024**4}
 
 
 def parse_wrk(text: str) -> WrkResult:
@@ -167,6 +178,7 @@ def parse_wrk(text: str) -> WrkResult:
 # --------------------------------------------------------------------------
 # running
 
+
 class Bench:
     def __init__(self, args, tmp: Path, docroot: Path):
         self.args = args
@@ -176,8 +188,11 @@ class Bench:
         pin = bool(shutil.which("taskset")) and len(cpus) >= 2 and not args.no_pin
         self.server_cpu_id = cpus[0] if pin else None
         self.wrk_cpu_id = cpus[1] if pin else None
-        self.pinning = (f"servers on CPU {cpus[0]}, wrk on CPU {cpus[1]} (taskset)"
-                        if pin else "no CPU pinning (taskset missing, <2 CPUs or --no-pin)")
+        self.pinning = (
+            f"servers on CPU {cpus[0]}, wrk on CPU {cpus[1]} (taskset)"
+            if pin
+            else "no CPU pinning (taskset missing, <2 CPUs or --no-pin)"
+        )
         self.servers: dict[str, srv.Server] = {}
         self.failed: dict[str, str] = {}
 
@@ -194,8 +209,7 @@ class Bench:
                 self.failed[name] = "could not start"
                 continue
             self.servers[name] = s
-            print(f"  started {s.label:<12} {s.url}  pid {s.pid}  "
-                  f"rss {srv.fmt_bytes(s.rss())}")
+            print(f"  started {s.label:<12} {s.url}  pid {s.pid}  rss {srv.fmt_bytes(s.rss())}")
             if self.args.verbose:
                 print(f"    $ {' '.join(s.cmd)}")
 
@@ -204,8 +218,14 @@ class Bench:
 
     def wrk_command(self, sc: Scenario, server: srv.Server) -> list[str]:
         cmd = srv.pin_prefix(self.wrk_cpu_id) + [
-            self.args.wrk, "-t1", f"-c{sc.connections}", f"-d{self.args.duration}s",
-            "--latency", "--timeout", sc.timeout]
+            self.args.wrk,
+            "-t1",
+            f"-c{sc.connections}",
+            f"-d{self.args.duration}s",
+            "--latency",
+            "--timeout",
+            sc.timeout,
+        ]
         for h in sc.headers:
             cmd += ["-H", h]
         if sc.pipeline:
@@ -225,8 +245,7 @@ class Bench:
         t0 = time.monotonic()
         deadline = t0 + self.args.duration + 60
         with open(out_path, "wb") as out:
-            proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL)
+            proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
             try:
                 while True:
                     try:
@@ -252,14 +271,15 @@ class Bench:
         if self.args.verbose:
             print(f"$ {' '.join(cmd)}\n{text}")
         if not server.alive():
-            print(f"FAIL {server.label} died during {sc.name} "
-                  f"(exit status {server.proc.returncode})\n"
-                  f"--- its output ---\n{server.log_tail()}")
+            print(
+                f"FAIL {server.label} died during {sc.name} "
+                f"(exit status {server.proc.returncode})\n"
+                f"--- its output ---\n{server.log_tail()}"
+            )
             self.failed[server.name] = f"died during {sc.name}"
             return None
         if proc.returncode != 0 or "Requests/sec" not in text:
-            raise RuntimeError(f"wrk failed (status {proc.returncode}): "
-                               f"{' '.join(cmd)}\n{text}")
+            raise RuntimeError(f"wrk failed (status {proc.returncode}): {' '.join(cmd)}\n{text}")
         r = parse_wrk(text)
         r.rss_before, r.rss_after = before, after
         r.rss_peak = max(x for x in (peak, after, before, 0) if x is not None) or None
@@ -273,8 +293,7 @@ class Bench:
             # wrk: other programs competing with the benchmark.
             (s0, st0), (w0, wt0) = sys0
             (s1, st1), (w1, wt1) = sys1
-            r.other_load = max(0.0, (s1 - s0 - (cpu1[0] - cpu0[0])) / wall,
-                               (w1 - w0 - wrk_user) / wall)
+            r.other_load = max(0.0, (s1 - s0 - (cpu1[0] - cpu0[0])) / wall, (w1 - w0 - wrk_user) / wall)
             r.steal = max(st1 - st0, wt1 - wt0) / wall
         return r
 
@@ -288,7 +307,7 @@ class Bench:
     def run_scenario(self, sc: Scenario) -> dict[str, list[WrkResult]]:
         results: dict[str, list[WrkResult]] = {n: [] for n in self.servers}
         for run in range(self.args.runs):
-            for name, server in self.servers.items():   # round-robin
+            for name, server in self.servers.items():  # round-robin
                 if name in self.failed or (name in srv.SMALL_ONLY and sc.path != "/" + srv.SMALL_NAME):
                     continue
                 r = self.run_wrk(sc, server)
@@ -297,17 +316,23 @@ class Bench:
                 results[name].append(r)
                 err = f"  errors: {r.error_text}" if r.errors else ""
                 if r.other_load >= OTHER_LOAD_WARN or r.steal >= OTHER_LOAD_WARN:
-                    err += (f"  [disturbed: other programs {fmt_pct(r.other_load)}, "
-                            f"steal {fmt_pct(r.steal)} of a pinned CPU]")
-                print(f"  {sc.name} run {run + 1}/{self.args.runs} {server.label:<12}"
-                      f"{r.requests_per_sec:>11.0f} req/s {r.bytes_per_sec / 2**20:>9.1f} MiB/s"
-                      f"  p50 {fmt_time(r.p50)}  p99 {fmt_time(r.p99)}"
-                      f"  cpu {fmt_pct(r.server_cpu)}/{fmt_pct(r.wrk_cpu)}{err}", flush=True)
+                    err += (
+                        f"  [disturbed: other programs {fmt_pct(r.other_load)}, "
+                        f"steal {fmt_pct(r.steal)} of a pinned CPU]"
+                    )
+                print(
+                    f"  {sc.name} run {run + 1}/{self.args.runs} {server.label:<12}"
+                    f"{r.requests_per_sec:>11.0f} req/s {r.bytes_per_sec / 2**20:>9.1f} MiB/s"
+                    f"  p50 {fmt_time(r.p50)}  p99 {fmt_time(r.p99)}"
+                    f"  cpu {fmt_pct(r.server_cpu)}/{fmt_pct(r.wrk_cpu)}{err}",
+                    flush=True,
+                )
         return {n: rs for n, rs in results.items() if rs}
 
 
 # --------------------------------------------------------------------------
 # summarising
+
 
 @dataclass
 class Summary:
@@ -321,7 +346,7 @@ class Summary:
     rss_peak: int | None
     server_cpu: float | None
     wrk_cpu: float | None
-    disturbed: int               # runs where other work took a pinned CPU
+    disturbed: int  # runs where other work took a pinned CPU
 
     @property
     def tail(self) -> float | None:
@@ -332,17 +357,21 @@ def summarise(rs: list[WrkResult]) -> Summary:
     def med(values):
         values = [v for v in values if v is not None]
         return statistics.median(values) if values else None
+
     peaks = [r.rss_peak for r in rs if r.rss_peak is not None]
     return Summary(
         rps=med(r.requests_per_sec for r in rs),
-        mibps=med(r.bytes_per_sec for r in rs) / 2 ** 20,
-        p50=med(r.p50 for r in rs), p99=med(r.p99 for r in rs),
+        mibps=med(r.bytes_per_sec for r in rs) / 2**20,
+        p50=med(r.p50 for r in rs),
+        p99=med(r.p99 for r in rs),
         errors=sum(r.errors for r in rs),
-        rss_before=rs[0].rss_before, rss_after=rs[-1].rss_after,
+        rss_before=rs[0].rss_before,
+        rss_after=rs[-1].rss_after,
         rss_peak=max(peaks) if peaks else None,
-        server_cpu=med(r.server_cpu for r in rs), wrk_cpu=med(r.wrk_cpu for r in rs),
-        disturbed=sum(1 for r in rs
-                      if max(r.other_load, r.steal) >= OTHER_LOAD_WARN))
+        server_cpu=med(r.server_cpu for r in rs),
+        wrk_cpu=med(r.wrk_cpu for r in rs),
+        disturbed=sum(1 for r in rs if max(r.other_load, r.steal) >= OTHER_LOAD_WARN),
+    )
 
 
 def fmt_time(t: float | None) -> str:
@@ -370,17 +399,20 @@ def ratio(a: float | None, b: float | None) -> float | None:
 def print_table(sc: Scenario, sums: dict[str, Summary], runs: int, duration: float) -> None:
     print()
     print(f"== {sc.name}: {sc.title}  (median of {runs} x {duration:g}s)")
-    head = (f"{'server':<12}{'req/s':>11}{'MiB/s':>10}{'p50':>10}{'p99':>10}"
-            f"{'p99/p50':>9}  {'RSS before->after (peak)':<26}{'errors':>7}"
-            f"{'cpu srv/wrk':>13}")
+    head = (
+        f"{'server':<12}{'req/s':>11}{'MiB/s':>10}{'p50':>10}{'p99':>10}"
+        f"{'p99/p50':>9}  {'RSS before->after (peak)':<26}{'errors':>7}"
+        f"{'cpu srv/wrk':>13}"
+    )
     print(head)
     print("-" * len(head))
     for name, s in sums.items():
-        rss = (f"{srv.fmt_bytes(s.rss_before)}->{srv.fmt_bytes(s.rss_after)} "
-               f"({srv.fmt_bytes(s.rss_peak)})")
-        print(f"{srv.LABELS[name]:<12}{s.rps:>11.0f}{s.mibps:>10.1f}{fmt_time(s.p50):>10}"
-              f"{fmt_time(s.p99):>10}{fmt_ratio(s.tail):>9}  {rss:<26}{s.errors:>7}"
-              f"{fmt_pct(s.server_cpu):>7}/{fmt_pct(s.wrk_cpu):<5}")
+        rss = f"{srv.fmt_bytes(s.rss_before)}->{srv.fmt_bytes(s.rss_after)} ({srv.fmt_bytes(s.rss_peak)})"
+        print(
+            f"{srv.LABELS[name]:<12}{s.rps:>11.0f}{s.mibps:>10.1f}{fmt_time(s.p50):>10}"
+            f"{fmt_time(s.p99):>10}{fmt_ratio(s.tail):>9}  {rss:<26}{s.errors:>7}"
+            f"{fmt_pct(s.server_cpu):>7}/{fmt_pct(s.wrk_cpu):<5}"
+        )
     if "reactor" in sums:
         me = sums["reactor"]
         parts = []
@@ -394,32 +426,41 @@ def print_table(sc: Scenario, sums: dict[str, Summary], runs: int, duration: flo
             print(f"{unit} ratios: " + ", ".join(parts))
     disturbed = {srv.LABELS[n]: s.disturbed for n, s in sums.items() if s.disturbed}
     if disturbed:
-        print("note: other programs (or VM steal) took >= "
-              f"{OTHER_LOAD_WARN:.0%} of a pinned CPU in some runs ("
-              + ", ".join(f"{k}: {v}/{runs}" for k, v in disturbed.items())
-              + "): numbers are noisier; run on a quiet machine")
+        print(
+            "note: other programs (or VM steal) took >= "
+            f"{OTHER_LOAD_WARN:.0%} of a pinned CPU in some runs ("
+            + ", ".join(f"{k}: {v}/{runs}" for k, v in disturbed.items())
+            + "): numbers are noisier; run on a quiet machine"
+        )
     for name, s in sums.items():
         label = srv.LABELS[name]
         if s.wrk_cpu is not None and s.wrk_cpu >= 0.95:
-            print(f"note: wrk used {fmt_pct(s.wrk_cpu)} of its CPU against {label}: "
-                  f"the client may be what limits {label} here")
-        elif (s.server_cpu is not None and s.wrk_cpu is not None and not s.disturbed
-              and s.server_cpu < 0.5 and s.wrk_cpu < 0.5):
-            print(f"note: neither {label} ({fmt_pct(s.server_cpu)}) nor wrk "
-                  f"({fmt_pct(s.wrk_cpu)}) was busy: {label} was waiting "
-                  f"(e.g. a Nagle / delayed-ACK or TCP_CORK stall)")
+            print(
+                f"note: wrk used {fmt_pct(s.wrk_cpu)} of its CPU against {label}: "
+                f"the client may be what limits {label} here"
+            )
+        elif (
+            s.server_cpu is not None
+            and s.wrk_cpu is not None
+            and not s.disturbed
+            and s.server_cpu < 0.5
+            and s.wrk_cpu < 0.5
+        ):
+            print(
+                f"note: neither {label} ({fmt_pct(s.server_cpu)}) nor wrk "
+                f"({fmt_pct(s.wrk_cpu)}) was busy: {label} was waiting "
+                f"(e.g. a Nagle / delayed-ACK or TCP_CORK stall)"
+            )
     if sc.note:
         print(f"note: {sc.note}")
 
 
-def check(label: str, value: float | None, target: float, detail: str,
-          at_most: bool = False) -> str:
+def check(label: str, value: float | None, target: float, detail: str, at_most: bool = False) -> str:
     if value is None:
         return f"  n/a      {label}: {detail}"
     ok = value <= target if at_most else value >= target
     cmp = "<=" if at_most else ">="
-    return (f"  {'MET' if ok else 'NOT MET':<8} {label}: {value:.2f}x (target {cmp} "
-            f"{target:g}x; {detail})")
+    return f"  {'MET' if ok else 'NOT MET':<8} {label}: {value:.2f}x (target {cmp} {target:g}x; {detail})"
 
 
 def print_targets(all_sums: dict[str, dict[str, Summary]]) -> None:
@@ -444,8 +485,9 @@ def print_targets(all_sums: dict[str, dict[str, Summary]]) -> None:
             d = f"{' and '.join(missing)} not measured in {scen}"
         else:
             d = f"{srv.LABELS[me]} {a:.0f} vs {srv.LABELS[other]} {b:.0f} {unit}"
-        lines.append(check(f"{scen} {unit}: {srv.LABELS[me]} >= {target:g}x {srv.LABELS[other]}",
-                           ratio(a, b), target, d))
+        lines.append(
+            check(f"{scen} {unit}: {srv.LABELS[me]} >= {target:g}x {srv.LABELS[other]}", ratio(a, b), target, d)
+        )
 
     compare("small-keepalive", "reactor", "uvicorn", 1.5)
     compare("small-keepalive", "reactor", "ceiling", 0.3)
@@ -465,27 +507,23 @@ def print_targets(all_sums: dict[str, dict[str, Summary]]) -> None:
             d = f"reactor or nginx p99/p50 not measured in {scen}"
         else:
             d = f"reactor p99/p50 {a:.2f} vs nginx {b:.2f}"
-        lines.append(check(f"{scen} p99/p50 within 2x of nginx's", ratio(a, b), 2.0,
-                           d, at_most=True))
+        lines.append(check(f"{scen} p99/p50 within 2x of nginx's", ratio(a, b), 2.0, d, at_most=True))
     print("\n".join(lines))
 
 
 # --------------------------------------------------------------------------
 
+
 def parse_args(argv):
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--duration", type=float, default=None,
-                   help="seconds per wrk run (10; 2 with --quick)")
-    p.add_argument("--runs", type=int, default=None,
-                   help="runs per server per scenario (3; 1 with --quick)")
-    p.add_argument("--quick", action="store_true",
-                   help="smoke run: 1 run x 2 s, small-keepalive and file-10m")
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--duration", type=float, default=None, help="seconds per wrk run (10; 2 with --quick)")
+    p.add_argument("--runs", type=int, default=None, help="runs per server per scenario (3; 1 with --quick)")
+    p.add_argument("--quick", action="store_true", help="smoke run: 1 run x 2 s, small-keepalive and file-10m")
     p.add_argument("--big", action="store_true", help="add the 1 GiB file scenario")
-    p.add_argument("--servers", default=",".join(srv.ALL_SERVERS),
-                   help="comma-separated, from: " + ",".join(srv.ALL_SERVERS))
-    p.add_argument("--scenarios", default=None,
-                   help="comma-separated, from: " + ",".join(SCENARIOS))
+    p.add_argument(
+        "--servers", default=",".join(srv.ALL_SERVERS), help="comma-separated, from: " + ",".join(srv.ALL_SERVERS)
+    )
+    p.add_argument("--scenarios", default=None, help="comma-separated, from: " + ",".join(SCENARIOS))
     p.add_argument("--no-pin", action="store_true", help="do not use taskset")
     p.add_argument("--verbose", action="store_true", help="print every wrk output")
     args = p.parse_args(argv)
@@ -541,10 +579,11 @@ def main(argv=None) -> int:
     with srv.workspace() as tmp:
         docroot = srv.make_docroot(tmp, big=args.big)
         bench = Bench(args, tmp, docroot)
-        print(f"load benchmark: python {sys.version.split()[0]} ({sys.executable}), "
-              f"{os.cpu_count()} CPUs, {bench.pinning}")
-        print(f"scenarios: {', '.join(args.scenarios)}; {args.runs} run(s) x "
-              f"{args.duration}s per server, round-robin")
+        print(
+            f"load benchmark: python {sys.version.split()[0]} ({sys.executable}), "
+            f"{os.cpu_count()} CPUs, {bench.pinning}"
+        )
+        print(f"scenarios: {', '.join(args.scenarios)}; {args.runs} run(s) x {args.duration}s per server, round-robin")
         all_sums: dict[str, dict[str, Summary]] = {}
         try:
             bench.start_servers(args.servers)
@@ -564,12 +603,11 @@ def main(argv=None) -> int:
             print("\ninterrupted; stopping servers", file=sys.stderr)
             return 130
         finally:
-            ignore_signals()          # a second Ctrl-C must not cut the cleanup
+            ignore_signals()  # a second Ctrl-C must not cut the cleanup
             bench.stop_servers()
     print(f"\ndone in {time.monotonic() - started:.0f}s")
     if bench.failed:
-        print("servers that failed: " + ", ".join(
-            f"{srv.LABELS[n]} ({why})" for n, why in bench.failed.items()))
+        print("servers that failed: " + ", ".join(f"{srv.LABELS[n]} ({why})" for n, why in bench.failed.items()))
         return 1
     return 0
 

@@ -62,7 +62,7 @@ def ceiling(port: int, docroot: Path) -> None:
                 continue
             data = partial.pop(sock, b"") + data
             count = data.count(b"\r\n\r\n")
-            rest = data[data.rfind(b"\r\n\r\n") + 4:] if count else data
+            rest = data[data.rfind(b"\r\n\r\n") + 4 :] if count else data
             if rest:
                 partial[sock] = rest
             if not count:

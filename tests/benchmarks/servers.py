@@ -35,19 +35,43 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parent.parent
 
-ALL_SERVERS = ("reactor", "reactor-log", "ceiling", "uvicorn", "uvicorn-disk", "nginx",
-               "twisted", "waitress", "tornado", "granian", "httpserver")
-LABELS = {"reactor": "reactor", "reactor-log": "reactor+log", "ceiling": "ceiling",
-          "uvicorn": "uvicorn", "uvicorn-disk": "uvicorn-disk", "nginx": "nginx",
-          "twisted": "twisted", "waitress": "waitress", "tornado": "tornado",
-          "granian": "granian", "httpserver": "http.server"}
+ALL_SERVERS = (
+    "reactor",
+    "reactor-log",
+    "ceiling",
+    "uvicorn",
+    "uvicorn-disk",
+    "nginx",
+    "twisted",
+    "waitress",
+    "tornado",
+    "granian",
+    "httpserver",
+)
+LABELS = {
+    "reactor": "reactor",
+    "reactor-log": "reactor+log",
+    "ceiling": "ceiling",
+    "uvicorn": "uvicorn",
+    "uvicorn-disk": "uvicorn-disk",
+    "nginx": "nginx",
+    "twisted": "twisted",
+    "waitress": "waitress",
+    "tornado": "tornado",
+    "granian": "granian",
+    "httpserver": "http.server",
+}
 #: Servers that answer only the small file (canned bytes): left out of the other scenarios.
 SMALL_ONLY = frozenset({"ceiling"})
 #: The Python module each optional server needs, for the "not installed" note.
-MODULES = {"uvicorn": ("uvicorn", "httptools", "uvloop"),
-           "uvicorn-disk": ("uvicorn", "httptools", "uvloop"),
-           "twisted": ("twisted",), "waitress": ("waitress",), "tornado": ("tornado",),
-           "granian": ("granian",)}
+MODULES = {
+    "uvicorn": ("uvicorn", "httptools", "uvloop"),
+    "uvicorn-disk": ("uvicorn", "httptools", "uvloop"),
+    "twisted": ("twisted",),
+    "waitress": ("waitress",),
+    "tornado": ("tornado",),
+    "granian": ("granian",),
+}
 
 SMALL_NAME = "index.html"
 SMALL_SIZE = 1024
@@ -56,8 +80,8 @@ MEDIUM_SIZE = 10 * 1024 * 1024
 BIG_NAME = "1g.bin"
 BIG_SIZE = 1024 * 1024 * 1024
 
-START_TIMEOUT = 20.0   # seconds for a server to accept and answer
-STOP_TIMEOUT = 5.0     # seconds between SIGTERM and SIGKILL
+START_TIMEOUT = 20.0  # seconds for a server to accept and answer
+STOP_TIMEOUT = 5.0  # seconds between SIGTERM and SIGKILL
 
 
 class ServerError(Exception):
@@ -67,25 +91,25 @@ class ServerError(Exception):
 # --------------------------------------------------------------------------
 # document root
 
+
 def make_docroot(base: Path, big: bool = False) -> Path:
     """Create BASE/docroot with a 1 KiB index.html, a 10 MiB file and,
     if BIG, a sparse 1 GiB file. Readable by all (nginx workers may run
     as another user)."""
     root = base / "docroot"
     root.mkdir()
-    small = (b"<!doctype html><html><head><title>reactor bench</title></head>"
-             b"<body><p>")
+    small = b"<!doctype html><html><head><title>reactor bench</title></head><body><p>"
     small += b"x" * (SMALL_SIZE - len(small) - len(b"</p></body></html>\n"))
     small += b"</p></body></html>\n"
     assert len(small) == SMALL_SIZE
     (root / SMALL_NAME).write_bytes(small)
     # Non-constant content so nothing along the way can cheat on it.
-    block = bytes(range(256)) * 4096          # 1 MiB
+    block = bytes(range(256)) * 4096  # 1 MiB
     with open(root / MEDIUM_NAME, "wb") as f:
         for _ in range(MEDIUM_SIZE // len(block)):
             f.write(block)
     if big:
-        with open(root / BIG_NAME, "wb") as f:   # sparse: no disk used
+        with open(root / BIG_NAME, "wb") as f:  # sparse: no disk used
             f.truncate(BIG_SIZE)
         # Read it once so its pages are in the page cache before any server
         # runs: otherwise the first server to send it pays for filling it.
@@ -100,6 +124,7 @@ def make_docroot(base: Path, big: bool = False) -> Path:
 
 # --------------------------------------------------------------------------
 # processes
+
 
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -123,9 +148,13 @@ def pin_prefix(cpu: int | None) -> list[str]:
 
 def find_nginx() -> str | None:
     return shutil.which("nginx") or next(
-        (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx",
-                     "/usr/local/nginx/sbin/nginx") if os.access(p, os.X_OK)),
-        None)
+        (
+            p
+            for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/local/nginx/sbin/nginx")
+            if os.access(p, os.X_OK)
+        ),
+        None,
+    )
 
 
 def missing_reason(name: str) -> str | None:
@@ -136,8 +165,9 @@ def missing_reason(name: str) -> str | None:
     elif name in MODULES:
         missing = [m for m in MODULES[name] if importlib.util.find_spec(m) is None]
         if missing:
-            return (f"Python packages missing for {sys.executable}: "
-                    f"{', '.join(missing)} (pip install {' '.join(missing)})")
+            return (
+                f"Python packages missing for {sys.executable}: {', '.join(missing)} (pip install {' '.join(missing)})"
+            )
     elif name == "nginx":
         if not find_nginx():
             return "nginx not installed (bash tests/benchmarks/ensure_tools.sh)"
@@ -186,11 +216,12 @@ http {{
 @dataclass
 class Server:
     """One running server process (and its children)."""
+
     name: str
     port: int
     proc: subprocess.Popen
     log_path: Path
-    pid: int = 0                       # the process that serves (for RSS)
+    pid: int = 0  # the process that serves (for RSS)
     cmd: list[str] = field(default_factory=list)
 
     @property
@@ -245,9 +276,9 @@ def stop_servers(servers: list["Server"]) -> None:
     stop_process_groups([s.proc for s in servers])
 
 
-def build_command(name: str, port: int, docroot: Path, tmp: Path,
-                  idle_timeout: int | None = None,
-                  max_connections: int = 4096) -> tuple[list[str], dict, Path]:
+def build_command(
+    name: str, port: int, docroot: Path, tmp: Path, idle_timeout: int | None = None, max_connections: int = 4096
+) -> tuple[list[str], dict, Path]:
     """Command line, environment and working directory for server NAME.
     IDLE_TIMEOUT: keep-alive idle timeout in seconds, or None for each
     server's default (reactor 30 s, uvicorn 5 s, nginx 75 s)."""
@@ -255,10 +286,20 @@ def build_command(name: str, port: int, docroot: Path, tmp: Path,
     env = dict(os.environ)
     cwd = REPO_ROOT
     if name in ("reactor", "reactor-log"):
-        env["PYTHONPATH"] = os.pathsep.join(
-            [str(REPO_ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
-        cmd = [py, "-m", "reactor", "--host", "127.0.0.1", "--port", str(port),
-               "-d", str(docroot), "--log-level", "info" if name == "reactor-log" else "warning"]
+        env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+        cmd = [
+            py,
+            "-m",
+            "reactor",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "-d",
+            str(docroot),
+            "--log-level",
+            "info" if name == "reactor-log" else "warning",
+        ]
         if idle_timeout is not None:
             cmd += ["--keepalive-timeout", str(idle_timeout)]
     elif name in ("ceiling", "twisted", "waitress", "tornado"):
@@ -267,44 +308,88 @@ def build_command(name: str, port: int, docroot: Path, tmp: Path,
         env["BENCH_DOCROOT"] = str(docroot)
         cwd = HERE
         # Its own (Rust) static-file route serves the files; the ASGI app only answers misses.
-        cmd = [py, "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1",
-               "--port", str(port), "--workers", "1", "--runtime-threads", "1",
-               "--no-access-log", "--log-level", "warning",
-               "--static-path-route", "/", "--static-path-mount", str(docroot),
-               "asgi_app:app"]
+        cmd = [
+            py,
+            "-m",
+            "granian",
+            "--interface",
+            "asgi",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--runtime-threads",
+            "1",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+            "--static-path-route",
+            "/",
+            "--static-path-mount",
+            str(docroot),
+            "asgi_app:app",
+        ]
     elif name == "httpserver":
-        cmd = [py, "-m", "http.server", "--bind", "127.0.0.1", str(port),
-               "--directory", str(docroot)]
+        cmd = [py, "-m", "http.server", "--bind", "127.0.0.1", str(port), "--directory", str(docroot)]
     elif name in ("uvicorn", "uvicorn-disk"):
         env["BENCH_DOCROOT"] = str(docroot)
         if name == "uvicorn-disk":
             env["BENCH_FROM_DISK"] = "1"
         cwd = HERE
-        cmd = [py, "-m", "uvicorn", "asgi_app:app", "--app-dir", str(HERE),
-               "--host", "127.0.0.1", "--port", str(port),
-               "--loop", "uvloop", "--http", "httptools",
-               "--log-level", "warning", "--no-access-log", "--workers", "1"]
+        cmd = [
+            py,
+            "-m",
+            "uvicorn",
+            "asgi_app:app",
+            "--app-dir",
+            str(HERE),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
+            "--log-level",
+            "warning",
+            "--no-access-log",
+            "--workers",
+            "1",
+        ]
         if idle_timeout is not None:
             cmd += ["--timeout-keep-alive", str(idle_timeout)]
     elif name == "nginx":
         conf = tmp / "nginx.conf"
-        conf.write_text(NGINX_CONF.format(
-            tmp=tmp, port=port, docroot=docroot,
-            keepalive=75 if idle_timeout is None else idle_timeout,
-            # nginx closes idle keep-alive connections when fewer than 1/16
-            # of worker_connections are free: leave more than that spare.
-            connections=max_connections + max_connections // 8 + 512,
-            nofile=2 * max_connections + 2048))
-        cmd = [find_nginx() or "nginx", "-c", str(conf), "-p", str(tmp),
-               "-e", str(tmp / "nginx-error.log")]
+        conf.write_text(
+            NGINX_CONF.format(
+                tmp=tmp,
+                port=port,
+                docroot=docroot,
+                keepalive=75 if idle_timeout is None else idle_timeout,
+                # nginx closes idle keep-alive connections when fewer than 1/16
+                # of worker_connections are free: leave more than that spare.
+                connections=max_connections + max_connections // 8 + 512,
+                nofile=2 * max_connections + 2048,
+            )
+        )
+        cmd = [find_nginx() or "nginx", "-c", str(conf), "-p", str(tmp), "-e", str(tmp / "nginx-error.log")]
     else:
         raise ServerError(f"unknown server {name!r}")
     return cmd, env, cwd
 
 
-def start_server(name: str, docroot: Path, tmp: Path, cpu: int | None = None,
-                 extra_args: list[str] | None = None,
-                 idle_timeout: int | None = None, max_connections: int = 4096) -> Server:
+def start_server(
+    name: str,
+    docroot: Path,
+    tmp: Path,
+    cpu: int | None = None,
+    extra_args: list[str] | None = None,
+    idle_timeout: int | None = None,
+    max_connections: int = 4096,
+) -> Server:
     """Start NAME on a free loopback port, wait until it serves index.html
     (bounded by START_TIMEOUT) and find the PID that serves.
     Raises ServerError (after stopping the process) if it fails."""
@@ -312,15 +397,20 @@ def start_server(name: str, docroot: Path, tmp: Path, cpu: int | None = None,
     stmp = tmp / f"{name}-tmp"
     stmp.mkdir(exist_ok=True)
     stmp.chmod(0o755)
-    cmd, env, cwd = build_command(name, port, docroot, stmp,
-                                  idle_timeout, max_connections)
+    cmd, env, cwd = build_command(name, port, docroot, stmp, idle_timeout, max_connections)
     cmd = pin_prefix(cpu) + cmd + list(extra_args or [])
     log_path = tmp / f"{name}.log"
     log = open(log_path, "wb")
     try:
-        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-                                stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            cmd,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     except OSError as e:
         raise ServerError(f"{name}: cannot run {cmd[0]}: {e}") from e
     finally:
@@ -345,7 +435,8 @@ def wait_until_serving(server: Server, timeout: float) -> None:
             raise ServerError(
                 f"{server.label} exited with status {server.proc.returncode} "
                 f"before serving; command: {' '.join(server.cmd)}\n"
-                f"--- its output ---\n{server.log_tail()}")
+                f"--- its output ---\n{server.log_tail()}"
+            )
         try:
             status, body = http_get(server.port, "/" + SMALL_NAME, timeout=2.0)
         except OSError as e:
@@ -355,20 +446,21 @@ def wait_until_serving(server: Server, timeout: float) -> None:
                 return
             raise ServerError(
                 f"{server.label} answered GET /{SMALL_NAME} with status {status} "
-                f"and {len(body)} bytes (expected 200 and {SMALL_SIZE})")
-        time.sleep(delay)            # poll interval, not a wait for readiness
+                f"and {len(body)} bytes (expected 200 and {SMALL_SIZE})"
+            )
+        time.sleep(delay)  # poll interval, not a wait for readiness
         delay = min(delay * 2, 0.2)
-    raise ServerError(f"{server.label} did not serve on port {server.port} "
-                      f"within {timeout:.0f}s ({last_error})\n"
-                      f"--- its output ---\n{server.log_tail()}")
+    raise ServerError(
+        f"{server.label} did not serve on port {server.port} "
+        f"within {timeout:.0f}s ({last_error})\n"
+        f"--- its output ---\n{server.log_tail()}"
+    )
 
 
-def http_get(port: int, path: str, timeout: float = 5.0,
-             keep_alive: bool = False) -> tuple[int, bytes]:
+def http_get(port: int, path: str, timeout: float = 5.0, keep_alive: bool = False) -> tuple[int, bytes]:
     """Minimal blocking HTTP/1.1 GET on 127.0.0.1:PORT; returns (status, body)."""
     conn = "keep-alive" if keep_alive else "close"
-    req = (f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-           f"Connection: {conn}\r\n\r\n").encode()
+    req = (f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: {conn}\r\n\r\n").encode()
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
         s.sendall(req)
         return read_response(s)
@@ -398,7 +490,7 @@ def read_response(sock: socket.socket) -> tuple[int, bytes]:
             body += chunk
         return status, body
     if "chunked" in headers.get("transfer-encoding", "").lower():
-        while not body.endswith(b"0\r\n\r\n"):   # good enough for our files
+        while not body.endswith(b"0\r\n\r\n"):  # good enough for our files
             chunk = sock.recv(65536)
             if not chunk:
                 break
@@ -419,12 +511,13 @@ def dechunk(data: bytes) -> bytes:
         if size == 0:
             break
         out += data[:size]
-        data = data[size + 2:]
+        data = data[size + 2 :]
     return out
 
 
 # --------------------------------------------------------------------------
 # /proc helpers
+
 
 def read_rss(pid: int) -> int | None:
     """VmRSS of PID in bytes, from /proc/PID/status."""
@@ -528,6 +621,7 @@ def raise_nofile_limit(wanted: int | None = None) -> int:
     above the hard limit and we may, the hard limit too). Returns the new
     soft limit. Child processes (servers) inherit it."""
     import resource
+
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if wanted and hard != resource.RLIM_INFINITY and wanted > hard:
         with contextlib.suppress(ValueError, OSError):

@@ -85,8 +85,13 @@ class Report:
 
     @property
     def passed(self) -> bool:
-        return (self.fds_returned and self.rss_returned and not self.lost_uploads and not self.log_problems
-                and not self.unexpected)
+        return (
+            self.fds_returned
+            and self.rss_returned
+            and not self.lost_uploads
+            and not self.log_problems
+            and not self.unexpected
+        )
 
 
 # -- the server ------------------------------------------------------------------------------
@@ -115,7 +120,9 @@ class ServerProcess:
         self._log = open(log_path, "wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "reactor", "--port", "0", "-d", str(root), "--log-level", "warning"],
-            cwd=REPO, stdout=subprocess.DEVNULL, stderr=self._log,
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=self._log,
         )
         self.port = 0
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -158,8 +165,15 @@ class ServerProcess:
 class Client:
     """One load thread: a keep-alive connection and a random mix of actions."""
 
-    def __init__(self, port: int, files: Dict[str, bytes], seed: int, report: Report, lock: threading.Lock,
-                 stored: Dict[str, bytes]) -> None:
+    def __init__(
+        self,
+        port: int,
+        files: Dict[str, bytes],
+        seed: int,
+        report: Report,
+        lock: threading.Lock,
+        stored: Dict[str, bytes],
+    ) -> None:
         self.port = port
         self.host = "127.0.0.1:%d" % port
         self.files = files
@@ -172,8 +186,14 @@ class Client:
         self.etags: Dict[str, str] = {}
         self.n = 0
         self.actions: List[Tuple[int, Callable[[], None]]] = [
-            (30, self.get_small), (8, self.get_large), (8, self.get_range), (10, self.revalidate),
-            (8, self.get_gzip), (16, self.upload), (6, self.malformed), (6, self.abandon_request),
+            (30, self.get_small),
+            (8, self.get_large),
+            (8, self.get_range),
+            (10, self.revalidate),
+            (8, self.get_gzip),
+            (16, self.upload),
+            (6, self.malformed),
+            (6, self.abandon_request),
             (4, self.abandon_response),
         ]
 
@@ -190,8 +210,9 @@ class Client:
             if len(self.report.unexpected) < 50:
                 self.report.unexpected.append(what)
 
-    def request(self, method: str, path: str, body: Optional[bytes] = None,
-                headers: Optional[Dict[str, str]] = None) -> Tuple[int, Dict[str, str], bytes]:
+    def request(
+        self, method: str, path: str, body: Optional[bytes] = None, headers: Optional[Dict[str, str]] = None
+    ) -> Tuple[int, Dict[str, str], bytes]:
         for attempt in (1, 2):
             if self.conn is None:
                 self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
@@ -271,15 +292,17 @@ class Client:
 
     def malformed(self) -> None:
         host = self.host.encode()
-        raw = self.rng.choice([
-            b"GET / HTTP/1.1\r\nHost : " + host + b"\r\n\r\n",
-            b"GET / HTTP/1.1\r\nHost: " + host + b"\r\nX: a\x00b\r\n\r\n",
-            b"GET /\x7f HTTP/1.1\r\nHost: " + host + b"\r\n\r\n",
-            b"POST /upload HTTP/1.1\r\nHost: " + host + b"\r\nContent-Type: application/json\r\n"
-            b"Transfer-Encoding: chunked\r\n\r\n5 \r\n{\"a\":\r\n0\r\n\r\n",
-            b"GET / HTTP/1.1\r\nHost: " + host + b"\r\nX-Big: " + b"x" * 9000 + b"\r\n\r\n",
-            b"GET / HTTP/3.0\r\nHost: " + host + b"\r\n\r\n",
-        ])
+        raw = self.rng.choice(
+            [
+                b"GET / HTTP/1.1\r\nHost : " + host + b"\r\n\r\n",
+                b"GET / HTTP/1.1\r\nHost: " + host + b"\r\nX: a\x00b\r\n\r\n",
+                b"GET /\x7f HTTP/1.1\r\nHost: " + host + b"\r\n\r\n",
+                b"POST /upload HTTP/1.1\r\nHost: " + host + b"\r\nContent-Type: application/json\r\n"
+                b'Transfer-Encoding: chunked\r\n\r\n5 \r\n{"a":\r\n0\r\n\r\n',
+                b"GET / HTTP/1.1\r\nHost: " + host + b"\r\nX-Big: " + b"x" * 9000 + b"\r\n\r\n",
+                b"GET / HTTP/3.0\r\nHost: " + host + b"\r\n\r\n",
+            ]
+        )
         with self.raw() as sock:
             sock.sendall(raw)
             reply = b""
@@ -298,11 +321,13 @@ class Client:
 
     def abandon_request(self) -> None:
         host = self.host.encode()
-        raw = self.rng.choice([
-            b"GET /small.txt HTTP/1.1\r\nHost: " + host + b"\r\nAccept: */*\r\n",
-            b"POST /upload HTTP/1.1\r\nHost: " + host + b"\r\nContent-Type: application/json\r\n"
-            b"Content-Length: 5000\r\n\r\n{\"cut\": \"sho",
-        ])
+        raw = self.rng.choice(
+            [
+                b"GET /small.txt HTTP/1.1\r\nHost: " + host + b"\r\nAccept: */*\r\n",
+                b"POST /upload HTTP/1.1\r\nHost: " + host + b"\r\nContent-Type: application/json\r\n"
+                b'Content-Length: 5000\r\n\r\n{"cut": "sho',
+            ]
+        )
         sock = self.raw()
         sock.sendall(raw)
         if self.rng.random() < 0.5:
@@ -349,8 +374,9 @@ def mib(n: int) -> str:
     return "%.1f MiB" % (n / 2**20)
 
 
-def run(seconds: float, interval_s: float = 30.0, clients: int = 8, rss_slack_mib: float = 16.0,
-        out: TextIO = sys.stdout) -> Report:
+def run(
+    seconds: float, interval_s: float = 30.0, clients: int = 8, rss_slack_mib: float = 16.0, out: TextIO = sys.stdout
+) -> Report:
     """Soak a fresh server for ``seconds``; print a line every ``interval_s``; return the Report."""
     report = Report(rss_slack=int(rss_slack_mib * 2**20))
     lock = threading.Lock()
@@ -365,8 +391,11 @@ def run(seconds: float, interval_s: float = 30.0, clients: int = 8, rss_slack_mi
                 client.close()
             wait_settled(server, None)
             report.baseline_rss, report.baseline_fds = server.rss(), server.fds()
-            print("soak: %d clients for %.0f s against pid %d; baseline RSS %s, %d descriptors"
-                  % (clients, seconds, server.proc.pid, mib(report.baseline_rss), report.baseline_fds), file=out)
+            print(
+                "soak: %d clients for %.0f s against pid %d; baseline RSS %s, %d descriptors"
+                % (clients, seconds, server.proc.pid, mib(report.baseline_rss), report.baseline_fds),
+                file=out,
+            )
             stop = threading.Event()
             threads = [threading.Thread(target=client.run, args=(stop,), daemon=True) for client in load]
             started = time.monotonic()
@@ -392,8 +421,9 @@ def run(seconds: float, interval_s: float = 30.0, clients: int = 8, rss_slack_mi
                 path = root / "uploads" / name
                 if not path.is_file() or path.read_bytes() != data:
                     report.lost_uploads.append(name)
-            report.log_problems = [line for line in server.log_text().splitlines()
-                                   if "Traceback" in line or " ERROR " in line][:20]
+            report.log_problems = [
+                line for line in server.log_text().splitlines() if "Traceback" in line or " ERROR " in line
+            ][:20]
         finally:
             server.stop()
     print_summary(report, out)
@@ -407,8 +437,11 @@ def sample(server: ServerProcess, report: Report, started: float, out: TextIO) -
     report.peak_rss = max(report.peak_rss, rss)
     report.peak_fds = max(report.peak_fds, fds)
     requests = report.requests  # read without the lock: a progress line may be a request behind
-    print("  %6.0f s  %8d requests (%5.0f/s)  RSS %10s  %4d descriptors  %d unexpected"
-          % (elapsed, requests, requests / max(elapsed, 1e-9), mib(rss), fds, report.unexpected_count), file=out)
+    print(
+        "  %6.0f s  %8d requests (%5.0f/s)  RSS %10s  %4d descriptors  %d unexpected"
+        % (elapsed, requests, requests / max(elapsed, 1e-9), mib(rss), fds, report.unexpected_count),
+        file=out,
+    )
 
 
 def wait_settled(server: ServerProcess, baseline_fds: Optional[int]) -> Tuple[int, int]:
@@ -434,20 +467,37 @@ def wait_settled(server: ServerProcess, baseline_fds: Optional[int]) -> Tuple[in
 def print_summary(report: Report, out: TextIO) -> None:
     counts = ", ".join("%s %d" % item for item in sorted(report.counts.items()))
     print("soak: %d requests in %.0f s (%s)" % (report.requests, report.seconds, counts), file=out)
-    print("  descriptors: baseline %d, peak %d, after %d  %s"
-          % (report.baseline_fds, report.peak_fds, report.final_fds, "ok" if report.fds_returned else "LEAK"),
-          file=out)
-    print("  RSS: baseline %s, peak %s, after %s (slack %s)  %s"
-          % (mib(report.baseline_rss), mib(report.peak_rss), mib(report.final_rss), mib(report.rss_slack),
-             "ok" if report.rss_returned else "GREW"), file=out)
-    print("  uploads: %d answered 201, %d missing or different  %s"
-          % (report.uploads, len(report.lost_uploads), "ok" if not report.lost_uploads else "LOST"), file=out)
-    print("  server log: %d traceback/ERROR lines  %s"
-          % (len(report.log_problems), "ok" if not report.log_problems else "PROBLEMS"), file=out)
+    print(
+        "  descriptors: baseline %d, peak %d, after %d  %s"
+        % (report.baseline_fds, report.peak_fds, report.final_fds, "ok" if report.fds_returned else "LEAK"),
+        file=out,
+    )
+    print(
+        "  RSS: baseline %s, peak %s, after %s (slack %s)  %s"
+        % (
+            mib(report.baseline_rss),
+            mib(report.peak_rss),
+            mib(report.final_rss),
+            mib(report.rss_slack),
+            "ok" if report.rss_returned else "GREW",
+        ),
+        file=out,
+    )
+    print(
+        "  uploads: %d answered 201, %d missing or different  %s"
+        % (report.uploads, len(report.lost_uploads), "ok" if not report.lost_uploads else "LOST"),
+        file=out,
+    )
+    print(
+        "  server log: %d traceback/ERROR lines  %s"
+        % (len(report.log_problems), "ok" if not report.log_problems else "PROBLEMS"),
+        file=out,
+    )
     for line in report.log_problems[:5]:
         print("    " + line, file=out)
-    print("  unexpected answers: %d  %s" % (report.unexpected_count, "ok" if not report.unexpected else "WRONG"),
-          file=out)
+    print(
+        "  unexpected answers: %d  %s" % (report.unexpected_count, "ok" if not report.unexpected else "WRONG"), file=out
+    )
     for line in report.unexpected[:5]:
         print("    " + line, file=out)
     print("soak: %s" % ("PASS" if report.passed else "FAIL"), file=out)
@@ -458,8 +508,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--minutes", type=float, default=10.0, help="how long the load runs (default 10)")
     parser.add_argument("--interval", type=float, default=30.0, help="seconds between progress lines (default 30)")
     parser.add_argument("--clients", type=int, default=8, help="client threads (default 8)")
-    parser.add_argument("--rss-slack-mib", type=float, default=16.0,
-                        help="how far above the baseline RSS may end (default 16)")
+    parser.add_argument(
+        "--rss-slack-mib", type=float, default=16.0, help="how far above the baseline RSS may end (default 16)"
+    )
     args = parser.parse_args(argv)
     if not sys.platform.startswith("linux"):
         print("soak: needs /proc (Linux)", file=sys.stderr)

@@ -64,8 +64,9 @@ def https_ready(port: int, context: ssl.SSLContext, timeout_s: float = 20.0) -> 
     request = b"GET /index.html HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n\r\n" % port
     while time.monotonic() < deadline:
         try:
-            with context.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=2),
-                                     server_hostname="localhost") as sock:
+            with context.wrap_socket(
+                socket.create_connection(("127.0.0.1", port), timeout=2), server_hostname="localhost"
+            ) as sock:
                 sock.sendall(request)
                 data = b""
                 while True:
@@ -84,9 +85,11 @@ def https_ready(port: int, context: ssl.SSLContext, timeout_s: float = 20.0) -> 
 def wrk(port: int, path: str, connections: int, seconds: float, cpu: int | None) -> tuple[float, float]:
     """(requests/s, MiB/s) from one wrk run."""
     out = subprocess.run(
-        srv.pin_prefix(cpu) + ["wrk", "-t1", "-c%d" % connections, "-d%gs" % seconds,
-                               "https://localhost:%d%s" % (port, path)],
-        capture_output=True, text=True, timeout=seconds + 60,
+        srv.pin_prefix(cpu)
+        + ["wrk", "-t1", "-c%d" % connections, "-d%gs" % seconds, "https://localhost:%d%s" % (port, path)],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
     ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     transfer = re.search(r"Transfer/sec:\s+([\d.]+)(\w+)", out)
@@ -129,8 +132,15 @@ def main(argv: list[str] | None = None) -> int:
                 stmp.chmod(0o755)
                 cmd, env, cwd = command(name, port, docroot, stmp, cert, key)
                 log = open(stmp / "log", "wb")
-                proc = subprocess.Popen(srv.pin_prefix(server_cpu) + cmd, cwd=cwd, env=env, stdout=log,
-                                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+                proc = subprocess.Popen(
+                    srv.pin_prefix(server_cpu) + cmd,
+                    cwd=cwd,
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
                 try:
                     if not https_ready(port, client):
                         print("%s did not serve over TLS:\n%s" % (name, (stmp / "log").read_text()[-2000:]))
@@ -140,13 +150,18 @@ def main(argv: list[str] | None = None) -> int:
                 finally:
                     srv.stop_process_groups([proc])
                     log.close()
-    print("\nHTTPS, %d run(s) x %g s, servers on CPU %s, wrk on CPU %s; medians\n" % (
-        args.runs, args.duration, server_cpu, wrk_cpu))
+    print(
+        "\nHTTPS, %d run(s) x %g s, servers on CPU %s, wrk on CPU %s; medians\n"
+        % (args.runs, args.duration, server_cpu, wrk_cpu)
+    )
     for scenario in SCENARIOS:
         print("| %s | req/s | MiB/s | reactor is |" % scenario)
         print("|---|---|---|---|")
-        medians = {n: (statistics.median(r for r, _ in v), statistics.median(m for _, m in v))
-                   for n, v in results[scenario].items() if v}
+        medians = {
+            n: (statistics.median(r for r, _ in v), statistics.median(m for _, m in v))
+            for n, v in results[scenario].items()
+            if v
+        }
         for name, (rps, mibs) in medians.items():
             ratio = medians["reactor"][0] / rps if "reactor" in medians and rps else float("nan")
             print("| %s | %.0f | %.1f | %s |" % (name, rps, mibs, "" if name == "reactor" else "%.2fx" % ratio))
@@ -155,7 +170,10 @@ def main(argv: list[str] | None = None) -> int:
     big = {n: statistics.median(m for _, m in v) for n, v in results["tls-file-10m"].items() if v}
     if "reactor" in small and "uvicorn" in small:
         ratio = small["reactor"] / small["uvicorn"]
-        print("target: small keep-alive over TLS >= 1.2x uvicorn: %.2fx %s" % (ratio, "MET" if ratio >= 1.2 else "NOT MET"))
+        print(
+            "target: small keep-alive over TLS >= 1.2x uvicorn: %.2fx %s"
+            % (ratio, "MET" if ratio >= 1.2 else "NOT MET")
+        )
     if "reactor" in big and "nginx" in big:
         ratio = big["reactor"] / big["nginx"]
         print("target: 10 MiB over TLS >= 0.7x nginx: %.2fx %s" % (ratio, "MET" if ratio >= 0.7 else "NOT MET"))

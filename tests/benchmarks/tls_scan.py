@@ -19,8 +19,20 @@ import sys
 import tempfile
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SCANS = ["--sslv2", "--sslv3", "--tlsv1", "--tlsv1_1", "--tlsv1_2", "--tlsv1_3", "--compression", "--reneg",
-         "--heartbleed", "--robot", "--fallback", "--elliptic_curves"]
+SCANS = [
+    "--sslv2",
+    "--sslv3",
+    "--tlsv1",
+    "--tlsv1_1",
+    "--tlsv1_2",
+    "--tlsv1_3",
+    "--compression",
+    "--reneg",
+    "--heartbleed",
+    "--robot",
+    "--fallback",
+    "--elliptic_curves",
+]
 
 
 def main() -> int:
@@ -34,8 +46,21 @@ def main() -> int:
         issued.private_key_and_cert_chain_pem.write_to_path(cert)
         issued.private_key_pem.write_to_path(key)
         server = subprocess.Popen(
-            [sys.executable, "-m", "reactor", "--port", "0", "--log-level", "warning", "--tls-cert", cert,
-             "--tls-key", key], cwd=REPO, stderr=subprocess.PIPE,
+            [
+                sys.executable,
+                "-m",
+                "reactor",
+                "--port",
+                "0",
+                "--log-level",
+                "warning",
+                "--tls-cert",
+                cert,
+                "--tls-key",
+                key,
+            ],
+            cwd=REPO,
+            stderr=subprocess.PIPE,
         )
         try:
             assert server.stderr is not None
@@ -45,8 +70,12 @@ def main() -> int:
                 print("the server did not start: %s" % line, file=sys.stderr)
                 return 1
             out = os.path.join(folder, "scan.json")
-            subprocess.run([sslyze, *SCANS, "--json_out", out, "127.0.0.1:%s" % match.group(1)],
-                           check=False, stdout=subprocess.DEVNULL, timeout=300)
+            subprocess.run(
+                [sslyze, *SCANS, "--json_out", out, "127.0.0.1:%s" % match.group(1)],
+                check=False,
+                stdout=subprocess.DEVNULL,
+                timeout=300,
+            )
             with open(out) as file:
                 report = json.load(file)
         finally:
@@ -55,9 +84,14 @@ def main() -> int:
     result = report["server_scan_results"][0]["scan_result"]
     weak = []
     print("| check | result |\n|---|---|")
-    for name, label in [("ssl_2_0_cipher_suites", "SSL 2.0"), ("ssl_3_0_cipher_suites", "SSL 3.0"),
-                        ("tls_1_0_cipher_suites", "TLS 1.0"), ("tls_1_1_cipher_suites", "TLS 1.1"),
-                        ("tls_1_2_cipher_suites", "TLS 1.2"), ("tls_1_3_cipher_suites", "TLS 1.3")]:
+    for name, label in [
+        ("ssl_2_0_cipher_suites", "SSL 2.0"),
+        ("ssl_3_0_cipher_suites", "SSL 3.0"),
+        ("tls_1_0_cipher_suites", "TLS 1.0"),
+        ("tls_1_1_cipher_suites", "TLS 1.1"),
+        ("tls_1_2_cipher_suites", "TLS 1.2"),
+        ("tls_1_3_cipher_suites", "TLS 1.3"),
+    ]:
         suites = [s["cipher_suite"]["name"] for s in result[name]["result"]["accepted_cipher_suites"]]
         print("| %s | %s |" % (label, ", ".join(suites) if suites else "refused"))
         if suites and label in ("SSL 2.0", "SSL 3.0", "TLS 1.0", "TLS 1.1"):
@@ -69,8 +103,10 @@ def main() -> int:
     fallback = result["tls_fallback_scsv"]["result"]["supports_fallback_scsv"]
     curves = [c["name"] for c in (result["elliptic_curves"]["result"]["supported_curves"] or [])]
     print("| compression | %s |" % ("supported" if compression else "off"))
-    print("| client-initiated renegotiation | %s |" % (
-        "accepted" if reneg["is_vulnerable_to_client_renegotiation_dos"] else "refused"))
+    print(
+        "| client-initiated renegotiation | %s |"
+        % ("accepted" if reneg["is_vulnerable_to_client_renegotiation_dos"] else "refused")
+    )
     print("| secure renegotiation | %s |" % ("supported" if reneg["supports_secure_renegotiation"] else "not offered"))
     print("| Heartbleed | %s |" % ("VULNERABLE" if heartbleed else "not vulnerable"))
     print("| ROBOT | %s |" % robot)

@@ -128,9 +128,27 @@ def pin(cpu: "int | None") -> List[str]:
 
 def measure(workers: int, scenario: str, args: argparse.Namespace, root: Path) -> dict:
     server = subprocess.Popen(
-        pin(args.server_cpu) + [sys.executable, "-m", "reactor", "--port", "0", "--workers", str(workers), "-d", str(root),
-         "--log-level", "warning", "--status-path", "/_status", "--worker-timeout", "2"],
-        cwd=REPO, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
+        pin(args.server_cpu)
+        + [
+            sys.executable,
+            "-m",
+            "reactor",
+            "--port",
+            "0",
+            "--workers",
+            str(workers),
+            "-d",
+            str(root),
+            "--log-level",
+            "warning",
+            "--status-path",
+            "/_status",
+            "--worker-timeout",
+            "2",
+        ],
+        cwd=REPO,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
     )
     try:
         output = b""
@@ -146,9 +164,19 @@ def measure(workers: int, scenario: str, args: argparse.Namespace, root: Path) -
         before_cpu = sum(cpu_s(pid) for pid in pids)
         before_supervisor = cpu_s(server.pid)
         client = subprocess.run(
-            pin(args.client_cpu) + [sys.executable, __file__, "--client", str(port), str(args.connections), str(args.duration),
-             "1" if scenario == "close" else "0"],
-            capture_output=True, timeout=args.duration + 60, check=True,
+            pin(args.client_cpu)
+            + [
+                sys.executable,
+                __file__,
+                "--client",
+                str(port),
+                str(args.connections),
+                str(args.duration),
+                "1" if scenario == "close" else "0",
+            ],
+            capture_output=True,
+            timeout=args.duration + 60,
+            check=True,
         )
         used_cpu = sum(cpu_s(pid) for pid in pids) - before_cpu
         supervisor_cpu = cpu_s(server.pid) - before_supervisor if workers > 1 else 0.0
@@ -157,8 +185,13 @@ def measure(workers: int, scenario: str, args: argparse.Namespace, root: Path) -
         after_requests = worker_requests(port)
         per_worker = sorted(after_requests[pid] - before_requests.get(pid, 0) for pid in after_requests)
         return {
-            "requests": requests, "errors": errors, "cpu_s": used_cpu, "per_cpu_s": requests / used_cpu,
-            "rps": requests / args.duration, "per_worker": per_worker, "supervisor_cpu_s": supervisor_cpu,
+            "requests": requests,
+            "errors": errors,
+            "cpu_s": used_cpu,
+            "per_cpu_s": requests / used_cpu,
+            "rps": requests / args.duration,
+            "per_worker": per_worker,
+            "supervisor_cpu_s": supervisor_cpu,
         }
     finally:
         server.terminate()
@@ -177,8 +210,11 @@ def main(argv: "List[str] | None" = None) -> int:
     parser.add_argument("--rounds", type=int, default=2, help="1 and 2 workers take turns this many times")
     parser.add_argument("--connections", type=int, default=16, help="client threads (one connection each)")
     parser.add_argument("--scenarios", default="keepalive,close")
-    parser.add_argument("--no-pin", action="store_true",
-                        help="do not pin the server's processes to the first CPU and the client to the last")
+    parser.add_argument(
+        "--no-pin",
+        action="store_true",
+        help="do not pin the server's processes to the first CPU and the client to the last",
+    )
     args = parser.parse_args(argv)
     cpus = sorted(os.sched_getaffinity(0))
     args.server_cpu = args.client_cpu = None
@@ -189,24 +225,44 @@ def main(argv: "List[str] | None" = None) -> int:
     try:
         root = tmp / "site"
         shutil.copytree(REPO / "resources", root, ignore=shutil.ignore_patterns("upload_*.json"))
-        print("%d CPUs; server on CPU %s, client on CPU %s; %d client threads; %d round(s) of %g s each\n" % (
-            os.cpu_count() or 1, args.server_cpu, args.client_cpu, args.connections, args.rounds, args.duration))
+        print(
+            "%d CPUs; server on CPU %s, client on CPU %s; %d client threads; %d round(s) of %g s each\n"
+            % (os.cpu_count() or 1, args.server_cpu, args.client_cpu, args.connections, args.rounds, args.duration)
+        )
         for scenario in args.scenarios.split(","):
             results: Dict[int, List[dict]] = {1: [], 2: []}
             for _ in range(args.rounds):
                 for workers in (1, 2):
                     result = measure(workers, scenario, args, root)
                     results[workers].append(result)
-                    print("%-9s workers=%d  %6.0f req/s  %5.2f server CPU-s (supervisor %.2f)  %6.0f req/CPU-s  "
-                          "errors %d  per worker %s" % (
-                              scenario, workers, result["rps"], result["cpu_s"], result["supervisor_cpu_s"],
-                              result["per_cpu_s"], result["errors"], result["per_worker"]))
+                    print(
+                        "%-9s workers=%d  %6.0f req/s  %5.2f server CPU-s (supervisor %.2f)  %6.0f req/CPU-s  "
+                        "errors %d  per worker %s"
+                        % (
+                            scenario,
+                            workers,
+                            result["rps"],
+                            result["cpu_s"],
+                            result["supervisor_cpu_s"],
+                            result["per_cpu_s"],
+                            result["errors"],
+                            result["per_worker"],
+                        )
+                    )
             efficiency = [sum(r["requests"] for r in results[w]) / sum(r["cpu_s"] for r in results[w]) for w in (1, 2)]
             ratio = efficiency[1] / efficiency[0]
             spread = max(max(r["per_worker"]) / max(1, min(r["per_worker"])) for r in results[2])
-            verdicts.append("%-9s req/CPU-s 2 vs 1 workers: %.3fx (target >= 0.95: %s); worst max/min share "
-                            "%.2f (target <= 1.3: %s)" % (scenario, ratio, "MET" if ratio >= 0.95 else "NOT MET",
-                                                           spread, "MET" if spread <= 1.3 else "NOT MET"))
+            verdicts.append(
+                "%-9s req/CPU-s 2 vs 1 workers: %.3fx (target >= 0.95: %s); worst max/min share "
+                "%.2f (target <= 1.3: %s)"
+                % (
+                    scenario,
+                    ratio,
+                    "MET" if ratio >= 0.95 else "NOT MET",
+                    spread,
+                    "MET" if spread <= 1.3 else "NOT MET",
+                )
+            )
             print()
         print("\n".join(verdicts))
     finally:
