@@ -15,7 +15,8 @@ import re
 
 # tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." / "^" / "_" / "`" / "|" / "~"
 #       / DIGIT / ALPHA                                                  (RFC 9110 §5.6.2)
-_TCHAR = r"[-!#$%&'*+.^_`|~0-9A-Za-z]"
+TCHAR = r"[-!#$%&'*+.^_`|~0-9A-Za-z]"  #: the one copy; other modules build their patterns from it
+_TCHAR = TCHAR
 TOKEN = re.compile(_TCHAR + r"+")
 
 # VCHAR = %x21-7E (RFC 5234); obs-text = %x80-FF (RFC 9110 §5.6.4)

@@ -20,6 +20,7 @@ from typing import List, Mapping, NoReturn, Optional, Sequence
 
 from reactor import __version__
 from reactor import log as logmod
+from reactor.abnf import TCHAR
 from reactor.config import DEFAULT_ROOT_NAME, Config, default_max_connections, default_root
 from reactor.handlers import compress
 from reactor.scoreboard import MAX_WORKERS
@@ -84,7 +85,7 @@ def _status_path(text: str) -> str:
 
 
 # field-name = token (RFC 9110 §5.1); field-value: visible characters, SP and HTAB (§5.5)
-_FIELD_NAME = re.compile(r"[-!#$%&'*+.^_`|~0-9A-Za-z]+")
+_FIELD_NAME = re.compile(TCHAR + "+")
 _FIELD_VALUE = re.compile(r"[\x21-\x7e\x80-\xff]+(?:[ \t]+[\x21-\x7e\x80-\xff]+)*")
 #: Fields the server computes for each response; a fixed --header copy would contradict it.
 _SERVER_FIELDS = frozenset(

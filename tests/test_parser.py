@@ -339,3 +339,15 @@ def test_empty_lines_then_end_of_stream_is_a_clean_close():
     parser.feed(b"\r\n\r\n")
     parser.feed(b"")
     assert parser.next_event() == EndOfStream()
+
+
+def test_the_tchar_pattern_is_defined_once():
+    """Every token pattern (field names, codings, range units) is built from abnf.TCHAR."""
+    from pathlib import Path
+
+    import reactor
+
+    tchar = "-!#$%&'*+.^_`|~0-9A-Za-z"
+    sources = sorted(Path(reactor.__file__).parent.rglob("*.py"))
+    holders = [path.name for path in sources if tchar in path.read_text(encoding="utf-8")]
+    assert holders == ["abnf.py"], holders

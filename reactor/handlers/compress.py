@@ -23,6 +23,8 @@ import re
 import zlib
 from typing import Dict, Optional, Tuple
 
+from reactor.abnf import TCHAR
+
 GZIP_LEVEL = 6  # zlib's default: most of level 9's gain at a fraction of its time
 #: Files smaller than this are sent unencoded: gzip's header and trailer eat the gain.
 MIN_COMPRESS_BYTES = 1024
@@ -33,7 +35,7 @@ _READ_BYTES = 256 * 1024
 _GZIP_WBITS = 16 + zlib.MAX_WBITS  # zlib's gzip container (RFC 1952)
 
 # codings = content-coding / "identity" / "*"; weight = OWS ";" OWS "q=" qvalue (§12.4.2)
-_ELEMENT = re.compile(r"[ \t]*([-!#$%&'*+.^_`|~0-9A-Za-z]+)[ \t]*(?:;[ \t]*[qQ]=([0-9](?:\.[0-9]{0,3})?))?[ \t]*")
+_ELEMENT = re.compile(r"[ \t]*(" + TCHAR + r"+)[ \t]*(?:;[ \t]*[qQ]=([0-9](?:\.[0-9]{0,3})?))?[ \t]*")
 _memo: Dict[str, Tuple[bool, bool]] = {}
 _MEMO_ENTRIES = 128
 

@@ -14,13 +14,14 @@ from __future__ import annotations
 import re
 from typing import Optional
 
+from reactor.abnf import TCHAR
 from reactor.events import RequestHead
 from reactor.response import Response
 
 METHODS = "GET, HEAD, POST, OPTIONS"
 MAX_AGE_S = 600
 # #field-name: tokens separated by commas and OWS (RFC 9110 §5.1, §5.6.1)
-_FIELD_NAMES = re.compile(r"[ \t]*[-!#$%&'*+.^_`|~0-9A-Za-z]+(?:[ \t]*,[ \t]*[-!#$%&'*+.^_`|~0-9A-Za-z]+)*[ \t]*")
+_FIELD_NAMES = re.compile(r"[ \t]*" + TCHAR + r"+(?:[ \t]*,[ \t]*" + TCHAR + r"+)*[ \t]*")
 
 
 def preflight(head: RequestHead) -> Optional[Response]:

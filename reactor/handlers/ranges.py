@@ -26,6 +26,8 @@ import re
 import secrets
 from typing import Callable, List, Optional, Tuple
 
+from reactor.abnf import TCHAR
+
 Ranges = List[Tuple[int, int]]
 
 #: More range-specs than this in one request and the field is ignored (200).
@@ -34,7 +36,7 @@ MAX_RANGES = 64
 MULTIPART_MAX_BYTES = 1024 * 1024
 
 # ranges-specifier = range-unit "=" range-set; range-set = 1#range-spec  (§14.1.1)
-_RANGES_SPECIFIER = re.compile(r"([-!#$%&'*+.^_`|~0-9A-Za-z]+)=(.*)", re.DOTALL)
+_RANGES_SPECIFIER = re.compile(r"(" + TCHAR + r"+)=(.*)", re.DOTALL)
 # range-spec = int-range / suffix-range; int-range = first-pos "-" [ last-pos ];
 # suffix-range = "-" suffix-length; each element with OWS, then a comma or the end.
 _RANGE_SPEC = re.compile(r"[ \t]*(?:([0-9]+)-([0-9]*)|-([0-9]+))?[ \t]*(?:,|\Z)")
