@@ -383,7 +383,7 @@ class Transport:
             return
         if self.tracer:
             self.tracer.recv(self, len(data))
-        self._deliver(data)
+        self._received(data)
 
     def _deliver(self, data: bytes) -> None:
         protocol = self.protocol
@@ -392,6 +392,9 @@ class Transport:
             protocol.data_received(data)
         else:
             protocol.eof_received()
+
+    #: What to do with bytes from the socket: plain TCP hands them straight up; TLS decrypts.
+    _received = _deliver
 
     def _lost(self, exc: BaseException) -> None:
         """The socket failed: close, then tell the exchange (once)."""
@@ -620,16 +623,8 @@ class TLSTransport(Transport):
             except OSError:
                 pass
 
-    def _on_readable(self) -> None:
-        try:
-            data = self.sock.recv(RECV_BYTES)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError as exc:
-            self._lost(exc)
-            return
-        if self.tracer:
-            self.tracer.recv(self, len(data))
+    def _received(self, data: bytes) -> None:
+        """Ciphertext from the socket: the handshake, then records decrypted and handed up."""
         if self._first and data:
             self._first = False
             if data[0] != 0x16:  # not a handshake record: RFC 8446 §5.1
