@@ -22,61 +22,17 @@ import http.client
 import json
 import os
 import re
-import select
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from typing import List, Tuple
 
 import docgen
+import trace_lab
 
 PATHS = ("/", "/sample.txt")
-_PORT = re.compile(r"http://127\.0\.0\.1:(\d+)/")
 _TRACE = re.compile(r"^ *\d+\.\d{3} (#\d+|--) ")
 _ACCESS = re.compile(r'^\S+ - - \[[^]]+\] "')
-
-
-class _Server:
-    """``python -m reactor --trace`` in a child process; stderr collected as it comes."""
-
-    def __init__(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "reactor", "--port", "0", "--trace", "--status-path", "/_status"],
-            cwd=str(docgen.REPO),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        self.err = b""
-        match = self.wait_for(_PORT)
-        self.port = int(match.group(1))
-
-    def wait_for(self, pattern: "re.Pattern[str]", timeout_s: float = 10.0) -> "re.Match[str]":
-        """Read stderr until ``pattern`` matches it (bounded); raise TimeoutError if not."""
-        deadline = time.monotonic() + timeout_s
-        assert self.proc.stderr is not None
-        while True:
-            match = pattern.search(self.err.decode("utf-8", "replace"))
-            if match:
-                return match
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or self.proc.poll() is not None:
-                raise TimeoutError("server output never matched %r:\n%s" % (pattern.pattern, self.err.decode()))
-            ready, _, _ = select.select([self.proc.stderr], [], [], remaining)
-            if ready:
-                self.err += os.read(self.proc.stderr.fileno(), 65536)
-
-    def stop(self) -> str:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            _out, rest = self.proc.communicate(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            _out, rest = self.proc.communicate()
-        self.err += rest or b""
-        return self.err.decode("utf-8", "replace")
 
 
 def _two_requests(port: int) -> str:
@@ -108,7 +64,7 @@ def _status(port: int) -> dict:
 
 def capture() -> Tuple[List[str], dict]:
     """(the trace and access-log lines of connection #1, the status JSON afterwards)."""
-    server = _Server()
+    server = trace_lab.Server(["--status-path", "/_status"])  # the lab's child process, one copy of it
     try:
         _two_requests(server.port)
         server.wait_for(re.compile(r"#1 state \S+ -> closed"))
