@@ -32,6 +32,38 @@ def document(size: int) -> bytes:
     return json.dumps({"x": "a" * (size - 9)}).encode()
 
 
+def upload_at_once(ports, size: int):
+    """POST one ``size``-byte document to each port in ``ports``, all released together.
+
+    Returns the statuses (or the client's error, shown by the assertion instead of lost).
+    """
+    statuses = []
+    lock = threading.Lock()
+    start = threading.Barrier(len(ports))
+
+    def one(port: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        try:
+            start.wait(30)
+            conn.request("POST", "/upload", body=document(size), headers={"Content-Type": "application/json"})
+            response = conn.getresponse()
+            response.read()
+            outcome = response.status
+        except OSError as exc:
+            outcome = repr(exc)
+        finally:
+            conn.close()
+        with lock:
+            statuses.append(outcome)
+
+    threads = [threading.Thread(target=one, args=(port,)) for port in ports]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    return statuses
+
+
 def test_no_uploads_is_read_only(make_server, site):
     shutil.rmtree(site / UPLOADS_DIR)
     server = make_server(uploads=False)
@@ -67,30 +99,7 @@ def test_quota_refuses_by_content_length_before_the_body(make_server, raw_to):
 def test_concurrent_uploads_never_pass_the_quota(make_server):
     size, fits = 1000, 5
     server = make_server(max_uploads_bytes=size * fits, pool_size=4)
-    statuses = []
-    lock = threading.Lock()
-    start = threading.Barrier(12)
-
-    def one() -> None:
-        conn = http.client.HTTPConnection(server.host, server.port, timeout=30)
-        try:
-            start.wait(30)
-            conn.request("POST", "/upload", body=document(size), headers={"Content-Type": "application/json"})
-            response = conn.getresponse()
-            response.read()
-            outcome = response.status
-        except OSError as exc:  # shown in the assertion below rather than lost with the thread
-            outcome = repr(exc)
-        finally:
-            conn.close()
-        with lock:
-            statuses.append(outcome)
-
-    threads = [threading.Thread(target=one) for _ in range(12)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
+    statuses = upload_at_once([server.port] * 12, size)
     assert sorted(statuses) == [201] * fits + [507] * (12 - fits)
     files = [server.root / UPLOADS_DIR / name for name in stored(server)]
     assert len(files) == fits and sum(f.stat().st_size for f in files) == size * fits
@@ -123,30 +132,7 @@ def test_two_servers_on_one_folder_share_the_quota(make_server, site):
     directory and the sum of what it holds keep the limit between them too."""
     size, fits = 1000, 5
     servers = [make_server(root=site, max_uploads_bytes=size * fits, pool_size=3) for _ in range(2)]
-    statuses = []
-    lock = threading.Lock()
-    start = threading.Barrier(12)
-
-    def one(server) -> None:
-        conn = http.client.HTTPConnection(server.host, server.port, timeout=30)
-        try:
-            start.wait(30)
-            conn.request("POST", "/upload", body=document(size), headers={"Content-Type": "application/json"})
-            response = conn.getresponse()
-            response.read()
-            outcome = response.status
-        except OSError as exc:  # shown in the assertion below rather than lost with the thread
-            outcome = repr(exc)
-        finally:
-            conn.close()
-        with lock:
-            statuses.append(outcome)
-
-    threads = [threading.Thread(target=one, args=(servers[n % 2],)) for n in range(12)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
+    statuses = upload_at_once([servers[n % 2].port for n in range(12)], size)
     assert sorted(statuses) == [201] * fits + [507] * (12 - fits)
     assert len(stored(servers[0])) == fits
 
@@ -198,30 +184,7 @@ def test_worker_processes_share_the_quota(run_cli, site):
         "warning",
     )
     assert cli.port, cli.output
-    statuses = []
-    lock = threading.Lock()
-    start = threading.Barrier(10)
-
-    def one() -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", cli.port, timeout=30)
-        try:
-            start.wait(30)
-            conn.request("POST", "/upload", body=document(size), headers={"Content-Type": "application/json"})
-            response = conn.getresponse()
-            response.read()
-            outcome = response.status
-        except OSError as exc:  # shown in the assertion below rather than lost with the thread
-            outcome = repr(exc)
-        finally:
-            conn.close()
-        with lock:
-            statuses.append(outcome)
-
-    threads = [threading.Thread(target=one) for _ in range(10)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
+    statuses = upload_at_once([cli.port] * 10, size)
     assert sorted(statuses) == [201] * fits + [507] * (10 - fits)
     names = [p for p in (site / UPLOADS_DIR).iterdir() if p.name.startswith("upload_")]
     assert len(names) == fits and sum(p.stat().st_size for p in names) == size * fits
