@@ -623,7 +623,7 @@ class Connection:
         self.set_state(_RESPONDING)
 
         def done(future: "concurrent.futures.Future[Any]") -> None:
-            stale = self.state is not _RESPONDING or self.request is not request
+            stale = not self._awaits(request)
             if self.tracer:
                 self.tracer.pool_result(self, job, future, stale)
             if stale:
@@ -650,6 +650,10 @@ class Connection:
         if not self.ctx.pool.submit(job, args, done):
             self.respond(Response.error(503, _BUSY, [("Retry-After", "1")]))
 
+    def _awaits(self, request: Optional[Request]) -> bool:
+        """True while the connection is RESPONDING for ``request``: an answer for it is not stale."""
+        return self.state is _RESPONDING and self.request is request
+
     def respond_when(self, wait: Callable[[Callable[[Response], None]], None]) -> None:
         """Wait in RESPONDING for a response that comes from elsewhere than the pool bridge.
 
@@ -664,11 +668,8 @@ class Connection:
         waiting = False  # True once wait() has returned: then answer() must advance the machine
 
         def answer(response: Response) -> None:
-            if self.state is not _RESPONDING or self.request is not request:
-                if response.file is not None:
-                    response.file.close()
-                if response.stream is not None:
-                    response.stream.close()
+            if not self._awaits(request):
+                response.release()
                 return
             try:
                 self.respond(response)
@@ -688,10 +689,7 @@ class Connection:
         A response to HEAD never carries content (RFC 9110 §9.3.2), errors included.
         """
         if self.state is _CLOSED:
-            if response.file is not None:
-                response.file.close()
-            if response.stream is not None:
-                response.stream.close()
+            response.release()
             return
         request = self.request
         if request is None:  # an error before any request-line arrived

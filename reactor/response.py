@@ -111,6 +111,13 @@ class Response:
         self.stream = stream
         self.close = close
 
+    def release(self) -> None:
+        """Close the file or stream body of a response that will not be sent."""
+        if self.file is not None:
+            self.file.close()
+        if self.stream is not None:
+            self.stream.close()
+
     @property
     def content_length(self) -> int:
         return self.file.remaining if self.file is not None else len(self.body)
