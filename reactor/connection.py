@@ -23,10 +23,12 @@ selector interest. A buffer that holds several pipelined requests is answered re
 by request within one pass, in order, because the parser pauses after each request
 until its response has been handed to the kernel.
 
-Timeouts use one timer per connection and a ``deadline`` attribute. Extending the
-deadline (on every body read) is a plain assignment; when the timer fires early it
-re-arms itself at the new deadline. That keeps the timer heap small and the per-read
-cost O(1).
+Timeouts use one timer per connection and a ``deadline`` attribute. A change of state
+only sets the deadline (a plain assignment, from the loop's time of the pass); the
+timer is settled once, when the pass ends and the connection waits, and is moved only
+if it would fire too late. A timer that fires early re-arms itself at the deadline.
+So a keep-alive request that arrives whole and is answered in one pass touches the
+timer heap not at all, and extending the deadline on every body read is O(1).
 """
 
 from __future__ import annotations
@@ -368,6 +370,7 @@ class Connection:
         self.transport.start(self)
         if self.state is _HANDSHAKING:  # not ready at once: a TLS handshake has begun
             self._arm(self.ctx.config.tls_handshake_timeout_s)
+            self._settle_timer()
 
     def set_state(self, new: ConnState) -> None:
         """Move to ``new``: check :data:`NEXT` and arm the new state's timeout.
@@ -386,7 +389,7 @@ class Connection:
         elif new is _IDLE:
             self._arm(config.keepalive_timeout_s)
         elif new is _READING_BODY:
-            self.request.body_started = self.ctx.loop.time()  # type: ignore[union-attr]
+            self.request.body_started = self.ctx.loop.now  # type: ignore[union-attr]
             self._arm(config.body_timeout_s)
         elif new is _WRITING or new is _RESPONDING:
             self.deadline = None  # WRITING arms the send timeout only if the client must be waited for
@@ -444,6 +447,9 @@ class Connection:
                     self._internal_error(exc)
             if self.state is not _CLOSED:
                 self.transport.set_reading(self.state in _WANTS_INPUT)
+                deadline = self.deadline
+                if deadline is not None and (self._timer is None or self._timer.when > deadline):
+                    self._settle_timer()
         finally:
             if not outer:
                 self._batching = False
@@ -489,15 +495,22 @@ class Connection:
     # -- timeouts -------------------------------------------------------------------
 
     def _arm(self, delay_s: float) -> None:
-        deadline = self.ctx.loop.time() + delay_s
-        self.deadline = deadline
+        """Set the deadline ``delay_s`` seconds from now; the timer follows when the pass ends."""
+        self.deadline = self.ctx.loop.now + delay_s
+        if self.tracer:
+            self.tracer.timer_armed(self, delay_s)
+
+    def _settle_timer(self) -> None:
+        """Make the timer fire by the deadline: move it only if it would fire later."""
+        deadline = self.deadline
+        assert deadline is not None
         timer = self._timer
         if timer is None or timer.when > deadline:
             if timer is not None:
                 timer.cancel()
             self._timer = self.ctx.loop.call_at(deadline, self._on_timer)
-        if self.tracer:
-            self.tracer.timer_armed(self, delay_s)
+            if self.tracer:
+                self.tracer.timer_set(self)
 
     def _body_progress(self, size: int) -> None:
         """Body bytes arrived: push the deadline back, but no further than the minimum rate allows.
@@ -509,7 +522,7 @@ class Connection:
         request = self.request
         assert request is not None
         config = self.ctx.config
-        now = self.ctx.loop.time()
+        now = self.ctx.loop.now
         request.body_received += size
         deadline = now + config.body_timeout_s
         rate = config.min_body_rate
@@ -517,13 +530,7 @@ class Connection:
             by_rate = request.body_started + config.body_rate_grace_s + request.body_received / rate
             if by_rate < deadline:
                 deadline = by_rate
-        self.deadline = deadline
-        timer = self._timer
-        if timer is not None and timer.when > deadline:  # the rate brought it forward
-            timer.cancel()
-            self._timer = None
-        if self._timer is None:
-            self._timer = self.ctx.loop.call_at(deadline, self._on_timer)
+        self.deadline = deadline  # the timer follows when the pass ends (the rate may bring it forward)
 
     def _on_timer(self) -> None:
         if self.tracer:
@@ -535,7 +542,7 @@ class Connection:
             return
         if state is _WRITING:  # the send timeout counts from the last progress
             deadline = max(deadline, self.transport.progressed_at + self.ctx.config.send_timeout_s)
-        if self.ctx.loop.time() < deadline:
+        if self.ctx.loop.now < deadline:
             self._timer = self.ctx.loop.call_at(deadline, self._on_timer)
             return
         try:

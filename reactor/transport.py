@@ -355,35 +355,30 @@ class Transport:
     # -- events from the loop ----------------------------------------------------------
 
     def _on_event(self, mask: int) -> None:
+        # One function from the selector to the exchange: this runs for every request.
         try:
-            self._on_ready(mask)
+            if self.tracer:
+                self.tracer.event(self, mask)
+            if mask & EVENT_WRITE:
+                self._flush()
+                if not self.writing and not self._closed:
+                    protocol = self.protocol
+                    assert protocol is not None
+                    protocol.write_drained()
+            if mask & EVENT_READ and self._reading and not self._closed:
+                try:
+                    data = self.sock.recv(RECV_BYTES)
+                except (BlockingIOError, InterruptedError):
+                    return
+                except OSError as exc:
+                    self._lost(exc)
+                    return
+                if self.tracer:
+                    self.tracer.recv(self, len(data))
+                self._received(data)
         except Exception as exc:  # a bug costs this connection, never the loop (nor a busy spin)
             log.error("#%d error in the transport", self.id, exc_info=exc)
             self._lost(exc)
-
-    def _on_ready(self, mask: int) -> None:
-        if self.tracer:
-            self.tracer.event(self, mask)
-        if mask & EVENT_WRITE:
-            self._flush()
-            if not self.writing and not self._closed:
-                protocol = self.protocol
-                assert protocol is not None
-                protocol.write_drained()
-        if mask & EVENT_READ and self._reading and not self._closed:
-            self._on_readable()
-
-    def _on_readable(self) -> None:
-        try:
-            data = self.sock.recv(RECV_BYTES)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError as exc:
-            self._lost(exc)
-            return
-        if self.tracer:
-            self.tracer.recv(self, len(data))
-        self._received(data)
 
     def _deliver(self, data: bytes) -> None:
         protocol = self.protocol
@@ -426,7 +421,7 @@ class Transport:
                     self.tracer.send(self, sent, len(data))
                 if sent < len(data):
                     outbox[0] = memoryview(data)[sent:]
-                    self.progressed_at = self.loop.time()
+                    self.progressed_at = self.loop.now
                     if len(outbox) == 1 and self._stream is not None and not self._block_pending:
                         self._make_block()  # read ahead while this block drains: the socket never waits for the disk
                     break
@@ -464,7 +459,7 @@ class Transport:
             self.stats.sent_bytes += sent
             if self.tracer:
                 self.tracer.sendfile(self, sent, file.remaining)
-            self.progressed_at = self.loop.time()
+            self.progressed_at = self.loop.now
         if file.remaining:
             return
         file.close()
