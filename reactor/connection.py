@@ -103,6 +103,19 @@ _RESPONDING = ConnState.RESPONDING
 _WRITING = ConnState.WRITING
 _CLOSING = ConnState.CLOSING
 _CLOSED = ConnState.CLOSED
+#: Each state's own time limit: the :class:`~reactor.config.Config` field that holds it
+#: in seconds, or None. ``set_state`` sets the deadline from it; WRITING has a limit
+#: only while the client does not read (``send_timeout_s``, set in ``_run``).
+TIMEOUT_FIELDS: Dict[ConnState, Optional[str]] = {
+    _HANDSHAKING: "tls_handshake_timeout_s",
+    _IDLE: "keepalive_timeout_s",
+    _READING_HEADERS: "header_timeout_s",
+    _READING_BODY: "body_timeout_s",
+    _RESPONDING: None,  # the pool's job has no deadline; the client waits for it
+    _WRITING: None,
+    _CLOSING: "linger_timeout_s",
+    _CLOSED: None,
+}
 _PARSING = frozenset({_READING_HEADERS, _READING_BODY})
 _WANTS_INPUT = frozenset({_IDLE, _READING_HEADERS, _READING_BODY, _CLOSING})
 
@@ -200,6 +213,7 @@ class Collaborators:
         "_date",
         "_date_line",
         "_keep_alive_tails",
+        "timeouts",
     )
 
     def __init__(
@@ -226,6 +240,10 @@ class Collaborators:
         self._date = ""  # the http_date() that _date_line was made from
         self._date_line = b""
         self._keep_alive_tails: Dict[Tuple[int, bool], bytes] = {}
+        #: Each state's time limit in seconds (TIMEOUT_FIELDS read from ``config``), or None.
+        self.timeouts: Dict[ConnState, Optional[float]] = {
+            state: None if field is None else getattr(config, field) for state, field in TIMEOUT_FIELDS.items()
+        }
 
     def keep_alive_value(self, responses: int) -> str:
         """The Keep-Alive field value (RFC 9112 §9.3) for the ``responses``-th response.
@@ -373,9 +391,10 @@ class Connection:
             self._settle_timer()
 
     def set_state(self, new: ConnState) -> None:
-        """Move to ``new``: check :data:`NEXT` and arm the new state's timeout.
+        """Move to ``new``: check :data:`NEXT` and set the new state's deadline.
 
-        Raises InvalidTransition if the move is not allowed.
+        The limits are :data:`TIMEOUT_FIELDS`. Raises InvalidTransition if the move is
+        not allowed.
         """
         old = self.state
         if new not in NEXT[old]:
@@ -383,20 +402,15 @@ class Connection:
         self.state = new
         if self.tracer:
             self.tracer.state(self, old, new)
-        config = self.ctx.config
-        if new is _READING_HEADERS:
-            self._arm(config.header_timeout_s)
-        elif new is _IDLE:
-            self._arm(config.keepalive_timeout_s)
-        elif new is _READING_BODY:
-            self.request.body_started = self.ctx.loop.now  # type: ignore[union-attr]
-            self._arm(config.body_timeout_s)
-        elif new is _WRITING or new is _RESPONDING:
-            self.deadline = None  # WRITING arms the send timeout only if the client must be waited for
-        elif new is _CLOSING:
-            self._arm(config.linger_timeout_s)
+        timeout = self.ctx.timeouts[new]
+        if timeout is not None:
+            self._arm(timeout)
+            if new is _READING_BODY:
+                self.request.body_started = self.ctx.loop.now  # type: ignore[union-attr]
         elif new is _CLOSED:
             self._teardown()
+        else:
+            self.deadline = None  # RESPONDING, WRITING: no limit of their own
 
     def _run(self) -> None:
         """Take every step possible until the connection must wait; then settle the interest.

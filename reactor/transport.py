@@ -205,9 +205,23 @@ class Transport:
         return host
 
     def start(self, protocol: Protocol) -> None:
-        """Attach the exchange; plain TCP is ready at once."""
+        """Attach the exchange; plain TCP is ready at once.
+
+        A client sends first, and under load its request has usually arrived by the time
+        the connection is accepted: so the first ``recv`` is tried at once, not after a
+        registration and a pass through ``select`` (if nothing is there it costs one
+        ``recv`` that says so). A request answered with ``Connection: close`` then never
+        touches the selector. The interest is settled after that first read.
+        """
         self.protocol = protocol
+        self._reading = True  # not registered yet: the exchange's set_reading(True) changes nothing
         protocol.connection_made()
+        try:
+            if self._reading and not self._closed:
+                self._read()
+        except Exception as exc:
+            self._bug(exc)
+        self._update_interest()
 
     @property
     def writing(self) -> bool:
@@ -355,7 +369,7 @@ class Transport:
     # -- events from the loop ----------------------------------------------------------
 
     def _on_event(self, mask: int) -> None:
-        # One function from the selector to the exchange: this runs for every request.
+        # The selector's callback: kept short, as it runs for every request.
         try:
             if self.tracer:
                 self.tracer.event(self, mask)
@@ -366,19 +380,26 @@ class Transport:
                     assert protocol is not None
                     protocol.write_drained()
             if mask & EVENT_READ and self._reading and not self._closed:
-                try:
-                    data = self.sock.recv(RECV_BYTES)
-                except (BlockingIOError, InterruptedError):
-                    return
-                except OSError as exc:
-                    self._lost(exc)
-                    return
-                if self.tracer:
-                    self.tracer.recv(self, len(data))
-                self._received(data)
-        except Exception as exc:  # a bug costs this connection, never the loop (nor a busy spin)
-            log.error("#%d error in the transport", self.id, exc_info=exc)
+                self._read()
+        except Exception as exc:
+            self._bug(exc)
+
+    def _bug(self, exc: Exception) -> None:
+        """A bug costs this connection, never the loop (nor a busy spin)."""
+        log.error("#%d error in the transport", self.id, exc_info=exc)
+        self._lost(exc)
+
+    def _read(self) -> None:
+        try:
+            data = self.sock.recv(RECV_BYTES)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
             self._lost(exc)
+            return
+        if self.tracer:
+            self.tracer.recv(self, len(data))
+        self._received(data)
 
     def _deliver(self, data: bytes) -> None:
         protocol = self.protocol

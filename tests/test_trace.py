@@ -62,16 +62,15 @@ def test_cli_trace_of_two_keepalive_requests(run_cli, site):
         [
             "accepted from 127.0.0.1",
             "deadline idle 30.0s",
-            "selector register read",
             "timer armed, fires in 30.0s",  # settled once the connection waits
-            "event read",
+            # The first recv is tried before registering: "event read" comes first only if
+            # the request had not arrived yet when the connection was accepted.
             "recv ",
             "state idle -> reading-headers",
             "parser RequestHead GET / HTTP/1.1",
             "parser RequestEnd",
             "state reading-headers -> responding",
             "pool submit open_file",
-            "selector unregister",  # after the hand-off: interest is settled once processing ends
             "pool result open_file",
             "respond 200",
             "state responding -> writing",
@@ -81,6 +80,7 @@ def test_cli_trace_of_two_keepalive_requests(run_cli, site):
             "state idle -> reading-headers",
             "parser RequestHead GET /sample.txt HTTP/1.1",
             "pool submit open_file",
+            "selector unregister",  # after the hand-off: interest is settled once processing ends
             "pool result open_file",
             "respond 200",
             "state writing -> idle",
@@ -256,3 +256,30 @@ def test_cli_trace_names_the_stop_signal_on_the_waker(run_cli, site):
     cli.proc.send_signal(signal.SIGTERM)
     output = cli.read_stderr().decode()
     assert "-- event read waker (a stop signal)" in output, output
+
+
+def test_request_there_at_accept_is_read_without_registering(traced):
+    """Transport.start tries the first recv at once: a Connection: close exchange never touches the selector."""
+    running = traced()
+    request = b"GET /sample.txt HTTP/1.1\r\nHost: %s:%d\r\nConnection: close\r\n\r\n" % (
+        running.host.encode(),
+        running.port,
+    )
+    clients = []
+
+    def connect_and_send() -> None:
+        # On the loop thread, so the server cannot accept before the request is in its kernel.
+        sock = socket.create_connection((running.host, running.port), timeout=5)
+        sock.sendall(request)
+        clients.append(sock)
+
+    for _ in range(2):  # the first one warms the cache, so that the second is answered on the loop
+        running.call(connect_and_send)
+        with clients[-1] as sock:
+            reply = b""
+            while chunk := sock.recv(65536):
+                reply += chunk
+        assert reply.startswith(b"HTTP/1.1 200 ")
+    mine = [what for _ms, who, what in trace_lines(running.trace()) if who == "#2"]
+    in_order(mine, ["accepted from", "recv ", "respond 200", "send ", "state writing -> closed"])
+    assert not [what for what in mine if what.startswith(("selector", "event"))], mine
