@@ -44,7 +44,7 @@ Deliberate choices (see ``docs/parser.md``):
 
 from __future__ import annotations
 
-from typing import Iterator, List, Optional, Set, Union
+from typing import Iterator, Optional, Set, Union
 
 from reactor import abnf
 from reactor.errors import ProtocolError
@@ -361,17 +361,17 @@ class RequestParser:
 
         fields = _parse_field_lines(head, line_end + 2, self.max_field_lines, "field lines")
 
-        host = transfer_encoding = connection = expect = None
-        host_count = 0
-        cl_values: List[str] = []
+        # Repeated lines of a list field are joined with "," (RFC 9110 §5.3).
+        host = content_length_value = transfer_encoding = connection = expect = None
         for name, value in fields:
             if name not in _SPECIAL_FIELDS:
                 continue
             if name == "host":
+                if host is not None:  # Host (RFC 9112 §3.2): exactly one
+                    raise ProtocolError(400, "more than one Host field line")
                 host = value
-                host_count += 1
             elif name == "content-length":
-                cl_values.append(value)
+                content_length_value = value if content_length_value is None else content_length_value + "," + value
             elif name == "transfer-encoding":
                 transfer_encoding = value if transfer_encoding is None else transfer_encoding + "," + value
             elif name == "connection":
@@ -379,9 +379,7 @@ class RequestParser:
             else:  # expect
                 expect = value if expect is None else expect + "," + value
 
-        # Host (RFC 9112 §3.2): exactly one in HTTP/1.1, and well-formed.
-        if host_count > 1:
-            raise ProtocolError(400, "more than one Host field line")
+        # Host (RFC 9112 §3.2): required in HTTP/1.1, and well-formed.
         if host is None:
             if http_version == "1.1":
                 raise ProtocolError(400, "missing Host field (required in HTTP/1.1)")
@@ -406,7 +404,7 @@ class RequestParser:
         chunked = False
         content_length: Optional[int] = 0
         if transfer_encoding is not None:
-            if cl_values:
+            if content_length_value is not None:
                 # TE with CL invites request smuggling (RFC 9112 §6.1, §11.2).
                 raise ProtocolError(400, "both Transfer-Encoding and Content-Length (RFC 9112 §6.1)")
             _check_transfer_codings(transfer_encoding)
@@ -414,8 +412,8 @@ class RequestParser:
             content_length = None
             if http_version == "1.0":
                 keep_alive = False  # RFC 9112 §6.1: framing of a 1.0 message with TE is suspect
-        elif cl_values:
-            content_length = _content_length(cl_values, self.max_body_bytes)
+        elif content_length_value is not None:
+            content_length = _content_length(content_length_value, self.max_body_bytes)
 
         expect_continue = False
         if expect is not None:
@@ -639,20 +637,19 @@ def _check_transfer_codings(value: str) -> None:
         raise ProtocolError(501, "transfer coding not implemented: %s" % coding[:40])
 
 
-def _content_length(values: List[str], max_body_bytes: int) -> int:
+def _content_length(value: str, max_body_bytes: int) -> int:
     """The single Content-Length of a request (RFC 9110 §8.6, RFC 9112 §6.3).
 
-    ``values`` are the field values; each may be a list ("5, 5"). Every member must be
-    ``1*DIGIT`` and all must be the same string. Raises ProtocolError: 400 otherwise,
-    413 if the length exceeds ``max_body_bytes``.
+    ``value`` is the field value, repeated lines joined with ","; it may be a list
+    ("5, 5"). Every member must be ``1*DIGIT`` and all must be the same string. Raises
+    ProtocolError: 400 otherwise, 413 if the length exceeds ``max_body_bytes``.
     """
     members = set()
-    for value in values:
-        for part in value.split(","):
-            part = part.strip(" \t")
-            if abnf.CONTENT_LENGTH.fullmatch(part) is None:
-                raise ProtocolError(400, "Content-Length is not a decimal number")
-            members.add(part)
+    for part in value.split(","):
+        part = part.strip(" \t")
+        if abnf.CONTENT_LENGTH.fullmatch(part) is None:
+            raise ProtocolError(400, "Content-Length is not a decimal number")
+        members.add(part)
     if len(members) != 1:
         raise ProtocolError(400, "conflicting Content-Length values")
     digits = members.pop().lstrip("0")
