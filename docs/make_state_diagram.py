@@ -4,7 +4,8 @@
 Everything comes from :mod:`reactor.connection`: the states and their comments from
 ``ConnState``, the arrows from ``NEXT``, the first state from ``Connection.__init__``,
 which methods call ``set_state`` with each state, and which timeout each state arms
-(``self._arm(...config.<field>)`` under a test of that state). Each arrow is labelled
+(``reactor.connection.TIMEOUT_FIELDS``, and ``self._arm(...config.<field>)`` under a test
+of that state). Each arrow is labelled
 with what causes it: `docs/statemoves.py` follows the state through each method of
 ``Connection`` (narrowed by ``if state is ...`` tests and by ``set_state`` calls) to
 learn in which states each call to ``set_state``, ``respond``, ``close`` or ``abort`` can
@@ -95,7 +96,9 @@ class _Scan(ast.NodeVisitor):
         self.in_function = False
         self.conditions: List[Set[ConnState]] = []
         self.setters: Dict[ConnState, Set[str]] = {state: set() for state in ConnState}
-        self.timers: Dict[ConnState, Set[str]] = {state: set() for state in ConnState}
+        self.timers: Dict[ConnState, Set[str]] = {
+            state: {field} if field else set() for state, field in connection.TIMEOUT_FIELDS.items()
+        }
 
     def visit_ClassDef(self, node: ast.ClassDef) -> None:
         self.functions.append(node.name)

@@ -50,6 +50,7 @@ class Server:
         )
         self.err = b""
         self.port = int(self.wait_for(_PORT).group(1))
+        self.connections = 0  # connections made so far: the server numbers them #1, #2, ...
 
     def wait_for(self, pattern: "re.Pattern[str] | str", timeout_s: float = 10.0) -> "re.Match[str]":
         """Read stderr until ``pattern`` matches it (bounded); raise TimeoutError if not."""
@@ -69,7 +70,15 @@ class Server:
                 self.err += os.read(self.proc.stderr.fileno(), 65536)
 
     def connect(self) -> socket.socket:
-        return socket.create_connection(("127.0.0.1", self.port), timeout=10)
+        """Connect, and wait until the server has accepted and waits for the request.
+
+        The server tries its first ``recv`` as it accepts; waiting for it to register
+        makes that try find nothing on every run, so the trace is the same each time.
+        """
+        sock = socket.create_connection(("127.0.0.1", self.port), timeout=10)
+        self.connections += 1
+        self.wait_for("#%d selector register read" % self.connections)
+        return sock
 
     @property
     def host(self) -> bytes:

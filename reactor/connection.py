@@ -23,10 +23,12 @@ selector interest. A buffer that holds several pipelined requests is answered re
 by request within one pass, in order, because the parser pauses after each request
 until its response has been handed to the kernel.
 
-Timeouts use one timer per connection and a ``deadline`` attribute. Extending the
-deadline (on every body read) is a plain assignment; when the timer fires early it
-re-arms itself at the new deadline. That keeps the timer heap small and the per-read
-cost O(1).
+Timeouts use one timer per connection and a ``deadline`` attribute. A change of state
+only sets the deadline (a plain assignment, from the loop's time of the pass); the
+timer is settled once, when the pass ends and the connection waits, and is moved only
+if it would fire too late. A timer that fires early re-arms itself at the deadline.
+So a keep-alive request that arrives whole and is answered in one pass touches the
+timer heap not at all, and extending the deadline on every body read is O(1).
 """
 
 from __future__ import annotations
@@ -101,6 +103,19 @@ _RESPONDING = ConnState.RESPONDING
 _WRITING = ConnState.WRITING
 _CLOSING = ConnState.CLOSING
 _CLOSED = ConnState.CLOSED
+#: Each state's own time limit: the :class:`~reactor.config.Config` field that holds it
+#: in seconds, or None. ``set_state`` sets the deadline from it; WRITING has a limit
+#: only while the client does not read (``send_timeout_s``, set in ``_run``).
+TIMEOUT_FIELDS: Dict[ConnState, Optional[str]] = {
+    _HANDSHAKING: "tls_handshake_timeout_s",
+    _IDLE: "keepalive_timeout_s",
+    _READING_HEADERS: "header_timeout_s",
+    _READING_BODY: "body_timeout_s",
+    _RESPONDING: None,  # the pool's job has no deadline; the client waits for it
+    _WRITING: None,
+    _CLOSING: "linger_timeout_s",
+    _CLOSED: None,
+}
 _PARSING = frozenset({_READING_HEADERS, _READING_BODY})
 _WANTS_INPUT = frozenset({_IDLE, _READING_HEADERS, _READING_BODY, _CLOSING})
 
@@ -198,6 +213,7 @@ class Collaborators:
         "_date",
         "_date_line",
         "_keep_alive_tails",
+        "timeouts",
     )
 
     def __init__(
@@ -224,6 +240,10 @@ class Collaborators:
         self._date = ""  # the http_date() that _date_line was made from
         self._date_line = b""
         self._keep_alive_tails: Dict[Tuple[int, bool], bytes] = {}
+        #: Each state's time limit in seconds (TIMEOUT_FIELDS read from ``config``), or None.
+        self.timeouts: Dict[ConnState, Optional[float]] = {
+            state: None if field is None else getattr(config, field) for state, field in TIMEOUT_FIELDS.items()
+        }
 
     def keep_alive_value(self, responses: int) -> str:
         """The Keep-Alive field value (RFC 9112 §9.3) for the ``responses``-th response.
@@ -368,11 +388,13 @@ class Connection:
         self.transport.start(self)
         if self.state is _HANDSHAKING:  # not ready at once: a TLS handshake has begun
             self._arm(self.ctx.config.tls_handshake_timeout_s)
+            self._settle_timer()
 
     def set_state(self, new: ConnState) -> None:
-        """Move to ``new``: check :data:`NEXT` and arm the new state's timeout.
+        """Move to ``new``: check :data:`NEXT` and set the new state's deadline.
 
-        Raises InvalidTransition if the move is not allowed.
+        The limits are :data:`TIMEOUT_FIELDS`. Raises InvalidTransition if the move is
+        not allowed.
         """
         old = self.state
         if new not in NEXT[old]:
@@ -380,20 +402,15 @@ class Connection:
         self.state = new
         if self.tracer:
             self.tracer.state(self, old, new)
-        config = self.ctx.config
-        if new is _READING_HEADERS:
-            self._arm(config.header_timeout_s)
-        elif new is _IDLE:
-            self._arm(config.keepalive_timeout_s)
-        elif new is _READING_BODY:
-            self.request.body_started = self.ctx.loop.time()  # type: ignore[union-attr]
-            self._arm(config.body_timeout_s)
-        elif new is _WRITING or new is _RESPONDING:
-            self.deadline = None  # WRITING arms the send timeout only if the client must be waited for
-        elif new is _CLOSING:
-            self._arm(config.linger_timeout_s)
+        timeout = self.ctx.timeouts[new]
+        if timeout is not None:
+            self._arm(timeout)
+            if new is _READING_BODY:
+                self.request.body_started = self.ctx.loop.now  # type: ignore[union-attr]
         elif new is _CLOSED:
             self._teardown()
+        else:
+            self.deadline = None  # RESPONDING, WRITING: no limit of their own
 
     def _run(self) -> None:
         """Take every step possible until the connection must wait; then settle the interest.
@@ -444,6 +461,9 @@ class Connection:
                     self._internal_error(exc)
             if self.state is not _CLOSED:
                 self.transport.set_reading(self.state in _WANTS_INPUT)
+                deadline = self.deadline
+                if deadline is not None and (self._timer is None or self._timer.when > deadline):
+                    self._settle_timer()
         finally:
             if not outer:
                 self._batching = False
@@ -489,15 +509,22 @@ class Connection:
     # -- timeouts -------------------------------------------------------------------
 
     def _arm(self, delay_s: float) -> None:
-        deadline = self.ctx.loop.time() + delay_s
-        self.deadline = deadline
+        """Set the deadline ``delay_s`` seconds from now; the timer follows when the pass ends."""
+        self.deadline = self.ctx.loop.now + delay_s
+        if self.tracer:
+            self.tracer.timer_armed(self, delay_s)
+
+    def _settle_timer(self) -> None:
+        """Make the timer fire by the deadline: move it only if it would fire later."""
+        deadline = self.deadline
+        assert deadline is not None
         timer = self._timer
         if timer is None or timer.when > deadline:
             if timer is not None:
                 timer.cancel()
             self._timer = self.ctx.loop.call_at(deadline, self._on_timer)
-        if self.tracer:
-            self.tracer.timer_armed(self, delay_s)
+            if self.tracer:
+                self.tracer.timer_set(self)
 
     def _body_progress(self, size: int) -> None:
         """Body bytes arrived: push the deadline back, but no further than the minimum rate allows.
@@ -509,7 +536,7 @@ class Connection:
         request = self.request
         assert request is not None
         config = self.ctx.config
-        now = self.ctx.loop.time()
+        now = self.ctx.loop.now
         request.body_received += size
         deadline = now + config.body_timeout_s
         rate = config.min_body_rate
@@ -517,13 +544,7 @@ class Connection:
             by_rate = request.body_started + config.body_rate_grace_s + request.body_received / rate
             if by_rate < deadline:
                 deadline = by_rate
-        self.deadline = deadline
-        timer = self._timer
-        if timer is not None and timer.when > deadline:  # the rate brought it forward
-            timer.cancel()
-            self._timer = None
-        if self._timer is None:
-            self._timer = self.ctx.loop.call_at(deadline, self._on_timer)
+        self.deadline = deadline  # the timer follows when the pass ends (the rate may bring it forward)
 
     def _on_timer(self) -> None:
         if self.tracer:
@@ -535,7 +556,7 @@ class Connection:
             return
         if state is _WRITING:  # the send timeout counts from the last progress
             deadline = max(deadline, self.transport.progressed_at + self.ctx.config.send_timeout_s)
-        if self.ctx.loop.time() < deadline:
+        if self.ctx.loop.now < deadline:
             self._timer = self.ctx.loop.call_at(deadline, self._on_timer)
             return
         try:

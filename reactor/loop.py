@@ -132,6 +132,11 @@ class EventLoop:
 
     File objects are registered with a callback as their ``data``; the loop calls
     ``callback(mask)`` when they are ready. Times are ``time.monotonic()`` seconds.
+
+    ``now`` is the monotonic time read once per pass, right after ``select`` returns
+    (libuv's ``uv_now``, nginx's cached ``ngx_current_msec``): deadlines computed from
+    it during a pass share one clock read instead of making one each, and are early by
+    at most the time the pass has taken so far.
     """
 
     def __init__(self, selector: Optional[selectors.BaseSelector] = None) -> None:
@@ -143,6 +148,7 @@ class EventLoop:
         self._stopping = False
         self._thread_id: Optional[int] = None
         self._pass_callbacks: List[Callable[[], Any]] = []
+        self.now = time.monotonic()
         self.selector.register(self._waker, EVENT_READ, self._waker.drain)
         #: Called with (exception, context string) when a callback raises.
         self.exception_handler: Callable[[BaseException, str], None] = self._default_exception_handler
@@ -208,13 +214,14 @@ class EventLoop:
             timeout = max(0.0, timers[0].when - time.monotonic())
         else:
             timeout = None
-        for key, mask in self.selector.select(timeout):
+        events = self.selector.select(timeout)
+        now = self.now = time.monotonic()
+        for key, mask in events:
             try:
                 key.data(mask)
             except Exception as exc:  # one bad callback must not stop the loop
                 self.exception_handler(exc, "I/O callback %r" % (key.data,))
         if timers:
-            now = time.monotonic()
             while timers and timers[0].when <= now:
                 timer = heapq.heappop(timers)
                 timer._loop = None

@@ -182,17 +182,23 @@ class Tracer:
     # -- timers -------------------------------------------------------------------------
 
     def timer_armed(self, conn: Traced, delay_s: float) -> None:
-        """After ``Connection._arm``: a new timer, or only a later deadline for the old one."""
+        """After ``Connection._arm``: the state's deadline is set; the timer may already fire first."""
         timer = conn._timer
         state = conn.state.value
         if timer is not None and conn.deadline is not None and timer.when < conn.deadline:
             self.line(
                 conn.id,
-                "timer deadline %s %.1fs (armed timer fires first, in %.1fs, and re-arms)"
+                "deadline %s %.1fs (armed timer fires first, in %.1fs, and re-arms)"
                 % (state, delay_s, timer.when - time.monotonic()),
             )
         else:
-            self.line(conn.id, "timer armed %s %.1fs" % (state, delay_s))
+            self.line(conn.id, "deadline %s %.1fs" % (state, delay_s))
+
+    def timer_set(self, conn: Traced) -> None:
+        """After ``Connection._settle_timer`` pushed a timer: the connection waits with this deadline."""
+        timer = conn._timer
+        if timer is not None:
+            self.line(conn.id, "timer armed, fires in %.1fs" % (timer.when - time.monotonic()))
 
     def timer_fired(self, conn: Traced) -> None:
         """Before ``Connection._on_timer`` acts: expired, or early and re-arming."""

@@ -205,9 +205,23 @@ class Transport:
         return host
 
     def start(self, protocol: Protocol) -> None:
-        """Attach the exchange; plain TCP is ready at once."""
+        """Attach the exchange; plain TCP is ready at once.
+
+        A client sends first, and under load its request has usually arrived by the time
+        the connection is accepted: so the first ``recv`` is tried at once, not after a
+        registration and a pass through ``select`` (if nothing is there it costs one
+        ``recv`` that says so). A request answered with ``Connection: close`` then never
+        touches the selector. The interest is settled after that first read.
+        """
         self.protocol = protocol
+        self._reading = True  # not registered yet: the exchange's set_reading(True) changes nothing
         protocol.connection_made()
+        try:
+            if self._reading and not self._closed:
+                self._read()
+        except Exception as exc:
+            self._bug(exc)
+        self._update_interest()
 
     @property
     def writing(self) -> bool:
@@ -355,25 +369,27 @@ class Transport:
     # -- events from the loop ----------------------------------------------------------
 
     def _on_event(self, mask: int) -> None:
+        # The selector's callback: kept short, as it runs for every request.
         try:
-            self._on_ready(mask)
-        except Exception as exc:  # a bug costs this connection, never the loop (nor a busy spin)
-            log.error("#%d error in the transport", self.id, exc_info=exc)
-            self._lost(exc)
+            if self.tracer:
+                self.tracer.event(self, mask)
+            if mask & EVENT_WRITE:
+                self._flush()
+                if not self.writing and not self._closed:
+                    protocol = self.protocol
+                    assert protocol is not None
+                    protocol.write_drained()
+            if mask & EVENT_READ and self._reading and not self._closed:
+                self._read()
+        except Exception as exc:
+            self._bug(exc)
 
-    def _on_ready(self, mask: int) -> None:
-        if self.tracer:
-            self.tracer.event(self, mask)
-        if mask & EVENT_WRITE:
-            self._flush()
-            if not self.writing and not self._closed:
-                protocol = self.protocol
-                assert protocol is not None
-                protocol.write_drained()
-        if mask & EVENT_READ and self._reading and not self._closed:
-            self._on_readable()
+    def _bug(self, exc: Exception) -> None:
+        """A bug costs this connection, never the loop (nor a busy spin)."""
+        log.error("#%d error in the transport", self.id, exc_info=exc)
+        self._lost(exc)
 
-    def _on_readable(self) -> None:
+    def _read(self) -> None:
         try:
             data = self.sock.recv(RECV_BYTES)
         except (BlockingIOError, InterruptedError):
@@ -426,7 +442,7 @@ class Transport:
                     self.tracer.send(self, sent, len(data))
                 if sent < len(data):
                     outbox[0] = memoryview(data)[sent:]
-                    self.progressed_at = self.loop.time()
+                    self.progressed_at = self.loop.now
                     if len(outbox) == 1 and self._stream is not None and not self._block_pending:
                         self._make_block()  # read ahead while this block drains: the socket never waits for the disk
                     break
@@ -464,7 +480,7 @@ class Transport:
             self.stats.sent_bytes += sent
             if self.tracer:
                 self.tracer.sendfile(self, sent, file.remaining)
-            self.progressed_at = self.loop.time()
+            self.progressed_at = self.loop.now
         if file.remaining:
             return
         file.close()

@@ -61,16 +61,16 @@ def test_cli_trace_of_two_keepalive_requests(run_cli, site):
         mine,
         [
             "accepted from 127.0.0.1",
-            "timer armed idle 30.0s",
-            "selector register read",
-            "event read",
+            "deadline idle 30.0s",
+            "timer armed, fires in 30.0s",  # settled once the connection waits
+            # The first recv is tried before registering: "event read" comes first only if
+            # the request had not arrived yet when the connection was accepted.
             "recv ",
             "state idle -> reading-headers",
             "parser RequestHead GET / HTTP/1.1",
             "parser RequestEnd",
             "state reading-headers -> responding",
             "pool submit open_file",
-            "selector unregister",  # after the hand-off: interest is settled once processing ends
             "pool result open_file",
             "respond 200",
             "state responding -> writing",
@@ -80,12 +80,15 @@ def test_cli_trace_of_two_keepalive_requests(run_cli, site):
             "state idle -> reading-headers",
             "parser RequestHead GET /sample.txt HTTP/1.1",
             "pool submit open_file",
+            "selector unregister",  # after the hand-off: interest is settled once processing ends
             "pool result open_file",
             "respond 200",
             "state writing -> idle",
             "state idle -> closed",
         ],
     )
+    # Later deadlines move no timer: the one armed for the first idle wait serves them all.
+    assert sum(what.startswith("timer armed") for what in mine) == 1, mine
     # The wake-up from the worker shows as a selector event of the loop itself.
     assert any(who == "--" and what.startswith("event read waker") for _ms, who, what in lines)
     # Access-log lines stay as they are, between the trace lines.
@@ -117,7 +120,9 @@ def test_header_timeout_and_error_are_traced(traced):
         mine,
         [
             "state idle -> reading-headers",
-            "timer armed reading-headers 0.2s",
+            "deadline reading-headers 0.2s",
+            "parser need-data",
+            "timer armed, fires in 0.2s",  # earlier than the idle timer: moved when the connection waits
             "timer fired: reading-headers timed out",
             "error 408",
             "respond 408",
@@ -172,7 +177,7 @@ def test_trace_off_calls_nothing(make_server, monkeypatch):
     assert called == []
 
 
-def test_timer_lines_tell_new_timer_from_moved_deadline():
+def test_timer_lines_tell_deadlines_from_armed_timers():
     from reactor.loop import EventLoop
 
     loop = EventLoop()
@@ -195,6 +200,7 @@ def test_timer_lines_tell_new_timer_from_moved_deadline():
         tracer.timer_armed(conn, 30.0)  # type: ignore[arg-type]
         conn.deadline = now + 60
         tracer.timer_armed(conn, 60.0)  # type: ignore[arg-type]
+        tracer.timer_set(conn)  # type: ignore[arg-type]
         conn.deadline = now - 1
         tracer.timer_fired(conn)  # type: ignore[arg-type]
         conn.deadline = now + 60
@@ -202,10 +208,11 @@ def test_timer_lines_tell_new_timer_from_moved_deadline():
     finally:
         loop.close()
     whats = [what for _ms, _who, what in trace_lines(stream.getvalue())]
-    assert whats[0] == "timer armed idle 30.0s"
-    assert whats[1].startswith("timer deadline idle 60.0s (armed timer fires first")
-    assert whats[2] == "timer fired: idle timed out"
-    assert whats[3].startswith("timer fired early; re-armed")
+    assert whats[0] == "deadline idle 30.0s"
+    assert whats[1].startswith("deadline idle 60.0s (armed timer fires first")
+    assert whats[2] in ("timer armed, fires in 30.0s", "timer armed, fires in 29.9s")
+    assert whats[3] == "timer fired: idle timed out"
+    assert whats[4].startswith("timer fired early; re-armed")
 
 
 def test_job_name_unwraps_partials():
@@ -249,3 +256,30 @@ def test_cli_trace_names_the_stop_signal_on_the_waker(run_cli, site):
     cli.proc.send_signal(signal.SIGTERM)
     output = cli.read_stderr().decode()
     assert "-- event read waker (a stop signal)" in output, output
+
+
+def test_request_there_at_accept_is_read_without_registering(traced):
+    """Transport.start tries the first recv at once: a Connection: close exchange never touches the selector."""
+    running = traced()
+    request = b"GET /sample.txt HTTP/1.1\r\nHost: %s:%d\r\nConnection: close\r\n\r\n" % (
+        running.host.encode(),
+        running.port,
+    )
+    clients = []
+
+    def connect_and_send() -> None:
+        # On the loop thread, so the server cannot accept before the request is in its kernel.
+        sock = socket.create_connection((running.host, running.port), timeout=5)
+        sock.sendall(request)
+        clients.append(sock)
+
+    for _ in range(2):  # the first one warms the cache, so that the second is answered on the loop
+        running.call(connect_and_send)
+        with clients[-1] as sock:
+            reply = b""
+            while chunk := sock.recv(65536):
+                reply += chunk
+        assert reply.startswith(b"HTTP/1.1 200 ")
+    mine = [what for _ms, who, what in trace_lines(running.trace()) if who == "#2"]
+    in_order(mine, ["accepted from", "recv ", "respond 200", "send ", "state writing -> closed"])
+    assert not [what for what in mine if what.startswith(("selector", "event"))], mine

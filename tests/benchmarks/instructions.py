@@ -11,6 +11,8 @@ and prints (I(2N) - I(N)) / N: the instructions of one request, client included,
 start-up and imports cancelled out. Compare two checkouts by running it in each.
 ``--access-log`` measures the same with the access log on, written to /dev/null by its
 writer thread as in ``python -m reactor`` (the difference is what the log costs).
+``--close`` sends each request on a new connection with ``Connection: close`` instead
+(accept, the exchange, and the close, ``CONNECTIONS`` at a time).
 
 ``--drive N`` is the driver itself (what runs under valgrind).
 """
@@ -31,8 +33,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 CONNECTIONS = 10
 
 
-def drive(requests: int, root: str, access_log: bool = False) -> None:
-    """Serve ``requests`` GETs over ``CONNECTIONS`` keep-alive connections, then stop."""
+def drive(requests: int, root: str, access_log: bool = False, close: bool = False) -> None:
+    """Serve ``requests`` GETs over ``CONNECTIONS`` keep-alive connections (or one each), then stop."""
     sys.path.insert(0, REPO)
     import logging
 
@@ -47,14 +49,22 @@ def drive(requests: int, root: str, access_log: bool = False) -> None:
         server.loop.add_pass_callback(logmod.access_log.flush)
     host, port = server.listen()
     request = (
-        "GET /index.html HTTP/1.1\r\nHost: %s:%d\r\nUser-Agent: instructions\r\nAccept: */*\r\n\r\n" % (host, port)
+        "GET /index.html HTTP/1.1\r\nHost: %s:%d\r\nUser-Agent: instructions\r\nAccept: */*\r\n%s\r\n"
+        % (host, port, "Connection: close\r\n" if close else "")
     ).encode()
 
     def client() -> None:
         conns = [socket.create_connection((host, port), timeout=60) for _ in range(CONNECTIONS)]
         for _ in range(requests // CONNECTIONS):
-            for conn in conns:
-                conn.sendall(request)
+            if close:  # like wrk: each new connection sends its request at once
+                for conn in conns:
+                    conn.close()
+                conns = [socket.create_connection((host, port), timeout=60) for _ in range(CONNECTIONS)]
+                for conn in conns:
+                    conn.sendall(request)
+            else:
+                for conn in conns:
+                    conn.sendall(request)
             for conn in conns:
                 buf = b""
                 while True:
@@ -77,7 +87,7 @@ def drive(requests: int, root: str, access_log: bool = False) -> None:
     logmod.access_log.close()
 
 
-def count(requests: int, root: str, access_log: bool = False) -> int:
+def count(requests: int, root: str, access_log: bool = False, close: bool = False) -> int:
     """Instructions callgrind collects for a whole ``--drive requests`` run."""
     result = subprocess.run(
         [
@@ -91,7 +101,8 @@ def count(requests: int, root: str, access_log: bool = False) -> int:
             "--root",
             root,
         ]
-        + (["--access-log"] if access_log else []),
+        + (["--access-log"] if access_log else [])
+        + (["--close"] if close else []),
         capture_output=True,
         text=True,
         timeout=900,
@@ -106,11 +117,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000, help="N (the second run does 2N)")
     parser.add_argument("--access-log", action="store_true", help="with the access log on (to /dev/null)")
+    parser.add_argument("--close", action="store_true", help="a new connection per request (Connection: close)")
     parser.add_argument("--drive", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--root", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.drive is not None:
-        drive(args.drive, args.root, args.access_log)
+        drive(args.drive, args.root, args.access_log, args.close)
         return 0
     if shutil.which("valgrind") is None:
         print("valgrind is not installed: apt-get install valgrind", file=sys.stderr)
@@ -118,12 +130,13 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as root:
         with open(os.path.join(root, "index.html"), "wb") as page:
             page.write(b"<!doctype html>" + b"x" * (1024 - 15))
-        low = count(args.requests, root, args.access_log)
-        high = count(2 * args.requests, root, args.access_log)
+        low = count(args.requests, root, args.access_log, args.close)
+        high = count(2 * args.requests, root, args.access_log, args.close)
     print(
-        "instructions per request (client + server%s): %.0f  [(I(%d) - I(%d)) / %d; python %s]"
+        "instructions per request (client + server%s%s): %.0f  [(I(%d) - I(%d)) / %d; python %s]"
         % (
             ", access log on" if args.access_log else "",
+            ", Connection: close" if args.close else "",
             (high - low) / args.requests,
             2 * args.requests,
             args.requests,
