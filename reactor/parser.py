@@ -85,11 +85,12 @@ _ORIGIN = TargetForm.ORIGIN
 _new_tuple = tuple.__new__
 _NO_MEMBERS: "frozenset[str]" = frozenset()
 # Host values that matched abnf.HOST. A server hears the same few values (its own names)
-# on nearly every request, so a set lookup stands in for the regex; the set is bounded and
-# emptied when full, so distinct values cost the regex and nothing more. Shared by every
-# parser: its size does not grow with the connections.
+# on nearly every request, so a set lookup stands in for the regex. Shared by every parser,
+# so it does not grow with the connections; at most 64 values of at most 300 characters (a
+# DNS name has 253, then a port), emptied when full: distinct values cost the regex only.
 _VALID_HOSTS: Set[str] = set()
 _VALID_HOSTS_MAX = 64
+_VALID_HOST_MAX_CHARS = 300
 # Content-Length values with more significant digits than this are over any body limit;
 # int() is never asked to convert them (it refuses very long strings since Python 3.11).
 _MAX_LENGTH_DIGITS = 18
@@ -578,9 +579,10 @@ def _is_valid_host(value: str) -> bool:
     """Whether ``value`` is a Host field value (RFC 9110 §7.2); remembers it if so."""
     if abnf.HOST.fullmatch(value) is None:
         return False
-    if len(_VALID_HOSTS) >= _VALID_HOSTS_MAX:
-        _VALID_HOSTS.clear()
-    _VALID_HOSTS.add(value)
+    if len(value) <= _VALID_HOST_MAX_CHARS:
+        if len(_VALID_HOSTS) >= _VALID_HOSTS_MAX:
+            _VALID_HOSTS.clear()
+        _VALID_HOSTS.add(value)
     return True
 
 

@@ -373,6 +373,9 @@ def test_host_values_found_valid_are_remembered_in_a_bounded_set() -> None:
     assert host_status(b"exa mple.com") == 400
     assert host_status(b"a/b") == 400
     assert "a/b" not in parser_module._VALID_HOSTS  # an invalid value is never remembered
+    long_name = "a" * (parser_module._VALID_HOST_MAX_CHARS + 1)
+    assert host_status(long_name.encode()) == 200
+    assert long_name not in parser_module._VALID_HOSTS  # nor a long one: the set stays small in bytes too
     for number in range(3 * parser_module._VALID_HOSTS_MAX):
         assert host_status(b"h%d.example:%d" % (number, number)) == 200
         assert len(parser_module._VALID_HOSTS) <= parser_module._VALID_HOSTS_MAX
