@@ -514,18 +514,17 @@ class RequestParser:
 
 
 def _parse_field_lines(block: str, start: int, max_lines: int, what: str) -> Fields:
-    """Parse ``block[start:]``, field lines and then the empty line, each ending in CRLF
-    (RFC 9112 §5), into pairs.
+    """Parse ``block[start:]``, field lines then the empty line, all ending in CRLF (RFC 9112 §5), into pairs.
 
     Names are lower-cased; values keep their ISO-8859-1 text with OWS trimmed.
     Raises ProtocolError: 431 for more than ``max_lines`` lines (``what`` names them in
     the reason), else 400 naming the first problem.
     """
     # Each match of abnf.FIELD_LINES is one valid line and holds exactly one LF, that of
-    # its CRLF; so the block is valid exactly when there are as many matches as LFs, and
-    # then the LFs count the lines. Only a block with bare LFs needs its CRLFs counted
-    # for the limit (the count of lines is that of CRLFs, as when the block arrives in
-    # pieces).
+    # its CRLF; so the block is valid exactly when there are as many matches as LFs (less
+    # the empty line's), and one count serves the limit too. The limit is on CRLF-ended
+    # lines, so only a block with bare LFs needs its CRLFs counted: it gets 400, not 431,
+    # as it does when it arrives in pieces.
     lines = block.count("\n", start) - 1  # the empty line is no field line
     if lines > max_lines and block.count("\r\n", start) - 1 > max_lines:
         raise ProtocolError(431, "more than %d %s" % (max_lines, what))
