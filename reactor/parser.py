@@ -44,7 +44,7 @@ Deliberate choices (see ``docs/parser.md``):
 
 from __future__ import annotations
 
-from typing import Iterator, List, Optional, Union
+from typing import Iterator, Optional, Set, Union
 
 from reactor import abnf
 from reactor.errors import ProtocolError
@@ -83,6 +83,14 @@ _SPECIAL_FIELDS = frozenset({"host", "content-length", "transfer-encoding", "con
 _REQUEST_END = RequestEnd()
 _ORIGIN = TargetForm.ORIGIN
 _new_tuple = tuple.__new__
+_NO_MEMBERS: "frozenset[str]" = frozenset()
+# Host values that matched abnf.HOST. A server hears the same few values (its own names)
+# on nearly every request, so a set lookup stands in for the regex. Shared by every parser,
+# so it does not grow with the connections; at most 64 values of at most 300 characters (a
+# DNS name has 253, then a port), emptied when full: distinct values cost the regex only.
+_VALID_HOSTS: Set[str] = set()
+_VALID_HOSTS_MAX = 64
+_VALID_HOST_MAX_CHARS = 300
 # Content-Length values with more significant digits than this are over any body limit;
 # int() is never asked to convert them (it refuses very long strings since Python 3.11).
 _MAX_LENGTH_DIGITS = 18
@@ -220,62 +228,61 @@ class RequestParser:
         """
         if self._error is not None:
             raise self._error
+        # One function for the whole state machine: a call per event saved (two per
+        # request), and a try block costs nothing until something raises.
         try:
-            return self._next_event()
+            buf = self._buf
+            while True:
+                state = self._state
+                if state == _HEAD:
+                    return self._read_head()
+                if state == _BODY_END:  # the end of every request without a body
+                    self._state = _DONE
+                    return _REQUEST_END
+                if state == _BODY_LENGTH or state == _CHUNK_DATA:
+                    if not buf:
+                        if self._eof:
+                            raise ProtocolError(400, "connection closed before the message body was complete")
+                        return NEED_DATA
+                    n = self._remaining
+                    if len(buf) <= n:
+                        data = bytes(buf)
+                        buf.clear()
+                    else:
+                        data = bytes(buf[:n])
+                        del buf[:n]
+                    self._remaining = n = n - len(data)
+                    if n == 0:
+                        self._state = _BODY_END if state == _BODY_LENGTH else _CHUNK_CRLF
+                    return BodyData(data)
+                if state == _CHUNK_SIZE:
+                    if not self._read_chunk_size():
+                        return NEED_DATA
+                elif state == _CHUNK_CRLF:
+                    if len(buf) < 2:
+                        if buf and buf[0] != 13:
+                            raise ProtocolError(400, "chunk-data not followed by CRLF")
+                        if self._eof:
+                            raise ProtocolError(400, "connection closed inside chunked message body")
+                        return NEED_DATA
+                    if buf[0] != 13 or buf[1] != 10:
+                        raise ProtocolError(400, "chunk-data not followed by CRLF")
+                    del buf[:2]
+                    self._state = _CHUNK_SIZE
+                elif state == _TRAILERS:
+                    trailers = self._read_trailers()
+                    if trailers is None:
+                        return NEED_DATA
+                    self._state = _DONE
+                    return RequestEnd(trailers)
+                elif state == _DONE:
+                    return PAUSED
+                else:  # _CLOSED
+                    return EndOfStream()
         except ProtocolError as error:
             self._state = _ERROR
             self._error = error
             raise
-
-    def _next_event(self) -> Union[Event, _Sentinel]:
-        buf = self._buf
-        while True:
-            state = self._state
-            if state == _HEAD:
-                return self._read_head()
-            if state == _BODY_LENGTH or state == _CHUNK_DATA:
-                if not buf:
-                    if self._eof:
-                        raise ProtocolError(400, "connection closed before the message body was complete")
-                    return NEED_DATA
-                n = self._remaining
-                if len(buf) <= n:
-                    data = bytes(buf)
-                    buf.clear()
-                else:
-                    data = bytes(buf[:n])
-                    del buf[:n]
-                self._remaining = n = n - len(data)
-                if n == 0:
-                    self._state = _BODY_END if state == _BODY_LENGTH else _CHUNK_CRLF
-                return BodyData(data)
-            if state == _BODY_END:
-                self._state = _DONE
-                return _REQUEST_END
-            if state == _CHUNK_SIZE:
-                if not self._read_chunk_size():
-                    return NEED_DATA
-            elif state == _CHUNK_CRLF:
-                if len(buf) < 2:
-                    if buf and buf[0] != 13:
-                        raise ProtocolError(400, "chunk-data not followed by CRLF")
-                    if self._eof:
-                        raise ProtocolError(400, "connection closed inside chunked message body")
-                    return NEED_DATA
-                if buf[0] != 13 or buf[1] != 10:
-                    raise ProtocolError(400, "chunk-data not followed by CRLF")
-                del buf[:2]
-                self._state = _CHUNK_SIZE
-            elif state == _TRAILERS:
-                trailers = self._read_trailers()
-                if trailers is None:
-                    return NEED_DATA
-                self._state = _DONE
-                return RequestEnd(trailers)
-            elif state == _DONE:
-                return PAUSED
-            else:  # _CLOSED
-                return EndOfStream()
 
     # -- request-line and header section ---------------------------------------------
 
@@ -286,12 +293,14 @@ class RequestParser:
                 self._state = _CLOSED
                 return EndOfStream()
             return NEED_DATA
-        # RFC 9112 §2.2: ignore at least one empty line before the request-line.
-        while buf.startswith(b"\r\n"):
-            if self._empty_lines == _MAX_LEADING_EMPTY_LINES:
-                raise ProtocolError(400, "too many empty lines before the request-line")
-            self._empty_lines += 1
-            del buf[:2]
+        # RFC 9112 §2.2: ignore at least one empty line before the request-line. (A
+        # request-line never starts with CR: one index instead of a method call.)
+        if buf[0] == 13:
+            while buf.startswith(b"\r\n"):
+                if self._empty_lines == _MAX_LEADING_EMPTY_LINES:
+                    raise ProtocolError(400, "too many empty lines before the request-line")
+                self._empty_lines += 1
+                del buf[:2]
         end = buf.find(b"\r\n\r\n", self._scan_from)
         if end < 0:
             return self._head_incomplete()
@@ -300,8 +309,13 @@ class RequestParser:
             raise ProtocolError(414, "request-line longer than %d bytes" % self.max_request_line_bytes)
         if end + 2 - line_end > self.max_header_section_bytes:
             raise ProtocolError(431, "header section larger than %d bytes" % self.max_header_section_bytes)
-        head = buf[: end + 2].decode("latin-1")
-        del buf[: end + 4]
+        end += 4
+        if len(buf) == end:  # the buffer holds this head alone, as it usually does: no copy
+            head = buf.decode("latin-1")
+            buf.clear()
+        else:
+            head = buf[:end].decode("latin-1")
+            del buf[:end]
         self._scan_from = 0
         return self._parse_head(head, line_end)
 
@@ -333,8 +347,8 @@ class RequestParser:
     def _parse_head(self, head: str, line_end: int) -> RequestHead:
         """Turn a complete request-line and header section into a RequestHead.
 
-        ``head`` is the request-line and the field lines decoded as ISO-8859-1, each
-        ending with CRLF (the final empty line removed); the request-line ends at
+        ``head`` is the request-line, the field lines and the empty line after them,
+        decoded as ISO-8859-1, each ending with CRLF; the request-line ends at
         ``line_end``. Sets the state for the message body.
         """
         self.request_line = request_line = head[:line_end]
@@ -346,22 +360,19 @@ class RequestParser:
             raise ProtocolError(505, "HTTP/%s.%s is not supported; only HTTP/1.x" % (major, minor))
         http_version = "1.0" if minor == "0" else "1.1"
 
-        lines = head.count("\r\n", line_end + 2)
-        if lines > self.max_field_lines:
-            raise ProtocolError(431, "more than %d field lines" % self.max_field_lines)
-        fields = _parse_field_lines(head, line_end + 2, lines)
+        fields = _parse_field_lines(head, line_end + 2, self.max_field_lines, "field lines")
 
-        host = transfer_encoding = connection = expect = None
-        host_count = 0
-        cl_values: List[str] = []
+        # Repeated lines of a list field are joined with "," (RFC 9110 §5.3).
+        host = content_length_value = transfer_encoding = connection = expect = None
         for name, value in fields:
             if name not in _SPECIAL_FIELDS:
                 continue
             if name == "host":
+                if host is not None:  # Host (RFC 9112 §3.2): exactly one
+                    raise ProtocolError(400, "more than one Host field line")
                 host = value
-                host_count += 1
             elif name == "content-length":
-                cl_values.append(value)
+                content_length_value = value if content_length_value is None else content_length_value + "," + value
             elif name == "transfer-encoding":
                 transfer_encoding = value if transfer_encoding is None else transfer_encoding + "," + value
             elif name == "connection":
@@ -369,13 +380,11 @@ class RequestParser:
             else:  # expect
                 expect = value if expect is None else expect + "," + value
 
-        # Host (RFC 9112 §3.2): exactly one in HTTP/1.1, and well-formed.
-        if host_count > 1:
-            raise ProtocolError(400, "more than one Host field line")
+        # Host (RFC 9112 §3.2): required in HTTP/1.1, and well-formed.
         if host is None:
             if http_version == "1.1":
                 raise ProtocolError(400, "missing Host field (required in HTTP/1.1)")
-        elif abnf.HOST.fullmatch(host) is None:
+        elif host not in _VALID_HOSTS and not _is_valid_host(host):  # a set lookup on nearly every request
             raise ProtocolError(400, "invalid Host field value")
 
         if target[0] == "/" and method != "CONNECT":  # origin-form, nearly every request
@@ -386,7 +395,7 @@ class RequestParser:
                 authority = host
 
         # Persistence (RFC 9112 §9.3).
-        options = _list_members(connection) if connection is not None else frozenset()
+        options = _list_members(connection) if connection is not None else _NO_MEMBERS
         if "close" in options or method == "CONNECT":
             keep_alive = False  # after CONNECT, what follows would be tunnel data
         else:
@@ -396,7 +405,7 @@ class RequestParser:
         chunked = False
         content_length: Optional[int] = 0
         if transfer_encoding is not None:
-            if cl_values:
+            if content_length_value is not None:
                 # TE with CL invites request smuggling (RFC 9112 §6.1, §11.2).
                 raise ProtocolError(400, "both Transfer-Encoding and Content-Length (RFC 9112 §6.1)")
             _check_transfer_codings(transfer_encoding)
@@ -404,8 +413,8 @@ class RequestParser:
             content_length = None
             if http_version == "1.0":
                 keep_alive = False  # RFC 9112 §6.1: framing of a 1.0 message with TE is suspect
-        elif cl_values:
-            content_length = _content_length(cl_values, self.max_body_bytes)
+        elif content_length_value is not None:
+            content_length = _content_length(content_length_value, self.max_body_bytes)
 
         expect_continue = False
         if expect is not None:
@@ -496,27 +505,31 @@ class RequestParser:
             return None
         if end + 4 > self.max_header_section_bytes:
             raise ProtocolError(431, "trailer section larger than %d bytes" % self.max_header_section_bytes)
-        block = buf[: end + 2].decode("latin-1")
+        block = buf[: end + 4].decode("latin-1")
         del buf[: end + 4]
-        lines = block.count("\r\n")
-        if lines > self.max_field_lines:
-            raise ProtocolError(431, "more than %d trailer field lines" % self.max_field_lines)
-        return _parse_field_lines(block, 0, lines)
+        return _parse_field_lines(block, 0, self.max_field_lines, "trailer field lines")
 
 
 # -- helpers (pure functions) ---------------------------------------------------------
 
 
-def _parse_field_lines(block: str, start: int, lines: int) -> Fields:
-    """Parse ``block[start:]``, field lines each ending in CRLF (RFC 9112 §5), into pairs.
+def _parse_field_lines(block: str, start: int, max_lines: int, what: str) -> Fields:
+    """Parse ``block[start:]``, field lines then the empty line, all ending in CRLF (RFC 9112 §5), into pairs.
 
-    ``lines`` is ``block.count("\\r\\n", start)`` (the caller has it for its limit check).
     Names are lower-cased; values keep their ISO-8859-1 text with OWS trimmed.
-    Raises ProtocolError(400) naming the first problem.
+    Raises ProtocolError: 431 for more than ``max_lines`` lines (``what`` names them in
+    the reason), else 400 naming the first problem.
     """
+    # Each match of abnf.FIELD_LINES is one valid line and holds exactly one LF, that of
+    # its CRLF; so the block is valid exactly when there are as many matches as LFs (less
+    # the empty line's), and one count serves the limit too. The limit is on CRLF-ended
+    # lines, so only a block with bare LFs needs its CRLFs counted: it gets 400, not 431,
+    # as it does when it arrives in pieces.
+    lines = block.count("\n", start) - 1  # the empty line is no field line
+    if lines > max_lines and block.count("\r\n", start) - 1 > max_lines:
+        raise ProtocolError(431, "more than %d %s" % (max_lines, what))
     pairs = abnf.FIELD_LINES.findall(block, start)
-    # One match per valid line, and a line is only what ends in CRLF: see abnf.FIELD_LINES.
-    if len(pairs) != lines or block.count("\n", start) != lines:
+    if len(pairs) != lines:
         raise ProtocolError(400, _field_lines_problem(block[start:]))
     return tuple([(name.lower(), value.rstrip(" \t")) for name, value in pairs])
 
@@ -559,6 +572,17 @@ def _request_line_problem(line: str) -> str:
     if " " in version:
         return "malformed request-line; expected method SP request-target SP HTTP-version"
     return "malformed HTTP-version"
+
+
+def _is_valid_host(value: str) -> bool:
+    """Whether ``value`` is a Host field value (RFC 9110 §7.2); remembers it if so."""
+    if abnf.HOST.fullmatch(value) is None:
+        return False
+    if len(value) <= _VALID_HOST_MAX_CHARS:
+        if len(_VALID_HOSTS) >= _VALID_HOSTS_MAX:
+            _VALID_HOSTS.clear()
+        _VALID_HOSTS.add(value)
+    return True
 
 
 def _classify_target(method: str, target: str) -> "tuple[TargetForm, str, Optional[str]]":
@@ -614,20 +638,19 @@ def _check_transfer_codings(value: str) -> None:
         raise ProtocolError(501, "transfer coding not implemented: %s" % coding[:40])
 
 
-def _content_length(values: List[str], max_body_bytes: int) -> int:
+def _content_length(value: str, max_body_bytes: int) -> int:
     """The single Content-Length of a request (RFC 9110 §8.6, RFC 9112 §6.3).
 
-    ``values`` are the field values; each may be a list ("5, 5"). Every member must be
-    ``1*DIGIT`` and all must be the same string. Raises ProtocolError: 400 otherwise,
-    413 if the length exceeds ``max_body_bytes``.
+    ``value`` is the field value, repeated lines joined with ","; it may be a list
+    ("5, 5"). Every member must be ``1*DIGIT`` and all must be the same string. Raises
+    ProtocolError: 400 otherwise, 413 if the length exceeds ``max_body_bytes``.
     """
     members = set()
-    for value in values:
-        for part in value.split(","):
-            part = part.strip(" \t")
-            if abnf.CONTENT_LENGTH.fullmatch(part) is None:
-                raise ProtocolError(400, "Content-Length is not a decimal number")
-            members.add(part)
+    for part in value.split(","):
+        part = part.strip(" \t")
+        if abnf.CONTENT_LENGTH.fullmatch(part) is None:
+            raise ProtocolError(400, "Content-Length is not a decimal number")
+        members.add(part)
     if len(members) != 1:
         raise ProtocolError(400, "conflicting Content-Length values")
     digits = members.pop().lstrip("0")

@@ -65,8 +65,9 @@ class _DateCache:
         return self._value
 
 
-#: ``http_date()`` → ``"Sat, 21 Nov 2026 13:37:00 GMT"`` for now.
-http_date = _DateCache()
+#: ``http_date()`` → ``"Sat, 21 Nov 2026 13:37:00 GMT"`` for now. The bound method, not the
+#: instance: Python calls a method directly but an instance's ``__call__`` through a slot.
+http_date = _DateCache().__call__
 
 
 def format_http_date(timestamp: float) -> str:

@@ -351,3 +351,33 @@ def test_the_tchar_pattern_is_defined_once():
     sources = sorted(Path(reactor.__file__).parent.rglob("*.py"))
     holders = [path.name for path in sources if tchar in path.read_text(encoding="utf-8")]
     assert holders == ["abnf.py"], holders
+
+
+def test_host_values_found_valid_are_remembered_in_a_bounded_set() -> None:
+    """The Host check runs its regex once per distinct value; the memory of it stays small."""
+    from reactor import parser as parser_module
+
+    def host_status(value: bytes) -> int:
+        parser = RequestParser()
+        parser.feed(b"GET / HTTP/1.1\r\nHost: " + value + b"\r\n\r\n")
+        try:
+            parser.next_event()
+        except ProtocolError as exc:
+            return exc.status
+        return 200
+
+    parser_module._VALID_HOSTS.clear()
+    assert host_status(b"example.com:8080") == 200
+    assert "example.com:8080" in parser_module._VALID_HOSTS
+    assert host_status(b"example.com:8080") == 200  # now from the set
+    assert host_status(b"exa mple.com") == 400
+    assert host_status(b"a/b") == 400
+    assert "a/b" not in parser_module._VALID_HOSTS  # an invalid value is never remembered
+    long_name = "a" * (parser_module._VALID_HOST_MAX_CHARS + 1)
+    assert host_status(long_name.encode()) == 200
+    assert long_name not in parser_module._VALID_HOSTS  # nor a long one: the set stays small in bytes too
+    for number in range(3 * parser_module._VALID_HOSTS_MAX):
+        assert host_status(b"h%d.example:%d" % (number, number)) == 200
+        assert len(parser_module._VALID_HOSTS) <= parser_module._VALID_HOSTS_MAX
+    assert host_status(b"a/b") == 400  # still checked after the set was emptied and refilled
+    assert host_status(b"example.com:8080") == 200

@@ -29,6 +29,7 @@ from reactor.response import Response
 #: Methods defined by RFC 9110 §9 and RFC 5789 (PATCH); others are answered 501.
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
 UPLOAD_PATH = "/upload"
+_ASTERISK = TargetForm.ASTERISK  # an Enum member read through its class costs a lookup in the metaclass
 
 
 class Application:
@@ -68,7 +69,7 @@ class Application:
             if answer is not None:
                 request.route = functools.partial(fixed, answer)
                 return None
-        if head.target_form is TargetForm.ASTERISK:  # OPTIONS * (RFC 9110 §9.3.7)
+        if head.target_form is _ASTERISK:  # OPTIONS * (RFC 9110 §9.3.7)
             request.route = functools.partial(fixed, Response(204, [("Allow", "GET, HEAD, POST, OPTIONS")]))
             return None
         path, _, _query = head.path.partition("?")
@@ -90,7 +91,9 @@ class Application:
         (``[…]`` for IPv6): naming it needs no DNS, so it cannot be a rebinding.
         HTTP/1.0 requests without Host carry no name to check and pass.
         """
-        if authority is None or self.any_host:
+        # The allowed authorities are lower-case, as nearly every client sends them: an
+        # exact match needs no lower-casing.
+        if authority is None or self.any_host or authority in self.allowed_authorities:
             return
         value = authority.lower()
         if value in self.allowed_authorities:
