@@ -162,13 +162,6 @@ class Request:
         self.body_started = 0.0  # loop time of the first body byte (for the minimum rate)
         self.body_received = 0  # bytes of the message body received so far (as framed)
 
-    @property
-    def is_head(self) -> bool:
-        """True for HEAD, known from the request-line even when the head failed to parse."""
-        if self.head is not None:
-            return self.head.method == "HEAD"
-        return (self.request_line or "").startswith("HEAD ")
-
     def want_body(self) -> None:
         """Ask for the message body to be collected into ``body``."""
         if self.body is None:
@@ -235,8 +228,8 @@ class Collaborators:
         self.closed = closed
         self.stopping = False
         self._keep_alive_values: Dict[int, str] = {}
-        # See cached_head(): id(fields) -> (fields, status, length, field lines from Server to Content-Length).
-        self._heads: Dict[int, Tuple[Tuple[Tuple[str, str], ...], int, int, bytes]] = {}
+        # See cached_head(): id(fields) -> (fields, status, length, status-line, field lines Server..Content-Length).
+        self._heads: Dict[int, Tuple[Tuple[Tuple[str, str], ...], int, int, bytes, bytes]] = {}
         self._date = ""  # the http_date() that _date_line was made from
         self._date_line = b""
         self._keep_alive_tails: Dict[Tuple[int, bool], bytes] = {}
@@ -286,7 +279,8 @@ class Collaborators:
             )
             if len(self._heads) >= _HEAD_CACHE_ENTRIES:
                 self._heads.clear()  # a full cache means many files: start again, cheaply
-            entry = self._heads[id(fields)] = (fields, status, length, lines[len(status_line(status)) : -2])
+            line = status_line(status)
+            entry = self._heads[id(fields)] = (fields, status, length, line, lines[len(line) : -2])
         date = http_date()
         if date is not self._date:
             self._date = date
@@ -303,7 +297,7 @@ class Collaborators:
                     self._keep_alive_tails[key] = tail
         else:
             tail = b"Connection: close\r\n\r\n"
-        return b"".join((status_line(status), self._date_line, entry[3], tail))
+        return b"".join((entry[3], self._date_line, entry[4], tail))
 
 
 def _asked_keep_alive(head: RequestHead) -> bool:
@@ -617,7 +611,7 @@ class Connection:
         request = self.request
         assert request is not None and request.head is not None
         request.complete = True
-        response = None if request.head.has_body else self._route(request)
+        response = self._route(request) if request.route is None else None  # with a body: routed at its head
         if response is None:
             route = request.route
             assert route is not None, "route() must pick a handler or refuse"
@@ -763,7 +757,7 @@ class Connection:
                 fields.append(("Connection", "close"))
             data = response_head(status, fields)
         # Before a head was parsed (a limit, a header timeout), the parser may still know it is HEAD.
-        if status in _NO_CONTENT_LENGTH or request.is_head or (head is None and self.parser.head_request):
+        if status in _NO_CONTENT_LENGTH or (head.method == "HEAD" if head is not None else self.parser.head_request):
             body = b""
             if file is not None:
                 file.close()
@@ -799,12 +793,13 @@ class Connection:
             self._log_access(request)
             linger = not request.complete
         self.request = None
-        if not self.keep_alive or self.ctx.stopping:  # a graceful stop: no next request
-            self._close_after_response(linger or bool(self.parser.buffered_bytes))
-            return
         parser = self.parser
+        buffered = parser.buffered_bytes
+        if not self.keep_alive or self.ctx.stopping:  # a graceful stop: no next request
+            self._close_after_response(linger or bool(buffered))
+            return
         parser.start_next_cycle()
-        self.set_state(_READING_HEADERS if parser.buffered_bytes else _IDLE)
+        self.set_state(_READING_HEADERS if buffered else _IDLE)
 
     def _close_after_response(self, linger: bool) -> None:
         """Close after a final response; linger if the client may still be sending.
