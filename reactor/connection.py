@@ -300,14 +300,6 @@ class Collaborators:
         return b"".join((entry[3], self._date_line, entry[4], tail))
 
 
-def _asked_keep_alive(head: RequestHead) -> bool:
-    """Whether the request's Connection field lists ``keep-alive`` (RFC 9112 §9.3)."""
-    for name, value in head.fields:
-        if name == "connection" and any(token.strip(" \t") == "keep-alive" for token in value.lower().split(",")):
-            return True
-    return False
-
-
 class Connection:
     """The HTTP exchange of one client, driven through :class:`ConnState`."""
 
@@ -582,7 +574,7 @@ class Connection:
 
     def _on_head(self, head: RequestHead) -> None:
         request = self.request = Request(head, self.parser.request_line)
-        if not head.has_body:
+        if not (head.chunked or head.content_length):  # has_body, without the property's call
             return  # RequestEnd follows at once; the request is routed there
         self.set_state(_READING_BODY)
         refusal = self._route(request)
@@ -737,7 +729,9 @@ class Connection:
         body = response.body
         file = response.file
         # HTTP/1.0 needs it to persist; a 1.1 client that asked gets the answer it asked for.
-        say_keep_alive = keep_alive and head is not None and (head.http_version == "1.0" or _asked_keep_alive(head))
+        say_keep_alive = (
+            keep_alive and head is not None and (head.http_version == "1.0" or "keep-alive" in head.connection_options)
+        )
         response_fields = response.fields
         if type(response_fields) is tuple and stream is None and status not in _NO_CONTENT_LENGTH:
             # A hot file: the same head as below, from parts made once (see cached_head).

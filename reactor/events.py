@@ -9,7 +9,7 @@ in property tests.
 from __future__ import annotations
 
 import enum
-from typing import NamedTuple, Optional, Tuple, Union
+from typing import FrozenSet, NamedTuple, Optional, Tuple, Union
 
 Fields = Tuple[Tuple[str, str], ...]
 
@@ -40,6 +40,8 @@ class RequestHead(NamedTuple):
     - ``content_length``: the framing length in bytes, or ``None`` when ``chunked``.
     - ``chunked``: the message body uses the chunked transfer coding (RFC 9112 §7.1).
     - ``expect_continue``: the client sent ``Expect: 100-continue`` (RFC 9110 §10.1.1).
+    - ``connection_options``: the Connection field's options, lower-cased
+      (``{"keep-alive"}``; RFC 9110 §7.6.1), empty without one.
     """
 
     method: str
@@ -53,6 +55,7 @@ class RequestHead(NamedTuple):
     content_length: Optional[int]
     chunked: bool
     expect_continue: bool
+    connection_options: FrozenSet[str] = frozenset()
 
     def get(self, name: str, default: Optional[str] = None) -> Optional[str]:
         """The value of field ``name`` (lower-case), repeated lines joined with ", "."""

@@ -447,6 +447,7 @@ class RequestParser:
                 content_length,
                 chunked,
                 expect_continue,
+                options,
             ),
         )
 
