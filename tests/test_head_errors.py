@@ -16,7 +16,7 @@ import pytest
 from corpus import Case
 from test_malformed import CORPUS_HOSTS, HEAD_ERRORS
 
-from conftest import RawClient, RunningServer, copy_resources
+from conftest import RawClient, RunningServer, copy_resources, recv_until_closed
 from reactor.config import Config
 from reactor.handlers.static import StaticFiles
 from reactor.server import Server as ReactorServer
@@ -138,12 +138,7 @@ def test_refusal_at_the_connection_limit_honours_head(method: bytes, tmp_path) -
         theirs.settimeout(5)
         theirs.sendall(method + b" / HTTP/1.1\r\nHost: a\r\n\r\n")
         server._refuse(ours)
-        reply = b""
-        while True:
-            chunk = theirs.recv(65536)
-            if not chunk:
-                break
-            reply += chunk
+        reply = recv_until_closed(theirs)
     finally:
         theirs.close()
         server.pool.shutdown()

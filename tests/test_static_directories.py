@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 
-from conftest import fetch
+from conftest import fetch, recv_until_closed
 from reactor.handlers import mime
 
 BOTH_TRANSPORTS = True  # each test with a server runs over plain TCP and over TLS (conftest)
@@ -21,12 +21,7 @@ BOTH_TRANSPORTS = True  # each test with a server runs over plain TCP and over T
 def raw_get(server, target):
     with server.connect() as sock:
         sock.sendall(b"GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n\r\n" % (target, server.port))
-        data = b""
-        while True:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            data += chunk
+        data = recv_until_closed(sock)
     head, _, body = data.partition(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     fields = {name.lower(): value for name, value in (line.split(": ", 1) for line in lines[1:])}

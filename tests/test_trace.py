@@ -13,6 +13,7 @@ from typing import List, Tuple
 
 import pytest
 
+from conftest import recv_until_closed
 from reactor.trace import Tracer, job_name
 
 LINE = re.compile(r"^ *(\d+\.\d{3}) (#\d+|--) (.*)$")
@@ -276,9 +277,7 @@ def test_request_there_at_accept_is_read_without_registering(traced):
     for _ in range(2):  # the first one warms the cache, so that the second is answered on the loop
         running.call(connect_and_send)
         with clients[-1] as sock:
-            reply = b""
-            while chunk := sock.recv(65536):
-                reply += chunk
+            reply = recv_until_closed(sock)
         assert reply.startswith(b"HTTP/1.1 200 ")
     mine = [what for _ms, who, what in trace_lines(running.trace()) if who == "#2"]
     in_order(mine, ["accepted from", "recv ", "respond 200", "send ", "state writing -> closed"])

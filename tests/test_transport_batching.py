@@ -6,6 +6,7 @@ import socket
 
 import pytest
 
+from conftest import recv_until_closed
 from reactor.loop import EventLoop
 from reactor.stats import Stats
 from reactor.transport import _DEFER_BYTES, Transport
@@ -107,12 +108,7 @@ def test_a_batch_followed_by_the_end_of_stream_is_answered_whole(server):
     sock = server.connect()
     sock.sendall(_batch(server.port, ["sample.txt"] * 5))
     sock.shutdown(socket.SHUT_WR)  # FIN right after the batch: the server reads both at once
-    data = b""
-    while True:
-        chunk = sock.recv(65536)
-        if not chunk:
-            break
-        data += chunk
+    data = recv_until_closed(sock)
     sock.close()
     assert data.count(b"HTTP/1.1 200 OK") == 5
     assert data.endswith((server.root / "sample.txt").read_bytes())
