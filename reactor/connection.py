@@ -386,18 +386,13 @@ class Connection:
         if new not in NEXT[old]:
             raise InvalidTransition("%r: %s -> %s" % (self, old.value, new.value))
         self.state = new
-        tracer = self.tracer
-        if tracer:
-            tracer.state(self, old, new)
-        ctx = self.ctx
-        timeout = ctx.timeouts[new]
+        if self.tracer:
+            self.tracer.state(self, old, new)
+        timeout = self.ctx.timeouts[new]
         if timeout is not None:
-            now = ctx.loop.now
-            self.deadline = now + timeout  # what _arm does, inline: this runs three times a request
-            if tracer:
-                tracer.timer_armed(self, timeout)
+            self._arm(timeout)
             if new is _READING_BODY:
-                self.request.body_started = now  # type: ignore[union-attr]
+                self.request.body_started = self.ctx.loop.now  # type: ignore[union-attr]
         elif new is _CLOSED:
             self._teardown()
         else:
