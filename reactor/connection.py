@@ -44,7 +44,7 @@ from typing import Any, Callable, Dict, FrozenSet, Optional, Tuple
 from reactor import log as logmod
 from reactor.config import Config
 from reactor.errors import HTTPError, ProtocolError
-from reactor.events import NEED_DATA, PAUSED, BodyData, Fields, RequestEnd, RequestHead
+from reactor.events import NEED_DATA, PAUSED, BodyData, RequestEnd, RequestHead
 from reactor.loop import EventLoop, TimerHandle
 from reactor.parser import RequestParser
 from reactor.response import ChunkedStream, Response
@@ -870,33 +870,14 @@ class Connection:
         if not access.enabled:
             return
         head = request.head
-        referer, user_agent = _referer_and_user_agent(head.fields) if head is not None else (None, None)
         access.write(
-            logmod.access_line(
-                self.transport.peer,
-                request.started,
-                request.request_line,
-                request.status,
-                request.body_bytes_sent,
-                referer,
-                user_agent,
-            )
+            self.transport.peer,
+            request.started,
+            request.request_line,
+            request.status,
+            request.body_bytes_sent,
+            head.fields if head is not None else (),
         )
-
-
-def _referer_and_user_agent(fields: Fields) -> Tuple[Optional[str], Optional[str]]:
-    """The Referer and User-Agent values for the access log, in one pass over the fields.
-
-    Repeated lines are joined with ", " as :meth:`RequestHead.get` does (two calls of it
-    cost more than the rest of the access-log line).
-    """
-    referer = user_agent = None
-    for name, value in fields:
-        if name == "user-agent":
-            user_agent = value if user_agent is None else user_agent + ", " + value
-        elif name == "referer":
-            referer = value if referer is None else referer + ", " + value
-    return referer, user_agent
 
 
 def discard_result(future: "concurrent.futures.Future[object]") -> None:

@@ -13,13 +13,16 @@ The buffered access log
 A ``logging`` call and a ``write(2)`` per response cost more than serving a small file.
 So, like nginx's ``access_log ... buffer=``, :class:`AccessLog` buffers:
 
-- The loop thread formats a line (:func:`access_line`; the timestamp string is made once
-  per second) and appends it to a list: no system call, no lock.
+- Per response, the loop thread appends one record (a tuple of what the line needs) to
+  a list: no formatting, no system call, no lock.
 - At the end of every loop pass (:meth:`reactor.loop.EventLoop.add_pass_callback`), or
-  as soon as ``_BATCH_LINES`` lines are waiting, :meth:`AccessLog.flush` joins them into
-  one batch of bytes and hands it to a writer thread through a ``queue.SimpleQueue``.
-  A pass that logged nothing costs one length check, and an idle loop has nothing left
-  unwritten.
+  as soon as ``_BATCH_LINES`` records are waiting, :meth:`AccessLog.flush` formats them
+  all in one go (:func:`access_lines`: the timestamp string is made once per second,
+  and one check over the whole batch shows that no field needs escaping), joins them
+  into one batch of bytes and hands it to a writer thread through a
+  ``queue.SimpleQueue``. Formatting a batch in one tight loop costs less than a line at
+  a time between requests. A pass that logged nothing costs one length check, and an
+  idle loop has nothing left unwritten.
 - Only the writer thread calls ``write(2)``. A terminal, a pipe to a slow reader or a
   slow disk can block it, never the loop. The descriptor stays blocking: setting
   ``O_NONBLOCK`` on stderr would change the open file description that the terminal
@@ -52,14 +55,14 @@ import select
 import stat
 import threading
 import time
-from typing import Deque, Optional, Tuple, Union
+from typing import Deque, List, Optional, Sequence, Tuple, Union
 
 access_logger = logging.getLogger("reactor.access")
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _UNSAFE = re.compile(r'[\x00-\x1f\x7f-\U0010ffff"\\]')
 
-#: Lines waiting on the loop thread before a batch is handed over mid-pass (about 64 KiB).
+#: Records waiting on the loop thread before a batch is handed over mid-pass (about 64 KiB).
 _BATCH_LINES = 512
 #: Bytes handed to the writer and not yet written, beyond which batches are dropped.
 _QUEUE_MAX_BYTES = 1024 * 1024
@@ -141,6 +144,61 @@ def access_line(
     )
 
 
+#: What :meth:`AccessLog.write` keeps of one response until the batch is formatted:
+#: client, timestamp, request-line, status, body bytes, the request's field lines.
+Record = Tuple[str, float, Optional[str], int, int, Tuple[Tuple[str, str], ...]]
+
+
+def referer_and_user_agent(fields: Sequence[Tuple[str, str]]) -> Tuple[Optional[str], Optional[str]]:
+    """The Referer and User-Agent values in one pass over ``(name, value)`` field lines
+    (names lower-case); repeated lines joined with ", " as ``RequestHead.get`` does."""
+    referer = user_agent = None
+    for name, value in fields:
+        if name == "user-agent":
+            user_agent = value if user_agent is None else user_agent + ", " + value
+        elif name == "referer":
+            referer = value if referer is None else referer + ", " + value
+    return referer, user_agent
+
+
+def access_lines(records: Sequence[Record]) -> List[str]:
+    """The lines of a batch of records, each exactly what :func:`access_line` makes of it.
+
+    Nearly every field is printable ASCII without a quote or a backslash; one check over
+    the whole batch shows that, and only a batch that fails it is formatted again with
+    :func:`escape` on every client-supplied field.
+    """
+    global _clf_cache
+    cached_second, stamp = _clf_cache
+    lines: List[str] = []
+    append = lines.append
+    for client, timestamp, request_line, status, body_bytes, fields in records:
+        second = int(timestamp)
+        if second != cached_second:
+            cached_second, stamp = _clf_cache = (second, clf_time(second))
+        referer, user_agent = referer_and_user_agent(fields)
+        append(
+            '%s - - [%s] "%s" %d %s "%s" "%s"'
+            % (
+                client,
+                stamp,
+                "-" if request_line is None else request_line,
+                status,
+                body_bytes if body_bytes else "-",
+                "-" if referer is None else referer,
+                "-" if user_agent is None else user_agent,
+            )
+        )
+    text = "".join(lines)
+    # Six quotes a line are the format's own; any other one came from a field.
+    if text.isascii() and text.isprintable() and "\\" not in text and text.count('"') == 6 * len(lines):
+        return lines
+    return [
+        access_line(client, timestamp, request_line, status, body_bytes, *referer_and_user_agent(fields))
+        for client, timestamp, request_line, status, body_bytes, fields in records
+    ]
+
+
 class _Marker:
     """A command for the writer thread, queued between batches."""
 
@@ -173,7 +231,7 @@ class AccessLog:
         self._owns_fd = False
         self._atomic_bytes: Optional[int] = None  # cap per write(2) (pipes, sockets); None: no cap
         self._warn_now = True  # the loop may warn on stderr (the log is not stderr)
-        self._lines: Deque[str] = collections.deque()  # deque: appends are atomic across threads
+        self._records: Deque[Record] = collections.deque()  # deque: appends are atomic across threads
         self._queue: "queue.SimpleQueue[_Item]" = queue.SimpleQueue()
         self._thread: Optional[threading.Thread] = None
         # Each counter has one writing thread; the other only reads it.
@@ -228,32 +286,45 @@ class AccessLog:
 
     # -- the loop thread -------------------------------------------------------------------
 
-    def write(self, line: str) -> None:
-        """Buffer one line (without its newline). Loop thread; cheap: no system call."""
+    def write(
+        self,
+        client: str,
+        timestamp: float,
+        request_line: Optional[str],
+        status: int,
+        body_bytes: int,
+        fields: Tuple[Tuple[str, str], ...] = (),
+    ) -> None:
+        """Buffer the record of one response; its line is formatted at :meth:`flush`.
+
+        The arguments are :func:`access_line`'s, with the request's field lines (names
+        lower-case) in place of Referer and User-Agent. Loop thread; cheap: no
+        formatting, no system call.
+        """
+        record = (client, timestamp, request_line, status, body_bytes, fields)
         if self.synchronous:
-            data = (line + "\n").encode("ascii", "backslashreplace")
+            data = _encode(access_lines((record,)))
             self._queued_bytes += len(data)
             self._write(data)
             return
-        lines = self._lines
-        lines.append(line)
-        if len(lines) >= _BATCH_LINES:
+        records = self._records
+        records.append(record)
+        if len(records) >= _BATCH_LINES:
             self.flush()
 
     def flush(self) -> None:
-        """Hand the buffered lines to the writer as one batch; never blocks.
+        """Format the buffered records and hand their lines to the writer as one batch;
+        never blocks.
 
         Called at the end of every loop pass. When the writer is too far behind
         (``_QUEUE_MAX_BYTES`` waiting), the batch is dropped and counted instead.
         """
-        lines = self._lines
-        count = len(lines)
+        records = self._records
+        count = len(records)
         if not count:
             return
-        popleft = lines.popleft  # pop only what was counted: another thread may append
-        batch = [popleft() for _ in range(count)]
-        batch.append("")
-        data = "\n".join(batch).encode("ascii", "backslashreplace")
+        popleft = records.popleft  # pop only what was counted: another thread may append
+        data = _encode(access_lines([popleft() for _ in range(count)]))
         waiting = self._queued_bytes - self._written_bytes
         if waiting + len(data) > _QUEUE_MAX_BYTES:
             self._overflow_lines += count
@@ -273,7 +344,7 @@ class AccessLog:
         Threads do not survive ``fork()``; lines buffered in the parent are not the
         child's to write (they would appear twice).
         """
-        self._lines = collections.deque()
+        self._records = collections.deque()
         self._queue = queue.SimpleQueue()
         self._queued_bytes = self._written_bytes = 0
         self._thread = None
@@ -381,6 +452,11 @@ class AccessLog:
             access_logger.error("access log: cannot reopen %s: %s; still writing to the old file", self.path, exc)
             return
         os.close(old)
+
+
+def _encode(lines: List[str]) -> bytes:
+    lines.append("")
+    return "\n".join(lines).encode("ascii", "backslashreplace")
 
 
 #: The process's access log: off until the command line opens it.

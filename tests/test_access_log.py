@@ -8,10 +8,13 @@ import json
 import os
 import select
 import signal
+import string
 import threading
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import recv_until_closed, wait_for
 from reactor import log as logmod
@@ -164,10 +167,10 @@ def test_lines_leave_in_whole_line_writes_no_larger_than_pipe_buf(monkeypatch):
     monkeypatch.setattr(os, "write", spy)
     try:
         access.open("/dev/fd/%d" % write_fd)  # a pipe: writes capped at PIPE_BUF
-        lines = ["line %d %s" % (i, "y" * (i % 300)) for i in range(400)]
-        for line in lines:
-            access.write(line)
-        access.write("z" * 10000)  # longer than PIPE_BUF: a write of its own
+        records = [("127.0.0.1", 0.0, "GET /%d%s HTTP/1.1" % (i, "y" * (i % 300)), 200, i, ()) for i in range(400)]
+        records.append(("127.0.0.1", 0.0, "GET /" + "z" * 10000 + " HTTP/1.1", 200, 0, ()))  # a write of its own
+        for record in records:
+            access.write(*record)
         access.flush()
         got = b""
 
@@ -186,10 +189,11 @@ def test_lines_leave_in_whole_line_writes_no_larger_than_pipe_buf(monkeypatch):
         reading.join(10)
     finally:
         os.close(read_fd)
-    assert got.decode().splitlines() == lines + ["z" * 10000]
+    lines = got.decode().splitlines()
+    assert lines == [logmod.access_line(*record[:5], None, None) for record in records]
     assert all(w.endswith(b"\n") for w in writes)
     assert sum(len(w) for w in writes) == len(got)
-    assert [len(w) for w in writes if len(w) > select.PIPE_BUF] == [10001]
+    assert [len(w) for w in writes if len(w) > select.PIPE_BUF] == [len(lines[-1]) + 1]
     assert len(writes) > 1
 
 
@@ -203,3 +207,56 @@ def test_a_pass_that_logged_nothing_hands_over_nothing():
 def test_the_per_second_timestamp_cache_matches_clf_time(timestamp):
     line = logmod.access_line("127.0.0.1", timestamp, "GET / HTTP/1.1", 200, 5, None, "ua")
     assert "[%s]" % logmod.clf_time(int(timestamp)) in line
+
+
+def test_a_clean_batch_is_formatted_without_escaping():
+    fields = (("host", "example.com"), ("user-agent", "curl/8.0"), ("referer", "http://a/"), ("user-agent", "x"))
+    records = [
+        ("127.0.0.1", 1_700_000_000.5, "GET / HTTP/1.1", 200, 1024, fields),
+        ("::1", 1_700_000_001.0, None, 408, 0, ()),
+    ]
+    stamp0, stamp1 = logmod.clf_time(1_700_000_000), logmod.clf_time(1_700_000_001)
+    assert logmod.access_lines(records) == [
+        '127.0.0.1 - - [%s] "GET / HTTP/1.1" 200 1024 "http://a/" "curl/8.0, x"' % stamp0,
+        '::1 - - [%s] "-" 408 - "-" "-"' % stamp1,
+    ]
+
+
+def test_one_field_that_needs_escaping_escapes_only_that_field():
+    clean = ("127.0.0.1", 0.0, "GET /a HTTP/1.1", 200, 5, (("user-agent", "ua"),))
+    quote = ("127.0.0.1", 0.0, "GET /b HTTP/1.1", 200, 5, (("user-agent", 'say "hi"'),))
+    control = ("127.0.0.1", 0.0, "GET /\x1b[31m HTTP/1.1", 400, 0, (("referer", "caf\xe9\\"),))
+    backslash = ("127.0.0.1", 0.0, "GET /c HTTP/1.1", 200, 5, (("referer", "a\\b"),))
+    lines = logmod.access_lines([clean, quote])  # printable ASCII: only the quote gives it away
+    assert lines[0].endswith('"GET /a HTTP/1.1" 200 5 "-" "ua"')
+    assert lines[1].endswith('"GET /b HTTP/1.1" 200 5 "-" "say \\"hi\\""')
+    assert logmod.access_lines([backslash])[0].endswith('"a\\\\b" "-"')
+    lines = logmod.access_lines([clean, control])
+    assert lines[0].endswith('"GET /a HTTP/1.1" 200 5 "-" "ua"')
+    assert lines[1].endswith('"GET /\\x1b[31m HTTP/1.1" 400 - "caf\\xe9\\\\" "-"')
+
+
+# Printable ASCII (quotes and backslashes among it) as often as any text at all.
+_text = st.one_of(st.none(), st.text(max_size=20), st.text(alphabet=string.printable[:95], max_size=20))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["127.0.0.1", "::1"]),
+            st.floats(min_value=0, max_value=2e9),
+            _text,
+            st.integers(100, 599),
+            st.integers(0, 10**12),
+            st.lists(st.tuples(st.sampled_from(["user-agent", "referer", "host"]), st.text(max_size=10)), max_size=4),
+        ),
+        max_size=8,
+    )
+)
+def test_a_batch_is_what_access_line_makes_of_each_record(records):
+    records = [record[:5] + (tuple(record[5]),) for record in records]
+    expected = [logmod.access_line(*record[:5], *logmod.referer_and_user_agent(record[5])) for record in records]
+    assert logmod.access_lines(records) == expected
+    for line in logmod.access_lines(records):
+        assert line.isascii() and line.isprintable()
