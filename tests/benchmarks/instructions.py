@@ -12,7 +12,9 @@ start-up and imports cancelled out. Compare two checkouts by running it in each.
 ``--access-log`` measures the same with the access log on, written to /dev/null by its
 writer thread as in ``python -m reactor`` (the difference is what the log costs).
 ``--close`` sends each request on a new connection with ``Connection: close`` instead
-(accept, the exchange, and the close, ``CONNECTIONS`` at a time).
+(accept, the exchange, and the close, ``CONNECTIONS`` at a time). ``--pipeline K`` sends
+K requests in one write and the next K once all K responses are in (as the load
+benchmark's ``small-pipeline`` does with K = 10).
 
 Only instructions in user space are counted: the kernel's work in ``recv``, ``send``,
 ``epoll_ctl`` and the rest is not, so a change that saves system calls shows in wrk's
@@ -37,7 +39,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 CONNECTIONS = 10
 
 
-def drive(requests: int, root: str, access_log: bool = False, close: bool = False) -> None:
+def drive(requests: int, root: str, access_log: bool = False, close: bool = False, pipeline: int = 1) -> None:
     """Serve ``requests`` GETs over ``CONNECTIONS`` keep-alive connections (or one each), then stop.
 
     The client runs on the loop thread, at the end of every pass (a pass callback), with
@@ -70,8 +72,25 @@ def drive(requests: int, root: str, access_log: bool = False, close: bool = Fals
         sock.sendall(request)
         return sock
 
+    if pipeline > 1:
+        request *= pipeline  # one write; the counts below go by batches
+        requests //= pipeline
     clients: List[List[Any]] = [[connect(), b""] for _ in range(CONNECTIONS)]
     counts = {"sent": CONNECTIONS, "answered": 0}
+    length = re.compile(rb"Content-Length: (\d+)")
+
+    def complete_responses(buf: bytes) -> int:
+        done = start = 0
+        while True:
+            end = buf.find(b"\r\n\r\n", start)
+            if end < 0:
+                return done
+            match = length.search(buf, start, end)
+            assert match is not None, buf[start:end]
+            start = end + 4 + int(match.group(1))
+            if start > len(buf):
+                return done
+            done += 1
 
     def client_pass() -> None:
         for client in clients:
@@ -83,9 +102,7 @@ def drive(requests: int, root: str, access_log: bool = False, close: bool = Fals
             except BlockingIOError:
                 continue
             buf += chunk
-            head, sep, body = buf.partition(b"\r\n\r\n")
-            match = re.search(rb"Content-Length: (\d+)", head) if sep else None
-            if match is None or len(body) < int(match.group(1)):
+            if complete_responses(buf) < pipeline:
                 assert chunk, "the server closed a connection before its response was complete: %r" % buf[:200]
                 client[1] = buf
                 continue
@@ -110,7 +127,7 @@ def drive(requests: int, root: str, access_log: bool = False, close: bool = Fals
     logmod.access_log.close()
 
 
-def count(requests: int, root: str, access_log: bool = False, close: bool = False) -> int:
+def count(requests: int, root: str, access_log: bool = False, close: bool = False, pipeline: int = 1) -> int:
     """Instructions callgrind collects for a whole ``--drive requests`` run."""
     result = subprocess.run(
         [
@@ -125,7 +142,8 @@ def count(requests: int, root: str, access_log: bool = False, close: bool = Fals
             root,
         ]
         + (["--access-log"] if access_log else [])
-        + (["--close"] if close else []),
+        + (["--close"] if close else [])
+        + (["--pipeline", str(pipeline)] if pipeline > 1 else []),
         capture_output=True,
         text=True,
         timeout=900,
@@ -141,11 +159,12 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=2000, help="N (the second run does 2N)")
     parser.add_argument("--access-log", action="store_true", help="with the access log on (to /dev/null)")
     parser.add_argument("--close", action="store_true", help="a new connection per request (Connection: close)")
+    parser.add_argument("--pipeline", type=int, default=1, metavar="K", help="K pipelined requests per write")
     parser.add_argument("--drive", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--root", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.drive is not None:
-        drive(args.drive, args.root, args.access_log, args.close)
+        drive(args.drive, args.root, args.access_log, args.close, args.pipeline)
         return 0
     if shutil.which("valgrind") is None:
         print("valgrind is not installed: apt-get install valgrind", file=sys.stderr)
@@ -153,13 +172,14 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as root:
         with open(os.path.join(root, "index.html"), "wb") as page:
             page.write(b"<!doctype html>" + b"x" * (1024 - 15))
-        low = count(args.requests, root, args.access_log, args.close)
-        high = count(2 * args.requests, root, args.access_log, args.close)
+        low = count(args.requests, root, args.access_log, args.close, args.pipeline)
+        high = count(2 * args.requests, root, args.access_log, args.close, args.pipeline)
     print(
-        "instructions per request (client + server%s%s): %.0f  [(I(%d) - I(%d)) / %d; python %s]"
+        "instructions per request (client + server%s%s%s): %.0f  [(I(%d) - I(%d)) / %d; python %s]"
         % (
             ", access log on" if args.access_log else "",
             ", Connection: close" if args.close else "",
+            ", %d pipelined" % args.pipeline if args.pipeline > 1 else "",
             (high - low) / args.requests,
             2 * args.requests,
             args.requests,
