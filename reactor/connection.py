@@ -413,7 +413,7 @@ class Connection:
                 state = self.state
                 try:
                     if state is _WRITING:
-                        if self.transport.writing:
+                        if self.transport.writing():
                             if self.deadline is None:
                                 self._arm(self.ctx.config.send_timeout_s)  # the client must read first
                             break
@@ -765,7 +765,7 @@ class Connection:
         transport = self.transport
         # Another request already waits in the buffer and this one keeps the connection:
         # let this response leave with the next one (_run sends what is left at its end).
-        transport.write(data, self._batching and keep_alive and not body and bool(self.parser.buffered_bytes))
+        transport.write(data, self._batching and keep_alive and not body and bool(self.parser.buffered_bytes()))
         if body:
             transport.write(body)
         if file is not None:
@@ -782,13 +782,10 @@ class Connection:
             self._log_access(request)
             linger = not request.complete
         self.request = None
-        parser = self.parser
-        buffered = parser.buffered_bytes
         if not self.keep_alive or self.ctx.stopping:  # a graceful stop: no next request
-            self._close_after_response(linger or bool(buffered))
+            self._close_after_response(linger or bool(self.parser.buffered_bytes()))
             return
-        parser.start_next_cycle()
-        self.set_state(_READING_HEADERS if buffered else _IDLE)
+        self.set_state(_READING_HEADERS if self.parser.start_next_cycle() else _IDLE)
 
     def _close_after_response(self, linger: bool) -> None:
         """Close after a final response; linger if the client may still be sending.

@@ -223,9 +223,11 @@ class Transport:
             self._bug(exc)
         self._update_interest()
 
-    @property
     def writing(self) -> bool:
         """True while queued bytes or a file or stream body are not all in the kernel yet.
+
+        A method, as :meth:`reactor.parser.RequestParser.buffered_bytes` is, and for the same
+        reason: the connection asks once per request.
 
         Bytes kept back by ``write(more=True)`` do not count: they leave with the next
         write or :meth:`flush`, whichever comes first.
@@ -375,7 +377,7 @@ class Transport:
                 self.tracer.event(self, mask)
             if mask & EVENT_WRITE:
                 self._flush()
-                if not self.writing and not self._closed:
+                if not self.writing() and not self._closed:
                     protocol = self.protocol
                     assert protocol is not None
                     protocol.write_drained()
@@ -531,7 +533,7 @@ class Transport:
                 stream.close()
                 if self._stream is stream:
                     self._stream = None
-            if not self.writing and not self._closed:
+            if not self.writing() and not self._closed:
                 protocol = self.protocol
                 assert protocol is not None
                 protocol.write_drained()

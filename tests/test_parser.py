@@ -157,9 +157,15 @@ def test_parser_pauses_after_each_request_and_parses_nothing_ahead() -> None:
     assert isinstance(parser.next_event(), RequestEnd)
     for _ in range(3):
         assert parser.next_event() is PAUSED
-    assert parser.buffered_bytes == 2 * len(GET)  # the next two requests, untouched
-    parser.start_next_cycle()
+    assert parser.buffered_bytes() == 2 * len(GET)  # the next two requests, untouched
+    assert parser.start_next_cycle() is True  # the next request is there already
     assert isinstance(parser.next_event(), RequestHead)
+    assert isinstance(parser.next_event(), RequestEnd)
+    assert parser.start_next_cycle() is True
+    parser.next_event()
+    parser.next_event()
+    assert parser.start_next_cycle() is False  # nothing buffered: wait for input
+    assert parser.next_event() is NEED_DATA
 
 
 def test_start_next_cycle_before_the_request_is_complete_is_an_error() -> None:
@@ -183,7 +189,7 @@ def test_in_message_tells_whether_a_request_has_started() -> None:
     assert parser.next_event() is PAUSED
     parser.start_next_cycle()
     assert not parser.in_message
-    assert parser.buffered_bytes == 0
+    assert parser.buffered_bytes() == 0
 
 
 def test_head_request_is_known_from_the_request_line_or_the_first_bytes() -> None:

@@ -40,7 +40,7 @@ def test_kept_back_bytes_leave_with_the_next_write(pair):
     transport, peer = pair
     transport.write(b"first ", more=True)
     transport.write(b"second ", more=True)
-    assert nothing_sent(peer) and not transport.writing  # the exchange may go on to the next request
+    assert nothing_sent(peer) and not transport.writing()  # the exchange may go on to the next request
     transport.write(b"third")
     assert peer.recv(100) == b"first second third"
 
@@ -50,7 +50,7 @@ def test_flush_sends_what_was_kept_back(pair):
     transport.write(b"only", more=True)
     assert nothing_sent(peer)
     transport.flush()
-    assert peer.recv(100) == b"only" and not transport.writing
+    assert peer.recv(100) == b"only" and not transport.writing()
     transport.flush()  # nothing kept back: nothing happens
     assert nothing_sent(peer)
 
@@ -73,9 +73,9 @@ def test_nothing_is_kept_back_behind_bytes_the_socket_did_not_take(pair):
     transport, peer = pair
     big = b"z" * (8 << 20)  # more than the socket buffers take
     transport.write(big)
-    assert transport.writing
+    assert transport.writing()
     transport.write(b"small", more=True)
-    assert transport.writing
+    assert transport.writing()
 
 
 def test_close_sends_what_was_kept_back(pair):
