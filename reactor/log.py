@@ -113,6 +113,20 @@ def clf_time(timestamp: float) -> str:
 # change on a whole second, so one clf_time() per second serves every line in it.
 _clf_cache: Tuple[int, str] = (-1, "")
 
+#: The Combined Log Format: client, timestamp, request-line, status, body bytes, Referer, User-Agent.
+_LINE = '%s - - [%s] "%s" %d %s "%s" "%s"'
+
+
+def _stamp(timestamp: float) -> str:
+    """:func:`clf_time` of ``timestamp``, made once per second."""
+    global _clf_cache
+    second = int(timestamp)
+    cached_second, stamp = _clf_cache
+    if second != cached_second:
+        stamp = clf_time(second)
+        _clf_cache = (second, stamp)
+    return stamp
+
 
 def access_line(
     client: str,
@@ -127,15 +141,9 @@ def access_line(
 
     127.0.0.1 - - [21/Nov/2026:13:37:00 +0000] "GET / HTTP/1.1" 200 1024 "-" "curl/8.0"
     """
-    global _clf_cache
-    second = int(timestamp)
-    cached_second, stamp = _clf_cache
-    if second != cached_second:
-        stamp = clf_time(second)
-        _clf_cache = (second, stamp)
-    return '%s - - [%s] "%s" %d %s "%s" "%s"' % (
+    return _LINE % (
         client,
-        stamp,
+        _stamp(timestamp),
         escape(request_line),
         status,
         body_bytes if body_bytes else "-",
@@ -168,20 +176,15 @@ def access_lines(records: Sequence[Record]) -> List[str]:
     the whole batch shows that, and only a batch that fails it is formatted again with
     :func:`escape` on every client-supplied field.
     """
-    global _clf_cache
-    cached_second, stamp = _clf_cache
     lines: List[str] = []
     append = lines.append
     for client, timestamp, request_line, status, body_bytes, fields in records:
-        second = int(timestamp)
-        if second != cached_second:
-            cached_second, stamp = _clf_cache = (second, clf_time(second))
         referer, user_agent = referer_and_user_agent(fields)
         append(
-            '%s - - [%s] "%s" %d %s "%s" "%s"'
+            _LINE
             % (
                 client,
-                stamp,
+                _stamp(timestamp),
                 "-" if request_line is None else request_line,
                 status,
                 body_bytes if body_bytes else "-",
