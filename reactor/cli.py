@@ -716,7 +716,7 @@ def run_worker(config: Config, handle: WorkerHandle) -> int:
     Raises whatever stops it from starting (the supervisor reports it as a boot failure).
     A loop timer beats the heartbeat and notices a supervisor that is gone.
     """
-    server = Server(config)
+    server = Server(config, accept_gate=handle.accept_gate())  # connection-aware accepting
     server.listen(handle.listener)
     server.loop.add_pass_callback(logmod.access_log.flush)  # one batch of access-log lines per loop pass
     signal.signal(signal.SIGUSR1, lambda _signum, _frame: logmod.access_log.reopen())

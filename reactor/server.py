@@ -19,6 +19,12 @@ a connect that hangs. If even that fails (or on any other error that is not abou
 connection) the listener is taken out of the selector for a moment; otherwise a
 level-triggered selector would report it readable forever and the loop would spin.
 
+Under a supervisor the server is handed an :class:`~reactor.scoreboard.AcceptGate`: it
+publishes the open-connection count on every accept and close, and after each accept
+asks whether a peer worker holds fewer; if so the listener leaves the selector
+(``DEFERRING``) and the gate is asked again every ``_DEFER_RECHECK_S`` or when one of
+this worker's connections closes. The accept side's states are :class:`AcceptState`.
+
 A graceful stop (:meth:`Server.shutdown`) answers ``503`` to connections still waiting
 in the backlog and closes the listener (new clients are refused at once), closes idle
 connections, lets in-flight requests finish with ``Connection: close`` and stops the
@@ -28,6 +34,7 @@ then get what is left of that time (see :meth:`Server.close`).
 
 from __future__ import annotations
 
+import enum
 import errno
 import functools
 import itertools
@@ -42,7 +49,8 @@ from reactor.connection import Collaborators, Connection, ConnState
 from reactor.handlers import Application
 from reactor.handlers.status import snapshot
 from reactor.handlers.upload import UPLOADS_DIR, remove_stale_temp_files
-from reactor.loop import EVENT_READ, EventLoop
+from reactor.loop import EVENT_READ, EventLoop, TimerHandle
+from reactor.scoreboard import AcceptGate
 from reactor.serializer import http_date, response_head
 from reactor.stats import Stats
 from reactor.trace import Tracer
@@ -53,6 +61,9 @@ log = logging.getLogger("reactor")
 
 _ACCEPT_BATCH = 64
 _ACCEPT_PAUSE_S = 0.5
+# A deferring worker asks its gate again this often: a burst of connects arrives within a
+# millisecond or two, and meanwhile only the peers accept; a recheck costs a few µs.
+_DEFER_RECHECK_S = 0.002
 # A graceful stop gives a connection accepted but still silent this long to send its
 # first request (more than a round trip); a reload must not fail a client that connected.
 _FRESH_GRACE_S = 1.0
@@ -111,13 +122,31 @@ def open_listener(host: str, port: int, backlog: int) -> socket.socket:
     return listener
 
 
+class AcceptState(enum.Enum):
+    OFF = "off"  # the listener is not in the selector: before listen(), and from a stop on
+    ACCEPTING = "accepting"  # the listener is in the selector
+    PAUSED = "paused"  # accept failed for lack of descriptors: out of the selector for _ACCEPT_PAUSE_S
+    DEFERRING = "deferring"  # a peer worker holds fewer connections: out of the selector, rechecked soon
+
+
+ACCEPT_NEXT = {
+    AcceptState.OFF: {AcceptState.ACCEPTING},
+    AcceptState.ACCEPTING: {AcceptState.PAUSED, AcceptState.DEFERRING, AcceptState.OFF},
+    AcceptState.PAUSED: {AcceptState.ACCEPTING, AcceptState.OFF},
+    AcceptState.DEFERRING: {AcceptState.ACCEPTING, AcceptState.OFF},
+}
+
+
 class Server:
     """Serves ``config`` on ``loop`` (a new :class:`EventLoop` if none is given).
 
     Call :meth:`listen` (raises OSError, e.g. EADDRINUSE), then :meth:`serve_forever`.
+    ``accept_gate``: a worker's share of a shared listener (see :class:`~reactor.scoreboard.AcceptGate`).
     """
 
-    def __init__(self, config: Config, loop: Optional[EventLoop] = None) -> None:
+    def __init__(
+        self, config: Config, loop: Optional[EventLoop] = None, accept_gate: Optional[AcceptGate] = None
+    ) -> None:
         self.config = config
         self.loop = loop if loop is not None else EventLoop()
         self.loop.exception_handler = self._on_loop_exception
@@ -132,7 +161,9 @@ class Server:
         self._stopping = False
         self._listener: Optional[socket.socket] = None
         self._shared_listener = False  # listen(sock=...): the accept queue is not ours alone
-        self._accepting = False
+        self.accept_state = AcceptState.OFF
+        self._gate = accept_gate
+        self._recheck: Optional[TimerHandle] = None  # while DEFERRING
         self._out_of_fds = False  # an EMFILE episode is under way (logged once)
         self._spare_fd = -1  # the reserve descriptor (see _refuse_with_spare)
         self._ids = itertools.count(1)
@@ -223,15 +254,48 @@ class Server:
 
     # -- accepting -------------------------------------------------------------------
 
-    def _resume_accepting(self) -> None:
-        if self._listener is not None and not self._accepting and not self._stopping:
+    def _set_accept_state(self, new: AcceptState) -> None:
+        """The one place the listener enters or leaves the selector; the gate hears of it."""
+        old = self.accept_state
+        if new is old:
+            return
+        if new not in ACCEPT_NEXT[old]:
+            raise RuntimeError("accept: %s -> %s is not allowed" % (old.value, new.value))
+        log.debug("accept: %s -> %s", old.value, new.value)
+        if self._recheck is not None:
+            self._recheck.cancel()
+            self._recheck = None
+        if new is AcceptState.ACCEPTING:
+            assert self._listener is not None
             self.loop.selector.register(self._listener, EVENT_READ, self._on_acceptable)
-            self._accepting = True
+        elif old is AcceptState.ACCEPTING:
+            assert self._listener is not None
+            self.loop.selector.unregister(self._listener)
+        self.accept_state = new
+        if self._gate is not None:
+            # A deferring worker still takes connections (it is back within milliseconds):
+            # it counts as a peer, so a worker that overtakes it defers in turn.
+            self._gate.set_taking(new in (AcceptState.ACCEPTING, AcceptState.DEFERRING))
+        if new is AcceptState.DEFERRING:
+            self._recheck = self.loop.call_later(_DEFER_RECHECK_S, self._recheck_deferral)
+
+    def _resume_accepting(self) -> None:
+        if self._listener is not None and not self._stopping:
+            self._set_accept_state(AcceptState.ACCEPTING)
 
     def _pause_accepting(self) -> None:
-        if self._accepting and self._listener is not None:
-            self.loop.selector.unregister(self._listener)
-            self._accepting = False
+        if self.accept_state is AcceptState.ACCEPTING:
+            self._set_accept_state(AcceptState.PAUSED)
+
+    def _recheck_deferral(self) -> None:
+        self._recheck = None
+        if self.accept_state is not AcceptState.DEFERRING:
+            return
+        assert self._gate is not None
+        if self._gate.should_defer(len(self.connections)):
+            self._recheck = self.loop.call_later(_DEFER_RECHECK_S, self._recheck_deferral)
+        else:
+            self._set_accept_state(AcceptState.ACCEPTING)
 
     def _on_acceptable(self, mask: int) -> None:
         listener = self._listener
@@ -273,6 +337,9 @@ class Server:
                 self._refuse(sock)
                 continue
             self._serve_socket(sock, address[0] if isinstance(address, tuple) else "-")
+            if self._gate is not None and self._gate.should_defer(len(self.connections)):
+                self._set_accept_state(AcceptState.DEFERRING)  # a peer holds fewer: let it take the next
+                return
 
     def _serve_socket(self, sock: socket.socket, peer: str) -> None:
         sock.setblocking(False)
@@ -294,6 +361,8 @@ class Server:
         conn = Connection(self.context, transport, conn_id)
         self.connections[conn_id] = conn
         self.stats.accepted += 1
+        if self._gate is not None:
+            self._gate.publish(len(self.connections))
         conn.start()
 
     def _refuse_with_spare(self, listener: socket.socket) -> Optional[bool]:
@@ -365,6 +434,10 @@ class Server:
     def _closed(self, conn: Connection) -> None:
         """Called by a connection when it reaches CLOSED."""
         self.connections.pop(conn.id, None)
+        if self._gate is not None:
+            self._gate.publish(len(self.connections))
+            if self.accept_state is AcceptState.DEFERRING:
+                self._recheck_deferral()
         if self._stopping and not self.connections:
             self.loop.stop()
 
@@ -424,7 +497,7 @@ class Server:
 
     def _stop_listening(self) -> None:
         """Answer 503 to connections waiting in the backlog, then close the listener."""
-        self._pause_accepting()
+        self._set_accept_state(AcceptState.OFF)
         listener = self._listener
         if listener is None:
             return
@@ -453,7 +526,7 @@ class Server:
         graceful stop, or for ``shutdown_timeout_s`` otherwise; queued ones are dropped.
         ``workers_finished`` tells whether all of them did.
         """
-        self._pause_accepting()
+        self._set_accept_state(AcceptState.OFF)
         if self._listener is not None:
             self._listener.close()
             self._listener = None

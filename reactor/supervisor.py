@@ -44,7 +44,7 @@ import sys
 import time
 from typing import Callable, Dict, Iterable, List, Optional
 
-from reactor.scoreboard import MAX_WORKERS, Scoreboard, WorkerIdentity, set_this_worker
+from reactor.scoreboard import MAX_WORKERS, AcceptGate, Scoreboard, WorkerIdentity, set_this_worker
 
 log = logging.getLogger("reactor.supervisor")
 
@@ -161,6 +161,10 @@ class WorkerHandle:
     def beat(self, requests: int, accepted: int, open_connections: int) -> bool:
         self._scoreboard.beat(self.number, requests, accepted, open_connections)
         return os.getppid() == self._parent_pid
+
+    def accept_gate(self) -> AcceptGate:
+        """This worker's share of the listener; a peer that missed two beats in a row is left out."""
+        return AcceptGate(self._scoreboard, self.number, stale_s=2 * self.beat_interval_s)
 
 
 #: A worker's main function: serve on ``handle.listener`` until told to stop; return the exit status.

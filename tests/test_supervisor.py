@@ -8,6 +8,7 @@ every worker's counters, come from the status page. Each wait is a poll with a d
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -199,6 +200,73 @@ def test_the_status_page_says_which_worker_answered(supervise):
         seen[worker["pid"]] = worker["number"]
     assert sorted(seen) == pids
     assert sorted(seen.values()) == [1, 2]
+
+
+def _accept_queue(port: int) -> int:
+    """Connections waiting in the kernel's accept queue of the listener on ``port`` (Linux's /proc/net/tcp)."""
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[1].endswith(":%04X" % port) and fields[3] == "0A":  # local address, state LISTEN
+            return int(fields[4].split(":")[1], 16)  # rx_queue: the accept backlog for a listener
+    raise AssertionError("no listener on port %d" % port)
+
+
+def _answered_by(client: socket.socket, port: int) -> int:
+    """The PID of the worker holding keep-alive connection ``client``, from the status page."""
+    client.sendall(b"GET /_status HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nAccept: application/json\r\n\r\n" % port)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += client.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+    while len(body) < length:
+        body += client.recv(65536)
+    return json.loads(body)["worker"]["pid"]
+
+
+def test_a_burst_of_keepalive_connections_is_shared_even_when_one_worker_is_busy(supervise):
+    """The worker idle in select first would take the whole burst; it takes its share and leaves the rest."""
+    running = supervise("--workers", "2", "--log-level", "warning")
+    assert running.port, running.output
+    wait_for(lambda: running.status()["workers"]["count"] == 2, what="both workers on the scoreboard")
+    idle, busy = running.worker_pids()
+    total = 10
+    clients: List[socket.socket] = []
+    os.kill(busy, signal.SIGSTOP)  # busy in a long callback, as far as the listener can tell
+    try:
+        clients = [socket.create_connection(("127.0.0.1", running.port), timeout=10) for _ in range(total)]
+        wait_for(lambda: _accept_queue(running.port) < total, what="the idle worker to accept")
+    finally:
+        os.kill(busy, signal.SIGCONT)
+    try:
+        holders = [_answered_by(client, running.port) for client in clients]
+    finally:
+        for client in clients:
+            client.close()
+    counts = sorted(holders.count(pid) for pid in (idle, busy))
+    assert counts[1] - counts[0] <= 2, counts  # ACCEPT_SLACK + 1: 5/5 or 6/4 of ten
+
+
+def test_a_stuck_peer_holds_the_other_worker_back_only_until_its_heartbeat_is_stale(supervise):
+    # --worker-timeout 4: a beat a second, a peer left out once two beats are missed, killed after four.
+    running = supervise("--workers", "2", "--worker-timeout", "4", "--log-level", "warning")
+    assert running.port, running.output
+    wait_for(lambda: running.status()["workers"]["count"] == 2, what="both workers on the scoreboard")
+    serving, stuck = running.worker_pids()
+    os.kill(stuck, signal.SIGSTOP)  # it may still hold one status-page connection: at most 1 open
+    stopped = time.monotonic()
+    held: List[socket.socket] = []
+    try:
+        held = [socket.create_connection(("127.0.0.1", running.port), timeout=10) for _ in range(5)]
+        assert [_answered_by(client, running.port) for client in held] == [serving] * 5
+        waited_s = time.monotonic() - stopped
+        assert stuck in running.worker_pids()  # served before the stuck worker was killed, not because of it
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # killed after all: the assertion above says so
+            os.kill(stuck, signal.SIGCONT)
+        for client in held:
+            client.close()
+    assert 1.0 <= waited_s < 3.5  # deferred to the stuck peer while its last beat was fresh, then not
 
 
 # -- faults ---------------------------------------------------------------------------------------
