@@ -23,7 +23,10 @@ Under a supervisor the server is handed an :class:`~reactor.scoreboard.AcceptGat
 publishes the open-connection count on every accept and close, and after each accept
 asks whether a peer worker holds fewer; if so the listener leaves the selector
 (``DEFERRING``) and the gate is asked again every ``_DEFER_RECHECK_S`` or when one of
-this worker's connections closes. The accept side's states are :class:`AcceptState`.
+this worker's connections closes. A connection still queued after ``_DEFER_LIMIT_S`` is
+taken anyway: no peer took it (stuck in a long callback, or swamped), and the gate is
+there to share the load, never to make a client wait. The accept side's states are
+:class:`AcceptState`.
 
 A graceful stop (:meth:`Server.shutdown`) answers ``503`` to connections still waiting
 in the backlog and closes the listener (new clients are refused at once), closes idle
@@ -40,6 +43,7 @@ import functools
 import itertools
 import logging
 import os
+import select
 import socket
 import ssl
 from typing import Dict, Optional, Tuple
@@ -64,6 +68,9 @@ _ACCEPT_PAUSE_S = 0.5
 # A deferring worker asks its gate again this often: a burst of connects arrives within a
 # millisecond or two, and meanwhile only the peers accept; a recheck costs a few µs.
 _DEFER_RECHECK_S = 0.002
+# ...and takes what has stayed queued this long itself: a healthy peer takes a connection
+# within a loop pass or a scheduler time slice (a few ms), so a longer wait means it cannot.
+_DEFER_LIMIT_S = 0.05
 # A graceful stop gives a connection accepted but still silent this long to send its
 # first request (more than a round trip); a reload must not fail a client that connected.
 _FRESH_GRACE_S = 1.0
@@ -164,6 +171,7 @@ class Server:
         self.accept_state = AcceptState.OFF
         self._gate = accept_gate
         self._recheck: Optional[TimerHandle] = None  # while DEFERRING
+        self._queued_since: Optional[float] = None  # while DEFERRING: when the queue was first seen non-empty
         self._out_of_fds = False  # an EMFILE episode is under way (logged once)
         self._spare_fd = -1  # the reserve descriptor (see _refuse_with_spare)
         self._ids = itertools.count(1)
@@ -277,6 +285,7 @@ class Server:
             # it counts as a peer, so a worker that overtakes it defers in turn.
             self._gate.set_taking(new in (AcceptState.ACCEPTING, AcceptState.DEFERRING))
         if new is AcceptState.DEFERRING:
+            self._queued_since = None
             self._recheck = self.loop.call_later(_DEFER_RECHECK_S, self._recheck_deferral)
 
     def _resume_accepting(self) -> None:
@@ -291,13 +300,20 @@ class Server:
         self._recheck = None
         if self.accept_state is not AcceptState.DEFERRING:
             return
-        assert self._gate is not None
-        if self._gate.should_defer(len(self.connections)):
-            self._recheck = self.loop.call_later(_DEFER_RECHECK_S, self._recheck_deferral)
-        else:
+        assert self._gate is not None and self._listener is not None
+        if not self._gate.should_defer(len(self.connections)):
             self._set_accept_state(AcceptState.ACCEPTING)
+            return
+        if not select.select([self._listener], [], [], 0)[0]:
+            self._queued_since = None
+        elif self._queued_since is None:
+            self._queued_since = self.loop.time()
+        elif self.loop.time() - self._queued_since >= _DEFER_LIMIT_S:
+            self._queued_since = None
+            self._on_acceptable(EVENT_READ, gated=False)  # no peer takes them: the whole batch is ours
+        self._recheck = self.loop.call_later(_DEFER_RECHECK_S, self._recheck_deferral)
 
-    def _on_acceptable(self, mask: int) -> None:
+    def _on_acceptable(self, mask: int, gated: bool = True) -> None:
         listener = self._listener
         assert listener is not None
         if self.tracer:
@@ -337,7 +353,7 @@ class Server:
                 self._refuse(sock)
                 continue
             self._serve_socket(sock, address[0] if isinstance(address, tuple) else "-")
-            if self._gate is not None and self._gate.should_defer(len(self.connections)):
+            if gated and self._gate is not None and self._gate.should_defer(len(self.connections)):
                 self._set_accept_state(AcceptState.DEFERRING)  # a peer holds fewer: let it take the next
                 return
 

@@ -18,7 +18,7 @@ import pytest
 from conftest import wait_for
 from reactor.config import Config
 from reactor.scoreboard import ACCEPT_SLACK, SLOTS, AcceptGate, Scoreboard
-from reactor.server import AcceptState, Server
+from reactor.server import _DEFER_LIMIT_S, AcceptState, Server
 
 
 def _peer(board: Scoreboard, number: int, open_connections: int, taking: bool = True, beat: bool = True) -> None:
@@ -192,14 +192,26 @@ def test_a_worker_over_its_share_leaves_new_connections_to_the_peer_then_takes_t
     assert gated.state() is AcceptState.DEFERRING
     assert gated.board.read(1).open == ACCEPT_SLACK + 1  # published at accept, not at the next beat
     assert gated.board.read(1).taking  # deferring for a moment still counts as taking
-    waiting = gated.connect()  # queued in the kernel for the peer, which never takes it
-    time.sleep(0.05)  # a positive wait: 25 rechecks pass and the connection stays queued
+    waiting = gated.connect()  # queued in the kernel for the peer
+    time.sleep(_DEFER_LIMIT_S / 3)  # a bounded look: some rechecks pass and the connection stays queued
     assert gated.accepted() == ACCEPT_SLACK + 1
     gated.board.publish(2, ACCEPT_SLACK + 1)  # the peer caught up
     assert _get(waiting, gated.port).startswith(b"HTTP/1.1 200")
     assert gated.accepted() == ACCEPT_SLACK + 2
     for client in first:
         assert _get(client, gated.port).startswith(b"HTTP/1.1 200")
+
+
+def test_a_connection_no_peer_takes_is_taken_after_the_limit(gated):
+    _peer(gated.board, 2, 0)  # live, its heartbeat fresh for the whole test, but it never accepts
+    first = [gated.connect() for _ in range(ACCEPT_SLACK + 1)]
+    wait_for(lambda: gated.accepted() == ACCEPT_SLACK + 1, what="the first connections accepted")
+    queued = time.monotonic()
+    late = [gated.connect() for _ in range(3)]
+    assert all(_get(client, gated.port).startswith(b"HTTP/1.1 200") for client in late)
+    assert _DEFER_LIMIT_S <= time.monotonic() - queued < 1.0  # all three in one batch after the limit
+    assert gated.state() is AcceptState.DEFERRING  # the peer still holds fewer
+    assert all(_get(client, gated.port).startswith(b"HTTP/1.1 200") for client in first)
 
 
 def test_closing_its_own_connections_brings_a_deferring_worker_back(gated):

@@ -247,8 +247,9 @@ def test_a_burst_of_keepalive_connections_is_shared_even_when_one_worker_is_busy
     assert counts[1] - counts[0] <= 2, counts  # ACCEPT_SLACK + 1: 5/5 or 6/4 of ten
 
 
-def test_a_stuck_peer_holds_the_other_worker_back_only_until_its_heartbeat_is_stale(supervise):
-    # --worker-timeout 4: a beat a second, a peer left out once two beats are missed, killed after four.
+def test_a_stuck_peer_does_not_hold_the_other_worker_back(supervise):
+    # --worker-timeout 4: a beat a second, a peer left out of the gate once two beats are missed,
+    # killed after four; a connection no peer takes is taken after 50 ms whatever the heartbeats say.
     running = supervise("--workers", "2", "--worker-timeout", "4", "--log-level", "warning")
     assert running.port, running.output
     wait_for(lambda: running.status()["workers"]["count"] == 2, what="both workers on the scoreboard")
@@ -266,7 +267,7 @@ def test_a_stuck_peer_holds_the_other_worker_back_only_until_its_heartbeat_is_st
             os.kill(stuck, signal.SIGCONT)
         for client in held:
             client.close()
-    assert 1.0 <= waited_s < 3.5  # deferred to the stuck peer while its last beat was fresh, then not
+    assert waited_s < 1.0  # five connections in all; queued at most 50 ms behind the stuck peer
 
 
 # -- faults ---------------------------------------------------------------------------------------
