@@ -438,22 +438,33 @@ class Transport:
         outbox = self._outbox
         sock = self.sock
         stats = self.stats
+        blocks = 0  # blocks taken from the page cache in this call: bounded, as sendfile's bytes are
         try:
-            while outbox:
+            while True:
+                if not outbox:
+                    if self._file is not None:
+                        self._send_file()
+                    elif (
+                        self._stream is not None
+                        and not self._block_pending
+                        and self._make_block()
+                        and blocks < _CACHED_BLOCKS
+                    ):
+                        blocks += 1
+                        continue  # the block came from the page cache at once: send it now
+                    break
                 data = outbox[0]
                 sent = sock.send(data)
                 stats.sent_bytes += sent
                 if self.tracer:
                     self.tracer.send(self, sent, len(data))
                 if sent < len(data):
-                    self._sent_in_part(data, sent)
+                    outbox[0] = memoryview(data)[sent:]
+                    self.progressed_at = self.loop.now
+                    if len(outbox) == 1 and self._stream is not None and not self._block_pending:
+                        self._make_block()  # read ahead while this block drains: the socket never waits for the disk
                     break
                 del outbox[0]
-            else:
-                if self._file is not None:
-                    self._send_file()
-                elif self._stream is not None and not self._block_pending:
-                    self._send_blocks()
         except (BlockingIOError, InterruptedError):
             pass
         except OSError as exc:
@@ -462,36 +473,6 @@ class Transport:
             return
         if outbox or self._file is not None or self._mask & EVENT_WRITE:
             self._update_interest()  # else all went out and no write interest is set: nothing to change
-
-    def _sent_in_part(self, data: Buffer, sent: int) -> None:
-        """The socket took only ``sent`` bytes of the outbox's first item: keep the rest."""
-        outbox = self._outbox
-        outbox[0] = memoryview(data)[sent:]
-        self.progressed_at = self.loop.now
-        if len(outbox) == 1 and self._stream is not None and not self._block_pending:
-            self._make_block()  # read ahead while this block drains: the socket never waits for the disk
-
-    def _send_blocks(self) -> None:
-        """Send the stream's next blocks while they come from the page cache and the socket takes them.
-
-        At most ``_CACHED_BLOCKS`` a call, as sendfile moves at most ``_SENDFILE_BYTES``;
-        a block not sent yet waits in the outbox for EVENT_WRITE. Raises BlockingIOError
-        or OSError from the socket.
-        """
-        outbox = self._outbox
-        for _ in range(_CACHED_BLOCKS):
-            if not self._make_block() or not outbox:
-                return  # asked of the pool, or the end of the body
-            data = outbox[0]
-            sent = self.sock.send(data)
-            self.stats.sent_bytes += sent
-            if self.tracer:
-                self.tracer.send(self, sent, len(data))
-            if sent < len(data):
-                self._sent_in_part(data, sent)
-                return
-            del outbox[0]
-        self._make_block()  # the wake-up's share is sent: queue the next block for EVENT_WRITE
 
     def _send_file(self) -> None:
         """Send from the file body by zero-copy sendfile, at most ``_SENDFILE_BYTES`` a wake-up.
