@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import typing
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple, Union
 
 from reactor.errors import HTTPError
 from reactor.serializer import reason_phrase
+
+_RWF_NOWAIT = getattr(os, "RWF_NOWAIT", 0)
+_HAVE_NOWAIT = bool(_RWF_NOWAIT) and hasattr(os, "preadv")  # Linux; elsewhere every block goes by the pool
 
 
 class FileBody:
@@ -17,12 +21,13 @@ class FileBody:
     body is sent or the connection dies.
     """
 
-    __slots__ = ("fd", "offset", "remaining")
+    __slots__ = ("fd", "offset", "remaining", "nowait")
 
     def __init__(self, fd: int, offset: int, length: int) -> None:
         self.fd = fd
         self.offset = offset
         self.remaining = length
+        self.nowait = _HAVE_NOWAIT  # whether read_cached may try the page cache
 
     def read_block(self, max_bytes: int) -> bytes:
         """Worker: the next block, at most ``max_bytes`` (``os.pread``); ``b""`` once all is read.
@@ -39,6 +44,38 @@ class FileBody:
         self.offset += len(block)
         self.remaining -= len(block)
         return block
+
+    def read_cached(self, max_bytes: int) -> Optional[Union[bytes, bytearray]]:
+        """Loop thread: the next block if the page cache holds it, else None; never waits for a disk.
+
+        ``preadv2(RWF_NOWAIT)`` (Linux 4.14+) copies what is cached at the offset and fails
+        with EAGAIN rather than start a read from the device; then the block has to be
+        read on a worker (:meth:`read_block`). A short block means only its start was
+        cached. Where the flag is missing or the file's system refuses it, this returns
+        None (and ``nowait`` turns False). Returns ``b""`` once all is read. Raises
+        ConnectionAbortedError when the file has shrunk, and OSError for a failing read.
+        """
+        if not self.remaining:
+            return b""
+        if not self.nowait:
+            return None
+        block = bytearray(min(max_bytes, self.remaining))
+        try:
+            size = os.preadv(self.fd, (block,), self.offset, _RWF_NOWAIT)
+        except BlockingIOError:
+            return None  # not in the page cache: a worker reads it
+        except OSError as exc:
+            if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
+                raise
+            self.nowait = False  # this file system cannot: the rest of the file goes by the pool
+            return None
+        if not size:
+            raise ConnectionAbortedError("file truncated while sending")
+        if size < len(block):
+            del block[size:]
+        self.offset += size
+        self.remaining -= size
+        return block  # a bytearray: send() takes it as it is, without a copy
 
     def close(self) -> None:
         if self.fd >= 0:

@@ -4,7 +4,8 @@ Theory of operation
 -------------------
 A transport owns one non-blocking socket and everything about moving bytes through it:
 the selector registration, the outbox of bytes the kernel has not taken yet, file bodies
-(``os.sendfile``, or bounded blocks read on the worker pool), ``TCP_CORK``, shutting the
+(``os.sendfile``, or bounded blocks: copied from the page cache on the loop thread when
+they are there, read on the worker pool when they are not), ``TCP_CORK``, shutting the
 write side, and closing. :class:`TLSTransport` adds the handshake, record encryption and
 ``close_notify``. The HTTP exchange above (:class:`reactor.connection.Connection`) sees
 only this small interface, as asyncio's protocols see their transports, and cannot tell
@@ -52,13 +53,15 @@ from reactor.response import FileBody, StreamBody
 log = logging.getLogger("reactor.transport")
 
 RECV_BYTES = 65536
-BLOCK_BYTES = 256 * 1024  # one pool read when sendfile is not used (or cannot be: TLS)
+BLOCK_BYTES = 256 * 1024  # one block of a file body when sendfile is not used (or cannot be: TLS)
 _SENDFILE_BYTES = 4 * 1024 * 1024  # most bytes one sendfile call may move
+_CACHED_BLOCKS = _SENDFILE_BYTES // BLOCK_BYTES  # most blocks one wake-up copies from the page cache
 _CORK_BYTES = 1024 * 1024  # files at least this large stream corked (see _cork)
 _DEFER_BYTES = 64 * 1024  # most bytes write(more=True) keeps back for one send (see write)
 _TCP_CORK = getattr(socket, "TCP_CORK", None)  # Linux only
 _QUIET_ERRORS = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError, TimeoutError)
 _RETRY_BLOCK_S = 0.01  # the pool was full: ask again this soon
+Buffer = Union[bytes, bytearray, memoryview]  # what the outbox holds: anything send() takes
 
 
 class Protocol(typing.Protocol):
@@ -121,7 +124,7 @@ class Transport:
 
     ``sock`` is connected and non-blocking. ``sendfile`` says whether file bodies may
     go by ``os.sendfile`` (zero copy); otherwise they go in blocks of
-    :data:`BLOCK_BYTES` read on ``pool``. ``stats.sent_bytes`` counts bytes handed to
+    :data:`BLOCK_BYTES`, from the page cache at once or read on ``pool``. ``stats.sent_bytes`` counts bytes handed to
     the kernel; ``tracer`` is None unless ``--trace``. ``id`` names the connection in
     trace lines.
     """
@@ -177,7 +180,7 @@ class Transport:
         self._reading = False
         # A list, not a deque: it rarely holds more than two items, and an empty deque
         # costs 760 bytes against a list's 56, which matters with 10,000 idle connections.
-        self._outbox: List[Union[bytes, memoryview]] = []
+        self._outbox: List[Buffer] = []
         self._file: Optional[FileBody] = None
         self._stream: Optional[StreamBody] = None
         self._block_pending = False  # a pool read of the file's (or stream's) next block is in flight
@@ -240,7 +243,7 @@ class Transport:
             self._reading = on
             self._update_interest()
 
-    def write(self, data: Union[bytes, memoryview], more: bool = False) -> None:
+    def write(self, data: Buffer, more: bool = False) -> None:
         """Queue ``data`` after what is queued already and send what the socket takes now.
 
         With ``more``, the caller has more to write at once (the responses to pipelined
@@ -435,8 +438,21 @@ class Transport:
         outbox = self._outbox
         sock = self.sock
         stats = self.stats
+        blocks = 0  # blocks taken from the page cache in this call: bounded, as sendfile's bytes are
         try:
-            while outbox:
+            while True:
+                if not outbox:
+                    if self._file is not None:
+                        self._send_file()
+                    elif (
+                        self._stream is not None
+                        and not self._block_pending
+                        and self._make_block()
+                        and blocks < _CACHED_BLOCKS
+                    ):
+                        blocks += 1
+                        continue  # the block came from the page cache at once: send it now
+                    break
                 data = outbox[0]
                 sent = sock.send(data)
                 stats.sent_bytes += sent
@@ -449,11 +465,6 @@ class Transport:
                         self._make_block()  # read ahead while this block drains: the socket never waits for the disk
                     break
                 del outbox[0]
-            else:
-                if self._file is not None:
-                    self._send_file()
-                elif self._stream is not None and not self._block_pending:
-                    self._make_block()
         except (BlockingIOError, InterruptedError):
             pass
         except OSError as exc:
@@ -503,8 +514,15 @@ class Transport:
         except OSError:
             pass  # not TCP, or already gone: nothing to hold back
 
-    def _make_block(self) -> None:
-        """Ask the pool for the stream's next block; it is queued when it comes back.
+    def _make_block(self) -> bool:
+        """Queue the stream's next block now if the page cache has it, else ask the pool for it.
+
+        Returns True when a block (or the end of a file) was dealt with at once. A file's
+        block is copied on the loop thread only if it is cached
+        (:meth:`~reactor.response.FileBody.read_cached`), so a disk read never holds up
+        the loop; that saves a round trip through the pool per block, in which the loop
+        and the worker take the GIL from each other many times. Other streams (gzip)
+        and uncached blocks go to the pool, and are queued when they come back.
 
         The next block is asked for while the last one drains, so the socket never
         waits for the disk; at most one block is queued and one in flight, so a client
@@ -512,6 +530,15 @@ class Transport:
         """
         stream = self._stream
         assert stream is not None
+        if type(stream) is FileBody:
+            block = stream.read_cached(BLOCK_BYTES)
+            if block is not None:
+                if block:
+                    self._queue(block)
+                if not stream.remaining:
+                    stream.close()
+                    self._stream = None
+                return True
         self._block_pending = True
 
         def done(future: Any) -> None:
@@ -543,10 +570,20 @@ class Transport:
         if not self.pool.submit(stream.read_block, (BLOCK_BYTES,), done):
             self._block_pending = False
             self.loop.call_later(_RETRY_BLOCK_S, self._retry_stream)
+        return False
+
+    def _queue(self, block: Buffer) -> None:
+        """Put a block of the body at the end of the outbox (TLS encrypts it first)."""
+        self._outbox.append(block)
 
     def _retry_stream(self) -> None:
         if self._stream is not None and not self._block_pending and not self._closed and len(self._outbox) <= 1:
-            self._make_block()
+            if self._make_block():  # cached by now: send it (or see the end) as a drain would
+                self._flush()
+                if not self.writing() and not self._closed:
+                    protocol = self.protocol
+                    assert protocol is not None
+                    protocol.write_drained()
 
 
 class TLSTransport(Transport):
@@ -604,17 +641,21 @@ class TLSTransport(Transport):
             on = True  # the handshake reads whatever the exchange wants
         super().set_reading(on)
 
-    def write(self, data: Union[bytes, memoryview], more: bool = False) -> None:
+    def write(self, data: Buffer, more: bool = False) -> None:
         """Encrypt ``data`` into TLS records, queue them and send what the socket takes (``more`` is ignored)."""
         if self._closed:
             return
+        self._queue(data)
+        self._flush()
+
+    def _queue(self, block: Buffer) -> None:
+        """Encrypt ``block`` into TLS records and put them at the end of the outbox."""
         try:
-            self._ssl.write(data)
+            self._ssl.write(block)
         except ssl.SSLError as exc:
             self._lost_later(exc)
             return
         self._outbox.append(self._outgoing.read())
-        self._flush()
 
     def shutdown_write(self) -> None:
         """Send ``close_notify`` (RFC 8446 §6.1), then shut the TCP write side."""

@@ -219,6 +219,114 @@ def test_large_file_without_sendfile_streams_through_the_pool(make_server):
     assert status == 200 and body == data
 
 
+def _nowait_reads(path):
+    """Whether this kernel and file system take preadv2(RWF_NOWAIT) (Linux 4.14+)."""
+    if not hasattr(os, "RWF_NOWAIT"):
+        return False
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.preadv(fd, [bytearray(1)], 0, os.RWF_NOWAIT)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return True
+
+
+def _count_pool_jobs(server):
+    """Wrap the pool's submit so the test sees the name of every job handed to it."""
+    jobs = []
+    pool = server.server.pool
+    submit = pool.submit
+
+    def counting(job, args, callback):
+        jobs.append(job.__name__)
+        return submit(job, args, callback)
+
+    pool.submit = counting
+    return jobs
+
+
+def test_cached_file_blocks_are_copied_on_the_loop_not_read_on_the_pool(make_server):
+    server = make_server(sendfile=False)  # over TLS too: sendfile cannot encrypt
+    data = os.urandom(2 * 1024 * 1024 + 5)
+    path = server.root / "big.bin"
+    path.write_bytes(data)
+    if not _nowait_reads(path):
+        pytest.skip("no preadv2(RWF_NOWAIT) here: every block goes to the pool")
+    assert path.read_bytes() == data  # now in the page cache
+    jobs = _count_pool_jobs(server)
+    status, _, body = get(server, "/big.bin")
+    assert status == 200 and body == data
+    assert "open_file" in jobs  # the open still goes to the pool
+    assert "read_block" not in jobs, jobs
+
+
+@pytest.mark.skipif(not hasattr(os, "posix_fadvise"), reason="needs posix_fadvise to drop the page cache")
+def test_file_blocks_not_in_the_page_cache_are_read_on_the_pool(make_server):
+    server = make_server(sendfile=False)
+    data = os.urandom(2 * 1024 * 1024 + 5)
+    path = server.root / "cold.bin"
+    path.write_bytes(data)
+    if not _nowait_reads(path):
+        pytest.skip("no preadv2(RWF_NOWAIT) here: every block goes to the pool")
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)  # clean pages can be dropped
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+    jobs = _count_pool_jobs(server)
+    status, _, body = get(server, "/cold.bin")
+    assert status == 200 and body == data
+    assert "read_block" in jobs, jobs  # the loop thread did not wait for the disk
+
+
+def test_file_body_read_cached_gives_the_file_in_order_then_stops(tmp_path):
+    from reactor.response import FileBody
+
+    data = os.urandom(700 * 1024)
+    path = tmp_path / "f.bin"
+    path.write_bytes(data)
+    if not _nowait_reads(path):
+        pytest.skip("no preadv2(RWF_NOWAIT) here")
+    path.read_bytes()
+    fd = os.open(path, os.O_RDONLY)
+    body = FileBody(fd, 1000, len(data) - 1000)
+    try:
+        blocks = []
+        while True:
+            block = body.read_cached(256 * 1024)
+            assert block is not None, "a cached file was refused"
+            if not block:
+                break
+            assert len(block) <= 256 * 1024
+            blocks.append(bytes(block))
+        assert b"".join(blocks) == data[1000:]
+        assert body.remaining == 0 and body.offset == len(data)
+    finally:
+        body.close()
+
+
+def test_file_body_read_cached_refuses_a_file_that_shrank(tmp_path):
+    from reactor.response import FileBody
+
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"x" * 10000)
+    if not _nowait_reads(path):
+        pytest.skip("no preadv2(RWF_NOWAIT) here")
+    fd = os.open(path, os.O_RDONLY)
+    body = FileBody(fd, 0, 10000)
+    try:
+        os.truncate(path, 0)
+        with pytest.raises(ConnectionAbortedError):
+            body.read_cached(4096)
+    finally:
+        body.close()
+
+
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl not installed (.ci/run installs it)")
 def test_curl_downloads_every_sample_byte_identical(server, tmp_path):
     for name in SAMPLES:
