@@ -111,6 +111,13 @@ def _input_waiting(sock: socket.socket) -> bool:
         return False
 
 
+def _readable(sock: socket.socket) -> bool:
+    """True if ``sock`` is readable now (for a listener: a connection is queued). poll(2): any descriptor number."""
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    return bool(poller.poll(0))
+
+
 def open_listener(host: str, port: int, backlog: int) -> socket.socket:
     """A listening TCP socket on ``host``:``port`` (0: any free port) with SO_REUSEADDR.
 
@@ -304,7 +311,7 @@ class Server:
         if not self._gate.should_defer(len(self.connections)):
             self._set_accept_state(AcceptState.ACCEPTING)
             return
-        if not select.select([self._listener], [], [], 0)[0]:
+        if not _readable(self._listener):
             self._queued_since = None
         elif self._queued_since is None:
             self._queued_since = self.loop.time()

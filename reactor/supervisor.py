@@ -8,7 +8,9 @@ worker is a fork that calls that function (the CLI's, which runs an unchanged
 :class:`reactor.server.Server`). All workers accept from the one inherited listener:
 the kernel queues new connections there and whichever idle worker wakes first takes
 them, so a dead or draining worker leaves nothing stranded in a queue of its own
-(``docs/workers.md`` has the measurements against SO_REUSEPORT).
+(``docs/workers.md`` has the measurements against SO_REUSEPORT). A worker holding more
+connections than its peers leaves new ones to them for a moment
+(:class:`~reactor.scoreboard.AcceptGate`, from :meth:`WorkerHandle.accept_gate`).
 
 The supervisor's own loop is a selector over a self-pipe, which the C-level signal
 handler writes each signal's number to (:func:`signal.set_wakeup_fd`), and over one
