@@ -52,9 +52,9 @@ _PID, _STARTED, _HEARTBEAT, _REQUESTS, _ACCEPTED, _OPEN, _TAKING = range(7)
 _HIGH = SLOTS * _WORDS  # the row past the slots: the highest worker number claimed
 
 #: Connections a worker may hold over the least-loaded peer before it defers accepting.
-#: With 0 a burst would toggle the listener on every connection; 1 keeps two workers'
-#: counts within 2 of each other (8/8 or 9/7 of 16) and leaves the churn of a connection
-#: per request almost untouched (measured in docs/workers.md).
+#: 1 keeps two workers' counts within 2 of each other (8/8 or 9/7 of 16). With 0, one of
+#: two workers holding an odd number of long-lived connections between them would defer,
+#: rechecking, for as long as they last; either way deferrals are rare (docs/workers.md).
 ACCEPT_SLACK = 1
 
 
