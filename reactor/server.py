@@ -459,8 +459,8 @@ class Server:
         self.connections.pop(conn.id, None)
         if self._gate is not None:
             self._gate.publish(len(self.connections))
-            if self.accept_state is AcceptState.DEFERRING:
-                self._recheck_deferral()
+            if self.accept_state is AcceptState.DEFERRING and not self._gate.should_defer(len(self.connections)):
+                self._set_accept_state(AcceptState.ACCEPTING)  # accepts wait for the next pass, not this close
         if self._stopping and not self.connections:
             self.loop.stop()
 

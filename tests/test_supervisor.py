@@ -229,7 +229,9 @@ def test_a_burst_of_keepalive_connections_is_shared_even_when_one_worker_is_busy
     running = supervise("--workers", "2", "--log-level", "warning")
     assert running.port, running.output
     wait_for(lambda: running.status()["workers"]["count"] == 2, what="both workers on the scoreboard")
-    idle, busy = running.worker_pids()
+    # The one to stop is the one that did not answer last: it holds no status-page connection.
+    idle = running.status()["worker"]["pid"]
+    (busy,) = set(running.worker_pids()) - {idle}
     total = 10
     clients: List[socket.socket] = []
     os.kill(busy, signal.SIGSTOP)  # busy in a long callback, as far as the listener can tell
