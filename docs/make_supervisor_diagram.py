@@ -21,12 +21,13 @@ import inspect
 import io
 import sys
 import tokenize
-from typing import Dict, Optional, Set, Type
+from typing import Any, Dict, Optional, Set, Type
 
 import docgen
 import statemoves
 
 from reactor import supervisor
+from reactor.server import ACCEPT_NEXT, AcceptState
 from reactor.supervisor import NEXT, SIGNAL_ACTIONS, WORKER_NEXT, SupervisorState, Worker, WorkerState
 
 
@@ -85,6 +86,32 @@ WORKER_CAUSES: Dict[str, Optional[str]] = {
 }
 
 
+#: What moves each worker's accept side (``reactor.server.Server._set_accept_state``),
+#: one entry per arrow of ``ACCEPT_NEXT``: render_accept_diagram() refuses a table that
+#: has an arrow without words here, or words for an arrow it does not have.
+ACCEPT_CAUSES: Dict["tuple[AcceptState, AcceptState]", str] = {
+    (AcceptState.OFF, AcceptState.ACCEPTING): "listen()",
+    (AcceptState.ACCEPTING, AcceptState.PAUSED): "accept failed for lack of descriptors",
+    (AcceptState.ACCEPTING, AcceptState.DEFERRING): "a peer holds fewer connections",
+    (AcceptState.ACCEPTING, AcceptState.OFF): "a stop",
+    (AcceptState.PAUSED, AcceptState.ACCEPTING): "0.5 s later",
+    (AcceptState.PAUSED, AcceptState.OFF): "a stop",
+    (AcceptState.DEFERRING, AcceptState.ACCEPTING): "no peer holds fewer (rechecked every 2 ms and at each close)",
+    (AcceptState.DEFERRING, AcceptState.OFF): "a stop",
+}
+
+
+def render_accept_diagram() -> str:
+    edges = {(old, new) for old, targets in ACCEPT_NEXT.items() for new in targets}
+    if edges != set(ACCEPT_CAUSES):
+        raise SystemExit(
+            "ACCEPT_CAUSES and reactor.server.ACCEPT_NEXT differ: %s"
+            % sorted("%s -> %s" % (a.value, b.value) for a, b in edges ^ set(ACCEPT_CAUSES))
+        )
+    labels = {edge: [text] for edge, text in ACCEPT_CAUSES.items()}
+    return statemoves.diagram(AcceptState, ACCEPT_NEXT, AcceptState.OFF, labels)
+
+
 def machine() -> statemoves.Machine:
     """The supervisor's own states; ``_drain_all`` only carries the move for its callers."""
     return statemoves.Machine(
@@ -130,7 +157,7 @@ def render_causes(states: Type[enum.Enum]) -> str:
     return docgen.table(["the arrow says", "method (in `reactor.supervisor`)", "arrows"], rows)
 
 
-def render_table(states: Type[enum.Enum], table: Dict[enum.Enum, Set[enum.Enum]]) -> str:
+def render_table(states: Type[enum.Enum], table: "Dict[Any, Set[Any]]") -> str:
     notes = comments(states)
     order = list(states)
     rows = [
@@ -160,6 +187,8 @@ def render() -> docgen.Blocks:
             "worker-causes": render_causes(WorkerState),
             "worker-table": render_table(WorkerState, WORKER_NEXT),
             "signals-table": render_signals(),
+            "accept-diagram": render_accept_diagram(),
+            "accept-table": render_table(AcceptState, ACCEPT_NEXT),
         }
     }
 
