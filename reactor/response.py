@@ -21,13 +21,14 @@ class FileBody:
     body is sent or the connection dies.
     """
 
-    __slots__ = ("fd", "offset", "remaining", "nowait")
+    __slots__ = ("fd", "offset", "remaining", "nowait", "_scratch")
 
     def __init__(self, fd: int, offset: int, length: int) -> None:
         self.fd = fd
         self.offset = offset
         self.remaining = length
         self.nowait = _HAVE_NOWAIT  # whether read_cached may try the page cache
+        self._scratch: Optional[bytearray] = None  # read_cached(reuse=True)'s one buffer
 
     def read_block(self, max_bytes: int) -> bytes:
         """Worker: the next block, at most ``max_bytes`` (``os.pread``); ``b""`` once all is read.
@@ -45,7 +46,7 @@ class FileBody:
         self.remaining -= len(block)
         return block
 
-    def read_cached(self, max_bytes: int) -> Optional[Union[bytes, bytearray]]:
+    def read_cached(self, max_bytes: int, reuse: bool = False) -> Optional[Union[bytes, bytearray, memoryview]]:
         """Loop thread: the next block if the page cache holds it, else None; never waits for a disk.
 
         ``preadv2(RWF_NOWAIT)`` (Linux 4.14+) copies what is cached at the offset and fails
@@ -54,12 +55,24 @@ class FileBody:
         cached. Where the flag is missing or the file's system refuses it, this returns
         None (and ``nowait`` turns False). Returns ``b""`` once all is read. Raises
         ConnectionAbortedError when the file has shrunk, and OSError for a failing read.
+
+        ``reuse``: the caller is done with a block before it asks for the next (TLS
+        encrypts it at once), so every block is read into one buffer, kept until
+        :meth:`close`, instead of a new zero-filled one each time.
         """
         if not self.remaining:
             return b""
         if not self.nowait:
             return None
-        block = bytearray(min(max_bytes, self.remaining))
+        want = min(max_bytes, self.remaining)
+        block: Union[bytearray, memoryview]
+        if reuse:
+            scratch = self._scratch
+            if scratch is None or len(scratch) < want:
+                scratch = self._scratch = bytearray(max(want, max_bytes))
+            block = memoryview(scratch)[:want]
+        else:
+            block = bytearray(want)
         try:
             size = os.preadv(self.fd, (block,), self.offset, _RWF_NOWAIT)
         except BlockingIOError:
@@ -71,13 +84,17 @@ class FileBody:
             return None
         if not size:
             raise ConnectionAbortedError("file truncated while sending")
-        if size < len(block):
-            del block[size:]
+        if size < want:
+            if isinstance(block, memoryview):
+                block = block[:size]
+            else:
+                del block[size:]
         self.offset += size
         self.remaining -= size
-        return block  # a bytearray: send() takes it as it is, without a copy
+        return block  # send() and SSLObject.write() take it as it is, without a copy
 
     def close(self) -> None:
+        self._scratch = None
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1

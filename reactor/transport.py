@@ -154,6 +154,9 @@ class Transport:
 
     #: True for transports that encrypt (the exchange never needs it; logs and status may).
     secure = False
+    #: Whether a file block is done with once queued (TLS: encrypted at once), so that the
+    #: next one may be read into the same buffer; a plain block waits in the outbox.
+    _reuse_blocks = False
 
     def __init__(
         self,
@@ -531,7 +534,7 @@ class Transport:
         stream = self._stream
         assert stream is not None
         if type(stream) is FileBody:
-            block = stream.read_cached(BLOCK_BYTES)
+            block = stream.read_cached(BLOCK_BYTES, self._reuse_blocks)
             if block is not None:
                 if block:
                     self._queue(block)
@@ -601,6 +604,7 @@ class TLSTransport(Transport):
     __slots__ = ("_ssl", "_incoming", "_outgoing", "_handshaking", "_first")
 
     secure = True
+    _reuse_blocks = True
 
     def __init__(
         self,

@@ -284,7 +284,8 @@ def test_file_blocks_not_in_the_page_cache_are_read_on_the_pool(make_server):
     assert "read_block" in jobs, jobs  # the loop thread did not wait for the disk
 
 
-def test_file_body_read_cached_gives_the_file_in_order_then_stops(tmp_path):
+@pytest.mark.parametrize("reuse", [False, True], ids=["new-blocks", "one-buffer"])
+def test_file_body_read_cached_gives_the_file_in_order_then_stops(tmp_path, reuse):
     from reactor.response import FileBody
 
     data = os.urandom(700 * 1024)
@@ -297,14 +298,21 @@ def test_file_body_read_cached_gives_the_file_in_order_then_stops(tmp_path):
     body = FileBody(fd, 1000, len(data) - 1000)
     try:
         blocks = []
+        owner = None  # with reuse: the one buffer every block is a view of
         while True:
-            block = body.read_cached(256 * 1024)
+            block = body.read_cached(256 * 1024, reuse)
             assert block is not None, "a cached file was refused"
             if not block:
                 break
             assert len(block) <= 256 * 1024
-            blocks.append(bytes(block))
+            blocks.append(bytes(block))  # copied before the next read, as TLS encrypts it at once
+            if reuse:
+                assert isinstance(block, memoryview)
+                owner = block.obj if owner is None else owner
+                assert block.obj is owner, "a block outside the one buffer"
+            del block
         assert b"".join(blocks) == data[1000:]
+        assert len(blocks) >= 3
         assert body.remaining == 0 and body.offset == len(data)
     finally:
         body.close()
