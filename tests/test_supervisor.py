@@ -200,6 +200,30 @@ def test_the_status_page_says_which_worker_answered(supervise):
         seen[worker["pid"]] = worker["number"]
     assert sorted(seen) == pids
     assert sorted(seen.values()) == [1, 2]
+    each = running.status()["workers"]["each"]
+    assert [row["taking"] for row in each] == [True, True], each  # both serving: both take connections
+
+
+def test_the_status_page_shows_a_draining_worker_as_not_taking(supervise):
+    running = supervise("--workers", "2", "--log-level", "warning")
+    assert running.port, running.output
+    wait_for(lambda: running.status()["workers"]["count"] == 2, what="both workers on the scoreboard")
+    held = socket.create_connection(("127.0.0.1", running.port), timeout=10)
+    held.sendall(b"GET / HTTP/1.1\r\n")  # half a request: its worker drains until the head times out
+    try:
+        wait_for(lambda: running.status()["workers"]["open"] >= 2, what="the held connection counted")
+        before = running.worker_pids()
+        os.kill(running.proc.pid, signal.SIGHUP)  # a rolling reload: the old workers drain
+
+        def old_not_taking() -> "dict | None":
+            rows = running.status()["workers"]["each"]
+            return next((row for row in rows if row["pid"] in before and not row["taking"] and row["open"]), None)
+
+        drained = wait_for(old_not_taking, what="a draining old worker shown as not taking connections")
+        assert drained["open"] >= 1
+        assert any(row["taking"] for row in running.status()["workers"]["each"])  # the new ones do
+    finally:
+        held.close()
 
 
 def _accept_queue(port: int) -> int:

@@ -148,6 +148,7 @@ def workers_snapshot(requests: int, accepted: int, open_connections: int) -> Dic
             "accepted": slot.accepted,
             "open": slot.open,
             "heartbeat_age_s": round(now - slot.heartbeat, 3) if slot.heartbeat else None,
+            "taking": slot.taking,  # takes new connections (accepting, or deferring to a peer for a moment)
         }
         if slot.number == identity.number:
             row.update(requests=requests, accepted=accepted, open=open_connections, heartbeat_age_s=0.0)
@@ -201,7 +202,8 @@ def render_html(status: Dict[str, Any]) -> bytes:
                 [
                     (
                         "#%d, pid %d" % (row["number"], row["pid"]),
-                        "%d / %d / %d" % (row["requests"], row["accepted"], row["open"]),
+                        "%d / %d / %d%s"
+                        % (row["requests"], row["accepted"], row["open"], "" if row["taking"] else ", not taking"),
                     )
                     for row in workers["each"]
                 ]
