@@ -124,9 +124,9 @@ class Transport:
 
     ``sock`` is connected and non-blocking. ``sendfile`` says whether file bodies may
     go by ``os.sendfile`` (zero copy); otherwise they go in blocks of
-    :data:`BLOCK_BYTES`, from the page cache at once or read on ``pool``. ``stats.sent_bytes`` counts bytes handed to
-    the kernel; ``tracer`` is None unless ``--trace``. ``id`` names the connection in
-    trace lines.
+    :data:`BLOCK_BYTES`, from the page cache at once or read on ``pool``.
+    ``stats.sent_bytes`` counts bytes handed to the kernel; ``tracer`` is None unless
+    ``--trace``. ``id`` names the connection in trace lines.
     """
 
     __slots__ = (
