@@ -383,10 +383,7 @@ class Transport:
                 self.tracer.event(self, mask)
             if mask & EVENT_WRITE:
                 self._flush()
-                if not self.writing() and not self._closed:
-                    protocol = self.protocol
-                    assert protocol is not None
-                    protocol.write_drained()
+                self._report_drained()
             if mask & EVENT_READ and self._reading and not self._closed:
                 self._read()
         except Exception as exc:
@@ -563,10 +560,7 @@ class Transport:
                 stream.close()
                 if self._stream is stream:
                     self._stream = None
-            if not self.writing() and not self._closed:
-                protocol = self.protocol
-                assert protocol is not None
-                protocol.write_drained()
+            self._report_drained()
 
         if self.tracer:
             self.tracer.pool_submit(self, stream.read_block)
@@ -583,10 +577,14 @@ class Transport:
         if self._stream is not None and not self._block_pending and not self._closed and len(self._outbox) <= 1:
             if self._make_block():  # cached by now: send it (or see the end) as a drain would
                 self._flush()
-                if not self.writing() and not self._closed:
-                    protocol = self.protocol
-                    assert protocol is not None
-                    protocol.write_drained()
+                self._report_drained()
+
+    def _report_drained(self) -> None:
+        """From a loop callback, never from inside a call of the exchange: tell it all its output is in the kernel."""
+        if not self.writing() and not self._closed:
+            protocol = self.protocol
+            assert protocol is not None
+            protocol.write_drained()
 
 
 class TLSTransport(Transport):
