@@ -363,7 +363,9 @@ def build_parser(prog: str = "reactor") -> ArgumentParser:
         help="on SIGTERM/SIGINT, time for in-flight requests to finish; a second signal exits at once",
     )
     parser.add_argument(
-        "--no-sendfile", action="store_true", help="send large files in blocks read on the pool instead of os.sendfile"
+        "--no-sendfile",
+        action="store_true",
+        help="send large files in blocks (from the page cache, else read on the pool) instead of os.sendfile",
     )
 
     tls = parser.add_argument_group("HTTPS (the listener speaks TLS only; SIGHUP reloads the files)")

@@ -282,7 +282,7 @@ class Transport:
             outbox[:] = [b"".join(outbox)]
 
     def write_file(self, file: FileBody) -> None:
-        """Send ``file`` after the queued bytes: by ``sendfile``, else in blocks read on the pool.
+        """Send ``file`` after the queued bytes: by ``sendfile``, else in blocks (see :meth:`_make_block`).
 
         The transport closes its descriptor.
         """
@@ -301,7 +301,8 @@ class Transport:
     def write_stream(self, stream: StreamBody) -> None:
         """Send ``stream`` after the queued bytes, a block at a time as the outbox drains.
 
-        Each block is made on the pool (``stream.read_block``), so a client that never
+        Each block is made on the pool (``stream.read_block``; a file's cached blocks are
+        copied at once, see :meth:`_make_block`), so a client that never
         reads costs one block; the transport closes the stream at its end or on close.
         """
         if self._closed:

@@ -383,7 +383,7 @@ def test_server_memory_stays_flat_with_clients_that_never_read(run_cli, site, fl
     with open(site / "big.bin", "wb") as f:
         f.truncate(LARGE_FILE_BYTES)
     tls = None
-    if flags == ["tls"]:  # blocks read on the pool and encrypted on the loop: at most a block or two each
+    if flags == ["tls"]:  # blocks encrypted on the loop: at most a block or two each
         flags = ["--tls-cert", str(tls_files.cert), "--tls-key", str(tls_files.key)]
         tls = tls_files.client_context()
     cli = run_cli("--port", "0", "-d", str(site), "--log-level", "warning", *flags)
