@@ -222,6 +222,13 @@ class Transport:
         """
         return (bool(self._outbox) and not self._deferred) or self._file is not None or self._stream is not None
 
+    def queued_bytes(self) -> int:
+        """Bytes written and not yet taken by the kernel (TLS: as records), for a protocol's back-pressure.
+
+        A file or stream body still to come is not counted: it is read only as the outbox drains.
+        """
+        return sum(map(len, self._outbox))
+
     def set_reading(self, on: bool) -> None:
         """Whether the exchange wants input now; settles the selector interest."""
         if on is not self._reading:
