@@ -106,3 +106,9 @@ CHUNK_LINE = re.compile(
         + r"))?)*"
     ).encode("latin-1")
 )
+
+# X-Request-ID: no standard defines it. A client's value is kept only if it is 1-200
+# letters, digits and "-._:/+=@" (what UUIDs, base64 and the common tracing ids use), so a
+# value that is echoed in every response and written in the access log can carry no
+# quote, backslash, space, comma (a repeated field line) or control character.
+REQUEST_ID = re.compile(r"[-A-Za-z0-9._:/+=@]{1,200}")

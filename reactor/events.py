@@ -42,6 +42,9 @@ class RequestHead(NamedTuple):
     - ``expect_continue``: the client sent ``Expect: 100-continue`` (RFC 9110 §10.1.1).
     - ``connection_options``: the Connection field's options, lower-cased
       (``{"keep-alive"}``; RFC 9110 §7.6.1), empty without one.
+    - ``request_id``: the client's ``X-Request-ID`` when it is one field line of 1-200
+      letters, digits and ``-._:/+=@`` (:data:`reactor.abnf.REQUEST_ID`), else None (the
+      server then makes one).
     """
 
     method: str
@@ -56,6 +59,7 @@ class RequestHead(NamedTuple):
     chunked: bool
     expect_continue: bool
     connection_options: FrozenSet[str] = frozenset()
+    request_id: Optional[str] = None
 
     def get(self, name: str, default: Optional[str] = None) -> Optional[str]:
         """The value of field ``name`` (lower-case), repeated lines joined with ", "."""

@@ -76,7 +76,7 @@ _CLOSED = 9  # EndOfStream returned
 _MAX_LEADING_EMPTY_LINES = 8
 _HEXDIG = frozenset(b"0123456789abcdefABCDEF")
 # The fields the parser itself acts on; every other field is only passed on.
-_SPECIAL_FIELDS = frozenset({"host", "content-length", "transfer-encoding", "connection", "expect"})
+_SPECIAL_FIELDS = frozenset({"host", "content-length", "transfer-encoding", "connection", "expect", "x-request-id"})
 # Events are immutable, so the common RequestEnd without trailers is one object; and a
 # RequestHead is built by tuple.__new__ directly, skipping the Python-level __new__ that
 # NamedTuple generates (a function call per request, for the same tuple).
@@ -384,7 +384,7 @@ class RequestParser:
         fields = _parse_field_lines(head, line_end + 2, self.max_field_lines, "field lines")
 
         # Repeated lines of a list field are joined with "," (RFC 9110 §5.3).
-        host = content_length_value = transfer_encoding = connection = expect = None
+        host = content_length_value = transfer_encoding = connection = expect = request_id = None
         for name, value in fields:
             if name not in _SPECIAL_FIELDS:
                 continue
@@ -398,8 +398,10 @@ class RequestParser:
                 transfer_encoding = value if transfer_encoding is None else transfer_encoding + "," + value
             elif name == "connection":
                 connection = value if connection is None else connection + "," + value
-            else:  # expect
+            elif name == "expect":
                 expect = value if expect is None else expect + "," + value
+            else:  # x-request-id: a second line adds a comma, which REQUEST_ID refuses
+                request_id = value if request_id is None else request_id + "," + value
 
         # Host (RFC 9112 §3.2): required in HTTP/1.1, and well-formed.
         if host is None:
@@ -445,6 +447,9 @@ class RequestParser:
             # RFC 9110 §10.1.1: never send 100 (Continue) to an HTTP/1.0 client.
             expect_continue = http_version == "1.1" and bool(expectations)
 
+        if request_id is not None and abnf.REQUEST_ID.fullmatch(request_id) is None:
+            request_id = None  # not one we can echo and log safely: the server makes its own
+
         if chunked:
             self._state = _CHUNK_SIZE
             self._body_bytes = 0
@@ -469,6 +474,7 @@ class RequestParser:
                 chunked,
                 expect_continue,
                 options,
+                request_id,
             ),
         )
 

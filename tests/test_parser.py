@@ -116,6 +116,28 @@ def test_head_get_joins_repeated_fields_and_defaults() -> None:
     assert not head.has_body
 
 
+@pytest.mark.parametrize(
+    "lines, request_id",
+    [
+        (b"", None),
+        (b"X-Request-ID: abc-123\r\n", "abc-123"),
+        (b"x-request-id:  f81d4fae-7dec-11d0-a765-00a0c91e6bf6 \r\n", "f81d4fae-7dec-11d0-a765-00a0c91e6bf6"),
+        (b"X-Request-ID: " + b"a" * 200 + b"\r\n", "a" * 200),
+        (b"X-Request-ID: " + b"a" * 201 + b"\r\n", None),  # too long to echo
+        (b"X-Request-ID: two words\r\n", None),
+        (b'X-Request-ID: "q"\r\n', None),
+        (b"X-Request-ID: caf\xe9\r\n", None),
+        (b"X-Request-ID:\r\n", None),
+        (b"X-Request-ID: a\r\nX-Request-ID: b\r\n", None),  # two lines are not one id
+    ],
+)
+def test_a_sane_x_request_id_is_kept_in_the_head(lines: bytes, request_id: object) -> None:
+    parser = RequestParser()
+    parser.feed(b"GET / HTTP/1.1\r\nHost: a\r\n" + lines + b"\r\n")
+    head = parser.next_event()
+    assert isinstance(head, RequestHead) and head.request_id == request_id
+
+
 def test_events_iterator_stops_when_data_is_needed_and_when_paused() -> None:
     parser = RequestParser()
     parser.feed(GET[:10])
