@@ -357,12 +357,15 @@ class Server:
                 self.stats.refused += 1
                 self._refuse(sock)
                 continue
-            self._serve_socket(sock, address[0] if isinstance(address, tuple) else "-")
+            if isinstance(address, tuple):
+                self._serve_socket(sock, address[0], address[1])
+            else:
+                self._serve_socket(sock, "-")
             if gated and self._gate is not None and self._gate.should_defer(len(self.sessions)):
                 self._set_accept_state(AcceptState.DEFERRING)  # a peer holds fewer: let it take the next
                 return
 
-    def _serve_socket(self, sock: socket.socket, peer: str) -> None:
+    def _serve_socket(self, sock: socket.socket, peer: str, peer_port: int = 0) -> None:
         sock.setblocking(False)
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -372,11 +375,11 @@ class Server:
         transport: Transport
         if self.tls_context is not None:
             transport = TLSTransport(
-                self.loop, sock, self.pool, self.stats, self.tracer, conn_id, peer, self.tls_context
+                self.loop, sock, self.pool, self.stats, self.tracer, conn_id, peer, self.tls_context, peer_port
             )
         else:
             transport = Transport(
-                self.loop, sock, self.pool, self.stats, self.tracer, conn_id, peer, self.config.sendfile
+                self.loop, sock, self.pool, self.stats, self.tracer, conn_id, peer, self.config.sendfile, peer_port
             )
         assert self._listener is not None, "listen() first"
         conn = Connection(self.context, transport, conn_id)

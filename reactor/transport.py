@@ -119,6 +119,7 @@ class Transport:
         "tracer",
         "id",
         "peer",
+        "peer_port",
         "_local_host",
         "protocol",
         "progressed_at",
@@ -150,6 +151,7 @@ class Transport:
         conn_id: int,
         peer: str,
         sendfile: bool,
+        peer_port: int = 0,
     ) -> None:
         self.loop = loop
         self.sock = sock
@@ -158,6 +160,7 @@ class Transport:
         self.tracer = tracer
         self.id = conn_id
         self.peer = peer  # the client's address, for the log
+        self.peer_port = peer_port  # and its TCP port (0 if unknown)
         self._local_host: Optional[str] = None  # see local_host
         self.protocol: Optional[Protocol] = None
         self.progressed_at = 0.0  # loop time of the last send that moved bytes while the socket was full
@@ -175,6 +178,11 @@ class Transport:
         self._deferred = 0  # bytes at the end of the outbox that write(more=True) keeps back
 
     # -- the interface ---------------------------------------------------------------
+
+    @property
+    def tls_version(self) -> Optional[str]:
+        """The TLS version in use (``"TLSv1.3"``), for the log; None over plain TCP."""
+        return None
 
     @property
     def local_host(self) -> str:
@@ -640,8 +648,9 @@ class TLSTransport(Transport):
         conn_id: int,
         peer: str,
         context: ssl.SSLContext,
+        peer_port: int = 0,
     ) -> None:
-        super().__init__(loop, sock, pool, stats, tracer, conn_id, peer, sendfile=False)
+        super().__init__(loop, sock, pool, stats, tracer, conn_id, peer, False, peer_port)
         self._incoming = ssl.MemoryBIO()
         self._outgoing = ssl.MemoryBIO()
         self._ssl = context.wrap_bio(self._incoming, self._outgoing, server_side=True)
@@ -661,7 +670,7 @@ class TLSTransport(Transport):
         return self._ssl.selected_alpn_protocol()
 
     @property
-    def version(self) -> Optional[str]:
+    def tls_version(self) -> Optional[str]:
         return self._ssl.version()
 
     def set_reading(self, on: bool) -> None:

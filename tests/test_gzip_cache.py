@@ -291,9 +291,9 @@ def test_a_client_that_never_reads_a_streamed_form_holds_a_block_or_two(make_ser
 
     serve_socket = Server._serve_socket
 
-    def small_send_buffer(self: Server, sock: socket.socket, peer: str) -> None:
+    def small_send_buffer(self: Server, sock: socket.socket, *peer: object) -> None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 64 * 1024)  # else the kernel takes it all
-        serve_socket(self, sock, peer)
+        serve_socket(self, sock, *peer)
 
     monkeypatch.setattr(Server, "_serve_socket", small_send_buffer)
     streaming = make_server(gzip_cache_max_bytes=256 * 1024)
