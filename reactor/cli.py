@@ -104,6 +104,7 @@ _SERVER_FIELDS = frozenset(
         "trailer",
         "transfer-encoding",
         "upgrade",
+        "x-request-id",
     }
 )
 

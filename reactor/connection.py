@@ -43,9 +43,11 @@ read is O(1).
 
 from __future__ import annotations
 
+import base64
 import concurrent.futures
 import enum
 import logging
+import os
 import time
 import typing
 from typing import Any, Callable, Dict, FrozenSet, Optional, Sequence, Tuple
@@ -69,9 +71,13 @@ log = logging.getLogger("reactor.connection")
 
 SERVER_NAME = "reactor"
 _JOIN_BODY_BYTES = 64 * 1024  # bodies up to this size go out in one send with the head
-_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n"  # then the request id's field line and the empty line
+_ID_FIELD = b"X-Request-ID: "
 _HEAD_CACHE_ENTRIES = 256  # serialized heads kept by Collaborators.cached_head (one per hot file variant)
 _CONTENT_LENGTH = BodyFraming.CONTENT_LENGTH
+# RequestHead.request_id by index: CPython 3.11 does not specialize an attribute of a
+# NamedTuple (about 130 instructions each time), and an index into a tuple it does.
+_REQUEST_ID = RequestHead._fields.index("request_id")
 # A graceful stop gives a connection accepted but still silent this long to send its
 # first request (more than a round trip); a reload must not fail a client that connected.
 FRESH_GRACE_S = 1.0
@@ -215,7 +221,8 @@ class Collaborators:
     server's table: a connection leaves it when it closes, and an upgrade replaces its
     entry. ``stopping`` is set once by whoever runs a graceful stop: from then on every
     response carries ``Connection: close``. ``app`` is set by the server once the port is
-    bound, before the first connection.
+    bound, before the first connection. ``request_id_prefix`` (random, made once per
+    server, so once per worker process) begins the request ids its connections make.
     """
 
     __slots__ = (
@@ -232,8 +239,10 @@ class Collaborators:
         "_heads",
         "_date_second",
         "_date_line",
-        "_keep_alive_tails",
+        "_tails",
+        "_tails_after_client_id",
         "timeouts",
+        "request_id_prefix",
     )
 
     def __init__(
@@ -260,7 +269,10 @@ class Collaborators:
         self._heads: Dict[int, Tuple[FrozenFields, int, int, bytes, bytes]] = {}
         self._date_second = -1.0  # the second (time.time(), whole) _date_line was made for
         self._date_line = b""
-        self._keep_alive_tails: Dict[Tuple[int, bool], bytes] = {}
+        # See persistence_tail(): (response number, how it persists) -> the end of the head.
+        self._tails: Dict[Tuple[int, Optional[bool]], bytes] = {}
+        self._tails_after_client_id: Dict[Tuple[int, Optional[bool]], bytes] = {}
+        self.request_id_prefix = new_request_id_prefix()
         #: Each state's time limit in seconds (TIMEOUT_FIELDS read from ``config``), or None.
         self.timeouts: Dict[ConnState, Optional[float]] = {
             state: None if field is None else getattr(config, field) for state, field in TIMEOUT_FIELDS.items()
@@ -290,25 +302,41 @@ class Collaborators:
         return self._date_line
 
     def persistence_tail(self, keep_alive: bool, head: Optional[RequestHead], responses: int) -> bytes:
-        """The persistence fields and the empty line that end a final response's head (RFC 9112 §9.3).
+        """How the head of a connection's ``responses``-th response ends: the number that
+        ends its X-Request-ID field line, the persistence fields and the empty line.
 
-        ``Connection: close``, or ``Keep-Alive: timeout=…, max=…`` for the
-        ``responses``-th response, after ``Connection: keep-alive`` when the request
-        ``head`` needs it (HTTP/1.0) or asked (a 1.1 ``Connection: keep-alive``); each
-        made once per response number.
+        The request id's field line is begun by the connection (``X-Request-ID:
+        <prefix>-<id>-``, see :func:`id_line_start`) and ended here by the request's
+        number on the connection and CRLF: the number changes with every response, and
+        so do the persistence fields (``max`` counts down), so the two are made together,
+        once per response number, and the hot path joins no extra piece. When the
+        request brought its own id (``head.request_id``), its line is whole already, and
+        the tail begins with the persistence fields.
+
+        The persistence fields (RFC 9112 §9.3): ``Connection: close``, or ``Keep-Alive:
+        timeout=…, max=…`` after ``Connection: keep-alive`` when the request ``head``
+        needs it (HTTP/1.0) or asked (a 1.1 ``Connection: keep-alive``). Each tail is
+        made once per response number (up to 1024) and kind.
         """
-        if not keep_alive:
-            return b"Connection: close\r\n\r\n"
-        say = head is not None and (head.http_version == "1.0" or "keep-alive" in head.connection_options)
+        say: Optional[bool] = None  # None: Connection: close
+        if keep_alive:
+            say = head is not None and (head.http_version == "1.0" or "keep-alive" in head.connection_options)
+        own_id = head is None or head.request_id is None
+        tails = self._tails if own_id else self._tails_after_client_id
         key = (responses, say)
-        tail = self._keep_alive_tails.get(key)
+        tail = tails.get(key)
         if tail is None:
-            tail = (
-                "%sKeep-Alive: %s\r\n\r\n"
-                % ("Connection: keep-alive\r\n" if say else "", self.keep_alive_value(responses))
-            ).encode("latin-1")
+            if say is None:
+                tail = b"Connection: close\r\n\r\n"
+            else:
+                tail = (
+                    "%sKeep-Alive: %s\r\n\r\n"
+                    % ("Connection: keep-alive\r\n" if say else "", self.keep_alive_value(responses))
+                ).encode("latin-1")
+            if own_id:
+                tail = b"%d\r\n%s" % (responses, tail)
             if responses <= 1024:
-                self._keep_alive_tails[key] = tail
+                tails[key] = tail
         return tail
 
     def cached_head(
@@ -319,14 +347,17 @@ class Collaborators:
         keep_alive: bool,
         head: Optional[RequestHead],
         responses: int,
+        id_start: bytes,
     ) -> bytes:
         """The head :meth:`Connection._head` makes, from parts made once: for FrozenFields with a Content-Length.
 
         The status-line and the field lines from Server to Content-Length (``length``
         bytes) are serialized (and checked) once per fields, status and length; the
-        Date line once per second (:meth:`date_line`); the persistence fields once per
-        response number (:meth:`persistence_tail`). The bytes are what the general path
-        makes, from the same pieces; the common cases are looked up here without a call.
+        Date line once per second (:meth:`date_line`); the X-Request-ID line's start is
+        the connection's ``id_start``, made once per connection; its end, the
+        persistence fields and the empty line once per response number
+        (:meth:`persistence_tail`). The bytes are what the general path makes, from the
+        same pieces; the common cases are looked up here without a call.
         """
         entry = self._heads.get(id(fields))
         if entry is None or entry[0] is not fields or entry[1] != status or entry[2] != length:
@@ -339,11 +370,28 @@ class Collaborators:
             entry = self._heads[id(fields)] = (fields, status, length, status_line(status), middle)
         second = self._date_second
         date_line = self._date_line if second <= time.time() < second + 1.0 else self.date_line()
-        if not keep_alive or head is None or head.http_version != "1.1" or head.connection_options:
+        if (
+            not keep_alive
+            or head is None
+            or head.http_version != "1.1"
+            or head.connection_options
+            or head[_REQUEST_ID] is not None  # head.request_id, a tuple index away (see _REQUEST_ID)
+        ):
             tail = self.persistence_tail(keep_alive, head, responses)
+            id_start = id_line_start(id_start, head)
         else:  # an HTTP/1.1 client that keeps alive without saying so: the common case, inline
-            tail = self._keep_alive_tails.get((responses, False)) or self.persistence_tail(True, head, responses)
-        return b"".join((entry[3], date_line, entry[4], tail))
+            tail = self._tails.get((responses, False)) or self.persistence_tail(True, head, responses)
+        return b"".join((entry[3], date_line, entry[4], id_start, tail))
+
+
+def id_line_start(own: bytes, head: Optional[RequestHead]) -> bytes:
+    """How the X-Request-ID field line of a response to ``head`` starts: ``own`` (the
+    connection's start; :meth:`Collaborators.persistence_tail` ends it), or the whole
+    line with the client's id when it sent one (RFC 9110 knows no such field; proxies
+    and tracing tools expect their id back)."""
+    if head is None or head.request_id is None:
+        return own
+    return _ID_FIELD + head.request_id.encode("ascii") + b"\r\n"
 
 
 class Connection:
@@ -361,6 +409,8 @@ class Connection:
         "keep_alive",
         "timer",
         "_batching",
+        "_id_base",
+        "_id_start",
     )
 
     #: What the status page counts this session as (:attr:`reactor.sessions.Session.label`).
@@ -380,11 +430,14 @@ class Connection:
             max_body_bytes=config.max_body_bytes,
         )
         self.request: Optional[Request] = None
-        self.responses = 0  # responses started on this connection
+        self.responses = 0  # requests (and so responses) begun on this connection; the current one's number
         self.keep_alive = True  # whether the current response leaves the connection open
         #: The deadline of the current state, and the one timer that enforces it.
         self.timer = Deadline(ctx.loop, self._on_timer, self._trace_timer if self.tracer else None)
         self._batching = False  # inside _run: responses to pipelined requests may leave in one send
+        #: The request ids this connection makes: ``<prefix>-<id>-`` and the request's number.
+        self._id_base = "%s-%d-" % (ctx.request_id_prefix, conn_id)
+        self._id_start = _ID_FIELD + self._id_base.encode("ascii")  # the X-Request-ID line up to the number
 
     def __repr__(self) -> str:
         return "<Connection #%d %s %s>" % (self.id, self.client, self.state.value)
@@ -404,6 +457,22 @@ class Connection:
     def phase(self) -> str:
         """The state's name, for the status page."""
         return self.state.value
+
+    @property
+    def request_id(self) -> str:
+        """The id of the request in progress, from its head to its access-log line.
+
+        Sent back in ``X-Request-ID`` and written in the access log: the client's own when
+        it sent a sane one (:attr:`reactor.events.RequestHead.request_id`), else
+        ``<prefix>-<connection id>-<request number>`` (e.g. ``k7f3q9x2-15-3``): a random
+        prefix per server (so per worker process), then two counters, so an id costs no
+        random bytes and no lock.
+        """
+        request = self.request
+        head = request.head if request is not None else None
+        if head is not None and head.request_id is not None:
+            return head.request_id
+        return self._id_base + str(self.responses)
 
     @property
     def local_host(self) -> str:
@@ -630,6 +699,7 @@ class Connection:
     # -- requests ----------------------------------------------------------------------
 
     def _on_head(self, head: RequestHead) -> None:
+        self.responses += 1  # the request's number; its response is the same number
         request = self.request = Request(head, self.parser.request_line)
         if not (head.chunked or head.content_length):  # has_body, without the property's call
             return  # RequestEnd follows at once; the request is routed there
@@ -642,7 +712,7 @@ class Connection:
             self.respond(refusal)
         elif head.expect_continue:
             self.ctx.stats.responses[1] += 1
-            self.transport.write(_CONTINUE)
+            self.transport.write(b"".join((_CONTINUE, *self._id_line(head), b"\r\n")))
 
     def _route(self, request: Request) -> Optional[Response]:
         try:
@@ -771,9 +841,9 @@ class Connection:
             response.release()
             return
         request = self.request
-        if request is None:  # an error before any request-line arrived
+        if request is None:  # an error before any request-line arrived: it counts as a request
+            self.responses += 1
             request = self.request = Request(None, self.parser.request_line)
-        self.responses += 1
         if response.upgrade is not None or response.status < 200:
             response = self._switch(request, response)
         status = response.status
@@ -804,7 +874,15 @@ class Connection:
         # 3. The head: made once for a hot file's FrozenFields, else serialized now.
         fields = response.fields
         if framing[0] is _CONTENT_LENGTH and type(fields) is FrozenFields:
-            data = ctx.cached_head(status, fields, length, keep_alive, head, self.responses)  # type: ignore[arg-type]
+            data = ctx.cached_head(
+                status,
+                fields,
+                length,  # type: ignore[arg-type]
+                keep_alive,
+                head,
+                self.responses,
+                self._id_start,
+            )
         else:
             data = self._head(status, fields, framing, length, keep_alive, head)
         # 4. Hand it to the transport.
@@ -839,7 +917,8 @@ class Connection:
         keep_alive: bool,
         head: Optional[RequestHead],
     ) -> bytes:
-        """Serialize a head: status-line, Date, Server, ``fields``, the framing field, persistence.
+        """Serialize a head: status-line, Date, Server, ``fields``, the framing field,
+        X-Request-ID, persistence.
 
         A 1xx carries no persistence fields (what follows it decides the connection's
         future). The pieces are those :meth:`Collaborators.cached_head` joins.
@@ -853,8 +932,18 @@ class Connection:
         else:
             framing_fields = ()
         middle = field_lines([("Server", SERVER_NAME), *fields, *ctx.config.added_fields, *framing_fields])
-        tail = b"\r\n" if status < 200 else ctx.persistence_tail(keep_alive, head, self.responses)
-        return b"".join((status_line(status), ctx.date_line(), middle, tail))
+        if status < 200:
+            id_line = b"".join(self._id_line(head))
+            tail = b"\r\n"
+        else:
+            id_line = id_line_start(self._id_start, head)
+            tail = ctx.persistence_tail(keep_alive, head, self.responses)
+        return b"".join((status_line(status), ctx.date_line(), middle, id_line, tail))
+
+    def _id_line(self, head: Optional[RequestHead]) -> Tuple[bytes, bytes]:
+        """The current request's X-Request-ID field line, whole, in two pieces (start, end)."""
+        start = id_line_start(self._id_start, head)
+        return (start, b"%d\r\n" % self.responses) if start is self._id_start else (start, b"")
 
     def _send(self, request: Request, response: Response, framing: Framing, length: Optional[int], data: bytes) -> None:
         """Move to WRITING and hand the head and body to the transport.
@@ -1027,14 +1116,25 @@ class Connection:
         )
 
 
-def standalone_response(response: Response, head_only: bool = False) -> bytes:
+def new_request_id_prefix() -> str:
+    """Eight random characters (40 bits, base32, lower-case) that begin a server's request ids.
+
+    Random rather than a process id, so ids stay distinct across restarts and machines.
+    """
+    return base64.b32encode(os.urandom(5)).decode("ascii").lower()
+
+
+def standalone_response(response: Response, head_only: bool = False, request_id: Optional[str] = None) -> bytes:
     """A whole response with ``Connection: close``, for a socket no Connection serves (a refusal at accept).
 
     ``response`` has a bytes body; ``head_only`` leaves it out (the request was HEAD,
-    RFC 9110 §9.3.2). Raises ValueError like :func:`reactor.serializer.response_head`.
+    RFC 9110 §9.3.2); ``request_id`` goes in an X-Request-ID field. Raises ValueError
+    like :func:`reactor.serializer.response_head`.
     """
     body = response.body
     fields = [("Date", http_date()), ("Server", SERVER_NAME), *response.fields]
+    if request_id is not None:
+        fields.append(("X-Request-ID", request_id))
     fields += [("Content-Length", str(len(body))), ("Connection", "close")]
     head = response_head(response.status, fields)
     return head if head_only else head + body

@@ -278,8 +278,9 @@ class Response:
 
     The connection adds Date, Server, the framing field (Content-Length, or for a
     ``stream`` of unknown length the chunked transfer coding; a stream whose ``fields``
-    state a Content-Length is held to it), Connection and Keep-Alive. ``close`` asks for
-    the connection to close after it.
+    state a Content-Length is held to it), X-Request-ID (so ``fields`` must not hold one:
+    a handler passing on an application's fields drops it), Connection and Keep-Alive.
+    ``close`` asks for the connection to close after it.
 
     ``upgrade`` makes a ``101 Switching Protocols`` (RFC 9110 §15.2.2) hand the transport
     over: once the 101 is in the kernel, ``upgrade(transport, data)`` makes the session

@@ -433,7 +433,9 @@ class Server:
                 received = sock.recv(65536)  # a request usually fits one read
             except (BlockingIOError, InterruptedError):
                 received = b""  # nothing yet: the method is unknown, so send the body
-            sock.send(standalone_response(refusal, head_only=received.startswith(b"HEAD ")))
+            # Refused before a Connection exists, it still gets an id: the next connection number's first.
+            request_id = "%s-%d-1" % (self.context.request_id_prefix, next(self._ids))
+            sock.send(standalone_response(refusal, received.startswith(b"HEAD "), request_id))
             sock.shutdown(socket.SHUT_WR)
             sock.recv(65536)
         except OSError:

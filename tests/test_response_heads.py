@@ -6,6 +6,7 @@ import pytest
 
 from reactor.config import Config
 from reactor.connection import SERVER_NAME, Collaborators
+from reactor.events import RequestHead, TargetForm
 from reactor.response import FrozenFields
 from reactor.serializer import http_date, response_head
 from reactor.sessions import SessionTable
@@ -18,21 +19,23 @@ def collaborators(config):
     return Collaborators(config, None, None, Stats(), None, SessionTable())
 
 
-class Head:
-    """The two things of a request head the persistence fields depend on."""
+def request_head(http_version, request_id=None):
+    """A RequestHead with what the persistence fields and the id depend on."""
+    return RequestHead(
+        "GET", "/", TargetForm.ORIGIN, "/", "h", http_version, (), True, 0, False, False, frozenset(), request_id
+    )
 
-    def __init__(self, http_version, connection_options=frozenset()):
-        self.http_version = http_version
-        self.connection_options = connection_options
+
+ID_START = b"X-Request-ID: k7f3q9x2-7-"  # what the connection makes once (Connection._id_start)
 
 
-def cached(ctx, status, fields, length, keep_alive, say_keep_alive, responses):
+def cached(ctx, status, fields, length, keep_alive, say_keep_alive, responses, request_id=None):
     # HTTP/1.0 must be told it persists; a 1.1 client that did not ask is not.
-    head = Head("1.0") if say_keep_alive else Head("1.1")
-    return ctx.cached_head(status, fields, length, keep_alive, head, responses)
+    head = request_head("1.0" if say_keep_alive else "1.1", request_id)
+    return ctx.cached_head(status, fields, length, keep_alive, head, responses, ID_START)
 
 
-def general(ctx, status, fields, length, keep_alive, say_keep_alive, responses):
+def general(ctx, status, fields, length, keep_alive, say_keep_alive, responses, request_id=None):
     """What Connection.respond builds for a response with a list of fields."""
     lines = [
         ("Date", http_date()),
@@ -40,6 +43,7 @@ def general(ctx, status, fields, length, keep_alive, say_keep_alive, responses):
         *fields,
         *ctx.config.added_fields,
         ("Content-Length", str(length)),
+        ("X-Request-ID", request_id or "k7f3q9x2-7-%d" % responses),
     ]
     if keep_alive:
         if say_keep_alive:
@@ -54,12 +58,13 @@ def general(ctx, status, fields, length, keep_alive, say_keep_alive, responses):
     "config", [Config(), Config(cors=True, extra_headers=(("X-Test", "1"),))], ids=["plain", "added-fields"]
 )
 @pytest.mark.parametrize("keep_alive, say_keep_alive", [(True, False), (True, True), (False, False)])
-def test_cached_head_equals_the_general_path(config, keep_alive, say_keep_alive):
+@pytest.mark.parametrize("request_id", [None, "client-id-1"], ids=["own-id", "client-id"])
+def test_cached_head_equals_the_general_path(config, keep_alive, say_keep_alive, request_id):
     ctx = collaborators(config)
     for responses in (1, 2, 99, 2000):  # 2000: past the per-response-number cache
         for status, length in ((200, 1024), (200, 1024), (206, 10), (200, 7)):
-            got = cached(ctx, status, FIELDS, length, keep_alive, say_keep_alive, responses)
-            assert got == general(ctx, status, FIELDS, length, keep_alive, say_keep_alive, responses)
+            got = cached(ctx, status, FIELDS, length, keep_alive, say_keep_alive, responses, request_id)
+            assert got == general(ctx, status, FIELDS, length, keep_alive, say_keep_alive, responses, request_id)
 
 
 def test_a_new_tuple_of_fields_gets_its_own_head():
