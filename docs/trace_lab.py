@@ -5,8 +5,9 @@ Each scenario starts the server on port 0 in a child process, plays a client ste
 step (each step waits, bounded, for the trace line that shows the server got there, so
 the order of lines is the same on every run), and prints the trace of the connection it
 studies, from its accept to its close, with what differs between runs masked: the
-milliseconds column becomes ``t``, the port ``PORT``, the access-log date ``DATE``, and a
-timer's remaining time ``N.Ns``.
+milliseconds column becomes ``t``, the port ``PORT``, the access-log date ``DATE``, its
+duration ``MS`` and the random prefix of its request id ``ID``, and a timer's remaining
+time ``N.Ns``.
 
     python3 docs/trace_lab.py cache-hit         # print one scenario's trace
     python3 docs/trace_lab.py --list            # the scenarios
@@ -277,6 +278,7 @@ def mask(line: str) -> str:
         what = re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:PORT", what)
         what = re.sub(r"in \d+\.\ds", "in N.Ns", what)
         return "t %s %s" % (who, what)
+    line = re.sub(r" \d+\.\d{3} [a-z2-7]{8}(-\d+-\d+)$", r" MS ID\1", line)  # the duration, the id's random prefix
     return re.sub(r"\[[^]]+\]", "[DATE]", line, count=1)
 
 

@@ -16,6 +16,8 @@ import signal
 import socket
 import stat
 import sys
+import threading
+from types import TracebackType
 from typing import List, Mapping, NoReturn, Optional, Sequence
 
 from reactor import __version__
@@ -209,6 +211,13 @@ def build_parser(prog: str = "reactor") -> ArgumentParser:
         metavar="FILE",
         help="append access-log lines to FILE (reopened on SIGUSR1, for logrotate), "
         "or '-' for stdout (default: stderr)",
+    )
+    parser.add_argument(
+        "--log-format",
+        default="text",
+        choices=logmod.FORMATS,
+        help="'text': access-log lines in Combined Log Format, then the duration in ms and the "
+        "request id; 'json': one JSON object per line, for the access log and the server's own messages",
     )
     parser.add_argument(
         "--inline", action="store_true", help="show every file inline (no Content-Disposition: attachment)"
@@ -632,13 +641,50 @@ def local_addresses(ipv6: bool) -> List[str]:
     return found
 
 
-def setup_logging(level: str) -> None:
+def setup_logging(level: str, log_format: str = "text") -> None:
+    """The ``reactor`` loggers to stderr at ``level``, as text or one JSON object a line.
+
+    With ``json``, what would otherwise reach stderr in another shape goes through the
+    same formatter: warnings (``py.warnings``) and uncaught exceptions, on any thread,
+    with their traceback as a field.
+    """
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    if log_format == "json":
+        handler.setFormatter(logmod.JSONFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger("reactor")
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     root.propagate = False
+    if log_format == "json":
+        logging.captureWarnings(True)
+        warnings_logger = logging.getLogger("py.warnings")
+        warnings_logger.handlers[:] = [handler]
+        warnings_logger.propagate = False
+        sys.excepthook = _log_uncaught
+        threading.excepthook = _log_uncaught_in_thread
+
+
+def _log_uncaught(kind: "type[BaseException]", value: BaseException, tb: Optional[TracebackType]) -> None:
+    log.critical("uncaught exception: %s", value, exc_info=(kind, value, tb))
+
+
+def _log_uncaught_in_thread(args: "threading.ExceptHookArgs") -> None:
+    if args.exc_type is SystemExit:
+        return
+    name = args.thread.name if args.thread is not None else "?"
+    exc_info = (args.exc_type, args.exc_value or args.exc_type(), args.exc_traceback)
+    log.critical("uncaught exception in thread %s: %s", name, args.exc_value, exc_info=exc_info)
+
+
+def say(text: str, level: str = "info") -> None:
+    """Write one of the server's own messages that bypasses the log level (the startup
+    lines, a reason not to start) to stderr, in the log format: as it is, or as one
+    JSON object (:func:`reactor.log.message_line`)."""
+    if logmod.access_log.format == "json":
+        text = logmod.message_line(level, "reactor", text, worker=logmod.access_log.worker)
+    print(text, file=sys.stderr, flush=True)
 
 
 #: The first descriptor systemd passes (sd_listen_fds(3): SD_LISTEN_FDS_START).
@@ -689,7 +735,10 @@ def install_signal_handlers(server: Server) -> None:
         if len(received) == 1:
             server.loop.call_soon_threadsafe(graceful_stop, name)
             return
-        os.write(2, ("reactor: second %s; exiting now\n" % name).encode())
+        text = "reactor: second %s; exiting now" % name
+        if logmod.access_log.format == "json":
+            text = logmod.message_line("warning", "reactor", text)
+        os.write(2, (text + "\n").encode())
         os._exit(128 + signum)
 
     signal.signal(signal.SIGTERM, on_signal)
@@ -721,6 +770,7 @@ def run_worker(config: Config, handle: WorkerHandle) -> int:
     """
     server = Server(config, accept_gate=handle.accept_gate())  # connection-aware accepting
     server.listen(handle.listener)
+    logmod.access_log.worker = handle.number  # in the JSON format's lines and messages
     server.loop.add_pass_callback(logmod.access_log.flush)  # one batch of access-log lines per loop pass
     signal.signal(signal.SIGUSR1, lambda _signum, _frame: logmod.access_log.reopen())
 
@@ -757,7 +807,7 @@ def serve_workers(config: Config, workers: int, worker_timeout_s: float, listene
     config = dataclasses.replace(config, host=address[0], port=address[1])
 
     def announce() -> None:
-        print(startup_message(config, address, workers=supervisor.target), file=sys.stderr, flush=True)
+        say(startup_message(config, address, workers=supervisor.target))
 
     supervisor = Supervisor(
         listener,
@@ -800,10 +850,12 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> in
         inherited = inherited_listener(args.fd, os.environ)
     except ValueError as exc:
         parser.error("--fd: %s" % exc if args.fd is not None else "LISTEN_FDS: %s" % exc)
-    setup_logging(args.log_level)
+    setup_logging(args.log_level, args.log_format)
+    logmod.access_log.format = args.log_format  # also when the access log is off: say() follows it
     if logmod.access_logger.isEnabledFor(logging.INFO):
         try:
-            logmod.access_log.open(args.access_log, synchronous=args.trace)  # --trace: in order with its lines
+            # --trace: each line at once, in order with the trace lines
+            logmod.access_log.open(args.access_log, synchronous=args.trace, log_format=args.log_format)
         except OSError as exc:
             parser.error("cannot open access log %r: %s" % (args.access_log, (exc.strerror or str(exc)).lower()))
     config = config_from_args(args)
@@ -820,7 +872,7 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> in
         try:
             server.load_tls()
         except (OSError, ValueError) as exc:
-            print("%s: cannot use the TLS certificate and key: %s" % (parser.prog, _tls_problem(exc)), file=sys.stderr)
+            say("%s: cannot use the TLS certificate and key: %s" % (parser.prog, _tls_problem(exc)), "error")
             server.close()
             return 1
     if args.workers > 1:
@@ -828,25 +880,25 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> in
         try:
             listener = inherited if inherited is not None else open_listener(config.host, config.port, config.backlog)
         except OSError as exc:
-            print(
+            say(
                 "reactor: cannot listen on %s:%d: %s" % (config.host, config.port, (exc.strerror or str(exc)).lower()),
-                file=sys.stderr,
+                "error",
             )
             return 1
         return serve_workers(config, args.workers, args.worker_timeout, listener)
     try:
         server.listen(inherited)
     except OSError as exc:
-        print(
+        say(
             "%s: cannot listen on %s:%d: %s"
             % (parser.prog, config.host, config.port, (exc.strerror or str(exc)).lower()),
-            file=sys.stderr,
+            "error",
         )
         server.close()
         return 1
     install_signal_handlers(server)
     server.loop.add_pass_callback(logmod.access_log.flush)  # one batch of lines per loop pass
-    print(startup_message(config, server.address), file=sys.stderr, flush=True)
+    say(startup_message(config, server.address))
     server.serve_forever()
     logmod.access_log.close(config.shutdown_timeout_s)  # every line of a graceful stop is written
     log.info("stopped")

@@ -1104,15 +1104,26 @@ class Connection:
         access = logmod.access_log
         if not access.enabled:
             return
-        head = request.head
         stream = request.stream
+        transport = self.transport
+        head = request.head
+        request_id = None if head is None else head.request_id
+        if request_id is None:  # the connection's own (see request_id), without the property's call
+            request_id = self._id_base + str(self.responses)
         access.write(
-            self.transport.peer,
-            request.started,
-            request.request_line,
-            request.status,
-            request.body_bytes_sent if stream is None else request.body_bytes_sent + stream.body_bytes,
-            head.fields if head is not None else (),
+            (  # a reactor.log.AccessRecord, as a plain tuple
+                transport.peer,
+                transport.peer_port,
+                request.started,
+                time.time(),
+                request.request_line,
+                head,
+                request.status,
+                request.body_bytes_sent if stream is None else request.body_bytes_sent + stream.body_bytes,
+                request.body_received,
+                transport.tls_version if transport.secure else None,
+                request_id,
+            )
         )
 
 

@@ -1,28 +1,44 @@
-"""Logger names and the buffered access log (Combined Log Format).
+"""Logger names, the buffered access log, and its two formats (text and JSON).
 
 Loggers: ``reactor`` (startup, warnings, tracebacks) and children per module, among them
 ``reactor.access``: its level turns the access log on (INFO or below, so ``--log-level
 warning`` silences it), and it carries the access log's own warnings.
 
-The access-log line is the Combined Log Format of Apache and nginx, with control
-characters, quotes, backslashes and non-ASCII escaped as ``\\xHH`` so a client cannot
-forge or break log lines.
+Two formats (``--log-format``)
+------------------------------
+``text`` (the default) is the Combined Log Format of Apache and nginx, then the duration
+in milliseconds and the request id, so tools that read Combined still parse the line::
+
+    127.0.0.1 - - [21/Nov/2026:13:37:00 +0000] "GET / HTTP/1.1" 200 1024 "-" "curl/8.0" 0.412 k7f3q9x2-15-3
+
+Control characters, quotes, backslashes and non-ASCII are escaped as ``\\xHH`` (the
+byte's value) so a client cannot forge or break a line.
+
+``json`` makes every access-log line one JSON object (:func:`json_access_lines`), and
+the server's own messages the same shape (:class:`JSONFormatter`): ``time`` (RFC 3339,
+UTC, milliseconds), ``level``, ``logger``, then the line's own keys. Every string is
+escaped as JSON with only ASCII left (``\\u00XX`` for control characters, ``\\uXXXX``
+beyond ASCII), like nginx's ``escape=json`` and Caddy's encoder, so a client can
+neither end a line nor close a string early. Field values arrive as bytes (decoded
+ISO-8859-1 by the parser): valid UTF-8 is written as the characters it encodes, and a
+byte that is not part of valid UTF-8 as the four characters ``\\xHH``.
 
 The buffered access log
 -----------------------
 A ``logging`` call and a ``write(2)`` per response cost more than serving a small file.
 So, like nginx's ``access_log ... buffer=``, :class:`AccessLog` buffers:
 
-- Per response, the loop thread appends one record (a tuple of what the line needs) to
-  a list: no formatting, no system call, no lock.
+- Per response, the loop thread appends one record (a plain tuple of what the line
+  needs, in :class:`AccessRecord`'s order) to a list: no formatting, no system call,
+  no lock.
 - At the end of every loop pass (:meth:`reactor.loop.EventLoop.add_pass_callback`), or
   as soon as ``_BATCH_LINES`` records are waiting, :meth:`AccessLog.flush` formats them
-  all in one go (:func:`access_lines`: the timestamp string is made once per second,
-  and one check over the whole batch shows that no field needs escaping), joins them
-  into one batch of bytes and hands it to a writer thread through a
-  ``queue.SimpleQueue``. Formatting a batch in one tight loop costs less than a line at
-  a time between requests. A pass that logged nothing costs one length check, and an
-  idle loop has nothing left unwritten.
+  all in one go (:func:`access_lines` or :func:`json_access_lines`: the timestamp
+  string is made once per second, and one check over the whole batch shows that no
+  field needs more than the fast path does), joins them into one batch of bytes and
+  hands it to a writer thread through a ``queue.SimpleQueue``. Formatting a batch in one
+  tight loop costs less than a line at a time between requests. A pass that logged
+  nothing costs one length check, and an idle loop has nothing left unwritten.
 - Only the writer thread calls ``write(2)``. A terminal, a pipe to a slow reader or a
   slow disk can block it, never the loop. The descriptor stays blocking: setting
   ``O_NONBLOCK`` on stderr would change the open file description that the terminal
@@ -47,6 +63,7 @@ So, like nginx's ``access_log ... buffer=``, :class:`AccessLog` buffers:
 from __future__ import annotations
 
 import collections
+import json
 import logging
 import os
 import queue
@@ -55,9 +72,15 @@ import select
 import stat
 import threading
 import time
-from typing import Deque, List, Optional, Sequence, Tuple, Union
+from json.encoder import encode_basestring_ascii
+from typing import Callable, Deque, List, NamedTuple, Optional, Sequence, Tuple, Union
+
+from reactor.events import RequestHead
 
 access_logger = logging.getLogger("reactor.access")
+
+#: The values of ``--log-format``.
+FORMATS = ("text", "json")
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _UNSAFE = re.compile(r'[\x00-\x1f\x7f-\U0010ffff"\\]')
@@ -69,6 +92,38 @@ _QUEUE_MAX_BYTES = 1024 * 1024
 #: Writes to a pipe or socket up to this size are atomic (POSIX: at least 512; Linux 4096).
 _ATOMIC_BYTES = getattr(select, "PIPE_BUF", 512)
 _FILE_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+
+
+class AccessRecord(NamedTuple):
+    """What the access log keeps of one response until its batch is formatted
+    (:data:`Record`: the connection makes a plain tuple in this order, cheaper to build).
+
+    - ``client``, ``client_port``: the peer's address and TCP port.
+    - ``started``: when the request's header section was complete (``time.time()``);
+      ``finished``: when the last byte of the response was handed to the kernel.
+    - ``request_line``: as received, or None if none arrived; ``head``: the parsed
+      request, or None when the request-line or header section could not be parsed.
+    - ``status``; ``body_bytes``: bytes of the response's message body sent;
+      ``request_body_bytes``: bytes of the request's message body received (decoded).
+    - ``tls_version``: ``"TLSv1.3"`` and the like, None over plain TCP.
+    - ``request_id``: the id sent back in ``X-Request-ID``.
+    """
+
+    client: str
+    client_port: int
+    started: float
+    finished: float
+    request_line: Optional[str]
+    head: Optional[RequestHead]
+    status: int
+    body_bytes: int
+    request_body_bytes: int
+    tls_version: Optional[str]
+    request_id: str
+
+
+#: An :class:`AccessRecord` as the plain tuple :meth:`AccessLog.write` takes.
+Record = Tuple[str, int, float, float, Optional[str], Optional[RequestHead], int, int, int, Optional[str], str]
 
 
 def _escape_char(match: "re.Match[str]") -> str:
@@ -109,12 +164,25 @@ def clf_time(timestamp: float) -> str:
     )
 
 
-# The last second formatted and its text: local time (and its UTC offset) can only
-# change on a whole second, so one clf_time() per second serves every line in it.
-_clf_cache: Tuple[int, str] = (-1, "")
+def rfc3339_time(timestamp: float) -> str:
+    """``2026-11-21T13:37:00.123Z``: UTC, milliseconds (RFC 3339 §5.6)."""
+    second = int(timestamp // 1)
+    return "%s.%03dZ" % (_utc_second(second), int((timestamp - second) * 1000))
 
-#: The Combined Log Format: client, timestamp, request-line, status, body bytes, Referer, User-Agent.
-_LINE = '%s - - [%s] "%s" %d %s "%s" "%s"'
+
+def _utc_second(second: int) -> str:
+    t = time.gmtime(second)
+    return "%04d-%02d-%02dT%02d:%02d:%02d" % (t.tm_year, t.tm_mon, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec)
+
+
+# The last second formatted and its text, per format: local time (and its UTC offset)
+# can only change on a whole second, so one clf_time() per second serves every line in it.
+_clf_cache: Tuple[int, str] = (-1, "")
+_utc_cache: Tuple[int, str] = (-1, "")
+
+#: The Combined Log Format (client, timestamp, request-line, status, body bytes, Referer,
+#: User-Agent), then the duration in milliseconds and the request id.
+_LINE = '%s - - [%s] "%s" %d %s "%s" "%s" %.3f %s'
 
 
 def _stamp(timestamp: float) -> str:
@@ -136,10 +204,12 @@ def access_line(
     body_bytes: int,
     referer: Optional[str],
     user_agent: Optional[str],
+    duration_ms: float = 0.0,
+    request_id: str = "-",
 ) -> str:
-    """One Combined Log Format line (no trailing newline)::
+    """One line of the text format (no trailing newline)::
 
-    127.0.0.1 - - [21/Nov/2026:13:37:00 +0000] "GET / HTTP/1.1" 200 1024 "-" "curl/8.0"
+    127.0.0.1 - - [21/Nov/2026:13:37:00 +0000] "GET / HTTP/1.1" 200 1024 "-" "curl/8.0" 0.412 k7f3q9x2-15-3
     """
     return _LINE % (
         client,
@@ -149,12 +219,9 @@ def access_line(
         body_bytes if body_bytes else "-",
         escape(referer),
         escape(user_agent),
+        duration_ms,
+        request_id,
     )
-
-
-#: What :meth:`AccessLog.write` keeps of one response until the batch is formatted:
-#: client, timestamp, request-line, status, body bytes, the request's field lines.
-Record = Tuple[str, float, Optional[str], int, int, Tuple[Tuple[str, str], ...]]
 
 
 def referer_and_user_agent(fields: Sequence[Tuple[str, str]]) -> Tuple[Optional[str], Optional[str]]:
@@ -169,37 +236,241 @@ def referer_and_user_agent(fields: Sequence[Tuple[str, str]]) -> Tuple[Optional[
     return referer, user_agent
 
 
-def access_lines(records: Sequence[Record]) -> List[str]:
-    """The lines of a batch of records, each exactly what :func:`access_line` makes of it.
+def request_fields(fields: Sequence[Tuple[str, str]]) -> Tuple[Optional[str], Optional[str], Optional[str]]:
+    """The Host, Referer and User-Agent values in one pass over ``(name, value)`` field
+    lines (names lower-case); repeated lines joined with ", " as ``RequestHead.get`` does."""
+    host = referer = user_agent = None
+    for name, value in fields:
+        if name == "user-agent":
+            user_agent = value if user_agent is None else user_agent + ", " + value
+        elif name == "referer":
+            referer = value if referer is None else referer + ", " + value
+        elif name == "host":
+            host = value if host is None else host + ", " + value
+    return host, referer, user_agent
+
+
+def _text_line(record: Record) -> str:
+    """:func:`access_line` of a record, every field escaped."""
+    client, _port, started, finished, request_line, head, status, body_bytes, _body, _tls, request_id = record
+    referer, user_agent = referer_and_user_agent(head.fields) if head is not None else (None, None)
+    return access_line(
+        client,
+        started,
+        request_line,
+        status,
+        body_bytes,
+        referer,
+        user_agent,
+        (finished - started) * 1000.0,
+        request_id,
+    )
+
+
+def access_lines(records: Sequence[Record], worker: Optional[int] = None) -> List[str]:
+    """The text-format lines of a batch of records, each exactly what :func:`access_line` makes of it.
 
     Nearly every field is printable ASCII without a quote or a backslash; one check over
     the whole batch shows that, and only a batch that fails it is formatted again with
-    :func:`escape` on every client-supplied field.
+    :func:`escape` on every client-supplied field. (``worker`` is not written in this
+    format; it is here so that both formats are called alike.)
     """
     lines: List[str] = []
     append = lines.append
-    for client, timestamp, request_line, status, body_bytes, fields in records:
-        referer, user_agent = referer_and_user_agent(fields)
+    for client, _port, started, finished, request_line, head, status, body_bytes, _body, _tls, request_id in records:
+        if head is not None:
+            referer, user_agent = referer_and_user_agent(head.fields)
+        else:
+            referer = user_agent = None
         append(
             _LINE
             % (
                 client,
-                _stamp(timestamp),
+                _stamp(started),
                 "-" if request_line is None else request_line,
                 status,
                 body_bytes if body_bytes else "-",
                 "-" if referer is None else referer,
                 "-" if user_agent is None else user_agent,
+                (finished - started) * 1000.0,
+                request_id,
             )
         )
     text = "".join(lines)
     # Six quotes a line are the format's own; any other one came from a field.
     if text.isascii() and text.isprintable() and "\\" not in text and text.count('"') == 6 * len(lines):
         return lines
-    return [
-        access_line(client, timestamp, request_line, status, body_bytes, *referer_and_user_agent(fields))
-        for client, timestamp, request_line, status, body_bytes, fields in records
-    ]
+    return [_text_line(record) for record in records]
+
+
+#: An access-log line in the JSON format, in three parts: the start, the request (its
+#: method is a token and its protocol "1.0" or "1.1", safe as they are; the target goes
+#: in encoded, quotes and all), and the rest. A ``%s`` after a key without a quote holds
+#: a JSON value already encoded (a string with its quotes, or null); the two ``%s``
+#: before ``request_id`` hold the keys a line has only sometimes (TLS, worker, the
+#: request-line that could not be parsed).
+_JSON_START = '{"time":"%s.%03dZ","level":"info","logger":"reactor.access","remote_addr":"%s","remote_port":%d,'
+_JSON_REQUEST = '"method":"%s","target":%s,"protocol":"HTTP/%s",'
+_JSON_NO_REQUEST = '"method":null,"target":null,"protocol":null,'
+_JSON_REST = (
+    '"status":%d,"response_body_bytes":%d,"request_body_bytes":%d,"duration_ms":%.3f,'
+    '"host":%s,"referer":%s,"user_agent":%s%s%s,"request_id":"%s"}'
+)
+_JSON_LINE = _JSON_START + _JSON_REQUEST + _JSON_REST
+
+
+def _utf8(text: str) -> str:
+    """A field value decoded ISO-8859-1, as the UTF-8 text its bytes are (invalid bytes as ``\\xHH``)."""
+    if text.isascii():
+        return text
+    return text.encode("latin-1", "backslashreplace").decode("utf-8", "backslashreplace")
+
+
+def _json_string(text: Optional[str]) -> str:
+    """``text`` (a value as the parser decoded it) as a JSON string of ASCII, its bytes read as UTF-8; None as null."""
+    return "null" if text is None else encode_basestring_ascii(_utf8(text))
+
+
+def _json_line(record: Record, worker_key: str) -> str:
+    """One JSON access-log line, every client-supplied value read as UTF-8 (see :func:`json_access_lines`)."""
+    client, port, started, finished, request_line, head, status, body_bytes, request_body_bytes, tls, rid = record
+    second = int(started)
+    extra = worker_key
+    if head is not None:
+        host, referer, user_agent = request_fields(head.fields)
+        request = _JSON_REQUEST % (head.method, _json_string(head.target), head.http_version)
+    else:
+        host = referer = user_agent = None
+        request = _JSON_NO_REQUEST
+        if request_line is not None:  # what arrived of a request-line that could not be parsed
+            extra = ',"request_line":%s%s' % (_json_string(request_line), worker_key)
+    start = _JSON_START % (_utc_second_cached(second), int((started - second) * 1000), client, port)
+    rest = _JSON_REST % (
+        status,
+        body_bytes,
+        request_body_bytes,
+        (finished - started) * 1000.0,
+        _json_string(host),
+        _json_string(referer),
+        _json_string(user_agent),
+        "" if tls is None else ',"tls_version":"' + tls + '"',
+        extra,
+        rid,
+    )
+    return start + request + rest
+
+
+def json_access_lines(records: Sequence[Record], worker: Optional[int] = None) -> List[str]:
+    """The JSON-format lines of a batch of records (one object a line, no newline inside).
+
+    ``worker`` adds a ``worker`` key (``--workers``). Keys: ``time``, ``level``,
+    ``logger``, ``remote_addr``, ``remote_port``, ``method``, ``target``, ``protocol``
+    (null, with ``request_line`` added, when the request-line could not be parsed),
+    ``status``, ``response_body_bytes``, ``request_body_bytes``, ``duration_ms``,
+    ``host``, ``referer``, ``user_agent`` (null when absent), ``tls_version`` (TLS only),
+    ``worker``, ``request_id``.
+
+    Every client-supplied string goes through the JSON string encoder, which leaves
+    only ASCII (``\\u00XX`` for a control character or a byte beyond ASCII). Nearly every
+    value is ASCII already, and then the encoder's output is the line; a line in which
+    it escaped something (``\\u``) is made again by :func:`_json_line`, each value's
+    bytes read as UTF-8.
+    """
+    worker_key = "" if worker is None else ',"worker":%d' % worker
+    lines: List[str] = []
+    append = lines.append
+    utc_second = _utc_second_cached
+    encode = encode_basestring_ascii
+    for record in records:
+        client, port, started, finished, _line, head, status, body_bytes, request_body_bytes, tls, rid = record
+        if head is None:
+            append(_json_line(record, worker_key))
+            continue
+        host, referer, user_agent = request_fields(head.fields)
+        second = int(started)
+        line = _JSON_LINE % (
+            utc_second(second),
+            int((started - second) * 1000),
+            client,
+            port,
+            head.method,
+            encode(head.target),
+            head.http_version,
+            status,
+            body_bytes,
+            request_body_bytes,
+            (finished - started) * 1000.0,
+            "null" if host is None else encode(host),
+            "null" if referer is None else encode(referer),
+            "null" if user_agent is None else encode(user_agent),
+            "" if tls is None else ',"tls_version":"' + tls + '"',
+            worker_key,
+            rid,
+        )
+        append(_json_line(record, worker_key) if "\\u" in line else line)
+    return lines
+
+
+def _utc_second_cached(second: int) -> str:
+    """:func:`_utc_second`, made once per second."""
+    global _utc_cache
+    cached_second, stamp = _utc_cache
+    if second != cached_second:
+        stamp = _utc_second(second)
+        _utc_cache = (second, stamp)
+    return stamp
+
+
+def message_line(
+    level: str,
+    logger: str,
+    message: str,
+    timestamp: Optional[float] = None,
+    worker: Optional[int] = None,
+    traceback: Optional[str] = None,
+) -> str:
+    """One server message in the JSON format (no trailing newline).
+
+    ``{"time": …, "level": "warning", "logger": "reactor.server", "message": …}``, then
+    ``worker`` (``--workers``) and ``traceback`` (an error's, as one string) when given.
+    """
+    entry: "dict[str, object]" = {
+        "time": rfc3339_time(time.time() if timestamp is None else timestamp),
+        "level": level,
+        "logger": logger,
+        "message": message,
+    }
+    if worker is not None:
+        entry["worker"] = worker
+    if traceback:
+        entry["traceback"] = traceback
+    return json.dumps(entry, ensure_ascii=True, separators=(",", ":"))
+
+
+class JSONFormatter(logging.Formatter):
+    """Log records as :func:`message_line` makes them: one JSON object a line.
+
+    The level is lower-case (``info``, ``warning``, ``error``); an exception's traceback
+    (``exc_info``, ``stack_info``) goes in ``traceback`` rather than on lines of its own.
+    The worker number is :attr:`AccessLog.worker` of :data:`access_log`.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        traces = []
+        if record.exc_info:
+            traces.append(self.formatException(record.exc_info))
+        elif record.exc_text:
+            traces.append(record.exc_text)
+        if record.stack_info:
+            traces.append(self.formatStack(record.stack_info))
+        return message_line(
+            record.levelname.lower(),
+            record.name,
+            record.getMessage(),
+            record.created,
+            access_log.worker,
+            "\n".join(traces) or None,
+        )
 
 
 class _Marker:
@@ -229,6 +500,11 @@ class AccessLog:
         #: Whether lines are wanted; check it before formatting one.
         self.enabled = False
         self.synchronous = False  # see open()
+        #: ``"text"`` or ``"json"`` (see the module docstring).
+        self.format = "text"
+        #: This process's worker number under ``--workers`` (written in the JSON format), else None.
+        self.worker: Optional[int] = None
+        self._lines: Callable[[Sequence[Record], Optional[int]], List[str]] = access_lines
         self.path: Optional[str] = None  # the file reopened on SIGUSR1; None for stdout and stderr
         self._fd = -1
         self._owns_fd = False
@@ -248,14 +524,19 @@ class AccessLog:
 
     # -- setting up --------------------------------------------------------------------
 
-    def open(self, destination: Optional[str] = None, synchronous: bool = False) -> None:
+    def open(self, destination: Optional[str] = None, synchronous: bool = False, log_format: str = "text") -> None:
         """Start logging to ``destination``: a file name (appended to), ``"-"`` for stdout,
-        or None for stderr. Raises OSError if the file cannot be opened.
+        or None for stderr, in ``log_format`` (``"text"`` or ``"json"``). Raises OSError if the
+        file cannot be opened, ValueError for another format.
 
         ``synchronous`` (for ``--trace``) writes each line at once, on the loop thread, so
         it lands among the trace lines where it happened; it may block, which is why it
         is never the default.
         """
+        if log_format not in FORMATS:
+            raise ValueError("log format %r is not one of %s" % (log_format, ", ".join(FORMATS)))
+        self.format = log_format
+        self._lines = json_access_lines if log_format == "json" else access_lines
         self.synchronous = synchronous
         if destination is None or destination == "-":
             fd = 2 if destination is None else 1
@@ -289,24 +570,14 @@ class AccessLog:
 
     # -- the loop thread -------------------------------------------------------------------
 
-    def write(
-        self,
-        client: str,
-        timestamp: float,
-        request_line: Optional[str],
-        status: int,
-        body_bytes: int,
-        fields: Tuple[Tuple[str, str], ...] = (),
-    ) -> None:
-        """Buffer the record of one response; its line is formatted at :meth:`flush`.
+    def write(self, record: Record) -> None:
+        """Buffer the record of one response (an :class:`AccessRecord`, or the same as a
+        plain tuple); its line is formatted at :meth:`flush`.
 
-        The arguments are :func:`access_line`'s, with the request's field lines (names
-        lower-case) in place of Referer and User-Agent. Loop thread; cheap: no
-        formatting, no system call.
+        Loop thread; cheap: no formatting, no system call.
         """
-        record = (client, timestamp, request_line, status, body_bytes, fields)
         if self.synchronous:
-            data = _encode(access_lines((record,)))
+            data = _encode(self._lines((record,), self.worker))
             self._queued_bytes += len(data)
             self._write(data)
             return
@@ -327,7 +598,7 @@ class AccessLog:
         if not count:
             return
         popleft = records.popleft  # pop only what was counted: another thread may append
-        data = _encode(access_lines([popleft() for _ in range(count)]))
+        data = _encode(self._lines([popleft() for _ in range(count)], self.worker))
         waiting = self._queued_bytes - self._written_bytes
         if waiting + len(data) > _QUEUE_MAX_BYTES:
             self._overflow_lines += count

@@ -36,6 +36,7 @@ from typing import Callable, Iterator, List, Optional
 import pytest
 from hypothesis import HealthCheck, settings
 
+from reactor import log as logmod
 from reactor.config import Config
 from reactor.server import Server
 
@@ -184,6 +185,8 @@ def make_server(site: Path, transport: str, tls_files: TLSFiles) -> Iterator[Cal
         options.update(overrides)
         server = Server(Config(**options))
         server.listen()
+        if logmod.access_log.enabled:  # a test that logs (access_log_to): as python -m reactor does
+            server.loop.add_pass_callback(logmod.access_log.flush)
         thread = threading.Thread(target=server.serve_forever, name="reactor-loop", daemon=True)
         thread.start()
         running = RunningServer(server, thread, tls_files.client_context() if server.config.tls else None)
@@ -195,6 +198,26 @@ def make_server(site: Path, transport: str, tls_files: TLSFiles) -> Iterator[Cal
     yield make
     for running in started:
         running.stop()
+
+
+@pytest.fixture
+def access_log_to(tmp_path: Path) -> Iterator[Callable[[str], Callable[[], List[str]]]]:
+    """``lines = access_log_to("json")`` turns the process's access log on, into a file, for
+    the servers made after it; ``lines()`` closes it (every line written) and returns them."""
+    path = tmp_path / "access.log"
+
+    def start(log_format: str) -> Callable[[], List[str]]:
+        logmod.access_log.open(str(path), log_format=log_format)
+
+        def lines() -> List[str]:
+            logmod.access_log.close()
+            return path.read_text(encoding="ascii").splitlines()
+
+        return lines
+
+    yield start
+    logmod.access_log.close()
+    logmod.access_log.format = "text"
 
 
 @pytest.fixture
@@ -432,3 +455,43 @@ def fetch(server, method, path, headers=None, timeout_s: float = 10.0, body=None
         return response, response.read()
     finally:
         conn.close()
+
+
+def access_record(
+    request_line: Optional[str] = "GET / HTTP/1.1",
+    fields: tuple = (),
+    status: int = 200,
+    body_bytes: int = 5,
+    started: float = 1_700_000_000.25,
+    duration_s: float = 0.000412,
+    **overrides: object,
+):
+    """A :class:`reactor.log.AccessRecord` as the connection makes one, its head made from
+    ``request_line`` (none when it is None or not a request-line the parser would take)."""
+    from reactor.abnf import REQUEST_LINE
+    from reactor.events import RequestHead, TargetForm
+    from reactor.log import AccessRecord
+
+    head = None
+    match = REQUEST_LINE.fullmatch(request_line or "")
+    if match:  # what the parser would have made a head of
+        method, target, _major, minor = match.groups()
+        version = "1.0" if minor == "0" else "1.1"
+        head = RequestHead(
+            method, target, TargetForm.ORIGIN, target, None, version, tuple(fields), True, 0, False, False
+        )
+    values = dict(
+        client="127.0.0.1",
+        client_port=40000,
+        started=started,
+        finished=started + duration_s,
+        request_line=request_line,
+        head=head,
+        status=status,
+        body_bytes=body_bytes,
+        request_body_bytes=0,
+        tls_version=None,
+        request_id="k7f3q9x2-1-1",
+    )
+    values.update(overrides)
+    return AccessRecord(**values)

@@ -76,7 +76,7 @@ def streaming(make_server, monkeypatch):
 
 @pytest.fixture
 def access(monkeypatch):
-    """The access log's records (peer, started, request-line, status, body bytes, fields), as written."""
+    """The access log's records (reactor.log.AccessRecord), as written."""
 
     class Recorder:
         enabled = True
@@ -84,8 +84,8 @@ def access(monkeypatch):
         def __init__(self) -> None:
             self.records = []
 
-        def write(self, *record) -> None:
-            self.records.append(record)
+        def write(self, record) -> None:
+            self.records.append(logmod.AccessRecord(*record))
 
     recorder = Recorder()
     monkeypatch.setattr(logmod, "access_log", recorder)
@@ -102,8 +102,8 @@ def test_an_empty_block_is_skipped_never_read_as_the_end(streaming, access):
     follow = conn.getresponse()
     assert follow.status == 200 and follow.read() == (streaming.root / "sample.txt").read_bytes()
     conn.close()
-    record = next(r for r in access.records if r[2] == "GET /empty-chunk HTTP/1.1")
-    assert record[3:5] == (200, 6)  # the body's bytes, without the chunked coding
+    record = next(r for r in access.records if r.request_line == "GET /empty-chunk HTTP/1.1")
+    assert (record.status, record.body_bytes) == (200, 6)  # the body's bytes, without the chunked coding
 
 
 def test_a_stated_content_length_is_sent_once_and_the_surplus_cut(streaming, caplog):
@@ -158,8 +158,8 @@ def test_http_1_0_gets_a_close_delimited_body(streaming, access):
     lowered = head.lower()
     assert b"transfer-encoding" not in lowered and b"content-length" not in lowered
     assert b"connection: close" in lowered  # the body ends with the connection, whatever was asked
-    wait_for(lambda: any(r[2] == "GET /empty-chunk HTTP/1.0" for r in access.records), what="the log line")
-    assert next(r for r in access.records if r[2] == "GET /empty-chunk HTTP/1.0")[4] == 6
+    wait_for(lambda: any(r.request_line == "GET /empty-chunk HTTP/1.0" for r in access.records), what="the log line")
+    assert next(r for r in access.records if r.request_line == "GET /empty-chunk HTTP/1.0").body_bytes == 6
 
 
 def test_head_of_a_stream_sends_no_body(streaming):

@@ -681,8 +681,9 @@ def test_a_graceful_stop_leaves_a_shared_accept_queue_to_the_other_processes(sit
         shared.close()
 
 
-def test_access_log_lines_from_two_workers_never_interleave(supervise):
-    running = supervise("--workers", "2")
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_access_log_lines_from_two_workers_never_interleave(supervise, log_format):
+    running = supervise("--workers", "2", "--log-format", log_format)
     assert running.port, running.output
     agents = ["agent-%d-%s" % (n, chr(ord("a") + n) * 3000) for n in range(4)]  # long lines, under PIPE_BUF
 
@@ -698,13 +699,20 @@ def test_access_log_lines_from_two_workers_never_interleave(supervise):
         thread.start()
     for thread in threads:
         thread.join(60)
-    line = re.compile(
-        r'127\.0\.0\.1 - - \[[^]]+\] "GET /index\.html HTTP/1\.1" 200 \d+ "-" "(agent-\d-([a-d])\2{2999})"$'
-    )
-    wait_for(lambda: running.output.count('"GET /index.html') >= 400, what="400 access-log lines")
-    access = [text for text in running.output.splitlines() if "GET /index.html" in text]
+    wait_for(lambda: running.output.count("/index.html") >= 400, what="400 access-log lines")
+    access = [text for text in running.output.splitlines() if "/index.html" in text]
     assert len(access) == 400
-    assert all(line.match(text) for text in access), [text[:120] for text in access if not line.match(text)][:3]
+    agent = re.compile(r"agent-\d-([a-d])\1{2999}")
+    if log_format == "json":
+        entries = [json.loads(text) for text in access]  # one object a line: nothing of another line inside
+        assert all(agent.fullmatch(entry["user_agent"]) and entry["target"] == "/index.html" for entry in entries)
+        assert {entry["worker"] for entry in entries} <= {1, 2}
+    else:
+        line = re.compile(
+            r'127\.0\.0\.1 - - \[[^]]+\] "GET /index\.html HTTP/1\.1" 200 \d+ "-" "(agent-\d-([a-d])\2{2999})"'
+            r" \d+\.\d{3} [a-z2-7]{8}-\d+-1$"
+        )
+        assert all(line.match(text) for text in access), [text[:120] for text in access if not line.match(text)][:3]
     assert len({pid for pid in running.worker_pids()}) == 2
 
 
