@@ -185,7 +185,7 @@ def make_server(site: Path, transport: str, tls_files: TLSFiles) -> Iterator[Cal
         options.update(overrides)
         server = Server(Config(**options))
         server.listen()
-        if logmod.access_log.enabled:  # a test that logs (access_log_to): as python -m reactor does
+        if logmod.access_log.enabled:  # a test that logs (access_log_to, JSON_ACCESS_LOG): as python -m reactor does
             server.loop.add_pass_callback(logmod.access_log.flush)
         thread = threading.Thread(target=server.serve_forever, name="reactor-loop", daemon=True)
         thread.start()
@@ -218,6 +218,41 @@ def access_log_to(tmp_path: Path) -> Iterator[Callable[[str], Callable[[], List[
     yield start
     logmod.access_log.close()
     logmod.access_log.format = "text"
+
+
+@pytest.fixture(autouse=True)
+def json_access_log(request: pytest.FixtureRequest) -> Iterator[None]:
+    """In modules that set ``JSON_ACCESS_LOG = True`` (or in every module, with
+    ``REACTOR_TEST_JSON_ACCESS_LOG=1``), the in-process servers log in the JSON format,
+    and every response they log must give one line that ``json.loads`` reads, with its
+    status and request id."""
+    wanted = getattr(request.module, "JSON_ACCESS_LOG", False) or os.environ.get("REACTOR_TEST_JSON_ACCESS_LOG") == "1"
+    if not wanted or logmod.access_log.enabled or "access_log_to" in request.fixturenames:
+        yield
+        return
+    import json
+
+    access = logmod.access_log
+    path = request.getfixturevalue("tmp_path") / "json-access.log"
+    records: List[logmod.AccessRecord] = []
+    write = access.write
+
+    def recording(record: logmod.Record) -> None:
+        records.append(logmod.AccessRecord(*record))
+        write(record)
+
+    access.open(str(path), log_format="json")
+    access.write = recording  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        del access.write
+        access.close()
+        access.format = "text"
+    lines = path.read_bytes().decode("ascii").splitlines()
+    assert len(lines) == len(records), "%d responses logged, %d lines" % (len(records), len(lines))
+    got = sorted((entry["request_id"], entry["status"]) for entry in map(json.loads, lines))
+    assert got == sorted((record.request_id, record.status) for record in records)
 
 
 @pytest.fixture

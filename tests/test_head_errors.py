@@ -21,6 +21,8 @@ from reactor.config import Config
 from reactor.handlers.static import StaticFiles
 from reactor.server import Server as ReactorServer
 
+JSON_ACCESS_LOG = True  # every response these tests provoke must log one line json.loads reads (conftest)
+
 Server = Callable[..., RunningServer]
 
 #: The corpus's head errors sent by GET, resent as HEAD.

@@ -12,6 +12,7 @@ from conftest import RawClient, half_close
 from reactor.config import Config
 
 BOTH_TRANSPORTS = True  # each test with a server runs over plain TCP and over TLS (conftest)
+JSON_ACCESS_LOG = True  # every response these tests provoke must log one line json.loads reads (conftest)
 
 
 def request(version="1.1", extra=""):

@@ -35,6 +35,7 @@ from reactor.handlers import upload
 from reactor.loop import EVENT_WRITE
 
 BOTH_TRANSPORTS = True  # each test with a server runs over plain TCP and over TLS (conftest)
+JSON_ACCESS_LOG = True  # every response these tests provoke must log one line json.loads reads (conftest)
 
 LARGE_FILE_BYTES = 32 * 1024 * 1024
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs /proc and prlimit")

@@ -29,6 +29,8 @@ from conftest import RawClient, RunningServer
 from reactor.connection import ConnState
 from reactor.handlers.upload import UPLOADS_DIR
 
+JSON_ACCESS_LOG = True  # every response these tests provoke must log one line json.loads reads (conftest)
+
 Server = Callable[..., RunningServer]
 CONFIG_LIMITS = {"max_request_line_bytes", "max_header_section_bytes", "max_field_lines", "max_body_bytes"}
 #: Hosts the corpus uses, so that the application never refuses them first.

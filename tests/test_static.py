@@ -10,6 +10,7 @@ import subprocess
 import pytest
 
 BOTH_TRANSPORTS = True  # each test with a server runs over plain TCP and over TLS (conftest)
+JSON_ACCESS_LOG = True  # every response these tests provoke must log one line json.loads reads (conftest)
 
 
 def get(server, target, method="GET", headers=None):

@@ -23,6 +23,7 @@ from reactor.connection import ConnState
 from reactor.loop import EventLoop
 
 BOTH_TRANSPORTS = True  # each test with a server runs over plain TCP and over TLS (conftest)
+JSON_ACCESS_LOG = True  # every response these tests provoke must log one line json.loads reads (conftest)
 
 SHORT_S = 0.3
 LARGE_FILE_BYTES = 32 * 1024 * 1024

@@ -14,6 +14,7 @@ from reactor.errors import HTTPError
 from reactor.handlers.upload import is_json_media_type, store_upload, validate_json
 
 BOTH_TRANSPORTS = True  # each test with a server runs over plain TCP and over TLS (conftest)
+JSON_ACCESS_LOG = True  # every response these tests provoke must log one line json.loads reads (conftest)
 
 NAME = re.compile(r"^upload_\d{8}_\d{6}_[0-9a-f]{4}\.json$")
 
