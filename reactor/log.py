@@ -175,10 +175,27 @@ def _utc_second(second: int) -> str:
     return "%04d-%02d-%02dT%02d:%02d:%02d" % (t.tm_year, t.tm_mon, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec)
 
 
-# The last second formatted and its text, per format: local time (and its UTC offset)
-# can only change on a whole second, so one clf_time() per second serves every line in it.
-_clf_cache: Tuple[int, str] = (-1, "")
-_utc_cache: Tuple[int, str] = (-1, "")
+class _EverySecond:
+    """The text of a whole second, made once per second by ``make(second)``: local time
+    (and its UTC offset) can only change on a whole second, so one call serves every
+    line in it."""
+
+    __slots__ = ("_make", "_second", "_text")
+
+    def __init__(self, make: Callable[[int], str]) -> None:
+        self._make = make
+        self._second = -1
+        self._text = ""
+
+    def text(self, second: int) -> str:
+        if second != self._second:
+            self._text = self._make(second)
+            self._second = second
+        return self._text
+
+
+_clf_second = _EverySecond(clf_time).text
+_utc_second_cached = _EverySecond(_utc_second).text
 
 #: The Combined Log Format (client, timestamp, request-line, status, body bytes, Referer,
 #: User-Agent), then the duration in milliseconds and the request id.
@@ -187,13 +204,7 @@ _LINE = '%s - - [%s] "%s" %d %s "%s" "%s" %.3f %s'
 
 def _stamp(timestamp: float) -> str:
     """:func:`clf_time` of ``timestamp``, made once per second."""
-    global _clf_cache
-    second = int(timestamp)
-    cached_second, stamp = _clf_cache
-    if second != cached_second:
-        stamp = clf_time(second)
-        _clf_cache = (second, stamp)
-    return stamp
+    return _clf_second(int(timestamp))
 
 
 def access_line(
@@ -224,18 +235,6 @@ def access_line(
     )
 
 
-def referer_and_user_agent(fields: Sequence[Tuple[str, str]]) -> Tuple[Optional[str], Optional[str]]:
-    """The Referer and User-Agent values in one pass over ``(name, value)`` field lines
-    (names lower-case); repeated lines joined with ", " as ``RequestHead.get`` does."""
-    referer = user_agent = None
-    for name, value in fields:
-        if name == "user-agent":
-            user_agent = value if user_agent is None else user_agent + ", " + value
-        elif name == "referer":
-            referer = value if referer is None else referer + ", " + value
-    return referer, user_agent
-
-
 def request_fields(fields: Sequence[Tuple[str, str]]) -> Tuple[Optional[str], Optional[str], Optional[str]]:
     """The Host, Referer and User-Agent values in one pass over ``(name, value)`` field
     lines (names lower-case); repeated lines joined with ", " as ``RequestHead.get`` does."""
@@ -253,7 +252,7 @@ def request_fields(fields: Sequence[Tuple[str, str]]) -> Tuple[Optional[str], Op
 def _text_line(record: Record) -> str:
     """:func:`access_line` of a record, every field escaped."""
     client, _port, started, finished, request_line, head, status, body_bytes, _body, _tls, request_id = record
-    referer, user_agent = referer_and_user_agent(head.fields) if head is not None else (None, None)
+    _host, referer, user_agent = request_fields(head.fields) if head is not None else (None, None, None)
     return access_line(
         client,
         started,
@@ -277,16 +276,17 @@ def access_lines(records: Sequence[Record], worker: Optional[int] = None) -> Lis
     """
     lines: List[str] = []
     append = lines.append
+    clf_second = _clf_second
     for client, _port, started, finished, request_line, head, status, body_bytes, _body, _tls, request_id in records:
         if head is not None:
-            referer, user_agent = referer_and_user_agent(head.fields)
+            _host, referer, user_agent = request_fields(head.fields)
         else:
             referer = user_agent = None
         append(
             _LINE
             % (
                 client,
-                _stamp(started),
+                clf_second(int(started)),
                 "-" if request_line is None else request_line,
                 status,
                 body_bytes if body_bytes else "-",
@@ -409,16 +409,6 @@ def json_access_lines(records: Sequence[Record], worker: Optional[int] = None) -
         )
         append(_json_line(record, worker_key) if "\\u" in line else line)
     return lines
-
-
-def _utc_second_cached(second: int) -> str:
-    """:func:`_utc_second`, made once per second."""
-    global _utc_cache
-    cached_second, stamp = _utc_cache
-    if second != cached_second:
-        stamp = _utc_second(second)
-        _utc_cache = (second, stamp)
-    return stamp
 
 
 def message_line(
