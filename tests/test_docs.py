@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import json
 import re
@@ -206,6 +207,70 @@ def test_readme_limits_table_matches_the_command_line_defaults():
         )
         checked += 1
     assert checked >= 12
+
+
+def _number_options():
+    """{--flag: action} for every option of ``python -m reactor`` that takes a number.
+
+    Found the way a user meets them, by the type: one that turns "1" into an int or a float.
+    """
+    from reactor.cli import build_parser
+
+    found = {}
+    for action in build_parser()._actions:
+        if not action.option_strings or not callable(action.type):
+            continue
+        try:
+            value = action.type("1")
+        except (argparse.ArgumentTypeError, TypeError, ValueError):
+            continue
+        if type(value) in (int, float):
+            found[next(o for o in action.option_strings if o.startswith("--"))] = action
+    return found
+
+
+def _generated(page: str, block: str) -> str:
+    """The inside of generated block ``block`` of docs/``page``."""
+    text = _text(page)
+    begin = "<!-- BEGIN GENERATED %s:" % block
+    assert begin in text, "%s has no generated block %s" % (page, block)
+    return text.split(begin, 1)[1].split("<!-- END GENERATED %s -->" % block)[0]
+
+
+def _limit_rows() -> Set[str]:
+    """The flags limits.md's generated tables give a row."""
+    rows = set()
+    for block in ("limits-table", "timeouts-table"):
+        rows.update(re.findall(r"^\| `(--[\w-]+)`", _generated("limits.md", block), re.M))
+    return rows
+
+
+def test_limits_md_lists_every_option_that_takes_a_number():
+    """limits.md says it has every limit and timeout: each option taking a number has a row, or is
+    named among the few that bound nothing, so a new limit cannot be missed."""
+    numbers = _number_options()
+    wanted = {"--tls-handshake-timeout", "--cache-bytes", "--gzip-cache-bytes", "--pool-size", "--worker-timeout"}
+    assert wanted <= set(numbers), "the scan for options taking a number found only %s" % sorted(numbers)
+    rows = _limit_rows()
+    exempt = set(re.findall(r"`(--[\w-]+)`", _generated("limits.md", "not-limits")))
+    assert wanted <= rows, "limits.md has no row for %s" % sorted(wanted - rows)
+    assert exempt <= set(numbers) and not exempt & rows, "limits.md's options that bound nothing: %s" % exempt
+    missing = sorted(set(numbers) - rows - exempt)
+    assert not missing, "limits.md leaves out %s; run python3 docs/make_tables.py" % missing
+
+
+def test_robustness_table_lists_every_limit_and_timeout():
+    """Chapter 7 ends with a table of every limit and timeout: the flags limits.md lists, no fewer."""
+    text = _text("robustness.md")
+    section = text.split("\n## Every limit and timeout\n", 1)[1].split("\n## ", 1)[0]
+    listed = set(re.findall(r"^\| `(--[\w-]+)` \|", section, re.M))
+    limits = _limit_rows()
+    assert len(limits) >= 20, "limits.md's tables moved or changed shape"
+    assert not limits - listed, (
+        "robustness.md's table of every limit and timeout lacks %s: add a row saying what "
+        "happens past it" % sorted(limits - listed)
+    )
+    assert not listed - limits, "robustness.md lists %s, which limits.md does not" % sorted(listed - limits)
 
 
 def _chapters():
