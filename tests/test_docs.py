@@ -10,13 +10,14 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import json
 import re
 import shutil
 import sys
 from pathlib import Path
-from typing import List, Set
+from typing import Dict, List, Optional, Set, Tuple
 
 import pytest
 
@@ -141,6 +142,210 @@ def test_reference_checker_catches_drift():
     assert not _resolves("reactor.connection.Connection.no_such_method")
     assert not _resolves("reactor.no_such_module")
     assert "reactor.access" in _logger_names()
+
+
+# -- names of reactor/ written without "reactor." -------------------------------------------
+
+SPAN = re.compile(r"`([^`\n]+)`")
+FENCED = re.compile(r"^```[^\n]*\n(.*?)^```", re.MULTILINE | re.DOTALL)
+NAME = re.compile(r"([A-Za-z_][\w.]*)(\(([^()]*)\))?")
+FLAG = re.compile(r"(--[a-z][\w-]*)(?:[ =]\S+)?")
+FILE_NAME = re.compile(r"\.(py|md|gz|html|txt|json|pem|jpg|png|css|toml|ini|cfg)$")
+SERVER_COMMAND = re.compile(r"^(?:python3? -m reactor|reactor)(?= |$)")
+
+
+class ReactorNames:
+    """What reactor/ defines, read from its source and its imported modules.
+
+    ``names``: every name a def, class, assignment, attribute store, keyword or slot
+    creates anywhere; ``members``: {class name: the names it defines for its instances}
+    (methods, class attributes, slots, ``self.x = ...``); ``classes`` and ``modules``: the
+    runtime objects by their short names (``Connection``, ``server``).
+    """
+
+    def __init__(self) -> None:
+        import ast
+        import inspect
+        import pkgutil
+
+        import reactor
+
+        self.names: Set[str] = set()
+        self.members: Dict[str, Set[str]] = {}
+        self.classes: Dict[str, list] = {}
+        self.modules: Dict[str, list] = {}
+        root = Path(reactor.__file__).parent
+        trees = [ast.parse(path.read_text(encoding="utf-8")) for path in (DOCS / "examples").glob("*.py")]
+        dotted = ["reactor"] + [info.name for info in pkgutil.walk_packages([str(root)], prefix="reactor.")]
+        for name in dotted:
+            module = importlib.import_module(name)
+            self.modules.setdefault(name.rsplit(".", 1)[-1], []).append(module)
+            for obj in vars(module).values():
+                if inspect.isclass(obj) and obj.__module__ == name:
+                    self.classes.setdefault(obj.__name__, []).append(obj)
+            trees.append(ast.parse(Path(module.__file__).read_text(encoding="utf-8")))
+        for tree in trees:  # chapter 0's examples too: its table names step 3's Connection.sock
+            for node in ast.walk(tree):
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                    self.names.add(node.name)
+                elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                    self.names.add(node.id)
+                elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+                    self.names.add(node.attr)
+                elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+                    self.names.add(node.target.id)
+                elif isinstance(node, (ast.keyword, ast.arg)) and node.arg:
+                    self.names.add(node.arg)
+                elif isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.isidentifier():
+                    self.names.add(node.value)  # slots, JSON keys of the status page
+                if isinstance(node, ast.ClassDef):
+                    members = self.members.setdefault(node.name, set())
+                    for inner in ast.walk(node):
+                        if isinstance(inner, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                            members.add(inner.name)
+                        elif isinstance(inner, ast.Attribute) and isinstance(inner.ctx, ast.Store):
+                            members.add(inner.attr)  # self.x = ...
+                        elif isinstance(inner, ast.Name) and isinstance(inner.ctx, ast.Store):
+                            members.add(inner.id)
+                        elif isinstance(inner, ast.AnnAssign) and isinstance(inner.target, ast.Name):
+                            members.add(inner.target.id)
+
+    def _has(self, cls: type, attribute: str) -> bool:
+        return hasattr(cls, attribute) or any(attribute in self.members.get(k.__name__, ()) for k in cls.__mro__)
+
+    def check(self, dotted: str) -> Optional[bool]:
+        """True or False for a name that belongs to reactor/; None for one that does not look like it."""
+        head, *rest = dotted.split(".")
+        if head == "reactor" or FILE_NAME.search(dotted):
+            return None  # checked by test_code_references_resolve; or a file name
+        if rest and head in self.classes:
+            return any(self._has(cls, rest[0]) for cls in self.classes[head])
+        if rest and head in self.modules:
+            for module in self.modules[head]:
+                obj = module
+                for attribute in rest:
+                    if not hasattr(obj, attribute):
+                        try:
+                            obj = importlib.import_module("%s.%s" % (obj.__name__, attribute))
+                            continue
+                        except (ImportError, AttributeError):
+                            break
+                    obj = getattr(obj, attribute)
+                else:
+                    return True
+            # `transport.start()`: an instance named after its module, as often in prose
+            classes = [c for group in self.classes.values() for c in group if c.__module__.endswith("." + head)]
+            return any(self._has(cls, rest[0]) for cls in classes)
+        if rest:
+            return None  # os.sendfile, ssl.SSLObject, gc.collect
+        if dotted.startswith("_") and len(dotted) > 1 or re.fullmatch(r"[a-z][a-z0-9_]*_(s|bytes)", dotted):
+            return dotted in self.names  # a private name, or a field with its unit
+        return None
+
+
+@functools.cache
+def _reactor_names() -> ReactorNames:
+    return ReactorNames()
+
+
+@functools.cache
+def _flags() -> "Tuple[Set[str], Set[str]]":
+    """(options of python -m reactor, options of the repository's scripts: benchmarks, docs tools)."""
+    from reactor.cli import build_parser
+
+    ours = {option for action in build_parser()._actions for option in action.option_strings}
+    scripts = set()
+    for path in [*REPO.joinpath("tests", "benchmarks").glob("*.py"), *DOCS.glob("*.py")]:
+        scripts.update(re.findall(r"[\"'](--[a-z][\w-]*)[\"']", path.read_text(encoding="utf-8")))
+    return ours, scripts
+
+
+def _call_names() -> Set[str]:
+    """What a call written as ``name(...)`` may name besides reactor/: chapter 0's examples, the
+    standard library's socket, os and builtins, bytes methods."""
+    import builtins
+    import os
+    import socket
+
+    names = set(dir(builtins)) | set(dir(os)) | set(dir(socket.socket)) | set(dir(bytes))
+    for path in (DOCS / "examples").glob("*.py"):
+        names.update(re.findall(r"\bdef (\w+)", path.read_text(encoding="utf-8")))
+    return names
+
+
+def broken_names(text: str) -> List[str]:
+    """Backticked names in ``text`` that look like reactor/'s (a method, an attribute, a flag) and are not.
+
+    Checked: ``Class.attribute`` and ``module.NAME`` for a class or module of reactor/; a
+    private ``_name``; a field named with its unit (``header_timeout_s``); a call
+    ``name(...)``; a ``--flag`` alone (unless another program's: "gunicorn's `--timeout`")
+    and every flag of a ``python3 -m reactor ...`` command, in prose or in a sh block.
+    """
+    index = _reactor_names()
+    ours, scripts = _flags()
+    calls = None
+    broken = []
+    for block in FENCED.findall(text):
+        for line in block.splitlines():
+            if SERVER_COMMAND.match(line.strip()):
+                broken.extend(flag for flag in re.findall(r"(?<![\w-])--[a-z][\w-]*", line) if flag not in ours)
+    prose = FENCED.sub("", text)
+    for match in SPAN.finditer(prose):
+        span = match.group(1)
+        if SERVER_COMMAND.match(span):
+            broken.extend(flag for flag in re.findall(r"(?<![\w-])--[a-z][\w-]*", span) if flag not in ours)
+            continue
+        flag = FLAG.fullmatch(span)
+        if flag:
+            whose = re.search(r"\w's $", prose[max(0, match.start() - 40) : match.start()])
+            if flag.group(1) not in ours | scripts and not whose:
+                broken.append(span)
+            continue
+        name = NAME.fullmatch(span)
+        if not name:
+            continue
+        verdict = _reactor_names().check(name.group(1))
+        if verdict is None and name.group(2) is not None and "." not in name.group(1):
+            if calls is None:
+                calls = _call_names() | index.names
+            manual_page = re.fullmatch(r"\d", name.group(3))  # accept(2): a system call's manual page
+            verdict = None if manual_page else name.group(1) in calls
+        if verdict is False:
+            broken.append(span)
+    return sorted(set(broken))
+
+
+@pytest.mark.parametrize("page", _pages() + [REPO / "README.md"], ids=lambda p: p.name)
+def test_names_of_reactor_code_exist(page):
+    """Names written without ``reactor.`` (``Connection._run``, `_flush`, ``--max-body-bytes``) must exist too."""
+    broken = broken_names(page.read_text(encoding="utf-8"))
+    assert not broken, "%s names code that does not exist: %s" % (page.name, broken)
+
+
+def test_name_checker_catches_drift():
+    text = (
+        "`Connection.connection_lost`, `Server._spare_fd`, `server._ACCEPT_BATCH`, `_flush`, "
+        "`header_timeout_s`, `start(protocol)`, `--max-body-bytes`, `os.sendfile`, `select`, `fork()`, "
+        "`accept(2)`, gunicorn's `--timeout`, `parser.md`"
+    )
+    assert broken_names(text) == []
+    stale = (
+        "`Connection._connection_lost`, `Server._spare`, `server._ACCEPT_BATCHES`, `_flushes`, "
+        "`header_timeout`, `header_timeouts_s`, `no_such_method()`, `--max-bodies`, `compress.NoSuchThing`"
+    )
+    assert broken_names(stale) == sorted(
+        [
+            "Connection._connection_lost",
+            "Server._spare",
+            "server._ACCEPT_BATCHES",
+            "_flushes",
+            "header_timeouts_s",
+            "no_such_method()",
+            "--max-bodies",
+            "compress.NoSuchThing",
+        ]
+    )
+    assert broken_names("```sh\npython3 -m reactor --port 8080 --tracing\n```\n") == ["--tracing"]
 
 
 def _kinds(lines):
