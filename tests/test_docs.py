@@ -529,9 +529,101 @@ def _text(name: str) -> str:
 def test_idle_connection_cost_is_quoted_as_measured():
     measured = re.search(r"RSS growth per connection: +(\d+) bytes", _text("performance.md"))
     assert measured, "performance.md's idle-connections output moved"
-    quoted = "{:,} bytes measured".format(int(measured.group(1)))
+    size = int(measured.group(1))
+    quoted = "{:,} bytes measured".format(size)
     for page in ("reactor.md", "comparison.md"):
         assert quoted in _text(page), "%s must quote the measured idle cost (%s)" % (page, quoted)
+    for page in _pages():
+        text = _text(page.name).replace("\n", " ")
+        for other in re.findall(r"([\d,]+) bytes measured", text):
+            assert other == "{:,}".format(size), "%s quotes %s bytes measured; performance.md has %d" % (
+                page.name,
+                other,
+                size,
+            )
+        if quoted in text:  # the page quotes the idle cost: its rounded figures must be that too
+            for kib in re.findall(r"(\d+\.\d) KiB", text):
+                assert kib == "%.1f" % (size / 1024), "%s says %s KiB; %d bytes is %.1f KiB" % (
+                    page.name,
+                    kib,
+                    size,
+                    size / 1024,
+                )
+
+
+def test_trace_prose_quotes_sizes_the_traces_print():
+    """Sizes in trace.md's prose ("one `send` of 2130 bytes") are ones its generated traces print."""
+    text = _text("trace.md")
+    printed = set()
+    for block in re.findall(r"<!-- BEGIN GENERATED .*?<!-- END GENERATED", text, re.DOTALL):
+        printed.update(re.findall(r"\b(\d+) (?:body )?bytes\b", block))
+    prose = re.sub(r"<!-- BEGIN GENERATED .*?<!-- END GENERATED[^\n]*", "", text, flags=re.DOTALL)
+    quoted = [number.replace(",", "") for number in re.findall(r"\b(\d[\d,]*)\s+bytes\b", prose)]
+    assert len(quoted) >= 5, "trace.md's prose quotes fewer sizes than it did: %s" % quoted
+    unprinted = sorted(set(quoted) - printed)
+    assert not unprinted, "trace.md's prose quotes sizes no trace on the page prints: %s bytes" % unprinted
+
+
+_NUMBER_WORDS = {
+    word: value
+    for value, word in enumerate("zero one two three four five six seven eight nine ten eleven twelve".split())
+}
+_NUMBER_WORDS.update(a=1, twenty=20, thirty=30, forty=40, fifty=50, sixty=60, seventy=70, eighty=80, ninety=90)
+_LINES = re.compile(
+    r"\b(about|under|a little over|over|nearly|almost|fewer than|more than)\s+"
+    r"(\d[\d,]*|(?:[a-z]+\s+)?hundred|[a-z]+)\s+lines\b"
+)
+
+
+def _spelled(words: str) -> Optional[int]:
+    """``"two hundred"`` → 200, ``"fifty"`` → 50, ``"190"`` → 190; None if it is no number."""
+    words = words.replace(",", "")
+    if words.isdigit():
+        return int(words)
+    parts = words.split()
+    if parts[-1] == "hundred":
+        return 100 * _NUMBER_WORDS.get(parts[0], 1 if len(parts) == 1 else 0) or None
+    return _NUMBER_WORDS.get(words)
+
+
+def _holds(qualifier: str, count: int, number: int) -> bool:
+    return {
+        "about": abs(count - number) <= number / 10,
+        "under": count < number,
+        "fewer than": count < number,
+        "over": count > number,
+        "more than": count > number,
+        "a little over": number < count <= number * 1.25,
+        "nearly": number * 0.85 <= count <= number,
+        "almost": number * 0.85 <= count <= number,
+    }[qualifier]
+
+
+def test_line_counts_in_prose_match_the_code():
+    """ "`reactor.transport.TLSTransport` is about 190 lines": a size in lines, said of code the
+    paragraph names, must hold for that code's source now."""
+    import inspect
+
+    checked = []
+    for page in _pages() + [REPO / "README.md"]:
+        for paragraph in re.split(r"\n\s*\n", FENCED.sub("", page.read_text(encoding="utf-8"))):
+            for claim in _LINES.finditer(paragraph):
+                named = REFERENCE.findall(paragraph[: claim.start()])
+                number = _spelled(claim.group(2))
+                if not named or number is None:
+                    continue  # not said of reactor's code ("about fifty lines" of chapter 0's examples)
+                obj = importlib.import_module(named[-1].rsplit(".", 1)[0])
+                obj = getattr(obj, named[-1].rsplit(".", 1)[1], obj)
+                count = len(inspect.getsourcelines(obj)[0])
+                assert _holds(claim.group(1), count, number), "%s: %s %s lines, but %s is %d lines" % (
+                    page.name,
+                    claim.group(1),
+                    claim.group(2),
+                    named[-1],
+                    count,
+                )
+                checked.append(named[-1])
+    assert {"reactor.loop.EventLoop", "reactor.transport.TLSTransport"} <= set(checked), checked
 
 
 def test_comparison_prose_uses_the_ratio_of_its_own_table():
