@@ -348,6 +348,73 @@ def test_name_checker_catches_drift():
     assert broken_names("```sh\npython3 -m reactor --port 8080 --tracing\n```\n") == ["--tracing"]
 
 
+# -- shell blocks that start a server ------------------------------------------------------
+
+SH_BLOCK = re.compile(r"^```sh\n(.*?)^```", re.MULTILINE | re.DOTALL)
+WAIT_LOOP = re.compile(r"^(?:until|while)\b.*;\s*do\b.*\bdone\b")
+
+
+def _server_port(command: str) -> Optional[int]:
+    """The port ``command`` starts a server on (reactor or one of chapter 0's), or None."""
+    words = command.split()
+    if SERVER_COMMAND.match(command) and not {"--help", "-h", "--version"} & set(words):
+        port = re.search(r"--port[ =](\d+)", command)
+        return int(port.group(1)) if port else 8080
+    script = re.match(r"python3? (docs/examples/\w+\.py) (\d+)", command)
+    if script and "create_server" in (REPO / script.group(1)).read_text(encoding="utf-8"):
+        return int(script.group(2))
+    return None
+
+
+def unwaited_servers(text: str) -> List[str]:
+    """Lines of ``text``'s sh blocks that start a server a request may race.
+
+    A server started in the background (``&``) must be followed by a loop that waits
+    until it listens on its port (``until curl -so /dev/null http://127.0.0.1:8081/; do
+    sleep 0.1; done``). One started in the foreground never returns, so a command after
+    it in the same block is for another terminal, and its comment must say so.
+    """
+    from test_readme import split_comment
+
+    found = []
+    for block in SH_BLOCK.findall(text):
+        lines = [split_comment(line) for line in block.replace("\\\n", " ").splitlines() if line.strip()]
+        for index, (command, comment) in enumerate(lines):
+            port = _server_port(command)
+            if port is None:
+                continue
+            rest = [later for later, _ in lines[index + 1 :] if later]
+            if command.endswith("&"):
+                waits = bool(rest) and WAIT_LOOP.match(rest[0]) and ":%d" % port in rest[0]
+                if rest and not waits:
+                    found.append(command)
+            elif rest and "terminal" not in comment:
+                found.append(command)
+    return found
+
+
+@pytest.mark.parametrize("page", _pages() + [REPO / "README.md"], ids=lambda p: p.name)
+def test_shell_blocks_wait_for_the_server_they_start(page):
+    """A pasted block must not send its first request before its server listens."""
+    found = unwaited_servers(page.read_text(encoding="utf-8"))
+    assert not found, "%s starts a server and asks it at once (wait until it listens first): %s" % (page.name, found)
+
+
+def test_wait_checker_catches_a_race():
+    race = "```sh\npython3 -m reactor --port 8083 --workers 2 &\ncurl -s http://127.0.0.1:8083/\nkill %1\n```\n"
+    assert unwaited_servers(race) == ["python3 -m reactor --port 8083 --workers 2 &"]
+    waits = race.replace("&\n", "&\nuntil curl -so /dev/null http://127.0.0.1:8083/; do sleep 0.1; done\n")
+    assert unwaited_servers(waits) == []
+    wrong_port = race.replace("&\n", "&\nuntil curl -so /dev/null http://127.0.0.1:8080/; do sleep 0.1; done\n")
+    assert unwaited_servers(wrong_port) == ["python3 -m reactor --port 8083 --workers 2 &"]
+    two_terminals = (
+        "```sh\npython3 docs/examples/step1_blocking.py 8000   # the server\ncurl -i http://127.0.0.1:8000/\n```\n"
+    )
+    assert unwaited_servers(two_terminals) == ["python3 docs/examples/step1_blocking.py 8000"]
+    assert unwaited_servers(two_terminals.replace("# the server", "# in one terminal")) == []
+    assert unwaited_servers("```sh\npython3 -m reactor --port 8080\n```\n") == []
+
+
 def _kinds(lines):
     """Trace lines reduced to what they say: digits and timestamps dropped."""
     kinds = set()
