@@ -315,7 +315,7 @@ def broken_names(text: str) -> List[str]:
     return sorted(set(broken))
 
 
-@pytest.mark.parametrize("page", _pages() + [REPO / "README.md"], ids=lambda p: p.name)
+@pytest.mark.parametrize("page", _pages() + [REPO / "README.md"], ids=lambda p: str(p.relative_to(REPO)))
 def test_names_of_reactor_code_exist(page):
     """Names written without ``reactor.`` (``Connection._run``, `_flush`, ``--max-body-bytes``) must exist too."""
     broken = broken_names(page.read_text(encoding="utf-8"))
@@ -393,7 +393,7 @@ def unwaited_servers(text: str) -> List[str]:
     return found
 
 
-@pytest.mark.parametrize("page", _pages() + [REPO / "README.md"], ids=lambda p: p.name)
+@pytest.mark.parametrize("page", _pages() + [REPO / "README.md"], ids=lambda p: str(p.relative_to(REPO)))
 def test_shell_blocks_wait_for_the_server_they_start(page):
     """A pasted block must not send its first request before its server listens."""
     found = unwaited_servers(page.read_text(encoding="utf-8"))
