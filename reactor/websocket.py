@@ -16,7 +16,8 @@ The parser is strict, and fails at the first byte that shows a fault, never late
 - every frame from a client must be masked, and RSV bits are refused (no extension is
   ever negotiated); unknown opcodes, fragmented or long (over 125 bytes) control
   frames, a continuation with nothing to continue and a new message inside a
-  fragmented one are protocol errors (1002), found from the frame's first two bytes;
+  fragmented one are protocol errors (1002), found from the frame's first two bytes; so
+  is a payload length not written in the fewest bytes (§5.2: "MUST");
 - the size of a message is checked from each frame's header, before its payload is
   read: past ``max_message_bytes`` (all fragments counted together) or
   ``max_fragments`` frames it fails with 1009;
@@ -288,8 +289,9 @@ class FrameParser:
         self._decoder: Optional[codecs.IncrementalDecoder] = None  # while a text message arrives in pieces
 
     def feed(self, data: bytes) -> None:
-        """Append bytes received from the peer (an empty ``data`` changes nothing)."""
-        self._buf += data
+        """Append bytes received from the peer (an empty ``data`` changes nothing; after a failure, nothing does)."""
+        if self._error is None:
+            self._buf += data
 
     def buffered_bytes(self) -> int:
         """Bytes received and not yet parsed (a partial frame's payload is parsed as it arrives)."""
@@ -361,6 +363,8 @@ class FrameParser:
             if len(buf) < 8:
                 return False
             size = int.from_bytes(buf[2:4], "big")
+            if size < 126:
+                raise _protocol_error("a payload length in 2 bytes where 1 would do")
             start = 4
         elif size == 127:
             if len(buf) < 14:
@@ -370,6 +374,8 @@ class FrameParser:
             size = int.from_bytes(buf[2:10], "big")
             if size >> 63:
                 raise _protocol_error("a payload length with its most significant bit set")
+            if size < 65536:
+                raise _protocol_error("a payload length in 8 bytes where 2 would do")
             start = 10
         else:
             if len(buf) < 6:
@@ -472,12 +478,12 @@ class FrameParser:
         if opcode == BINARY:
             return _new_tuple(Message, (b"".join(parts),))  # type: ignore[arg-type]
         decoder = self._decoder
+        assert decoder is not None  # every fragment of a text message went through _payload_piece
         self._decoder = None
-        if decoder is not None:
-            try:
-                decoder.decode(b"", True)  # a sequence cut off by the end of the message
-            except UnicodeDecodeError:
-                raise WebSocketError(CloseCode.INVALID_DATA, "a text message that is not UTF-8") from None
+        try:
+            decoder.decode(b"", True)  # a sequence cut off by the end of the message
+        except UnicodeDecodeError:
+            raise WebSocketError(CloseCode.INVALID_DATA, "a text message that is not UTF-8") from None
         return _new_tuple(Message, ("".join(parts),))  # type: ignore[arg-type]
 
 
