@@ -54,7 +54,7 @@ from reactor.events import NEED_DATA, RequestHead
 from reactor.loop import EventLoop
 from reactor.sessions import SessionTable
 from reactor.trace import Tracer
-from reactor.transport import Transport, is_quiet
+from reactor.transport import Transport, log_lost
 from reactor.websocket import (
     CLOSE,
     PING,
@@ -396,10 +396,7 @@ class WebSocketSession:
         self._update_reading()
 
     def connection_lost(self, exc: BaseException) -> None:
-        if is_quiet(exc):
-            log.debug("#%d WebSocket connection lost: %s", self.id, exc)
-        else:
-            log.warning("#%d WebSocket socket error: %s", self.id, exc)
+        log_lost(log, self.id, exc)
         if self.tracer:
             self.tracer.lost(self, exc)
         self.abort()
