@@ -12,8 +12,8 @@ through :meth:`Connection.run_in_pool`.
 Checks in order: a method this server knows (else 501), the Host allow-list against
 DNS rebinding (403), a CORS preflight when ``--cors`` is on, then the route: a WebSocket
 endpoint (``--websocket``, or :meth:`Application.mount_websocket`; once one is mounted, a
-WebSocket handshake to any other path is 404), the status page (``--status-path``), ``/upload`` (405 for POST
-with ``--no-uploads``) or a static file.
+WebSocket handshake to any other path is 404), the status page (``--status-path``),
+``/upload`` (405 for POST with ``--no-uploads``) or a static file.
 """
 
 from __future__ import annotations
