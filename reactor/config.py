@@ -89,6 +89,17 @@ class Config:
     tls_key_file: Optional[Path] = None
     tls_key_password_file: Optional[Path] = None  # a file holding the key's passphrase
 
+    # A WSGI application (PEP 3333, --app): every path outside the static mounts goes to it.
+    app: Optional[str] = None  # "MODULE:CALLABLE"; None serves root as a folder
+    app_factory: bool = False  # CALLABLE() returns the application (called once per process)
+    app_dir: Optional[Path] = None  # put first on sys.path to import the application (None: the current directory)
+    root_path: str = ""  # SCRIPT_NAME: the URL prefix the application is mounted at ("" for none)
+    static_mounts: Tuple[Tuple[str, Path], ...] = ()  # (URL prefix, folder): files served beside the application
+    forwarded_allow_ips: Tuple[str, ...] = ()  # peers whose X-Forwarded-For/-Proto are believed ("*": any)
+    workers: int = 1  # worker processes (for wsgi.multiprocess; the supervisor runs them)
+    max_requests: int = 0  # with workers: a worker is replaced after about this many requests (0: never)
+    max_requests_jitter: int = 0  # up to this many more, at random per worker, so they are not replaced together
+
     # For study (docs/trace.md, docs/status.md); both off by default.
     trace: bool = False  # one stderr line per selector event, transition, parser event, pool hand-off, timer
     status_path: Optional[str] = None  # e.g. "/_status": counters as JSON or HTML, loopback clients only
