@@ -113,6 +113,8 @@ class Config:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "root", Path(os.path.abspath(self.root)))
+        if self.app_dir is not None:
+            object.__setattr__(self, "app_dir", Path(os.path.abspath(self.app_dir)))
         added: "list[Tuple[str, str]]" = []
         if self.cors:
             added.extend(CORS_FIELDS)

@@ -113,7 +113,7 @@ def load_application(spec: str, factory: bool = False, app_dir: Optional[Union[s
         except Exception as exc:
             raise AppLoadError("%s(): %s%s" % (spec, _describe(exc), _where(exc))) from exc
     if not callable(target):
-        raise AppLoadError("%s is not callable (a %s)%s" % (spec, type(target).__name__, _factory_hint(factory)))
+        raise AppLoadError("%s: it is not callable (a %s)%s" % (spec, type(target).__name__, _factory_hint(factory)))
     return target  # type: ignore[no-any-return]
 
 
