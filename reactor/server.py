@@ -550,4 +550,5 @@ class Server:
             if not self.app_pool.shutdown(wait=True, timeout_s=wait_s):
                 self.workers_finished = False
                 log.warning("%d application job(s) still running after the shutdown timeout", self.app_pool.busy)
+        self.loop.run_ready()  # results of jobs that ended meanwhile: released (a stream's close() runs)
         self.loop.close()

@@ -18,6 +18,8 @@ on the next pass: for ``--threads 0``, an application that never blocks.
 
 At a stop, queued jobs are dropped and running ones get a bounded time to finish
 (:meth:`WorkerPool.shutdown`); a job stuck on a dead disk must not hold the process.
+Clean-up jobs (``bounded=False``: a stream's ``close()``) are not dropped: one still
+queued runs on the stopping thread instead, so what it releases is released once.
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ class WorkerPool:
         self._warned_at = -_WARN_INTERVAL_S  # loop time of the last saturation warning
         # Loop time each pending job was submitted at, oldest first (dicts keep insertion order).
         self._submitted: Dict["concurrent.futures.Future[Any]", float] = {}
+        self._cleanups: Dict["concurrent.futures.Future[Any]", Tuple[Job, Tuple[Any, ...]]] = {}  # bounded=False
         self._executor = concurrent.futures.ThreadPoolExecutor(size, thread_name_prefix="reactor-" + name)
 
     def submit(
@@ -88,6 +91,8 @@ class WorkerPool:
             return False
         self.pending += 1
         self._submitted[future] = self.loop.now
+        if not bounded:
+            self._cleanups[future] = (job, args)
         call_back = self.loop.call_soon_threadsafe
         future.add_done_callback(lambda done: call_back(self._finished, callback, done))
         return True
@@ -120,6 +125,7 @@ class WorkerPool:
     def _finished(self, callback: Done, future: "concurrent.futures.Future[Any]") -> None:
         self.pending -= 1
         self._submitted.pop(future, None)
+        self._cleanups.pop(future, None)
         if self.saturated and self.pending * 2 <= self.max_pending:
             self.saturated = False
             log.info("%s pool recovered (%d jobs pending)", self.title, self.pending)
@@ -132,6 +138,13 @@ class WorkerPool:
         seconds if given. Returns True when no job is left running.
         """
         self._executor.shutdown(wait=False, cancel_futures=True)
+        for future, (job, args) in list(self._cleanups.items()):
+            if future.cancelled():  # a clean-up never ran: run it here, once
+                del self._cleanups[future]
+                try:
+                    job(*args)
+                except Exception:
+                    log.exception("clean-up job %r failed at the stop", job)
         if wait:
             deadline = None if timeout_s is None else time.monotonic() + timeout_s
             with self._busy_lock:
