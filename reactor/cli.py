@@ -549,6 +549,16 @@ def build_parser(prog: str = "reactor") -> ArgumentParser:
         help="add up to J more to --max-requests, at random per worker, so workers are not replaced together",
     )
     hosting.add_argument(
+        "--switch-interval",
+        type=_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="how long a Python thread may keep the GIL while another waits (sys.setswitchinterval; "
+        "Python's default is 0.005). CPU-bound application threads delay the event loop by up to this "
+        "much each time it needs the GIL: 0.0005 keeps --static answers within a few ms beside them, "
+        "at some cost to the application's own throughput",
+    )
+    hosting.add_argument(
         "--preload",
         action="store_true",
         help="with workers, import the application once in the supervisor, before forking "
@@ -684,6 +694,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         workers=args.workers,
         max_requests=args.max_requests,
         max_requests_jitter=args.max_requests_jitter,
+        switch_interval_s=args.switch_interval,
     )
     return Config(max_connections=args.max_connections, **kwargs)
 
@@ -1045,6 +1056,8 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> in
         except OSError as exc:
             parser.error("cannot open access log %r: %s" % (args.access_log, (exc.strerror or str(exc)).lower()))
     config = config_from_args(args)
+    if config.switch_interval_s is not None:
+        sys.setswitchinterval(config.switch_interval_s)  # inherited by forked workers
     if inherited is not None:
         host, port = inherited.getsockname()[:2]
         config = dataclasses.replace(config, host=host, port=port)

@@ -99,6 +99,7 @@ class Config:
     workers: int = 1  # worker processes (for wsgi.multiprocess; the supervisor runs them)
     max_requests: int = 0  # with workers: a worker is replaced after about this many requests (0: never)
     max_requests_jitter: int = 0  # up to this many more, at random per worker, so they are not replaced together
+    switch_interval_s: Optional[float] = None  # sys.setswitchinterval: how long a thread keeps the GIL (None: 0.005)
 
     # For study (docs/trace.md, docs/status.md); both off by default.
     trace: bool = False  # one stderr line per selector event, transition, parser event, pool hand-off, timer
