@@ -991,6 +991,8 @@ def serve_workers(
 
 def check_app_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Refuse flags that make no sense together, with one line (exit status 2): --app against a folder to serve."""
+    if args.max_requests_jitter and not args.max_requests:
+        parser.error("--max-requests-jitter: only with --max-requests")
     if args.app is not None:
         given = args.directory if args.directory is not None else args.directory_arg
         if given is not None:
@@ -1009,8 +1011,6 @@ def check_app_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -
     ):
         if value:
             parser.error("%s: only with --app MODULE:CALLABLE" % flag)
-    if args.max_requests_jitter and not args.max_requests:
-        parser.error("--max-requests-jitter: only with --max-requests")
 
 
 def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> int:
