@@ -10,8 +10,9 @@ The queue is bounded: :meth:`WorkerPool.submit` refuses work (returns False) whe
 ``max_pending`` jobs are already queued or running, so a burst turns into quick 503s
 instead of unbounded memory and latency. A warning is logged once per saturation
 episode, naming how many jobs wait and how long the oldest has ("application pool
-saturated: 120 queued, oldest 850 ms"), and at most once a minute however often
-episodes come and go; an episode ends when the backlog has fallen to half the bound.
+saturated: 120 queued, oldest 850 ms"), never a line per refused request; an episode
+ends when the backlog has fallen to half the bound, so a queue that hovers at its bound
+does not start one after another.
 
 :class:`InlinePool` has the same interface and runs each job on the loop thread itself,
 on the next pass: for ``--threads 0``, an application that never blocks.
@@ -38,7 +39,6 @@ Job = Callable[..., Any]  # runs on a worker: plain values in, a value out (or i
 Done = Callable[["concurrent.futures.Future[Any]"], None]  # runs on the loop thread
 #: What log lines call each pool, by its ``name`` (the threads keep the short name).
 TITLES = {"worker": "disk", "app": "application"}
-_WARN_INTERVAL_S = 60.0  # at most one saturation warning this often, however often episodes come and go
 
 
 class WorkerPool:
@@ -62,7 +62,6 @@ class WorkerPool:
         self._busy_lock = threading.Lock()
         self._threads: Set[threading.Thread] = set()  # workers that have run a job
         self.saturated = False
-        self._warned_at = -_WARN_INTERVAL_S  # loop time of the last saturation warning
         # Loop time each pending job was submitted at, oldest first (dicts keep insertion order).
         self._submitted: Dict["concurrent.futures.Future[Any]", float] = {}
         self._cleanups: Dict["concurrent.futures.Future[Any]", Tuple[Job, Tuple[Any, ...]]] = {}  # bounded=False
@@ -98,12 +97,9 @@ class WorkerPool:
         return True
 
     def _saturated(self) -> None:
-        """An episode begins: warn once (at most once a minute), saying how long the oldest job has waited."""
+        """An episode begins: warn once, saying how many jobs wait and how long the oldest has."""
         self.saturated = True
         now = self.loop.now
-        if now - self._warned_at < _WARN_INTERVAL_S:
-            return
-        self._warned_at = now
         oldest_ms = (now - next(iter(self._submitted.values()), now)) * 1000
         log.warning(
             "%s pool saturated: %d queued, oldest %.0f ms; answering 503 with Retry-After",

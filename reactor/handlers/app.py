@@ -50,7 +50,7 @@ import sys
 import tempfile
 import traceback
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Dict, Iterable, Iterator, List, Optional, Tuple, Union
+from typing import Any, BinaryIO, Callable, Dict, Iterable, Iterator, List, NamedTuple, Optional, Tuple, Union
 
 from reactor.config import Config
 from reactor.connection import Connection, ConnState, Request
@@ -422,7 +422,7 @@ class HostedApplication(Application):
         elif not pool.submit(self.first_job, args, lambda future: answer(_result(future))):
             answer(Response.from_error(busy()))
 
-    def _job_args(self, conn: Connection, request: Request) -> Tuple[Any, ...]:
+    def _job_args(self, conn: Connection, request: Request) -> "Tuple[AppCall]":
         """What the first job needs, as plain values read on the loop thread."""
         peer = conn.client
         trusted = False
@@ -431,18 +431,21 @@ class HostedApplication(Application):
             if trusted is None:
                 trusted = self._is_proxy(peer)
         transport = conn.transport
-        return (
-            request.head,
-            request.body,
-            conn.id,
-            request.request_line,
-            peer,
-            transport.peer_port,
-            transport.secure,
-            trusted,
-            conn.local_host if self.wildcard else None,
-            conn.ctx.app_pool or self._inline_pool(conn),
+        call = _new_tuple(
+            AppCall,
+            (
+                request.head,
+                request.body,
+                (conn.id, request.request_line),
+                peer,
+                transport.peer_port,
+                transport.secure,
+                trusted,
+                conn.local_host if self.wildcard else None,
+                conn.ctx.app_pool or self._inline_pool(conn),
+            ),
         )
+        return (call,)
 
     def _inline_pool(self, conn: Connection) -> Pool:
         if self._inline is None:
@@ -462,19 +465,7 @@ class HostedApplication(Application):
         self._trusted[peer] = trusted
         return trusted
 
-    def first_job(
-        self,
-        head: RequestHead,
-        body: Optional[RequestBody],
-        conn_id: int,
-        request_line: Optional[str],
-        peer: str,
-        peer_port: int,
-        secure: bool,
-        trusted: bool,
-        server_name: Optional[str],
-        pool: Pool,
-    ) -> Response:
+    def first_job(self, call: "AppCall") -> Response:
         """Application pool: call the application and make the Response (PEP 3333), in a context of its own.
 
         Returns a finished response with a Content-Length when the iterable ended (or
@@ -484,33 +475,10 @@ class HostedApplication(Application):
         traceback and the request-line, shown in the body only at ``--log-level debug``.
         """
         context = contextvars.Context()  # each request starts clean, whichever thread runs it
-        return context.run(
-            self._start,
-            context,
-            head,
-            body,
-            (conn_id, request_line),
-            peer,
-            peer_port,
-            secure,
-            trusted,
-            server_name,
-            pool,
-        )
+        return context.run(self._start, context, call)
 
-    def _start(
-        self,
-        context: contextvars.Context,
-        head: RequestHead,
-        body: Optional[RequestBody],
-        where: Tuple[int, Optional[str]],
-        peer: str,
-        peer_port: int,
-        secure: bool,
-        trusted: bool,
-        server_name: Optional[str],
-        pool: Pool,
-    ) -> Response:
+    def _start(self, context: contextvars.Context, call: "AppCall") -> Response:
+        head, body, where, pool = call.head, call.body, call.where, call.pool
         target = head.path
         query_at = target.find("?")
         path, query = (target, "") if query_at < 0 else (target[:query_at], target[query_at + 1 :])
@@ -522,13 +490,13 @@ class HostedApplication(Application):
             query,
             body_input,
             None if body is None and head.content_length is None else (0 if body is None else body.size),
-            peer,
-            peer_port,
-            secure,
-            trusted,
+            call.peer,
+            call.peer_port,
+            call.secure,
+            call.trusted,
         )
-        if server_name is not None:
-            environ["SERVER_NAME"] = server_name
+        if call.server_name is not None:
+            environ["SERVER_NAME"] = call.server_name
         start = StartResponse()
         try:
             iterable = self.wsgi_app(environ, start)
@@ -654,6 +622,23 @@ class HostedApplication(Application):
         if self.debug:
             reason += "\n\n" + "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
         return Response.error(500, reason, close=True)
+
+
+class AppCall(NamedTuple):
+    """What the first job is handed: plain values read on the loop thread (never the connection)."""
+
+    head: RequestHead
+    body: Optional[RequestBody]  # None: no message body
+    where: Tuple[int, Optional[str]]  # (connection id, request-line), for the log
+    peer: str
+    peer_port: int
+    secure: bool
+    trusted: bool  # the peer is a proxy of --forwarded-allow-ips
+    server_name: Optional[str]  # SERVER_NAME when the listener is a wildcard address
+    pool: Pool  # where the rest of the response is pulled
+
+
+_new_tuple = tuple.__new__  # a NamedTuple without its Python-level __new__ (as the parser makes RequestHead)
 
 
 def _response(result: Response) -> Response:

@@ -25,18 +25,8 @@ from typing import List, Optional
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-CPU_APP = """
-import time
-
-def app(environ, start_response):
-    spin_until = time.perf_counter() + 0.2
-    n = 0
-    while time.perf_counter() < spin_until:
-        n += 1
-    body = b"%d" % n
-    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
-    return [body]
-"""
+sys.path.insert(0, os.path.join(REPO, "tests"))
+from test_app_hostile import CPU_APP  # noqa: E402  (the test's application: one copy)
 
 
 def start(folder: str, threads: int, interval: Optional[str]) -> "tuple[subprocess.Popen[bytes], int]":
