@@ -725,6 +725,7 @@ def test_static_prefixes_match_segments_serve_inline_and_404_themselves(make_ser
     assert "content-disposition" not in reply.fields and reply.body == b"body { color: teal }\n"
     etag = reply.fields["etag"]
     assert client.request("GET", "/static/app.css", fields=(("If-None-Match", etag),)).response().status == 304
+    assert client.request("GET", "/static/app.css?v=2").response().body == b"body { color: teal }\n"
     reply = client.request("GET", "/static/app.css", fields=(("Range", "bytes=0-3"),)).response()
     assert (reply.status, reply.body) == (206, b"body")
     assert client.request("GET", "/static/missing.css").response().status == 404

@@ -374,7 +374,8 @@ class HostedApplication(Application):
             return self.status.route(conn, request)
         for prefix, files in self.mounts:
             if path.startswith(prefix) and (len(path) == len(prefix) or path[len(prefix)] == "/"):
-                request.head = head._replace(path=target[len(prefix) :] or "/")
+                rest = target[len(prefix) :]  # "", "/x.css", "?v=2" or "/x.css?v=2"
+                request.head = head._replace(path=rest if rest.startswith("/") else "/" + rest)
                 return files.route(conn, request)
         if split_script_name(path, self.root_path) is None:
             raise HTTPError(404, "%s is outside the application's --root-path %s" % (path[:100], self.root_path))
