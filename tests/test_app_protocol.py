@@ -204,8 +204,8 @@ class Probe:
             start_response("404 Not Found", [("Content-Type", "text/plain")])
             return [b"no probe " + path.encode("latin-1")]
         result = handler(environ, start_response)
-        if type(result) is list or type(result) is environ["wsgi.file_wrapper"]:
-            return result  # a list stays a list, a file a file (its own close() is recorded)
+        if type(result) is list or type(result) is environ["wsgi.file_wrapper"] or hasattr(result, "__len__"):
+            return result  # a list stays a list, a file a file, a sized iterable sized (its close() records)
         return Closing(self, path, result)
 
     # what the server gave
@@ -277,6 +277,24 @@ class Probe:
         yield b""
         start_response("200 OK", [("Content-Type", "text/plain")])
         yield b"late"
+
+    def on_single(self, environ, start_response):
+        """An iterable whose len() is 1 (PEP 3333: the first bytestring is all of it), not a list."""
+        probe = self
+
+        class Single:
+            def __len__(self) -> int:
+                return 1
+
+            def __iter__(self):
+                yield b"only"
+                raise AssertionError("pulled past the one item")
+
+            def close(self) -> None:
+                probe.closed.append(("/single", threading.current_thread().name))
+
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return Single()
 
     def on_write(self, environ, start_response):
         write = start_response("200 OK", [("Content-Type", "text/plain")])
@@ -515,7 +533,12 @@ def test_a_list_is_drained_in_the_first_job_and_gets_a_content_length(bare, wire
     """A list (or tuple) cannot block: the first job takes all of it, up to its budget."""
     client = wire(bare)
     for version in ("1.1", "1.0"):
-        for path, body in (("/list", b"abcd"), ("/write", b"w1.w2.i1"), ("/hello", b"Hello, world!")):
+        for path, body in (
+            ("/list", b"abcd"),
+            ("/write", b"w1.w2.i1"),
+            ("/hello", b"Hello, world!"),
+            ("/single", b"only"),
+        ):
             reply = client.request("GET", path, version).response()
             assert (reply.body, reply.framing) == (body, "length") and reply.keeps_alive
     # start_response from inside a generator, after empty items: PEP 3333 allows it (the validator does not)

@@ -18,8 +18,9 @@ the environ (:class:`reactor.wsgi.EnvironMaker`), call the application, and drai
 iterable until ``start_response`` has been called and there are bytes to send, or the
 iterable ends, or its stated Content-Length is reached, or :data:`FIRST_BYTES` are
 collected. A list or tuple is known not to block and is drained whole (up to the
-budget); a generator is read only up to its first non-empty block, since its next one
-may take the application minutes (a stream of events). Most responses end there: the
+budget), and one whose ``len()`` is 1 is whole with its first item (PEP 3333); a
+generator is read only up to its first non-empty block, since its next one may take the
+application minutes (a stream of events). Most responses end there: the
 job closes the iterable itself, on its own thread, and hands the loop a finished
 :class:`~reactor.response.Response` with a Content-Length, one wake-up of the loop.
 
@@ -309,6 +310,13 @@ def _close_application(iterable: Iterable[bytes], body: BinaryIO, where: Tuple[i
         body.close()
 
 
+def _is_single(iterable: Iterable[bytes]) -> bool:
+    try:
+        return len(iterable) == 1  # type: ignore[arg-type]
+    except Exception:
+        return False
+
+
 def _empty() -> IterableStream:
     """A body with nothing to send: a HEAD answer's, whose length the head states."""
     return IterableStream(())
@@ -528,7 +536,10 @@ class HostedApplication(Application):
         """Collect the response's first bytes (see the module docstring) and decide how it leaves."""
         chunks = start.written  # write() before the return, then the iterable's items
         iterator = iter(iterable)
-        eager = type(iterable) is list or type(iterable) is tuple  # cannot block: take it all
+        kind = type(iterable)
+        eager = kind is list or kind is tuple  # cannot block: take it all
+        # PEP 3333: an iterable whose len() is 1 is whole with its first bytestring.
+        single = not eager and getattr(kind, "__len__", None) is not None and _is_single(iterable)
         finished = False
         while True:
             if start.status is not None:
@@ -546,6 +557,9 @@ class HostedApplication(Application):
             if item:
                 chunks.append(item)
                 start.written_bytes += len(item)
+                if single:
+                    finished = True
+                    break
         status = start.status
         if status is None:
             raise RuntimeError("the application returned without calling start_response()")
