@@ -182,7 +182,9 @@ def test_a_slow_reader_of_a_100_mib_stream_costs_a_block_or_two(app_dir):
             % (received // 1024, produced, grown / 2**20)
         )
         assert received < 256 * 1024
-        assert produced <= 6, "%d MiB made for a client that read %d KiB" % (produced, received // 1024)
+        # Made: what the kernel's send buffer holds (tcp_wmem allows up to 4 MiB), one block in the
+        # outbox and one ahead; not the 100 MiB a server that buffers the response would pull at once.
+        assert produced <= 10, "%d MiB made for a client that read %d KiB" % (produced, received // 1024)
         assert grown < 32 * 1024 * 1024, "RSS grew by %.1f MiB" % (grown / 2**20)
     finally:
         cli.stop()
