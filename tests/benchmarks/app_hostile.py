@@ -25,7 +25,7 @@ from typing import List, Optional
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-sys.path.insert(0, os.path.join(REPO, "tests"))
+sys.path[:0] = [REPO, os.path.join(REPO, "tests")]
 from test_app_hostile import CPU_APP  # noqa: E402  (the test's application: one copy)
 
 
