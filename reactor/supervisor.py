@@ -25,6 +25,16 @@ failure: it is retried after a growing pause, and after :data:`MAX_BOOT_FAILURES
 row the supervisor drains the rest and exits 1 with the worker's error, never forking
 in a loop.
 
+A worker may ask to be replaced (``--max-requests``: it has served its share, and a
+fresh process frees whatever the application leaked): it sets its scoreboard slot's
+retire flag and sends SIGUSR2. The supervisor marks it ``retiring``, starts a
+replacement, and once that one serves, drains the retiring one, as a reload does for
+every worker: no request fails, and the number serving never drops.
+
+A worker whose start fails in a way no retry can mend (:class:`FatalBootError`: the
+application cannot be imported) exits with :data:`WORKER_FATAL_ERROR`, and the
+supervisor stops at once with its message instead of trying again.
+
 Signals (the table in ``docs/workers.md``): SIGTERM or SIGINT drains every worker
 (each finishes its in-flight requests within ``shutdown_timeout_s``) and exits 0; a
 second one kills them and exits at once. SIGHUP replaces every worker, rolling: new
@@ -57,6 +67,15 @@ _TICK_S = 0.5  # longest select: heartbeat checks and deadlines need no finer gr
 _KILL_GRACE_S = 1.0  # past a drain's deadline a worker gets this long before SIGKILL
 #: Exit status of a worker that could not start (gunicorn's WORKER_BOOT_ERROR).
 WORKER_BOOT_ERROR = 3
+#: Exit status of a worker that can never start as configured (gunicorn's APP_LOAD_ERROR).
+WORKER_FATAL_ERROR = 4
+
+
+class FatalBootError(Exception):
+    """A worker cannot start, and starting another would fail the same way (the application does not load).
+
+    Its message is the one line the supervisor stops with.
+    """
 
 
 class SupervisorState(enum.Enum):
@@ -79,13 +98,15 @@ NEXT = {
 class WorkerState(enum.Enum):
     BOOTING = "booting"  # forked; has not said ready on its boot pipe
     SERVING = "serving"  # accepting connections and beating
+    RETIRING = "retiring"  # served its --max-requests; serves on until its replacement serves
     DRAINING = "draining"  # sent SIGTERM: finishing in-flight requests, then exiting
     KILLED = "killed"  # sent SIGKILL (stuck, or past a deadline); waiting to be reaped
 
 
 WORKER_NEXT = {
     WorkerState.BOOTING: {WorkerState.SERVING, WorkerState.DRAINING, WorkerState.KILLED},
-    WorkerState.SERVING: {WorkerState.DRAINING, WorkerState.KILLED},
+    WorkerState.SERVING: {WorkerState.RETIRING, WorkerState.DRAINING, WorkerState.KILLED},
+    WorkerState.RETIRING: {WorkerState.SERVING, WorkerState.DRAINING, WorkerState.KILLED},
     WorkerState.DRAINING: {WorkerState.KILLED},
     WorkerState.KILLED: set(),
 }
@@ -102,6 +123,8 @@ SIGNAL_ACTIONS = {
     signal.SIGTTIN: "one more worker (at most %d)" % MAX_WORKERS,
     signal.SIGTTOU: "one worker fewer (at least 1): the highest-numbered one drains",
     signal.SIGUSR1: "relayed to every worker: reopen the access log file (logrotate)",
+    signal.SIGUSR2: "from a worker that has served its --max-requests: a replacement starts, and once it serves "
+    "the old worker drains",
     signal.SIGCHLD: "a worker exited: reap it; replace it if it was serving, back off if it never was",
 }
 
@@ -163,6 +186,11 @@ class WorkerHandle:
     def beat(self, requests: int, accepted: int, open_connections: int) -> bool:
         self._scoreboard.beat(self.number, requests, accepted, open_connections)
         return os.getppid() == self._parent_pid
+
+    def retire(self) -> None:
+        """Ask to be replaced (``--max-requests``); the worker serves on until the supervisor drains it."""
+        self._scoreboard.set_retiring(self.number)
+        _kill(self._parent_pid, signal.SIGUSR2)
 
     def accept_gate(self) -> AcceptGate:
         """This worker's share of the listener; a peer that missed two beats in a row is left out."""
@@ -293,6 +321,8 @@ class Supervisor:
             elif signum == signal.SIGUSR1:
                 for worker in self.workers.values():
                     _kill(worker.pid, signal.SIGUSR1)
+            elif signum == signal.SIGUSR2:
+                self._on_retire_requests()
 
     def _on_stop_signal(self, signum: int, name: str) -> None:
         if self.state is SupervisorState.DRAINING:
@@ -313,6 +343,15 @@ class Supervisor:
         self.generation += 1
         log.info("%s: replacing %d worker(s); the old ones drain once the new ones serve", name, len(self.workers))
         self.set_state(SupervisorState.RELOADING)
+
+    def _on_retire_requests(self) -> None:
+        """SIGUSR2: serving workers that set their retire flag are replaced (see the module docstring)."""
+        if self.state is SupervisorState.DRAINING or self.state is SupervisorState.STOPPED:
+            return
+        for worker in self.workers.values():
+            if worker.state is WorkerState.SERVING and self.scoreboard.retiring(worker.number):
+                self._set_worker_state(worker, WorkerState.RETIRING)
+                log.info("worker %d (pid %d) served its --max-requests; replacing it", worker.number, worker.pid)
 
     # -- workers -----------------------------------------------------------------------
 
@@ -354,8 +393,8 @@ class Supervisor:
             log.info("reload: %d new workers serving; draining the old ones", len(serving))
         if self.state is SupervisorState.RUNNING:
             for worker in list(self.workers.values()):
-                if worker.generation != self.generation:
-                    self._drain(worker)
+                if worker.generation != self.generation or worker.state is WorkerState.RETIRING:
+                    self._drain(worker)  # its replacement serves
 
     def _spawn(self) -> Worker:
         numbers = {w.number for w in self.workers.values()}
@@ -391,7 +430,14 @@ class Supervisor:
         status = WORKER_BOOT_ERROR
         try:
             signal.set_wakeup_fd(-1)
-            for signum in (signal.SIGINT, signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGUSR1):
+            for signum in (
+                signal.SIGINT,
+                signal.SIGHUP,
+                signal.SIGTTIN,
+                signal.SIGTTOU,
+                signal.SIGUSR1,
+                signal.SIGUSR2,
+            ):
                 signal.signal(signum, signal.SIG_IGN)  # run_worker sets SIGUSR1 once its access log is ready
             for signum in (signal.SIGTERM, signal.SIGCHLD):
                 signal.signal(signum, signal.SIG_DFL)
@@ -403,6 +449,9 @@ class Supervisor:
             handle = WorkerHandle(number, self.listener, self.scoreboard, boot_fd, parent_pid, self.worker_timeout_s)
             try:
                 status = self.worker_main(handle)
+            except FatalBootError as exc:
+                status = WORKER_FATAL_ERROR
+                handle.failed(str(exc))  # the supervisor says it, once
             except BaseException as exc:
                 message = "worker %d cannot start: %s" % (number, _describe(exc))
                 if handle._boot_fd is None:  # it was serving: a crash, not a boot failure
@@ -466,9 +515,10 @@ class Supervisor:
                 continue
             self._close_boot_pipe(worker)
             self.scoreboard.clear(worker.number)
-            self._on_exit(worker, _describe_status(status))
+            fatal = os.WIFEXITED(status) and os.WEXITSTATUS(status) == WORKER_FATAL_ERROR
+            self._on_exit(worker, _describe_status(status), fatal)
 
-    def _on_exit(self, worker: Worker, how: str) -> None:
+    def _on_exit(self, worker: Worker, how: str, fatal: bool = False) -> None:
         drained = WorkerState.DRAINING in (worker.state, worker.killed_from)
         if drained or self.state is SupervisorState.DRAINING:
             log.info("worker %d (pid %d) %s", worker.number, worker.pid, how)
@@ -480,16 +530,23 @@ class Supervisor:
         self._on_boot_failure(
             worker.error or "it %s before it was ready" % how,
             "worker %d (pid %d) %s at start" % (worker.number, worker.pid, how),
+            fatal=fatal and bool(worker.error),
         )
 
-    def _on_boot_failure(self, error: str, what: str) -> None:
-        """Back off before the next fork, and after MAX_BOOT_FAILURES in a row give up."""
+    def _on_boot_failure(self, error: str, what: str, fatal: bool = False) -> None:
+        """Back off before the next fork, and after MAX_BOOT_FAILURES in a row give up (at once if ``fatal``)."""
         self._boot_failures += 1
         self._last_error = error
-        if self._boot_failures >= MAX_BOOT_FAILURES:
+        if fatal:
+            log.error("workers cannot start: %s", error)  # another try would fail the same way
+        elif self._boot_failures >= MAX_BOOT_FAILURES:
             log.error("workers cannot start (%d failures in a row): %s", self._boot_failures, self._last_error)
+        if fatal or self._boot_failures >= MAX_BOOT_FAILURES:
+            retiring = [w for w in self.workers.values() if w.state is WorkerState.RETIRING]
             if self.state is SupervisorState.RELOADING:
                 self._abandon_reload()
+            elif retiring and self.state is SupervisorState.RUNNING:
+                self._keep_retiring(retiring)
             else:
                 self.exit_status = 1
                 self._drain_all()
@@ -497,6 +554,14 @@ class Supervisor:
         pause = _BOOT_BACKOFF_S * 2 ** (self._boot_failures - 1)
         log.warning("%s; retrying in %.2f s", what, pause)
         self._next_spawn = time.monotonic() + pause
+
+    def _keep_retiring(self, retiring: List[Worker]) -> None:
+        """Replacements for --max-requests cannot start: the retiring workers serve on (a restart tries again)."""
+        log.error("replacements cannot start; %d retiring worker(s) serve on", len(retiring))
+        for worker in retiring:
+            self._set_worker_state(worker, WorkerState.SERVING)
+            self.scoreboard.set_retiring(worker.number, False)
+        self._boot_failures = 0
 
     def _abandon_reload(self) -> None:
         """New workers cannot start: drain them and keep serving with the old ones."""
@@ -515,7 +580,7 @@ class Supervisor:
                 worker.error = "not ready after %g s (--worker-timeout)" % self.worker_timeout_s
                 log.error("worker %d (pid %d) %s; killing it", worker.number, worker.pid, worker.error)
                 self._kill(worker)
-            elif worker.state is WorkerState.SERVING:
+            elif worker.state is WorkerState.SERVING or worker.state is WorkerState.RETIRING:
                 silent_s = now - max(self.scoreboard.read(worker.number).heartbeat, worker.ready_at)
                 if silent_s > self.worker_timeout_s:
                     log.error(

@@ -259,6 +259,8 @@ class StaticFiles:
 
     def __init__(self, config: Config) -> None:
         self.options = Options.from_config(config)
+        #: The URL path this handler's root is mounted at (``--static /static=DIR``); "" at the top.
+        self.prefix = ""
         self.cache: Optional[cachemod.HotCache] = None
         if config.cache_max_bytes > 0:
             self.cache = cachemod.HotCache(config.cache_max_bytes, files.SMALL_FILE_BYTES)
@@ -487,7 +489,7 @@ class StaticFiles:
             finally:
                 entry.close()  # whatever descriptor the response did not take
         if isinstance(result, Redirect):
-            location = result.location + ("?" + query if query else "")
+            location = self.prefix + result.location + ("?" + query if query else "")
             return Response(
                 308,
                 [
