@@ -1,0 +1,295 @@
+"""--live-reload on a real server: the script in every page, its lengths and validators, the hub's messages.
+
+Pages are fetched with http.client and raw sockets; the messages a batch makes are read
+from a stand-in socket joined to the hub on the loop thread (the WebSocket endpoint is
+tested end to end in tests/test_live_reload_socket.py and, in a browser, in
+tests/test_live_reload_browser.py).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import queue
+import time
+from typing import List
+
+import pytest
+
+from conftest import fetch, wait_for
+from reactor.cli import _inside_root, startup_message
+from reactor.config import Config
+from reactor.handlers import files, livereload
+from reactor.handlers import static as static_module
+from reactor.handlers.conditional import make_etag
+from reactor.handlers.livereload import CLIENT_JS, SCRIPT_PATH, inject, message_for, script_tag, url_path
+from reactor.watch import Batch
+
+PAGE = (
+    b"<!doctype html><html><head><title>t</title></head><BODY>\n"
+    b'<script>document.write("</body>")</script>\n'
+    + b"<p>hello, a paragraph long enough for gzip to be worth it</p>\n" * 30
+    + b"</BODY>\n</html>\n"
+)
+
+
+def file_etag(path) -> str:
+    info = os.stat(path)
+    return make_etag(info.st_ino, info.st_size, info.st_mtime_ns)
+
+
+class Listener:
+    """Stands in for a WebSocket session on the hub: what ``send`` gets goes to a queue."""
+
+    def __init__(self) -> None:
+        self.messages: "queue.Queue[dict]" = queue.Queue()
+
+    def send(self, message: str) -> None:
+        self.messages.put(json.loads(message))
+
+    def next(self, timeout_s: float = 5.0) -> dict:
+        return self.messages.get(timeout=timeout_s)
+
+    def none_within(self, seconds: float) -> bool:
+        try:
+            self.messages.get(timeout=seconds)
+        except queue.Empty:
+            return True
+        return False
+
+
+@pytest.fixture
+def live(make_server, site):
+    (site / "page.html").write_bytes(PAGE)  # before the watcher starts: not a change
+    return make_server(live_reload=True)
+
+
+def listen(running) -> Listener:
+    listener = Listener()
+    running.call(lambda: running.server.live.join(listener))
+    assert listener.next()["type"] == "hello"
+    return listener
+
+
+def epoch_of(running) -> int:
+    return running.call(lambda: running.server.live.epoch)
+
+
+# -- the injection, by itself ----------------------------------------------------------------
+
+
+def test_the_script_goes_before_the_last_body_end_tag_whatever_its_case():
+    tag = script_tag(5).encode()
+    page = inject(PAGE, 5)
+    assert page == PAGE.replace(b"</BODY>\n</html>", tag + b"</BODY>\n</html>")
+    assert page.count(tag) == 1 and page.index(b'"</body>"') < page.index(tag)  # not inside the earlier script
+    assert inject(b"<p>no body tag", 5) == b"<p>no body tag" + tag
+    assert inject(b"<body></bodyguard></body >", 5) == b"<body></bodyguard>" + tag + b"</body >"
+    utf16 = "\ufeff<body><p>é</p></body>".encode("utf-16-le")
+    assert inject(utf16, 5).decode("utf-16-le") == "\ufeff<body><p>é</p>%s</body>" % script_tag(5)
+
+
+def test_messages_say_css_only_when_every_change_is_a_stylesheet():
+    assert json.loads(message_for(Batch(9, ("css/a.css", "b.CSS")))) == {
+        "type": "css",
+        "paths": ["/css/a.css", "/b.CSS"],
+        "epoch": 9,
+    }
+    assert json.loads(message_for(Batch(10, ("index.html", "style.css")))) == {
+        "type": "reload",
+        "paths": ["/index.html", "/style.css"],
+        "epoch": 10,
+    }
+    assert json.loads(message_for(Batch(11, ("a.css",), overflow=True)))["paths"] == []
+    assert url_path("a b/caf\u00e9 (1).html") == "/a%20b/caf%C3%A9%20(1).html"
+    assert url_path("x\udce9.html") == "/x%E9.html"  # a name that is not UTF-8: its bytes
+
+
+# -- pages on a live server ------------------------------------------------------------------
+
+
+def test_pages_carry_the_script_with_their_own_length_and_etag(live):
+    epoch = epoch_of(live)
+    response, body = fetch(live, "GET", "/page.html")
+    assert response.status == 200
+    assert body == inject(PAGE, epoch)
+    assert int(response.getheader("Content-Length")) == len(body)
+    etag = response.getheader("ETag")
+    assert etag != file_etag(live.root / "page.html")
+    assert response.getheader("Cache-Control") == "no-store"
+    head, head_body = fetch(live, "HEAD", "/page.html")
+    assert head_body == b"" and head.getheader("Content-Length") == str(len(body)) and head.getheader("ETag") == etag
+    # The sample site's pages, gzipped on the way out: the script is in what is compressed.
+    plain, page = fetch(live, "GET", "/index.html")
+    zipped, data = fetch(live, "GET", "/index.html", {"Accept-Encoding": "gzip"})
+    assert zipped.getheader("Content-Encoding") == "gzip"
+    assert gzip.decompress(data) == page and page.endswith(script_tag(epoch).encode() + b"</body>\n</html>\n")
+    assert zipped.getheader("ETag") not in (plain.getheader("ETag"), file_etag(live.root / "index.html"))
+    gz_head, _ = fetch(live, "HEAD", "/index.html", {"Accept-Encoding": "gzip"})
+    assert gz_head.getheader("Content-Length") == str(len(data)) and gz_head.getheader("ETag") == zipped.getheader(
+        "ETag"
+    )
+
+
+def test_the_files_own_etag_never_gets_a_304_for_the_page(live):
+    file_tag = file_etag(live.root / "page.html")
+    response, body = fetch(live, "GET", "/page.html", {"If-None-Match": file_tag})
+    assert response.status == 200 and script_tag(epoch_of(live)).encode() in body
+    page_tag = response.getheader("ETag")
+    again, _ = fetch(live, "GET", "/page.html", {"If-None-Match": page_tag})
+    assert again.status == 304 and again.getheader("ETag") == page_tag
+    assert again.getheader("Cache-Control") == "no-store"
+
+
+def test_ranges_are_of_the_file_as_it_is_on_disk(live):
+    file_tag = file_etag(live.root / "page.html")
+    response, body = fetch(live, "GET", "/page.html", {"Range": "bytes=0-"})
+    assert response.status == 206 and body == PAGE and response.getheader("ETag") == file_tag
+    response, body = fetch(live, "GET", "/page.html", {"Range": "bytes=-8", "If-Range": file_tag})
+    assert response.status == 206 and body == PAGE[-8:]
+
+
+def test_other_files_are_untouched(live):
+    for name in ("style.css", "sample.txt", "sample.json"):
+        response, body = fetch(live, "GET", "/" + name)
+        assert body == (live.root / name).read_bytes(), name
+        assert response.getheader("ETag") == file_etag(live.root / name)
+        assert response.getheader("Cache-Control") is None
+
+
+def test_a_precompressed_page_is_never_sent_for_the_page(live):
+    sidecar = live.root / "page.html.gz"
+    sidecar.write_bytes(gzip.compress(b"<p>stale build output</p>"))
+    response, data = fetch(live, "GET", "/page.html", {"Accept-Encoding": "gzip"})
+    assert response.getheader("Content-Encoding") == "gzip"
+    assert gzip.decompress(data) == inject(PAGE, epoch_of(live))
+
+
+def test_large_pages_listings_and_error_pages(live, make_server):
+    big = b"<html><body>" + b"<p>" + b"x" * (files.SMALL_FILE_BYTES + 10) + b"</p></body></html>"
+    (live.root / "big.html").write_bytes(big)
+    response, body = fetch(live, "GET", "/big.html")
+    assert body == inject(big, epoch_of(live)) and response.getheader("Content-Length") == str(len(body))
+    (live.root / "404.html").write_text("<html><body>not here</body></html>")
+    missing, body = fetch(live, "GET", "/missing.html")
+    assert missing.status == 404 and b"livereload" not in body and missing.getheader("Cache-Control") == "no-store"
+    listing = make_server(live_reload=True, list_directories=True)
+    (listing.root / "folder").mkdir()
+    response, body = fetch(listing, "GET", "/folder/")
+    assert response.status == 200 and script_tag(epoch_of(listing)).encode() + b"</body>" in body
+
+
+def test_the_client_script_is_served_and_only_with_the_flag(live, make_server):
+    response, body = fetch(live, "GET", SCRIPT_PATH)
+    assert response.status == 200 and body == CLIENT_JS.encode()
+    assert response.getheader("Content-Type") == "text/javascript; charset=utf-8"
+    refused, _ = fetch(live, "POST", SCRIPT_PATH, body=b"x")
+    assert refused.status == 405 and refused.getheader("Allow") == "GET, HEAD"
+    assert fetch(live, "GET", "/__reactor__/other")[0].status == 404
+    assert fetch(live, "GET", SCRIPT_PATH, {"Host": "evil.example"})[0].status == 403
+    off = make_server()
+    assert fetch(off, "GET", SCRIPT_PATH)[0].status == 404
+    response, body = fetch(off, "GET", "/index.html")
+    assert b"livereload" not in body and response.getheader("Cache-Control") is None
+
+
+# -- what a change does ------------------------------------------------------------------------
+
+
+def test_the_new_bytes_are_served_as_soon_as_the_message_is_out(live):
+    listener = listen(live)
+    css = live.root / "style.css"
+    fetch(live, "GET", "/style.css")
+    fetch(live, "GET", "/page.html")  # both in the hot-file cache, checked just now
+    before = epoch_of(live)
+    css.write_text("body { color: rebeccapurple }\n")
+    message = listener.next()
+    assert message == {"type": "css", "paths": ["/style.css"], "epoch": before + 1}
+    # Within the cache's one-second validity: only the hub's forgetting can explain fresh bytes.
+    assert fetch(live, "GET", "/style.css")[1] == b"body { color: rebeccapurple }\n"
+    assert fetch(live, "GET", "/page.html")[1] == inject(PAGE, before + 1)  # a page carries the new epoch
+
+
+def test_css_and_html_together_are_one_reload_naming_both(live):
+    listener = listen(live)
+    (live.root / "style.css").write_text("p { margin: 0 }")
+    (live.root / "page.html").write_bytes(PAGE.replace(b"hello", b"bonjour"))
+    (live.root / "new.html").write_text("<p>new</p>")
+    message = listener.next()
+    assert message["type"] == "reload"
+    assert message["paths"] == ["/new.html", "/page.html", "/style.css"]
+    assert listener.none_within(0.3)
+    assert b"bonjour" in fetch(live, "GET", "/page.html")[1]
+
+
+def test_an_upload_changes_nothing(live):
+    listener = listen(live)
+    response, _ = fetch(live, "POST", "/upload", {"Content-Type": "application/json"}, body=b'{"a": 1}')
+    assert response.status == 201
+    (live.root / "about.html").write_text("<p>edited</p>")
+    assert listener.next()["paths"] == ["/about.html"]  # the upload's file is not in it
+
+
+def test_a_file_read_before_a_change_is_served_but_not_kept(live, monkeypatch):
+    """A pool job that read a file before a change was told must not put the old bytes in the cache."""
+    static = live.server.app.static
+    epoch = epoch_of(live)
+    real_open_file = static_module.open_file
+
+    def read_then_changed(*args):
+        result = real_open_file(*args)
+        # The change is told on the loop before this job's answer gets there (both are queued in order).
+        live.server.loop.call_soon_threadsafe(static.forget, Batch(epoch + 1, ("other.html",)))
+        return result
+
+    monkeypatch.setattr(static_module, "open_file", read_then_changed)
+    response, body = fetch(live, "GET", "/style.css")
+    assert response.status == 200 and body == (live.root / "style.css").read_bytes()
+    assert not live.call(lambda: "/style.css" in static.cache)
+    monkeypatch.setattr(static_module, "open_file", real_open_file)
+    fetch(live, "GET", "/style.css")
+    assert live.call(lambda: "/style.css" in static.cache)
+
+
+# -- the command line ------------------------------------------------------------------------
+
+
+def test_startup_line_says_live_reload_is_on(run_cli, site):
+    cli = run_cli("--port", "0", "-d", str(site), "--live-reload", "--watch", "poll", "--watch-interval", "0.2")
+    assert cli.port, cli.output
+    assert b"live reload on: pages reload when files change (polling every 0.2 s (--watch poll))" in cli.output
+    cli.proc.terminate()
+    text = startup_message(Config(port=8080), ("127.0.0.1", 8080))
+    assert "live reload" not in text
+
+
+def test_an_access_log_inside_the_folder_is_never_watched(tmp_path):
+    (tmp_path / "site").mkdir()
+    assert _inside_root(str(tmp_path / "site" / "logs" / "access.log"), str(tmp_path / "site")) == ("logs/access.log",)
+    assert _inside_root(str(tmp_path / "access.log"), str(tmp_path / "site")) == ()
+    assert _inside_root("-", str(tmp_path / "site")) == ()
+
+
+@pytest.mark.parametrize(
+    "args, first_line",
+    [
+        (["--watch", "fsevents"], "--watch: invalid choice: 'fsevents' (choose from 'auto', 'inotify', 'poll')"),
+        (["--watch-interval", "0"], "--watch-interval: '0' is not a positive number of seconds"),
+    ],
+)
+def test_bad_watch_values_are_one_line_and_exit_2(args, first_line):
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "reactor", "--live-reload", *args], cwd=REPO, capture_output=True, timeout=30
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.decode().splitlines()[0].split(": ", 1)[1] == first_line
+
+
+def _unused() -> List[object]:  # keep imports used by helpers above honest
+    return [time, wait_for, livereload]
