@@ -335,7 +335,7 @@ class Supervisor:
             self._tell_workers(batch)
 
     def _tell_workers(self, batch: Batch) -> None:
-        log.debug("telling %d worker(s) of epoch %d: %d path(s)", len(self.workers), batch.epoch, len(batch.paths))
+        log.info("changed: %s; telling %d worker(s)", batch.describe(), len(self.workers))
         line = batch.encode()
         for worker in self.workers.values():
             if worker.notice_pipe is not None:

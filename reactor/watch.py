@@ -227,6 +227,13 @@ class Batch:
     paths: Tuple[str, ...]
     overflow: bool = False
 
+    def describe(self) -> str:
+        """For the log: the first paths and how many more."""
+        if self.overflow:
+            return "unknown files (the kernel's event queue overflowed)"
+        more = len(self.paths) - 5
+        return ", ".join(self.paths[:5]) + (" and %d more" % more if more > 0 else "")
+
     def encode(self) -> bytes:
         """One line for a pipe (the supervisor tells its workers): JSON, then ``\\n``.
 

@@ -243,7 +243,7 @@ class LiveReload:
         self.batches += 1
         self.forget(batch)
         message = message_for(batch)
-        log.info("live reload: epoch %d, %s", batch.epoch, message)
+        log.debug("epoch %d: %s to %d socket(s)", batch.epoch, message, len(self.sockets))
         for socket in list(self.sockets):
             socket.send(message)
 
@@ -294,6 +294,7 @@ class LoopWatch:
         now = self.loop.now
         batch = watcher.take(now)
         if batch is not None:
+            log.info("changed: %s", batch.describe())
             self.on_batch(batch)
         if watcher.backend == "poll" and not self._busy and now >= watcher.next_scan_at:
             self._submit(scan_tree, (watcher.root, watcher.rules), self._scanned)
