@@ -1,9 +1,8 @@
-"""--live-reload on a real server: the script in every page, its lengths and validators, the hub's messages.
+"""--live-reload on a real server: the script in every page, its lengths and validators, the messages.
 
-Pages are fetched with http.client and raw sockets; the messages a batch makes are read
-from a stand-in socket joined to the hub on the loop thread (the WebSocket endpoint is
-tested end to end in tests/test_live_reload_socket.py and, in a browser, in
-tests/test_live_reload_browser.py).
+Pages are fetched with http.client; messages are read from /__reactor__/livereload with
+the ``websockets`` library's sync client (a test-only dependency). In a browser:
+tests/test_live_reload_browser.py.
 """
 
 from __future__ import annotations
@@ -11,13 +10,13 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import queue
-import time
-from typing import List
+from typing import List, Optional
 
 import pytest
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
 
-from conftest import fetch, wait_for
+from conftest import fetch
 from reactor.cli import _inside_root, startup_message
 from reactor.config import Config
 from reactor.handlers import files, livereload
@@ -40,23 +39,28 @@ def file_etag(path) -> str:
 
 
 class Listener:
-    """Stands in for a WebSocket session on the hub: what ``send`` gets goes to a queue."""
+    """A WebSocket client at /__reactor__/livereload (``websockets``' sync client), one message at a time."""
 
-    def __init__(self) -> None:
-        self.messages: "queue.Queue[dict]" = queue.Queue()
-
-    def send(self, message: str) -> None:
-        self.messages.put(json.loads(message))
+    def __init__(self, url: str, tls=None, origin: Optional[str] = None) -> None:
+        self.ws = connect(url, ssl=tls, origin=origin, open_timeout=5, close_timeout=2).__enter__()
 
     def next(self, timeout_s: float = 5.0) -> dict:
-        return self.messages.get(timeout=timeout_s)
+        return json.loads(self.ws.recv(timeout=timeout_s))
 
     def none_within(self, seconds: float) -> bool:
         try:
-            self.messages.get(timeout=seconds)
-        except queue.Empty:
+            self.ws.recv(timeout=seconds)
+        except TimeoutError:
             return True
         return False
+
+    def close(self) -> None:
+        self.ws.close()
+
+
+def socket_url(running, port: Optional[int] = None) -> str:
+    scheme = "wss" if running.tls is not None else "ws"
+    return "%s://127.0.0.1:%d%s" % (scheme, port or running.port, livereload.SOCKET_PATH)
 
 
 @pytest.fixture
@@ -65,11 +69,21 @@ def live(make_server, site):
     return make_server(live_reload=True)
 
 
-def listen(running) -> Listener:
-    listener = Listener()
-    running.call(lambda: running.server.live.join(listener))
-    assert listener.next()["type"] == "hello"
-    return listener
+@pytest.fixture
+def listen():
+    """``listen(running)`` opens a Listener that has had its hello; all are closed afterwards."""
+    opened: List[Listener] = []
+
+    def open_one(running, origin: Optional[str] = None) -> Listener:
+        listener = Listener(socket_url(running), running.tls, origin)
+        opened.append(listener)
+        hello = listener.next()
+        assert hello == {"type": "hello", "epoch": epoch_of(running)}
+        return listener
+
+    yield open_one
+    for listener in opened:
+        listener.close()
 
 
 def epoch_of(running) -> int:
@@ -197,7 +211,7 @@ def test_the_client_script_is_served_and_only_with_the_flag(live, make_server):
 # -- what a change does ------------------------------------------------------------------------
 
 
-def test_the_new_bytes_are_served_as_soon_as_the_message_is_out(live):
+def test_the_new_bytes_are_served_as_soon_as_the_message_is_out(live, listen):
     listener = listen(live)
     css = live.root / "style.css"
     fetch(live, "GET", "/style.css")
@@ -211,7 +225,7 @@ def test_the_new_bytes_are_served_as_soon_as_the_message_is_out(live):
     assert fetch(live, "GET", "/page.html")[1] == inject(PAGE, before + 1)  # a page carries the new epoch
 
 
-def test_css_and_html_together_are_one_reload_naming_both(live):
+def test_css_and_html_together_are_one_reload_naming_both(live, listen):
     listener = listen(live)
     (live.root / "style.css").write_text("p { margin: 0 }")
     (live.root / "page.html").write_bytes(PAGE.replace(b"hello", b"bonjour"))
@@ -223,7 +237,7 @@ def test_css_and_html_together_are_one_reload_naming_both(live):
     assert b"bonjour" in fetch(live, "GET", "/page.html")[1]
 
 
-def test_an_upload_changes_nothing(live):
+def test_an_upload_changes_nothing(live, listen):
     listener = listen(live)
     response, _ = fetch(live, "POST", "/upload", {"Content-Type": "application/json"}, body=b'{"a": 1}')
     assert response.status == 201
@@ -250,6 +264,18 @@ def test_a_file_read_before_a_change_is_served_but_not_kept(live, monkeypatch):
     monkeypatch.setattr(static_module, "open_file", real_open_file)
     fetch(live, "GET", "/style.css")
     assert live.call(lambda: "/style.css" in static.cache)
+
+
+def test_the_socket_refuses_another_sites_pages(live, listen):
+    own = "%s://127.0.0.1:%d" % ("https" if live.tls is not None else "http", live.port)
+    listen(live, origin=own)  # the server's own pages
+    listen(live)  # a client that is not a browser sends no Origin
+    for foreign in ("http://evil.example", "null", own.replace("127.0.0.1", "localhost") + "1"):
+        with pytest.raises(InvalidStatus) as refused:
+            Listener(socket_url(live), live.tls, origin=foreign)
+        assert refused.value.response.status_code == 403, foreign
+    response, _ = fetch(live, "GET", livereload.SOCKET_PATH)  # a browser that opened the URL
+    assert response.status == 426
 
 
 # -- the command line ------------------------------------------------------------------------
@@ -290,6 +316,3 @@ def test_bad_watch_values_are_one_line_and_exit_2(args, first_line):
     assert proc.returncode == 2
     assert proc.stderr.decode().splitlines()[0].split(": ", 1)[1] == first_line
 
-
-def _unused() -> List[object]:  # keep imports used by helpers above honest
-    return [time, wait_for, livereload]

@@ -55,6 +55,7 @@ from reactor.deadline import Deadline
 from reactor.loop import EVENT_READ, EventLoop
 from reactor.response import FrozenFields, Pool, Response
 from reactor.watch import Batch, Feed, IgnoreRules, Watcher, scan_tree
+from reactor.websocket import Session, broadcast
 
 if TYPE_CHECKING:  # pragma: no cover
     from reactor.config import Config
@@ -216,13 +217,14 @@ class LiveReload:
     """The hub of one server process: the epoch, the open sockets, what a batch does.
 
     ``forget(batch)`` is the static handler's (:meth:`reactor.handlers.static.StaticFiles.forget`):
-    it runs before a message goes out. Loop thread only.
+    it runs before a message goes out. :meth:`socket` is the WebSocket endpoint's factory
+    (mounted at :data:`SOCKET_PATH`, behind the handshake's Origin check). Loop thread only.
     """
 
     def __init__(self, forget: Callable[[Batch], None]) -> None:
         self.forget = forget
         self.epoch = 0
-        self.sockets: Set[Any] = set()  # the endpoint's sessions, each with send(str)
+        self.sockets: Set[Session] = set()  # the open WebSocket sessions at SOCKET_PATH
         self.batches = 0  # batches told, for tests and the status page
         self._source: Optional[Any] = None  # LoopWatch or FeedReader
 
@@ -243,17 +245,20 @@ class LiveReload:
         self.batches += 1
         self.forget(batch)
         message = message_for(batch)
-        log.debug("epoch %d: %s to %d socket(s)", batch.epoch, message, len(self.sockets))
-        for socket in list(self.sockets):
-            socket.send(message)
+        sent = broadcast(self.sockets, message)  # one frame for all; a receiver too far behind is closed (1008)
+        log.debug("epoch %d: %s to %d of %d socket(s)", batch.epoch, message, sent, len(self.sockets))
 
-    def join(self, socket: Any) -> None:
+    def socket(self) -> "Listener":
+        """A handler for one new WebSocket at :data:`SOCKET_PATH` (the endpoint's factory)."""
+        return Listener(self)
+
+    def join(self, session: Session) -> None:
         """A socket opened: it hears ``hello`` now and every batch from now on."""
-        self.sockets.add(socket)
-        socket.send(hello(self.epoch))
+        self.sockets.add(session)
+        session.send(hello(self.epoch))
 
-    def leave(self, socket: Any) -> None:
-        self.sockets.discard(socket)
+    def leave(self, session: Session) -> None:
+        self.sockets.discard(session)
 
     @staticmethod
     def script() -> Response:
@@ -264,6 +269,27 @@ class LiveReload:
         if self._source is not None:
             self._source.close()
             self._source = None
+
+
+class Listener:
+    """One tab's WebSocket (a :class:`reactor.websocket.Handler`): joins the hub, listens, leaves.
+
+    The client has nothing to say; what it sends is ignored.
+    """
+
+    __slots__ = ("hub",)
+
+    def __init__(self, hub: LiveReload) -> None:
+        self.hub = hub
+
+    def on_open(self, session: Session) -> None:
+        self.hub.join(session)
+
+    def on_message(self, session: Session, message: "str | bytes") -> None:
+        pass
+
+    def on_close(self, session: Session, code: int, reason: str) -> None:
+        self.hub.leave(session)
 
 
 class LoopWatch:
