@@ -8,6 +8,7 @@ tests/test_live_reload_browser.py.
 from __future__ import annotations
 
 import gzip
+import http.client
 import json
 import os
 from typing import List, Optional
@@ -16,7 +17,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from conftest import fetch
+from conftest import fetch, wait_for
 from reactor.cli import _inside_root, startup_message
 from reactor.config import Config
 from reactor.handlers import files, livereload
@@ -278,6 +279,38 @@ def test_the_socket_refuses_another_sites_pages(live, listen):
     assert response.status == 426
 
 
+def test_with_workers_one_watcher_tells_every_worker(run_cli, site):
+    cli = run_cli("--port", "0", "-d", str(site), "--live-reload", "--workers", "2", "--status-path", "/_status")
+    assert cli.port, cli.output
+    assert b"live reload on" in cli.output
+    url = "ws://127.0.0.1:%d%s" % (cli.port, livereload.SOCKET_PATH)
+    listeners = [Listener(url) for _ in range(4)]  # the accept gate shares them: 2/2 or 3/1
+    try:
+        epochs = {listener.next()["epoch"] for listener in listeners}
+        assert len(epochs) == 1, epochs  # every worker starts from the supervisor's epoch
+
+        def websockets_by_worker() -> dict:
+            seen = {}
+            for _ in range(20):  # each request may land on either worker; each answers for itself
+                conn = http.client.HTTPConnection("127.0.0.1", cli.port, timeout=5)
+                conn.request("GET", "/_status", headers={"Accept": "application/json"})
+                status = json.loads(conn.getresponse().read())
+                conn.close()
+                seen[status["worker"]["number"]] = status["connections"]["by_protocol"].get("websocket", 0)
+                if len(seen) == 2:
+                    break
+            return seen
+
+        held = wait_for(lambda: (lambda seen: seen if len(seen) == 2 else None)(websockets_by_worker()))
+        assert all(count >= 1 for count in held.values()), held
+        (site / "about.html").write_text("<p>changed</p>")
+        messages = [listener.next() for listener in listeners]
+        assert messages == [{"type": "reload", "paths": ["/about.html"], "epoch": epochs.pop() + 1}] * 4
+    finally:
+        for listener in listeners:
+            listener.close()
+
+
 # -- the command line ------------------------------------------------------------------------
 
 
@@ -315,4 +348,3 @@ def test_bad_watch_values_are_one_line_and_exit_2(args, first_line):
     )
     assert proc.returncode == 2
     assert proc.stderr.decode().splitlines()[0].split(": ", 1)[1] == first_line
-
