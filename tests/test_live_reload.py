@@ -24,7 +24,7 @@ from reactor.handlers import files, livereload
 from reactor.handlers import static as static_module
 from reactor.handlers.conditional import make_etag
 from reactor.handlers.livereload import CLIENT_JS, SCRIPT_PATH, inject, message_for, script_tag, url_path
-from reactor.watch import Batch
+from reactor.watch import Batch, inotify_available
 
 PAGE = (
     b"<!doctype html><html><head><title>t</title></head><BODY>\n"
@@ -236,6 +236,20 @@ def test_css_and_html_together_are_one_reload_naming_both(live, listen):
     assert message["paths"] == ["/new.html", "/page.html", "/style.css"]
     assert listener.none_within(0.3)
     assert b"bonjour" in fetch(live, "GET", "/page.html")[1]
+
+
+@pytest.mark.parametrize("watch", ["inotify", "poll"] if inotify_available() else ["poll"])
+def test_either_way_of_watching_sees_new_folders_and_what_changes_in_them(make_server, listen, watch):
+    """The server's driver: inotify's new watches are listed on the pool, polling scans run there."""
+    running = make_server(live_reload=True, watch=watch, watch_interval_s=0.05)
+    listener = listen(running)
+    (running.root / "posts" / "2026").mkdir(parents=True)
+    (running.root / "posts" / "2026" / "hello.html").write_text("<p>new</p>")
+    message = listener.next()
+    assert "/posts/2026/hello.html" in message["paths"], message
+    (running.root / "posts" / "2026" / "hello.html").write_text("<p>edited</p>")
+    assert listener.next()["paths"] == ["/posts/2026/hello.html"]
+    assert fetch(running, "GET", "/posts/2026/hello.html")[1].startswith(b"<p>edited</p>")
 
 
 def test_an_upload_changes_nothing(live, listen):

@@ -303,6 +303,7 @@ class LoopWatch:
         self.timer = Deadline(loop, self._on_timer)
         self._registered = -1  # the descriptor in the selector
         self._busy = False  # a listing or a scan is on the pool
+        self._closed = False
 
     def start(self) -> None:
         fd = self.watcher.fileno()
@@ -348,8 +349,8 @@ class LoopWatch:
 
     def _done(self, future: "concurrent.futures.Future[Any]", done: Callable[[Any], None]) -> None:
         self._busy = False
-        if self.timer.expired is not self._on_timer:
-            return  # closed meanwhile
+        if self._closed:
+            return  # the server stopped meanwhile
         try:
             done(future.result())
         except Exception:
@@ -363,6 +364,7 @@ class LoopWatch:
         self.watcher.scanned(snapshot, self.loop.now)
 
     def close(self) -> None:
+        self._closed = True
         if self._registered >= 0:
             self.loop.selector.unregister(self._registered)
             self._registered = -1
