@@ -937,6 +937,10 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> in
             parser.error("--directory: %r is not a directory" % args.directory)
     if args.max_age is not None and any(name.lower() == "cache-control" for name, _value in args.header):
         parser.error("--max-age and --header 'Cache-Control: ...' both set Cache-Control; use one")
+    if args.live_reload and any(name.lower() == "cache-control" for name, _value in args.header):
+        parser.error(
+            "--live-reload sets Cache-Control: no-store on pages; --header 'Cache-Control: ...' would add a second"
+        )
     if (args.tls_cert is None) != (args.tls_key is None):
         parser.error("--tls-cert and --tls-key go together")
     if args.tls_key_password_file is not None and args.tls_cert is None:

@@ -349,6 +349,10 @@ def test_an_access_log_inside_the_folder_is_never_watched(tmp_path):
     [
         (["--watch", "fsevents"], "--watch: invalid choice: 'fsevents' (choose from 'auto', 'inotify', 'poll')"),
         (["--watch-interval", "0"], "--watch-interval: '0' is not a positive number of seconds"),
+        (
+            ["--header", "Cache-Control: max-age=60"],
+            "--live-reload sets Cache-Control: no-store on pages; --header 'Cache-Control: ...' would add a second",
+        ),
     ],
 )
 def test_bad_watch_values_are_one_line_and_exit_2(args, first_line):

@@ -3,7 +3,8 @@
 Headless Chromium (tests/devtools.py drives it over the DevTools protocol) loads a page
 from a server started with live reload, over http:// and over https:// (then the
 script's socket is wss://). A marker set on ``window`` tells a reload (it is gone) from
-a stylesheet swap (it stays).
+a stylesheet swap (it stays). Last, the server restarts while the page is open: the
+script reconnects (with back-off) and the later epoch reloads it.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ STATE = """(() => ({
 }))()"""
 
 
-def poll(page, predicate, timeout_s: float = 10.0, what: str = "the page"):
+def poll(page, predicate, timeout_s: float = 20.0, what: str = "the page"):
     """Evaluate STATE until ``predicate(state)`` holds; the last state, or a failure after ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
     while True:
@@ -56,7 +57,7 @@ def test_a_page_reloads_when_edited_and_a_stylesheet_is_swapped_without_a_reload
     (site / "live.css").write_text("h1 { color: rgb(0, 0, 255) }\n")
     running = make_server(live_reload=True)
     live = running.server.live
-    sockets = lambda: running.call(lambda: len(live.sockets))  # noqa: E731
+    sockets = lambda: running.call(lambda: {session.id for session in live.sockets})  # noqa: E731
 
     with browse(running, tmp_path / "profile") as browser:
         page = browser.new_page()
@@ -64,14 +65,15 @@ def test_a_page_reloads_when_edited_and_a_stylesheet_is_swapped_without_a_reload
         state = page.evaluate(STATE)
         assert state["title"] == "first version" and state["color"] == "rgb(0, 0, 255)", state
         assert page.evaluate("location.protocol") == ("https:" if running.tls is not None else "http:")
-        wait_for(lambda: sockets() == 1, what="the page's live-reload socket")
+        first = wait_for(lambda: sockets() if len(sockets()) == 1 else None, 20.0, "the page's live-reload socket")
         page.evaluate("window.reactorTestMarker = 'before'")
 
         # 1. The page itself changes: the browser reloads it and shows the new content.
         (site / "live.html").write_text(PAGE % "second version")
         state = poll(page, lambda s: s["title"] == "second version", what="the reload")
         assert state["marker"] is None, "the page was not reloaded: %r" % state
-        wait_for(lambda: sockets() == 1, what="the reloaded page's socket")  # the old one closed, a new one open
+        # The reloaded page's own socket (not the old one, closing) must be open before the next change.
+        wait_for(lambda: len(sockets()) == 1 and sockets() != first, 20.0, "the reloaded page's socket")
 
         # 2. Only the stylesheet changes: swapped in place, no reload.
         page.evaluate("window.reactorTestMarker = 'kept'")
@@ -79,3 +81,12 @@ def test_a_page_reloads_when_edited_and_a_stylesheet_is_swapped_without_a_reload
         state = poll(page, lambda s: s["color"] == "rgb(255, 0, 0)" and s["sheets"] == 1, what="the new style")
         assert state["marker"] == "kept", "a stylesheet change reloaded the page: %r" % state
         assert state["title"] == "second version"
+
+        # 3. The server stops (its sockets get Close 1001), the page changes meanwhile, a new
+        # server starts on the same port: the page reconnects, hears a later epoch, reloads.
+        port = running.port
+        running.stop(graceful=True)
+        (site / "live.html").write_text(PAGE % "third version")
+        make_server(live_reload=True, port=port)
+        state = poll(page, lambda s: s["title"] == "third version", what="the reconnect and reload")
+        assert state["marker"] is None and state["color"] == "rgb(255, 0, 0)", state

@@ -52,6 +52,7 @@ import urllib.parse
 from typing import TYPE_CHECKING, Any, Callable, Optional, Set
 
 from reactor.deadline import Deadline
+from reactor.handlers.upload import UPLOADS_DIR
 from reactor.loop import EVENT_READ, EventLoop
 from reactor.response import FrozenFields, Pool, Response
 from reactor.watch import Batch, Feed, IgnoreRules, Watcher, scan_tree
@@ -207,7 +208,7 @@ def make_watcher(config: "Config") -> Watcher:
     """
     return Watcher(
         str(config.root),
-        IgnoreRules(config.live_reload_ignore),
+        IgnoreRules(config.live_reload_ignore, top=(UPLOADS_DIR,)),  # the server writes uploads there itself
         mode=config.watch,
         interval_s=config.watch_interval_s,
     )
