@@ -226,16 +226,14 @@ class LiveReload:
         self.forget = forget
         self.epoch = 0
         self.sockets: Set[Session] = set()  # the open WebSocket sessions at SOCKET_PATH
-        self.batches = 0  # batches told, for tests and the status page
-        self._source: Optional[Any] = None  # LoopWatch or FeedReader
+        self._source: "Optional[LoopWatch | FeedReader]" = None
 
     def start(self, loop: EventLoop, pool: Pool, source: "Watcher | Feed") -> None:
         """Follow ``source``: a :class:`Watcher` of our own, or the supervisor's :class:`Feed`."""
+        self.epoch = source.epoch
         if isinstance(source, Feed):
-            self.epoch = source.epoch
             self._source = FeedReader(loop, source.fd, self.changed)
         else:
-            self.epoch = source.epoch
             self._source = LoopWatch(loop, pool, source, self.changed)
         self.forget(Batch(self.epoch, ()))  # the static handler learns the epoch pages are made at
         self._source.start()
@@ -243,7 +241,6 @@ class LiveReload:
     def changed(self, batch: Batch) -> None:
         """A batch: forget what changed, then tell every socket."""
         self.epoch = batch.epoch
-        self.batches += 1
         self.forget(batch)
         message = message_for(batch)
         sent = broadcast(self.sockets, message)  # one frame for all; a receiver too far behind is closed (1008)

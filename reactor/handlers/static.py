@@ -33,6 +33,10 @@ and every waiting request is answered with the same ``bytes``.
 3. apply the Range, subject to ``If-Range`` (:mod:`reactor.handlers.ranges`) → 206,
    416, or 200 with everything.
 
+With ``--live-reload`` an HTML file's identity form is the page with the live-reload
+script (:mod:`reactor.handlers.livereload`), with an ETag of its own, and ``entry.ranged``
+is the file as it is on disk: a Range request gets parts of the file, never of the page.
+
 Every response for a file carries its validators (``ETag``, ``Last-Modified``),
 ``Accept-Ranges: bytes``, ``X-Content-Type-Options: nosniff`` and, for compressible
 types, ``Vary: Accept-Encoding``. HTML is shown inline; other files carry
@@ -129,18 +133,18 @@ def build_response(
         if variant.data is not None:
             return Response(200, variant.fields, variant.data)
         return Response(200, variant.fields, file=FileBody(variant.take_fd(), 0, variant.size))
-    identity = entry.ranged  # ranges (and answers to a Range's preconditions) are of this form
+    ranged = entry.ranged  # ranges (and answers to a Range's preconditions) are of this form
     if status == 206:
         assert byte_ranges
         if len(byte_ranges) == 1:
             first, last = byte_ranges[0]
-            fields = identity.fields + (("Content-Range", ranges.content_range(first, last, entry.size)),)
-            if identity.data is not None:
-                return Response(206, fields, identity.data[first : last + 1])
-            return Response(206, fields, file=FileBody(identity.take_fd(), first, last - first + 1))
+            fields = ranged.fields + (("Content-Range", ranges.content_range(first, last, entry.size)),)
+            if ranged.data is not None:
+                return Response(206, fields, ranged.data[first : last + 1])
+            return Response(206, fields, file=FileBody(ranged.take_fd(), first, last - first + 1))
         if multipart is None:
             boundary = ranges.new_boundary()
-            data = identity.data
+            data = ranged.data
             assert data is not None
             body = ranges.multipart_body(
                 boundary,
@@ -151,13 +155,13 @@ def build_response(
             )
         else:
             boundary, body = multipart
-        fields = (("Content-Type", "multipart/byteranges; boundary=" + boundary),) + identity.meta_fields
+        fields = (("Content-Type", "multipart/byteranges; boundary=" + boundary),) + ranged.meta_fields
         return Response(206, fields, body)
     if status == 304:
         if use_gzip and entry.gzip is not None:
             variant = entry.gzip
         else:
-            variant = entry.identity if byte_ranges is None else identity
+            variant = entry.identity if byte_ranges is None else ranged
         return Response(304, variant.not_modified_fields)
     if status == 416:
         return Response.error(
