@@ -21,7 +21,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 DOCS = REPO / "docs"
-GENERATORS = ["make_state_diagram", "make_tables", "make_supervisor_diagram"]
+GENERATORS = ["make_state_diagram", "make_tables", "make_supervisor_diagram", "make_websocket_diagram"]
 
 REFERENCE = re.compile(r"`(reactor(?:\.[A-Za-z_][A-Za-z0-9_]*)+)(?:\(\))?`")
 PATH = re.compile(r"`((?:reactor|tests|docs|resources|\.ci)/[\w./-]*)`")
@@ -368,3 +368,18 @@ def test_every_supervisor_arrow_says_what_causes_it():
                 assert labels.get((state, target)), "nothing found that moves %s -> %s" % (state.value, target.value)
     found = generator.machine().causes()
     assert found[(supervisor.SupervisorState.RUNNING, supervisor.SupervisorState.RELOADING)] == {"_on_reload"}
+
+
+def test_every_websocket_session_arrow_says_what_causes_it():
+    from reactor.wsconnection import NEXT, WsState
+
+    generator = _generator("make_websocket_diagram")
+    statemoves = _generator("statemoves")
+    found = generator.machine().causes()
+    labels, _ = statemoves.worded(found, generator.CAUSES)
+    for state, targets in NEXT.items():
+        for target in targets:
+            assert labels.get((state, target)), "nothing found that moves %s -> %s" % (state.value, target.value)
+    assert found[(WsState.OPENING, WsState.OPEN)] == {"connection_made"}
+    assert "_fail" in found[(WsState.OPEN, WsState.LINGERING)]
+    assert "_on_timer" in found[(WsState.CLOSING, WsState.CLOSED)]

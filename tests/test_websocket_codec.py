@@ -138,7 +138,7 @@ def test_encode_message() -> None:
         encode_message(3)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("size", [0, 1, 3, 4, 5, 1000, 32 * 1024, 32 * 1024 + 1, 100_001])
+@pytest.mark.parametrize("size", [0, 1, 3, 4, 5, 1000, 16 * 1024, 16 * 1024 + 1, 100_001])
 def test_unmask_both_ways_agree_with_a_byte_loop(size: int) -> None:
     data = os.urandom(size)
     mask = os.urandom(4)
