@@ -21,7 +21,10 @@ watches that come back before the walk does.
 inotify sees no remote changes; or when the kernel's watches run out, ``ENOSPC`` from
 ``inotify_add_watch``, and the watcher falls back by itself) lists the tree with
 :func:`os.scandir` every ``interval_s`` and compares inode, size and modification time
-with the previous listing (:func:`scan_tree`, on the disk pool).
+with the previous listing (:func:`scan_tree`, on the disk pool). Once a listing has found
+a change, the next comes ``quiet_s`` later, until one finds nothing new: so a batch ends
+after the same quiet as with inotify, and a change is told within ``interval_s`` plus
+``quiet_s`` plus two listings.
 
 **Debounce** (:class:`Debouncer`): one save by an editor is several events (a swap
 file, a backup, the file itself written, perhaps renamed over), and a build writes many
@@ -449,6 +452,7 @@ class Watcher:
         self._orphans: List[Tuple[int, int, str]] = []  # events of watches a walk has not reported yet
         self.snapshot: Optional[Snapshot] = None
         self.next_scan_at = 0.0
+        self._quiet_seen = False  # polling: the last listing found nothing new
         self.reason = "--watch poll" if mode == "poll" else ""  # why polling, for the startup line
         if mode != "poll":
             try:
@@ -635,18 +639,30 @@ class Watcher:
     # -- polling
 
     def scanned(self, snapshot: Snapshot, now: float) -> None:
-        """A :func:`scan_tree` listing is back: what differs from the last one changed."""
-        if self.snapshot is not None:
-            for rel in compare(self.snapshot, snapshot):
-                self.debounce.add(rel, now)
+        """A :func:`scan_tree` listing is back: what differs from the last one changed.
+
+        While a batch waits, the next listing comes ``quiet_s`` later rather than
+        ``interval_s``: the quiet that ends a batch is seen by a listing that found
+        nothing new, as inotify would see it, whatever the phase of the polling cycle.
+        """
+        changed = compare(self.snapshot, snapshot) if self.snapshot is not None else set()
+        for rel in changed:
+            self.debounce.add(rel, now)
         self.snapshot = snapshot
-        self.next_scan_at = now + self.interval_s
+        self._quiet_seen = not changed
+        self.next_scan_at = now + (self.debounce.quiet_s if self.debounce else self.interval_s)
 
     # -- batches
 
     def deadline(self) -> Optional[float]:
-        """When :meth:`take` may have a batch (monotonic seconds), or None."""
-        return self.debounce.deadline()
+        """When :meth:`take` may have a batch (monotonic seconds), or None.
+
+        When polling, not before a listing has shown the quiet (or the batch's time is up).
+        """
+        due = self.debounce.deadline()
+        if due is not None and self.backend == "poll" and not self._quiet_seen:
+            return self.debounce.first + self.debounce.max_wait_s
+        return due
 
     def take(self, now: float) -> Optional[Batch]:
         """The batch due at ``now`` (the epoch moves on by one), or None."""
@@ -655,6 +671,7 @@ class Watcher:
             return None
         paths, overflow = taken
         self.epoch += 1
+        self._quiet_seen = False
         return Batch(self.epoch, tuple(sorted(paths)), overflow)
 
     def close(self) -> None:

@@ -11,6 +11,7 @@ import gzip
 import http.client
 import json
 import os
+import time
 from typing import List, Optional
 
 import pytest
@@ -18,13 +19,13 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from conftest import fetch, wait_for
-from reactor.cli import _inside_root, startup_message
+from reactor.cli import _inside_root, main, startup_message
 from reactor.config import Config
 from reactor.handlers import files, livereload
 from reactor.handlers import static as static_module
 from reactor.handlers.conditional import make_etag
 from reactor.handlers.livereload import CLIENT_JS, SCRIPT_PATH, inject, message_for, script_tag, url_path
-from reactor.watch import Batch, inotify_available
+from reactor.watch import QUIET_S, Batch, inotify_available
 
 PAGE = (
     b"<!doctype html><html><head><title>t</title></head><BODY>\n"
@@ -173,26 +174,27 @@ def test_other_files_are_untouched(live):
         assert response.getheader("Cache-Control") is None
 
 
-def test_a_precompressed_page_is_never_sent_for_the_page(live):
-    sidecar = live.root / "page.html.gz"
-    sidecar.write_bytes(gzip.compress(b"<p>stale build output</p>"))
+def test_a_precompressed_page_is_never_sent_for_the_page(make_server, site):
+    (site / "page.html").write_bytes(PAGE)
+    (site / "page.html.gz").write_bytes(gzip.compress(b"<p>stale build output</p>"))
+    live = make_server(live_reload=True)
     response, data = fetch(live, "GET", "/page.html", {"Accept-Encoding": "gzip"})
     assert response.getheader("Content-Encoding") == "gzip"
     assert gzip.decompress(data) == inject(PAGE, epoch_of(live))
 
 
-def test_large_pages_listings_and_error_pages(live, make_server):
+def test_large_pages_listings_and_error_pages(make_server, site):
     big = b"<html><body>" + b"<p>" + b"x" * (files.SMALL_FILE_BYTES + 10) + b"</p></body></html>"
-    (live.root / "big.html").write_bytes(big)
+    (site / "big.html").write_bytes(big)  # all before the server starts: no change to race with
+    (site / "404.html").write_text("<html><body>not here</body></html>")
+    (site / "folder").mkdir()
+    live = make_server(live_reload=True, list_directories=True)
     response, body = fetch(live, "GET", "/big.html")
     assert body == inject(big, epoch_of(live)) and response.getheader("Content-Length") == str(len(body))
-    (live.root / "404.html").write_text("<html><body>not here</body></html>")
     missing, body = fetch(live, "GET", "/missing.html")
     assert missing.status == 404 and b"livereload" not in body and missing.getheader("Cache-Control") == "no-store"
-    listing = make_server(live_reload=True, list_directories=True)
-    (listing.root / "folder").mkdir()
-    response, body = fetch(listing, "GET", "/folder/")
-    assert response.status == 200 and script_tag(epoch_of(listing)).encode() + b"</body>" in body
+    response, body = fetch(live, "GET", "/folder/")
+    assert response.status == 200 and script_tag(epoch_of(live)).encode() + b"</body>" in body
 
 
 def test_the_client_script_is_served_and_only_with_the_flag(live, make_server):
@@ -228,9 +230,12 @@ def test_the_new_bytes_are_served_as_soon_as_the_message_is_out(live, listen):
 
 def test_css_and_html_together_are_one_reload_naming_both(live, listen):
     listener = listen(live)
+    started = time.monotonic()
     (live.root / "style.css").write_text("p { margin: 0 }")
     (live.root / "page.html").write_bytes(PAGE.replace(b"hello", b"bonjour"))
     (live.root / "new.html").write_text("<p>new</p>")
+    if time.monotonic() - started >= QUIET_S:
+        pytest.skip("the machine took longer than the quiet time to write three small files")
     message = listener.next()
     assert message["type"] == "reload"
     assert message["paths"] == ["/new.html", "/page.html", "/style.css"]
@@ -347,7 +352,7 @@ def test_an_access_log_inside_the_folder_is_never_watched(tmp_path):
 @pytest.mark.parametrize(
     "args, first_line",
     [
-        (["--watch", "fsevents"], "--watch: invalid choice: 'fsevents' (choose from 'auto', 'inotify', 'poll')"),
+        (["--watch", "fsevents"], "--watch: invalid choice: 'fsevents'"),  # argparse words the rest per version
         (["--watch-interval", "0"], "--watch-interval: '0' is not a positive number of seconds"),
         (
             ["--header", "Cache-Control: max-age=60"],
@@ -355,14 +360,8 @@ def test_an_access_log_inside_the_folder_is_never_watched(tmp_path):
         ),
     ],
 )
-def test_bad_watch_values_are_one_line_and_exit_2(args, first_line):
-    import subprocess
-    import sys
-
-    from conftest import REPO
-
-    proc = subprocess.run(
-        [sys.executable, "-m", "reactor", "--live-reload", *args], cwd=REPO, capture_output=True, timeout=30
-    )
-    assert proc.returncode == 2
-    assert proc.stderr.decode().splitlines()[0].split(": ", 1)[1] == first_line
+def test_bad_watch_values_are_one_line_and_exit_2(args, first_line, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["--live-reload", *args], prog="reactor")
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.splitlines()[0].startswith("reactor: " + first_line)

@@ -109,15 +109,21 @@ def test_one_editor_save_is_one_batch_naming_only_the_file(watcher, folder):
 
 
 def test_five_edits_in_50_ms_are_merged_into_one_batch(watcher, folder):
-    start = time.monotonic()
+    written = []
     for number in range(5):
         (folder / "css" / "site.css").write_text("body { color: #%06d }" % number)
         (folder / ("page%d.html" % number)).write_text("<p>%d</p>" % number)
-    assert time.monotonic() - start < 0.05
-    batch = next_batch(watcher)
-    assert batch is not None
-    assert batch.paths == ("css/site.css", "page0.html", "page1.html", "page2.html", "page3.html", "page4.html")
+        written.append(time.monotonic())
+    expected = {"css/site.css", "page0.html", "page1.html", "page2.html", "page3.html", "page4.html"}
+    batches = []
+    while set().union(*[batch.paths for batch in batches]) != expected:
+        batch = next_batch(watcher)
+        assert batch is not None, "changes were dropped: %r" % batches
+        batches.append(batch)
     assert next_batch(watcher, timeout_s=0.3) is None
+    longest_gap = max(later - earlier for earlier, later in zip(written, written[1:]))
+    if longest_gap < watch.QUIET_S:  # a machine too busy to write them within the quiet time proves nothing
+        assert len(batches) == 1, (batches, written)
 
 
 def test_new_folders_new_and_deleted_files_are_reported(watcher, folder):
