@@ -88,5 +88,9 @@ def test_a_page_reloads_when_edited_and_a_stylesheet_is_swapped_without_a_reload
         running.stop(graceful=True)
         (site / "live.html").write_text(PAGE % "third version")
         make_server(live_reload=True, port=port)
-        state = poll(page, lambda s: s["title"] == "third version", what="the reconnect and reload")
-        assert state["marker"] is None and state["color"] == "rgb(255, 0, 0)", state
+        state = poll(
+            page,
+            lambda s: s["title"] == "third version" and s["color"] == "rgb(255, 0, 0)",  # its stylesheet loaded too
+            what="the reconnect and reload",
+        )
+        assert state["marker"] is None, state
