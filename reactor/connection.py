@@ -63,7 +63,7 @@ from reactor.serializer import field_lines, http_date, response_head, status_lin
 from reactor.sessions import SessionTable
 from reactor.stats import Stats
 from reactor.trace import Tracer
-from reactor.transport import Transport, is_quiet
+from reactor.transport import Transport, log_lost
 
 log = logging.getLogger("reactor.connection")
 
@@ -550,10 +550,7 @@ class Connection:
         self._run()
 
     def connection_lost(self, exc: BaseException) -> None:
-        if is_quiet(exc):
-            log.debug("#%d connection lost: %s", self.id, exc)
-        else:
-            log.warning("#%d socket error: %s", self.id, exc)
+        log_lost(log, self.id, exc)
         if self.tracer:
             self.tracer.lost(self, exc)
         self.abort()

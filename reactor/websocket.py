@@ -490,8 +490,8 @@ class FrameParser:
 # -- the endpoint API's shapes -------------------------------------------------------------
 
 
-class Session(typing.Protocol):
-    """What a handler is given: one open WebSocket (:class:`reactor.wsconnection.WebSocketSession`)."""
+class Sender(typing.Protocol):
+    """What :class:`Echo` and :func:`broadcast` use of a session (:class:`reactor.wsconnection.WebSocketSession`)."""
 
     request_path: str
     peer: str
@@ -529,22 +529,24 @@ class Echo:
     The handler conformance tools are pointed at: ``--websocket /=reactor.websocket:Echo``.
     """
 
-    def on_open(self, session: Session) -> None:
+    def on_open(self, session: Sender) -> None:
         pass
 
-    def on_message(self, session: Session, message: Union[str, bytes]) -> None:
+    def on_message(self, session: Sender, message: Union[str, bytes]) -> None:
         session.send(message)
 
-    def on_close(self, session: Session, code: int, reason: str) -> None:
+    def on_close(self, session: Sender, code: int, reason: str) -> None:
         pass
 
 
-def broadcast(sessions: Iterable[Session], message: Union[str, bytes]) -> int:
+def broadcast(sessions: Iterable[Sender], message: Union[str, bytes]) -> int:
     """Send ``message`` to every session in ``sessions``, encoding its frame once; loop thread only.
 
-    Each receiver's byte cap applies (``--websocket``'s ``websocket_max_queued_bytes``):
-    one with more than that waiting for the kernel is closed with 1008 instead of being
-    sent to. Sessions that are closing are skipped. Returns how many were sent to.
+    Each receiver's byte cap applies (``Config.websocket_max_queued_bytes``, see
+    :meth:`reactor.wsconnection.WebSocketSession.send_frame`): one whose waiting bytes
+    would pass it is closed with 1008 instead of being sent to, so a slow client costs
+    at most the cap. Sessions that are closing are skipped. ``sessions`` may change
+    while this runs (a closed one leaves its room). Returns how many were sent to.
     Raises TypeError for a message that is neither str nor bytes.
     """
     frame = encode_message(message)

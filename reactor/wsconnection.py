@@ -54,7 +54,7 @@ from reactor.events import NEED_DATA, RequestHead
 from reactor.loop import EventLoop
 from reactor.sessions import SessionTable
 from reactor.trace import Tracer
-from reactor.transport import Transport, is_quiet
+from reactor.transport import Transport, log_lost
 from reactor.websocket import (
     CLOSE,
     PING,
@@ -128,8 +128,9 @@ class WebSocketSession:
     head, subprotocol)`` called with the transport and the bytes behind the request).
     What a handler may use: :meth:`send`, :meth:`close`, ``request_path`` (the path the
     endpoint is mounted at, without the query), ``request_head`` (the handshake's
-    :class:`~reactor.events.RequestHead`: its fields, the query), ``subprotocol`` (the
-    one chosen, or None), ``peer``, ``loop`` and ``ctx``. Loop thread only; from another
+    :class:`~reactor.events.RequestHead`: its fields, the query; in ``on_open`` only, None
+    after it returns, so that idle sessions stay small: take what you need there),
+    ``subprotocol`` (the one chosen, or None), ``id``, ``peer``, ``loop`` and ``ctx``. Loop thread only; from another
     thread, ``session.loop.call_soon_threadsafe(session.send, message)``.
     """
 
@@ -168,7 +169,7 @@ class WebSocketSession:
         self.transport = transport
         self.id = transport.id
         self.handler = handler
-        self.request_head = head
+        self.request_head: Optional[RequestHead] = head  # until on_open has returned
         self.request_path = head.path.partition("?")[0]
         self.subprotocol = subprotocol
         self.state = _OPENING
@@ -376,6 +377,9 @@ class WebSocketSession:
         self.received_at = self.ctx.loop.now
         self.set_state(_OPEN)
         self._call(self.handler.on_open)
+        # The handshake's fields (cookies, user agent...) are for on_open to look at; an idle
+        # session keeping them would weigh twice as much (about 2 KiB of a browser's head).
+        self.request_head = None
         if self.ctx.stopping:
             self.go_away()  # the stop began while the transport was being handed over
         self._process()
@@ -396,10 +400,7 @@ class WebSocketSession:
         self._update_reading()
 
     def connection_lost(self, exc: BaseException) -> None:
-        if is_quiet(exc):
-            log.debug("#%d WebSocket connection lost: %s", self.id, exc)
-        else:
-            log.warning("#%d WebSocket socket error: %s", self.id, exc)
+        log_lost(log, self.id, exc)
         if self.tracer:
             self.tracer.lost(self, exc)
         self.abort()

@@ -67,11 +67,13 @@ class Recorder:
         self.fail_on = fail_on
 
     def on_open(self, session) -> None:
-        self.log.append(("open", session.request_path, session.peer, session.subprotocol))
+        head = session.request_head  # the handshake's, for on_open to look at
+        self.log.append(("open", session.request_path, session.peer, session.subprotocol, head.get("user-agent")))
         if self.fail_on == "open":
             raise RuntimeError("on_open failed on purpose")
 
     def on_message(self, session, message) -> None:
+        assert session.request_head is None  # let go after on_open: idle sessions stay small
         self.log.append(("message", message))
         if self.fail_on == "message":
             raise RuntimeError("on_message failed on purpose")
@@ -312,7 +314,7 @@ def test_on_close_hears_the_peers_code_or_1006(ws_server):
     wait_for(lambda: len([e for e in log if e[0] == "close"]) == 3, what="three closes")
     closes = [e for e in log if e[0] == "close"]
     assert closes == [("close", 4321, "bye now"), ("close", 1005, ""), ("close", 1006, "")]
-    assert log[0] == ("open", "/rec", "127.0.0.1", None)
+    assert log[0] == ("open", "/rec", "127.0.0.1", None, None)  # the raw client sends no User-Agent
 
 
 def test_a_handler_closes_and_the_server_waits_for_the_peers_close(ws_server):

@@ -11,8 +11,8 @@ through :meth:`Connection.run_in_pool`.
 
 Checks in order: a method this server knows (else 501), the Host allow-list against
 DNS rebinding (403), a CORS preflight when ``--cors`` is on, then the route: a WebSocket
-endpoint (``--websocket``, or :meth:`Application.mount_websocket`; a WebSocket handshake
-to any other path is 404), the status page (``--status-path``), ``/upload`` (405 for POST
+endpoint (``--websocket``, or :meth:`Application.mount_websocket`; once one is mounted, a
+WebSocket handshake to any other path is 404), the status page (``--status-path``), ``/upload`` (405 for POST
 with ``--no-uploads``) or a static file.
 With ``--live-reload``, paths under ``/__reactor__/`` are the live-reload client and its
 socket (:mod:`reactor.handlers.livereload`); that check is made only then (the route
@@ -86,10 +86,12 @@ class Application:
             request.route = functools.partial(fixed, Response(204, [("Allow", "GET, HEAD, POST, OPTIONS")]))
             return None
         path, _, _query = head.path.partition("?")
-        if self.websockets and path in self.websockets:
-            return self.websocket.route(conn, request, self.websockets[path])
-        if head.connection_options and websocket.is_handshake(head):
-            raise HTTPError(404, "no WebSocket endpoint at %s" % path[:100])
+        if self.websockets:  # one test of an empty dict when no endpoint is mounted
+            factory = self.websockets.get(path)
+            if factory is not None:
+                return self.websocket.route(conn, request, factory)
+            if head.connection_options and websocket.is_handshake(head):
+                raise HTTPError(404, "no WebSocket endpoint at %s" % path[:100])
         if path == self.config.status_path:  # --status-path; None (off) matches no path
             return self.status.route(conn, request)
         if path == UPLOAD_PATH:

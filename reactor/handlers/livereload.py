@@ -56,7 +56,7 @@ from reactor.handlers.upload import UPLOADS_DIR
 from reactor.loop import EVENT_READ, EventLoop
 from reactor.response import FrozenFields, Pool, Response
 from reactor.watch import Batch, Feed, IgnoreRules, Watcher, scan_tree
-from reactor.websocket import Session, broadcast
+from reactor.websocket import Sender, broadcast
 
 if TYPE_CHECKING:  # pragma: no cover
     from reactor.config import Config
@@ -225,7 +225,7 @@ class LiveReload:
     def __init__(self, forget: Callable[[Batch], None]) -> None:
         self.forget = forget
         self.epoch = 0
-        self.sockets: Set[Session] = set()  # the open WebSocket sessions at SOCKET_PATH
+        self.sockets: Set[Sender] = set()  # the open WebSocket sessions at SOCKET_PATH
         self._source: "Optional[LoopWatch | FeedReader]" = None
 
     def start(self, loop: EventLoop, pool: Pool, source: "Watcher | Feed") -> None:
@@ -250,12 +250,12 @@ class LiveReload:
         """A handler for one new WebSocket at :data:`SOCKET_PATH` (the endpoint's factory)."""
         return Listener(self)
 
-    def join(self, session: Session) -> None:
+    def join(self, session: Sender) -> None:
         """A socket opened: it hears ``hello`` now and every batch from now on."""
         self.sockets.add(session)
         session.send(hello(self.epoch))
 
-    def leave(self, session: Session) -> None:
+    def leave(self, session: Sender) -> None:
         self.sockets.discard(session)
 
     @staticmethod
@@ -280,13 +280,13 @@ class Listener:
     def __init__(self, hub: LiveReload) -> None:
         self.hub = hub
 
-    def on_open(self, session: Session) -> None:
+    def on_open(self, session: Sender) -> None:
         self.hub.join(session)
 
-    def on_message(self, session: Session, message: "str | bytes") -> None:
+    def on_message(self, session: Sender, message: "str | bytes") -> None:
         pass
 
-    def on_close(self, session: Session, code: int, reason: str) -> None:
+    def on_close(self, session: Sender, code: int, reason: str) -> None:
         self.hub.leave(session)
 
 

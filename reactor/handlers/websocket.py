@@ -24,7 +24,8 @@ A subprotocol is chosen only among those the client offers, in the order of the
 factory's ``subprotocols`` (if it has that attribute); extension offers are ignored
 (none is implemented). The answer is a ``101`` whose upgrade makes a
 :class:`~reactor.wsconnection.WebSocketSession` for the handler the factory made. A
-handshake to a path where nothing is mounted is 404.
+handshake to a path where nothing is mounted is 404 (once any endpoint is: a server without
+endpoints ignores ``Upgrade`` as RFC 9110 §7.8 allows, and pays nothing for this rule).
 """
 
 from __future__ import annotations
