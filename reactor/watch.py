@@ -43,17 +43,20 @@ itself writes there must not look like an edit), and the patterns given with
 
 from __future__ import annotations
 
-import ctypes
 import dataclasses
 import errno
 import fnmatch
+import functools
 import json
 import logging
 import os
 import stat
 import struct
 import time
-from typing import Dict, FrozenSet, List, Optional, Set, Tuple
+from typing import TYPE_CHECKING, Dict, FrozenSet, List, Optional, Set, Tuple
+
+if TYPE_CHECKING:  # pragma: no cover
+    import ctypes
 
 log = logging.getLogger("reactor.watch")
 
@@ -314,7 +317,13 @@ def compare(old: Snapshot, new: Snapshot) -> Set[str]:
 # -- inotify -----------------------------------------------------------------------------
 
 
-def _libc() -> Optional[ctypes.CDLL]:
+@functools.cache
+def _libc() -> "Optional[ctypes.CDLL]":
+    """The C library's inotify calls, or None (not Linux). Loaded on first use: a server
+    without live reload never imports :mod:`ctypes` (its objects would only lengthen
+    every garbage collection)."""
+    import ctypes
+
     try:
         libc = ctypes.CDLL(None, use_errno=True)  # the C library this process already runs with
     except OSError:  # pragma: no cover - no dynamic loading
@@ -327,12 +336,15 @@ def _libc() -> Optional[ctypes.CDLL]:
     return libc
 
 
-_LIBC = _libc()
+def _errno() -> int:
+    import ctypes
+
+    return ctypes.get_errno()
 
 
 def inotify_available() -> bool:
     """True where the C library has inotify (Linux)."""
-    return _LIBC is not None
+    return _libc() is not None
 
 
 class Inotify:
@@ -343,11 +355,13 @@ class Inotify:
     """
 
     def __init__(self) -> None:
-        if _LIBC is None:
+        libc = _libc()
+        if libc is None:
             raise OSError(errno.ENOSYS, "inotify is not available on this system")
-        fd = int(_LIBC.inotify_init1(IN_NONBLOCK | IN_CLOEXEC))
+        self._libc = libc
+        fd = int(libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC))
         if fd < 0:
-            code = ctypes.get_errno()
+            code = _errno()
             raise OSError(code, os.strerror(code))
         self.fd = fd
 
@@ -360,10 +374,9 @@ class Inotify:
         Raises WatchesExhausted (ENOSPC), or OSError (the directory vanished, ENOENT;
         not a directory, ENOTDIR; EACCES).
         """
-        assert _LIBC is not None
-        wd = int(_LIBC.inotify_add_watch(self.fd, os.fsencode(path), WATCH_MASK))
+        wd = int(self._libc.inotify_add_watch(self.fd, os.fsencode(path), WATCH_MASK))
         if wd < 0:
-            code = ctypes.get_errno()
+            code = _errno()
             if code == errno.ENOSPC:
                 raise WatchesExhausted(code, "inotify watches exhausted (fs.inotify.max_user_watches)", path)
             raise OSError(code, os.strerror(code), path)
@@ -371,8 +384,7 @@ class Inotify:
 
     def remove(self, wd: int) -> None:
         """Stop watch ``wd`` (an IN_IGNORED event follows); a watch already gone is fine."""
-        assert _LIBC is not None
-        _LIBC.inotify_rm_watch(self.fd, wd)
+        self._libc.inotify_rm_watch(self.fd, wd)
 
     def read(self) -> List[Tuple[int, int, str]]:
         """The events waiting, as ``(wd, mask, name)``; ``[]`` when none. Never blocks."""
