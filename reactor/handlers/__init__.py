@@ -12,8 +12,8 @@ through :meth:`Connection.run_in_pool`.
 Checks in order: a method this server knows (else 501), the Host allow-list against
 DNS rebinding (403), a CORS preflight when ``--cors`` is on, then the route: a WebSocket
 endpoint (``--websocket``, or :meth:`Application.mount_websocket`; once one is mounted, a
-WebSocket handshake to any other path is 404), the status page (``--status-path``), ``/upload`` (405 for POST
-with ``--no-uploads``) or a static file.
+WebSocket handshake to any other path is 404), the status page (``--status-path``),
+``/upload`` (405 for POST with ``--no-uploads``) or a static file.
 With ``--live-reload``, paths under ``/__reactor__/`` are the live-reload client and its
 socket (:mod:`reactor.handlers.livereload`); that check is made only then (the route
 method is swapped at start), so it costs nothing when the flag is off.
