@@ -26,9 +26,11 @@ from reactor.abnf import TCHAR
 from reactor.config import DEFAULT_ROOT_NAME, Config, default_max_connections, default_root
 from reactor.handlers import compress, websocket
 from reactor.handlers.app import AppLoadError, load_application
+from reactor.handlers.livereload import make_watcher
 from reactor.scoreboard import MAX_WORKERS
 from reactor.server import Server, open_listener
 from reactor.supervisor import FatalBootError, Supervisor, WorkerHandle
+from reactor.watch import Watcher
 from reactor.wsgi import WSGIApp
 
 log = logging.getLogger("reactor")
@@ -619,6 +621,36 @@ def build_parser(prog: str = "reactor") -> ArgumentParser:
         "(otherwise each worker imports it)",
     )
 
+    live = parser.add_argument_group("live reload (for development)")
+    live.add_argument(
+        "--live-reload",
+        action="store_true",
+        help="reload pages in the browser when a file under the folder changes: HTML pages get a "
+        "script that listens on a WebSocket at /__reactor__/livereload, and Cache-Control: no-store",
+    )
+    live.add_argument(
+        "--watch",
+        choices=["auto", "inotify", "poll"],
+        default=defaults.watch,
+        help="how --live-reload sees changes: inotify (Linux), or by listing the folder every "
+        "--watch-interval seconds (for containers and network mounts); auto tries inotify first",
+    )
+    live.add_argument(
+        "--watch-interval",
+        type=_seconds,
+        default=defaults.watch_interval_s,
+        metavar="SECONDS",
+        help="time between two listings of the folder when polling",
+    )
+    live.add_argument(
+        "--live-reload-ignore",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="changes to paths matching GLOB (relative to the folder, or a name alone; repeatable) "
+        "reload nothing; dotfiles, editors' temporary files and uploads/ are always ignored",
+    )
+
     study = parser.add_argument_group("for study (see docs/)")
     study.add_argument(
         "--trace",
@@ -772,15 +804,36 @@ def config_from_args(args: argparse.Namespace) -> Config:
         max_requests=args.max_requests,
         max_requests_jitter=args.max_requests_jitter,
         switch_interval_s=args.switch_interval,
+        live_reload=args.live_reload,
+        watch=args.watch,
+        watch_interval_s=args.watch_interval,
+        live_reload_ignore=tuple(args.live_reload_ignore) + _inside_root(args.access_log, args.directory),
     )
     return Config(max_connections=args.max_connections, **kwargs)
 
 
-def startup_message(config: Config, address: "tuple[str, int]", workers: int = 1) -> str:
+def _inside_root(access_log: Optional[str], directory: Optional[str]) -> "tuple[str, ...]":
+    """The access log's path relative to the folder served, if it is inside it (else ``()``).
+
+    Live reload must not watch it: every reload would write a line, and the line reload again.
+    """
+    if access_log is None or access_log == "-":
+        return ()
+    root = os.path.realpath(directory if directory is not None else default_root())
+    path = os.path.realpath(access_log)
+    if not path.startswith(root.rstrip(os.sep) + os.sep):
+        return ()
+    return (os.path.relpath(path, root).replace(os.sep, "/"),)
+
+
+def startup_message(
+    config: Config, address: "tuple[str, int]", workers: int = 1, watching: Optional[str] = None
+) -> str:
     """The lines printed once listening: version, folder, URL(s), worker processes and pool threads.
 
     A wildcard bind (``0.0.0.0``, ``::``) lists a URL for each address of this machine,
     since ``http://0.0.0.0:PORT/`` is no address to open, and says which Host values pass.
+    ``watching`` says how live reload watches (:meth:`reactor.watch.Watcher.describe`) when it is on.
     """
     host, port = address[:2]
     scheme = "https" if config.tls else "http"
@@ -808,6 +861,8 @@ def startup_message(config: Config, address: "tuple[str, int]", workers: int = 1
         others.append(
             "  WebSocket %s at %s%s" % (spec, "wss" if config.tls else "ws", urls[0][len(scheme) : -1] + path)
         )
+    if config.live_reload:
+        others.append("  live reload on: pages reload when files change (%s)" % (watching or "watching"))
     return "\n".join([first % (__version__, what, urls[0], threads), *mounts, *others])
 
 
@@ -1005,7 +1060,8 @@ def run_worker(config: Config, handle: WorkerHandle, wsgi_app: Optional[WSGIApp]
             if log.isEnabledFor(logging.DEBUG) and exc.__cause__ is not None:
                 log.debug("loading the application failed", exc_info=exc.__cause__)
             raise FatalBootError("cannot load the application %s" % exc) from None
-    server = Server(config, accept_gate=handle.accept_gate(), wsgi_app=wsgi_app)  # connection-aware accepting
+    # connection-aware accepting; live reload follows the supervisor's watcher
+    server = Server(config, accept_gate=handle.accept_gate(), wsgi_app=wsgi_app, live_source=handle.feed)
     server.listen(handle.listener)
     if config.max_requests:
         retire_after(config, server, handle)
@@ -1045,16 +1101,19 @@ def serve_workers(
     worker_timeout_s: float,
     listener: socket.socket,
     wsgi_app: Optional[WSGIApp] = None,
+    watcher: Optional[Watcher] = None,
 ) -> int:
     """``--workers N`` (N > 1, or any N with ``--max-requests``): the supervisor over N copies of :func:`run_worker`.
 
     Returns its exit status. ``wsgi_app``: the application imported before the fork (``--preload``).
+    ``watcher`` (``--live-reload``) runs in the supervisor, which tells every worker.
     """
     address = listener.getsockname()
     config = dataclasses.replace(config, host=address[0], port=address[1])
 
     def announce() -> None:
-        print(startup_message(config, address, workers=supervisor.target), file=sys.stderr, flush=True)
+        watching = watcher.describe() if watcher is not None else None
+        print(startup_message(config, address, supervisor.target, watching), file=sys.stderr, flush=True)
 
     supervisor = Supervisor(
         listener,
@@ -1063,9 +1122,12 @@ def serve_workers(
         worker_timeout_s=worker_timeout_s,
         shutdown_timeout_s=config.shutdown_timeout_s,
         on_running=announce,
+        watcher=watcher,
     )
     status = supervisor.run()
     listener.close()
+    if watcher is not None:
+        watcher.close()
     log.info("stopped")
     return status
 
@@ -1081,6 +1143,8 @@ def check_app_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -
                 "--directory: with --app the application answers every path; serve a folder beside it "
                 "with --static PREFIX=DIR (e.g. --static /static=%s)" % given
             )
+        if args.live_reload:
+            parser.error("--live-reload: only when serving a folder, not with --app")
         return
     for flag, value in (
         ("--static", args.static),
@@ -1122,6 +1186,10 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> in
             parser.error("--directory: %r is not a directory" % args.directory)
     if args.max_age is not None and any(name.lower() == "cache-control" for name, _value in args.header):
         parser.error("--max-age and --header 'Cache-Control: ...' both set Cache-Control; use one")
+    if args.live_reload and any(name.lower() == "cache-control" for name, _value in args.header):
+        parser.error(
+            "--live-reload sets Cache-Control: no-store on pages; --header 'Cache-Control: ...' would add a second"
+        )
     if (args.tls_cert is None) != (args.tls_key is None):
         parser.error("--tls-cert and --tls-key go together")
     if args.tls_key_password_file is not None and args.tls_cert is None:
@@ -1144,20 +1212,31 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> in
     if inherited is not None:
         host, port = inherited.getsockname()[:2]
         config = dataclasses.replace(config, host=host, port=port)
+    watcher = None
+    if config.live_reload:  # before forking or serving: the first walk of the folder, once
+        try:
+            watcher = make_watcher(config)
+        except OSError as exc:
+            print(
+                "%s: --watch %s: %s" % (parser.prog, config.watch, (exc.strerror or str(exc)).lower()), file=sys.stderr
+            )
+            return 1
     if "*" in config.allowed_hosts:
         log.warning(
             "--allow-host '*': any Host is accepted, so a web page on another site can reach this "
             "server through DNS rebinding"
         )
-    server = Server(config)
+    supervised = args.workers > 1 or args.max_requests > 0
+    server = Server(config, live_source=None if supervised else watcher)  # supervised: the supervisor's
     if config.tls:  # before binding or forking: a bad pair is one line and exit status 1
         try:
             server.load_tls()
         except (OSError, ValueError) as exc:
             print("%s: cannot use the TLS certificate and key: %s" % (parser.prog, _tls_problem(exc)), file=sys.stderr)
             server.close()
+            if watcher is not None:
+                watcher.close()
             return 1
-    supervised = args.workers > 1 or args.max_requests > 0
     if config.app is not None and (args.preload or not supervised):  # before binding: one line and exit status 1
         try:
             server.wsgi_app = load_app(config)
@@ -1173,8 +1252,10 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> in
                 "reactor: cannot listen on %s:%d: %s" % (config.host, config.port, (exc.strerror or str(exc)).lower()),
                 file=sys.stderr,
             )
+            if watcher is not None:
+                watcher.close()
             return 1
-        return serve_workers(config, args.workers, args.worker_timeout, listener, server.wsgi_app)
+        return serve_workers(config, args.workers, args.worker_timeout, listener, server.wsgi_app, watcher)
     try:
         server.listen(inherited)
     except OSError as exc:
@@ -1184,10 +1265,13 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> in
             file=sys.stderr,
         )
         server.close()
+        if watcher is not None:
+            watcher.close()
         return 1
     install_signal_handlers(server)
     server.loop.add_pass_callback(logmod.access_log.flush)  # one batch of lines per loop pass
-    print(startup_message(config, server.address), file=sys.stderr, flush=True)
+    watching = watcher.describe() if watcher is not None else None
+    print(startup_message(config, server.address, watching=watching), file=sys.stderr, flush=True)
     server.serve_forever()
     logmod.access_log.close(config.shutdown_timeout_s)  # every line of a graceful stop is written
     log.info("stopped")

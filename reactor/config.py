@@ -110,6 +110,12 @@ class Config:
     max_requests_jitter: int = 0  # up to this many more, at random per worker, so they are not replaced together
     switch_interval_s: Optional[float] = None  # sys.setswitchinterval: how long a thread keeps the GIL (None: 0.005)
 
+    # Live reload (development): pages reload themselves when a file under root changes.
+    live_reload: bool = False  # inject the client into HTML, watch root, serve /__reactor__/livereload
+    watch: str = "auto"  # "auto" (inotify where it works, else polling), "inotify" or "poll"
+    watch_interval_s: float = 0.5  # between two listings of the folder when polling
+    live_reload_ignore: Tuple[str, ...] = ()  # more globs whose changes are not reported
+
     # For study (docs/trace.md, docs/status.md); both off by default.
     trace: bool = False  # one stderr line per selector event, transition, parser event, pool hand-off, timer
     status_path: Optional[str] = None  # e.g. "/_status": counters as JSON or HTML, loopback clients only

@@ -58,6 +58,7 @@ from reactor.connection import Collaborators, Connection, standalone_response
 from reactor.errors import busy
 from reactor.handlers import Application
 from reactor.handlers.app import HostedApplication
+from reactor.handlers.livereload import LiveReload, make_watcher
 from reactor.handlers.status import snapshot
 from reactor.handlers.upload import UPLOADS_DIR, remove_stale_temp_files
 from reactor.loop import EVENT_READ, EventLoop, TimerHandle
@@ -67,6 +68,7 @@ from reactor.sessions import SessionTable
 from reactor.stats import Stats
 from reactor.trace import Tracer
 from reactor.transport import TLSTransport, Transport, tls_context
+from reactor.watch import Feed, Watcher
 from reactor.workers import WorkerPool
 from reactor.wsgi import WSGIApp
 
@@ -152,6 +154,9 @@ class Server:
     ``accept_gate``: a worker's share of a shared listener (see :class:`~reactor.scoreboard.AcceptGate`).
     ``wsgi_app``: the WSGI application of ``--app`` (loaded by the caller), served with
     ``config.static_mounts`` instead of ``config.root`` (:class:`~reactor.handlers.app.HostedApplication`).
+    ``live_source``: with ``--live-reload``, the :class:`~reactor.watch.Watcher` to follow,
+    or a worker's :class:`~reactor.watch.Feed` from the supervisor's; None makes a watcher
+    at :meth:`listen`.
     """
 
     def __init__(
@@ -160,6 +165,7 @@ class Server:
         loop: Optional[EventLoop] = None,
         accept_gate: Optional[AcceptGate] = None,
         wsgi_app: Optional[WSGIApp] = None,
+        live_source: "Watcher | Feed | None" = None,
     ) -> None:
         self.config = config
         self.wsgi_app = wsgi_app
@@ -195,6 +201,8 @@ class Server:
         self._stop_deadline: Optional[float] = None  # monotonic end of a graceful stop
         #: False after :meth:`close` if a worker job was still running when time ran out.
         self.workers_finished = True
+        self._live_source = live_source
+        self.live: Optional[LiveReload] = None  # the live-reload hub, once listening with --live-reload
 
     # -- starting --------------------------------------------------------------------
 
@@ -258,7 +266,12 @@ class Server:
         if self.wsgi_app is not None:
             self.app = self.context.app = HostedApplication(config, self.address[1], status, self.wsgi_app)
         else:
-            self.app = self.context.app = Application(config, self.address[1], status)
+            app = self.app = self.context.app = Application(config, self.address[1], status)
+            if app.live is not None:
+                source = self._live_source if self._live_source is not None else make_watcher(config)
+                self._live_source = None
+                self.live = app.live
+                self.live.start(self.loop, self.pool, source)
             removed = remove_stale_temp_files(os.path.join(os.path.realpath(config.root), UPLOADS_DIR))
             if removed:
                 log.warning("removed %d incomplete upload temp file(s) left by an earlier crash", removed)
@@ -541,6 +554,9 @@ class Server:
             os.close(self._spare_fd)
             self._spare_fd = -1
         self._close_all()
+        if self.live is not None:
+            self.live.close()
+            self.live = None
         if self._stop_deadline is not None:
             wait_s = max(0.0, self._stop_deadline - self.loop.time())
         else:

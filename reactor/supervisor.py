@@ -35,6 +35,16 @@ A worker whose start fails in a way no retry can mend (:class:`FatalBootError`: 
 application cannot be imported) exits with :data:`WORKER_FATAL_ERROR`, and the
 supervisor stops at once with its message instead of trying again.
 
+With ``--live-reload`` the supervisor runs the one :class:`~reactor.watch.Watcher` (not
+one per worker: one set of kernel watches, one epoch). Its inotify descriptor sits in
+the supervisor's selector beside the self-pipe; when polling, the supervisor lists the
+folder itself between selects (it has no threads, as it forks; a listing of a site's
+folder takes milliseconds). Each debounced batch goes down a *notice pipe* to every
+worker as one line (:meth:`reactor.watch.Batch.encode`); a worker forked later starts
+from the epoch of its fork. A pipe a worker does not empty keeps the rest in an outbox
+written when the pipe is writable again. The supervisor knows what changed, never
+what that means for HTTP.
+
 Signals (the table in ``docs/workers.md``): SIGTERM or SIGINT drains every worker
 (each finishes its in-flight requests within ``shutdown_timeout_s``) and exits 0; a
 second one kills them and exits at once. SIGHUP replaces every worker, rolling: new
@@ -57,6 +67,7 @@ import time
 from typing import Callable, Dict, Iterable, List, Optional
 
 from reactor.scoreboard import MAX_WORKERS, AcceptGate, Scoreboard, WorkerIdentity, set_this_worker
+from reactor.watch import Batch, Feed, Watcher, scan_tree
 
 log = logging.getLogger("reactor.supervisor")
 
@@ -143,6 +154,17 @@ class Worker:
     deadline: float = 0.0  # BOOTING: must be ready by; DRAINING: killed after
     error: str = ""  # what it wrote on its boot pipe instead of "ready"
     killed_from: Optional[WorkerState] = None  # the state it was in when sent SIGKILL
+    notice_pipe: Optional[int] = None  # write end of its notice pipe (--live-reload)
+    outbox: bytearray = dataclasses.field(default_factory=bytearray)  # notices the pipe did not take yet
+
+
+class _Outbox:
+    """The selector's data for a notice pipe waiting to be writable."""
+
+    __slots__ = ("worker",)
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
 
 
 class WorkerHandle:
@@ -150,6 +172,7 @@ class WorkerHandle:
 
     ``ready()`` once it is serving; ``beat(...)`` every ``beat_interval_s`` from its
     loop (it returns False when the supervisor is gone, and the worker should stop).
+    ``feed`` is the supervisor's watcher as this worker reads it (``--live-reload``), else None.
     """
 
     def __init__(
@@ -160,8 +183,10 @@ class WorkerHandle:
         boot_fd: int,
         parent_pid: int,
         timeout_s: float,
+        feed: Optional[Feed] = None,
     ) -> None:
         self.number = number
+        self.feed = feed
         self.listener = listener
         self.beat_interval_s = min(1.0, timeout_s / 4)
         self._scoreboard = scoreboard
@@ -205,7 +230,8 @@ class Supervisor:
     """Keeps ``workers`` processes running ``worker_main`` on ``listener``.
 
     ``on_running`` is called once, when the first set of workers is ready (the CLI
-    prints its startup line then). :meth:`run` returns the exit status: 0 after a
+    prints its startup line then). ``watcher``: batches of changes to tell every
+    worker (``--live-reload``); the caller closes it after :meth:`run`. :meth:`run` returns the exit status: 0 after a
     drain asked for by a signal, 1 when workers cannot start, 128 + signal number
     after a second SIGTERM/SIGINT. Must run in the main thread (it installs signal
     handlers), in a process with no other threads (it forks).
@@ -220,6 +246,7 @@ class Supervisor:
         worker_timeout_s: float = 30.0,
         shutdown_timeout_s: float = 10.0,
         on_running: Optional[Callable[[], None]] = None,
+        watcher: Optional[Watcher] = None,
     ) -> None:
         if not 1 <= workers <= MAX_WORKERS:
             raise ValueError("workers must be 1..%d" % MAX_WORKERS)
@@ -242,6 +269,8 @@ class Supervisor:
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
+        self.watcher = watcher
+        self._watch_fd = -1  # the watcher's descriptor while it is in the selector
 
     # -- states ----------------------------------------------------------------------
 
@@ -261,20 +290,29 @@ class Supervisor:
     def run(self) -> int:
         self._install_signals()
         self._selector.register(self._wake_r, selectors.EVENT_READ, None)
+        self._watch_settle()
         try:
             log.info("supervisor %d: starting %d workers", os.getpid(), self.target)
             self._manage()
             while self.state is not SupervisorState.STOPPED:
                 for key, _mask in self._selector.select(self._timeout()):
-                    if key.data is None:
+                    data = key.data
+                    if data is None:
                         self._on_signals()
+                    elif self.watcher is not None and data is self.watcher:
+                        self.watcher.read(time.monotonic())
+                    elif isinstance(data, _Outbox):
+                        self._flush_notices(data.worker)
                     else:
-                        self._on_boot_pipe(key.data)
+                        self._on_boot_pipe(data)
                 self._reap()
                 self._check_deadlines()
                 self._manage()
+                self._watch_step()
         finally:
             self._restore_signals()
+            for worker in self.workers.values():
+                self._close_notice_pipe(worker)
             self._selector.close()
             os.close(self._wake_r)
             os.close(self._wake_w)
@@ -285,7 +323,81 @@ class Supervisor:
         now = time.monotonic()
         if self._next_spawn > now:
             timeout = min(timeout, self._next_spawn - now)
+        watcher = self.watcher
+        if watcher is not None:
+            due = watcher.deadline()
+            if watcher.backend == "poll":
+                due = watcher.next_scan_at if due is None else min(due, watcher.next_scan_at)
+            if due is not None:
+                timeout = min(timeout, due - now)
         return max(0.0, timeout)
+
+    # -- live reload: the watcher and the notice pipes ------------------------------------
+
+    def _watch_settle(self) -> None:
+        """Keep the watcher's descriptor in the selector while it has one (it may fall back to polling)."""
+        watcher = self.watcher
+        fd = watcher.fileno() if watcher is not None else -1
+        if fd == self._watch_fd:
+            return
+        if self._watch_fd >= 0:
+            self._selector.unregister(self._watch_fd)
+        if fd >= 0:
+            self._selector.register(fd, selectors.EVENT_READ, watcher)
+        self._watch_fd = fd
+
+    def _watch_step(self) -> None:
+        """List what is due (new folders; the whole folder when polling), tell workers a batch that is due."""
+        watcher = self.watcher
+        if watcher is None:
+            return
+        new_dirs = watcher.take_new_dirs()
+        if new_dirs:
+            watcher.trees_added(watcher.add_trees(new_dirs), time.monotonic())
+        now = time.monotonic()
+        if watcher.backend == "poll" and now >= watcher.next_scan_at:
+            watcher.scanned(scan_tree(watcher.root, watcher.rules), time.monotonic())
+        self._watch_settle()
+        batch = watcher.take(time.monotonic())
+        if batch is not None:
+            self._tell_workers(batch)
+
+    def _tell_workers(self, batch: Batch) -> None:
+        log.info("changed: %s; telling %d worker(s)", batch.describe(), len(self.workers))
+        line = batch.encode()
+        for worker in self.workers.values():
+            if worker.notice_pipe is not None:
+                worker.outbox += line
+                self._flush_notices(worker)
+
+    def _flush_notices(self, worker: Worker) -> None:
+        """Write what the worker's outbox holds; wait for writability if the pipe is full."""
+        fd = worker.notice_pipe
+        if fd is None:
+            return
+        waiting = bool(worker.outbox)
+        try:
+            while worker.outbox:
+                written = os.write(fd, worker.outbox)
+                del worker.outbox[:written]
+        except BlockingIOError:
+            pass
+        except OSError:  # EPIPE: it exited; the reap closes the pipe
+            worker.outbox.clear()
+        registered = fd in self._selector.get_map()
+        if worker.outbox and not registered:
+            self._selector.register(fd, selectors.EVENT_WRITE, _Outbox(worker))
+        elif not worker.outbox and registered and waiting:
+            self._selector.unregister(fd)
+
+    def _close_notice_pipe(self, worker: Worker) -> None:
+        fd = worker.notice_pipe
+        if fd is not None:
+            if fd in self._selector.get_map():
+                self._selector.unregister(fd)
+            os.close(fd)
+            worker.notice_pipe = None
+            worker.outbox.clear()
 
     def _install_signals(self) -> None:
         self._saved = {signum: signal.getsignal(signum) for signum in SIGNAL_ACTIONS}
@@ -400,6 +512,7 @@ class Supervisor:
         numbers = {w.number for w in self.workers.values()}
         number = next(n for n in range(1, 2 * MAX_WORKERS + 1) if n not in numbers)
         boot_r, boot_w = os.pipe()
+        notice_r, notice_w = os.pipe() if self.watcher is not None else (-1, -1)
         parent_pid = os.getpid()
         sys.stderr.flush()
         # Until the child has its own handlers, a signal sent to it would run ours and write
@@ -409,24 +522,34 @@ class Supervisor:
             pid = os.fork()
             if pid == 0:  # the worker; it never returns from here
                 os.close(boot_r)
-                self._become_worker(number, boot_w, parent_pid, mask)
+                if notice_w >= 0:
+                    os.close(notice_w)
+                self._become_worker(number, boot_w, parent_pid, mask, notice_r)
         except OSError:
-            os.close(boot_r)
-            os.close(boot_w)
+            for fd in (boot_r, boot_w, notice_r, notice_w):
+                if fd >= 0:
+                    os.close(fd)
             raise
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         os.close(boot_w)
+        if notice_r >= 0:
+            os.close(notice_r)
+            os.set_blocking(notice_w, False)
         self.forks += 1
         self.scoreboard.claim(number, pid)
         now = time.monotonic()
         worker = Worker(number, pid, self.generation, boot_r, started=now, deadline=now + self.worker_timeout_s)
+        if notice_w >= 0:
+            worker.notice_pipe = notice_w
         self.workers[pid] = worker
         self._selector.register(boot_r, selectors.EVENT_READ, worker)
         log.info("worker %d (pid %d) booting", number, pid)
         return worker
 
-    def _become_worker(self, number: int, boot_fd: int, parent_pid: int, mask: Iterable[int]) -> None:
+    def _become_worker(
+        self, number: int, boot_fd: int, parent_pid: int, mask: Iterable[int], notice_fd: int = -1
+    ) -> None:
         status = WORKER_BOOT_ERROR
         try:
             signal.set_wakeup_fd(-1)
@@ -445,8 +568,17 @@ class Supervisor:
             self._selector.close()
             for fd in [self._wake_r, self._wake_w] + [w.boot_pipe for w in self.workers.values() if w.boot_pipe]:
                 os.close(fd)
+            feed = None
+            if self.watcher is not None:  # the supervisor's: its descriptor and the other workers' pipes
+                self.watcher.close()
+                for worker in self.workers.values():
+                    if worker.notice_pipe is not None:
+                        os.close(worker.notice_pipe)
+                feed = Feed(notice_fd, self.watcher.epoch)
             set_this_worker(WorkerIdentity(number, self.scoreboard))
-            handle = WorkerHandle(number, self.listener, self.scoreboard, boot_fd, parent_pid, self.worker_timeout_s)
+            handle = WorkerHandle(
+                number, self.listener, self.scoreboard, boot_fd, parent_pid, self.worker_timeout_s, feed
+            )
             try:
                 status = self.worker_main(handle)
             except FatalBootError as exc:
@@ -514,6 +646,7 @@ class Supervisor:
             if worker is None:
                 continue
             self._close_boot_pipe(worker)
+            self._close_notice_pipe(worker)
             self.scoreboard.clear(worker.number)
             fatal = os.WIFEXITED(status) and os.WEXITSTATUS(status) == WORKER_FATAL_ERROR
             self._on_exit(worker, _describe_status(status), fatal)
@@ -606,7 +739,9 @@ class Supervisor:
                 os.waitpid(pid, 0)
             except ChildProcessError:
                 pass
-            self.scoreboard.clear(self.workers.pop(pid).number)
+            worker = self.workers.pop(pid)
+            self._close_notice_pipe(worker)
+            self.scoreboard.clear(worker.number)
 
 
 def _note_signal(_signum: int, _frame: object) -> None:
