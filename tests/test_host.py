@@ -46,6 +46,14 @@ def test_other_hosts_are_403(server, host):
     assert status_for(server, "Host: %s\r\n" % host.format(port=server.port)) == 403
 
 
+@pytest.mark.parametrize("name", ["localhost", "127.0.0.1"])
+def test_a_name_without_the_port_is_403_on_a_port_browsers_do_not_leave_out(server, name):
+    """Only on 80 (443 for HTTPS) may the port be left out of Host, as browsers do there."""
+    assert server.port not in (80, 443)
+    assert status_for(server, "Host: %s\r\n" % name) == 403
+    assert status_for(server, "Host: %s:%d\r\n" % (name, server.port)) == 200
+
+
 def test_allow_host_values(make_server):
     server = make_server(allowed_hosts=("myapp.test", "other.test:9999"))
     assert status_for(server, "Host: myapp.test:%d\r\n" % server.port) == 200
