@@ -62,7 +62,7 @@ class Config:
     max_header_section_bytes: int = 8192
     max_field_lines: int = 100
     max_body_bytes: int = 1024 * 1024
-    max_uploads_bytes: int = 256 * 1024 * 1024  # all of uploads/, counted at each upload; past it 507
+    max_uploads_bytes: int = 256 * 1024 * 1024  # all of uploads/, a running total (handlers/quota.py); past it 507
 
     # Persistence (RFC 9112 §9.3) and timeouts, in seconds.
     keepalive_timeout_s: float = 30.0

@@ -52,7 +52,6 @@ from reactor.config import Config
 from reactor.connection import Collaborators, Connection, ConnState
 from reactor.handlers import Application
 from reactor.handlers.status import snapshot
-from reactor.handlers.upload import UPLOADS_DIR, remove_stale_temp_files
 from reactor.loop import EVENT_READ, EventLoop, TimerHandle
 from reactor.scoreboard import AcceptGate
 from reactor.serializer import http_date, response_head
@@ -247,9 +246,7 @@ class Server:
         status = functools.partial(snapshot, self.stats, self.connections, self.pool, self.loop)
         self.app = Application(config, self.address[1], status)
         self.context = Collaborators(config, self.loop, self.pool, self.stats, self.tracer, self.app, self._closed)
-        removed = remove_stale_temp_files(os.path.join(os.path.realpath(config.root), UPLOADS_DIR))
-        if removed:
-            log.warning("removed %d incomplete upload temp file(s) left by an earlier crash", removed)
+        self.app.upload.start(self.loop, self.pool)  # sweeps stray temp files; counts uploads/ for the quota
         self._resume_accepting()
         return self.address
 
