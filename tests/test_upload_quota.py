@@ -82,6 +82,12 @@ def test_no_uploads_is_read_only(make_server, site):
     assert fetch(server, "GET", "/sample.txt")[0].status == 200
 
 
+def test_a_read_only_server_writes_nothing_into_an_existing_uploads_folder(make_server, site):
+    before = sorted(p.name for p in (site / UPLOADS_DIR).iterdir())
+    make_server(uploads=False)
+    assert sorted(p.name for p in (site / UPLOADS_DIR).iterdir()) == before  # no ledger either
+
+
 def test_quota_counts_what_is_already_there(make_server, site):
     (site / UPLOADS_DIR / "old.json").write_bytes(b"x" * 100)
     server = make_server(max_uploads_bytes=130)

@@ -303,8 +303,10 @@ def scan(directory: str, since: float) -> Tuple[int, Dict[str, int]]:
         folder, top = folders.pop()
         try:
             entries = os.scandir(folder)
-        except FileNotFoundError:
-            continue
+        except OSError as exc:
+            if top and exc.errno != errno.ENOENT:
+                raise  # the folder itself cannot be read: no count at all
+            continue  # a subfolder gone meanwhile, or closed to us: counted as empty, as du would
         with entries:
             for entry in entries:
                 try:
@@ -312,10 +314,8 @@ def scan(directory: str, since: float) -> Tuple[int, Dict[str, int]]:
                         folders.append((entry.path, False))
                         continue
                     info = entry.stat(follow_symlinks=False)
-                except OSError as exc:
-                    if exc.errno in (errno.ENOENT, errno.ESTALE):
-                        continue  # deleted meanwhile
-                    raise
+                except OSError:
+                    continue  # deleted meanwhile
                 if not stat.S_ISREG(info.st_mode) or (top and entry.name == LEDGER_NAME):
                     continue
                 key = (info.st_dev, info.st_ino)

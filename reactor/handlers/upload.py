@@ -325,7 +325,7 @@ class Uploads:
 
     def __init__(self, config: "Config") -> None:
         self.directory = os.path.join(os.path.realpath(config.root), UPLOADS_DIR)
-        self.quota = UploadQuota(config.max_uploads_bytes)
+        self.quota = UploadQuota(config.max_uploads_bytes if config.uploads else 0)  # read-only: no ledger
         self._loop: Optional[EventLoop] = None
         self._pool: Optional[WorkerPool] = None
 
