@@ -164,6 +164,8 @@ CAUSES: Dict[str, Optional[str]] = {
     "_fail": "bad input or timeout, error response",
     "_response_done": "response sent, keep-alive",
     "_response_done: writing -> reading-headers": "response sent, next request already buffered",
+    "_hand_over": "101 sent: protocol switch",
+    "go_away": "server stopping, idle",
     "_close_after_response": "response sent, close",
     "_close_after_response: writing -> closing": "response sent, close, input may follow",
     "_run": "EndOfStream",
@@ -184,7 +186,7 @@ def _timer_states() -> Set[ConnState]:
 def machine() -> statemoves.Machine:
     """Connection's machine as :mod:`statemoves` reads it.
 
-    ``close``, ``abort`` and ``respond`` only carry a move out for their callers, so the
+    ``close``, ``abort``, ``respond`` and ``_send`` only carry a move out for their callers, so the
     arrows name the callers. ``_on_timer`` runs only in a state that arms a timer.
     """
     return statemoves.Machine(
@@ -194,7 +196,7 @@ def machine() -> statemoves.Machine:
         "Connection",
         setters={"set_state": 0},
         subjects=("state", "self.state"),
-        carriers=("close", "abort", "respond"),
+        carriers=("close", "abort", "respond", "_send"),
         domains={"_on_timer": _timer_states()},
     )
 

@@ -29,6 +29,7 @@ import docgen
 import reactor
 from reactor import cli
 from reactor.config import Config
+from reactor.errors import busy
 
 _FLAG_GROUPS = ("limits", "timeouts and persistence (seconds)")
 _MACHINE_SPECIFIC = re.compile(r",? now \d+")  # "--max-connections" help shows this machine's fd limit
@@ -139,6 +140,9 @@ def _text(node: Optional[ast.AST]) -> str:
     return ""
 
 
+_BUSY_REASON: str = busy.__defaults__[0]  # type: ignore[index]
+
+
 class _StatusScan(ast.NodeVisitor):
     def __init__(self, module: str) -> None:
         self.scope = [module]
@@ -171,6 +175,9 @@ class _StatusScan(ast.NodeVisitor):
     def visit_Call(self, node: ast.Call) -> None:
         func = node.func
         name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+        if name == "busy":  # reactor.errors.busy(reason=...): a 503, from the caller
+            reason = node.args[0] if node.args else None
+            self._add(503, _text(reason) if reason is not None else _BUSY_REASON)
         if _CALLS.search(name):
             args = list(node.args)
             status = args[0] if args else next((k.value for k in node.keywords if k.arg == "status"), None)

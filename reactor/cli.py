@@ -736,7 +736,7 @@ def run_worker(config: Config, handle: WorkerHandle) -> int:
 
     def beat() -> None:
         stats = server.stats
-        if not handle.beat(stats.requests, stats.accepted, len(server.connections)) and not server.stopping:
+        if not handle.beat(stats.requests, stats.accepted, len(server.sessions)) and not server.stopping:
             log.warning("worker %d: the supervisor is gone; stopping", handle.number)
             server.shutdown(graceful=True)
         server.loop.call_later(handle.beat_interval_s, beat)

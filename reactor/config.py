@@ -42,6 +42,8 @@ class Config:
     port: int = 8080
     root: Path = dataclasses.field(default_factory=default_root)  # made absolute in __post_init__
     pool_size: int = 4
+    app_threads: int = 4  # threads that run application code (0: it runs on the loop thread)
+    app_queue_max: int = 128  # application jobs queued or running before requests get 503
     # Disk jobs queued or running before requests get 503. Each connection has at most
     # one job, so this bounds queueing delay, not memory: 1000 simultaneous clients fit.
     pool_queue_max: int = 1024

@@ -7,8 +7,18 @@ A :class:`Connection` is the HTTP side of one client: a sans-I/O
 the state it is in (:class:`ConnState`). The bytes move through a
 :class:`~reactor.transport.Transport` beneath it (plain TCP or TLS; the connection
 cannot tell which), and everything else it needs comes in its :class:`Collaborators`:
-the config, the loop, the worker pool, the counters, the tracer, the application that
-routes requests, and a callback for when it closes. It never sees the server.
+the config, the loop, the pools, the counters, the tracer, the application that routes
+requests, and the server's table of sessions, which it leaves when it closes. It never
+sees the server; to the server it is one :class:`~reactor.sessions.Session` among others.
+
+A response goes out in four named steps (:meth:`Connection.respond`): its framing and
+the connection's persistence are decided by two small functions of
+:mod:`reactor.framing`, the head is serialized from parts made once where it can be,
+and the bytes are handed to the transport. A ``101 Switching Protocols`` that carries an
+upgrade ends the exchange: once the 101 is in the kernel, the parser hands over the
+bytes it holds, the connection enters ``UPGRADED`` (terminal: its timer stops, the
+transport stays open), the new protocol's session takes its place in the table, and the
+transport switches protocol.
 
 Every change of state goes through :meth:`Connection.set_state`, which checks the move
 against :data:`NEXT` and arms the timeout of the new state. The diagram in
@@ -23,33 +33,36 @@ selector interest. A buffer that holds several pipelined requests is answered re
 by request within one pass, in order, because the parser pauses after each request
 until its response has been handed to the kernel.
 
-Timeouts use one timer per connection and a ``deadline`` attribute. A change of state
+Timeouts use one :class:`~reactor.deadline.Deadline` per connection: a change of state
 only sets the deadline (a plain assignment, from the loop's time of the pass); the
 timer is settled once, when the pass ends and the connection waits, and is moved only
-if it would fire too late. A timer that fires early re-arms itself at the deadline.
-So a keep-alive request that arrives whole and is answered in one pass touches the
-timer heap not at all, and extending the deadline on every body read is O(1).
+if it would fire too late. So a keep-alive request that arrives whole and is answered in
+one pass touches the timer heap not at all, and extending the deadline on every body
+read is O(1).
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import enum
-import errno
 import logging
 import time
 import typing
-from typing import Any, Callable, Dict, FrozenSet, Optional, Tuple
+from typing import Any, Callable, Dict, FrozenSet, Optional, Sequence, Tuple
 
 from reactor import log as logmod
 from reactor.config import Config
-from reactor.errors import HTTPError, ProtocolError
+from reactor.deadline import Deadline
+from reactor.errors import HTTPError, ProtocolError, busy
 from reactor.events import NEED_DATA, PAUSED, BodyData, RequestEnd, RequestHead
-from reactor.loop import EventLoop, TimerHandle
+from reactor.framing import CHUNKED, BodyFraming, Framing, persists, response_framing
+from reactor.loop import EventLoop
 from reactor.parser import RequestParser
-from reactor.response import ChunkedStream, Response
-from reactor.serializer import http_date, response_head, status_line
+from reactor.response import FramedStream, FrozenFields, Pool, Response, Upgrade, close_stream
+from reactor.serializer import field_lines, http_date, response_head, status_line
+from reactor.sessions import SessionTable
 from reactor.stats import Stats
+from reactor.trace import Tracer
 from reactor.transport import Transport, is_quiet
 
 log = logging.getLogger("reactor.connection")
@@ -57,10 +70,11 @@ log = logging.getLogger("reactor.connection")
 SERVER_NAME = "reactor"
 _JOIN_BODY_BYTES = 64 * 1024  # bodies up to this size go out in one send with the head
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-_NO_CONTENT_LENGTH = frozenset({204, 304})
 _HEAD_CACHE_ENTRIES = 256  # serialized heads kept by Collaborators.cached_head (one per hot file variant)
-_EXHAUSTED = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM})  # back-pressure, not a bug
-_BUSY = "server busy; try again shortly"
+_CONTENT_LENGTH = BodyFraming.CONTENT_LENGTH
+# A graceful stop gives a connection accepted but still silent this long to send its
+# first request (more than a round trip); a reload must not fail a client that connected.
+FRESH_GRACE_S = 1.0
 
 
 class ConnState(enum.Enum):
@@ -74,6 +88,7 @@ class ConnState(enum.Enum):
     WRITING = "writing"  # the response is queued on the transport, until the kernel has all of it
     CLOSING = "closing"  # final response sent, write side shut; discarding input (lingering close)
     CLOSED = "closed"  # transport closed; nothing leaves it
+    UPGRADED = "upgraded"  # a 101 is in the kernel: the transport and the table entry belong to another protocol
 
     # Members are singletons, so identity hashing is correct, and unlike Enum's own
     # __hash__ (Python code hashing the name) it costs no function call: states are
@@ -90,9 +105,12 @@ NEXT: Dict[ConnState, FrozenSet[ConnState]] = {
     ),
     ConnState.READING_BODY: frozenset({ConnState.RESPONDING, ConnState.WRITING, ConnState.CLOSED}),
     ConnState.RESPONDING: frozenset({ConnState.WRITING, ConnState.CLOSED}),
-    ConnState.WRITING: frozenset({ConnState.IDLE, ConnState.READING_HEADERS, ConnState.CLOSING, ConnState.CLOSED}),
+    ConnState.WRITING: frozenset(
+        {ConnState.IDLE, ConnState.READING_HEADERS, ConnState.CLOSING, ConnState.CLOSED, ConnState.UPGRADED}
+    ),
     ConnState.CLOSING: frozenset({ConnState.CLOSED}),
     ConnState.CLOSED: frozenset(),
+    ConnState.UPGRADED: frozenset(),
 }
 
 _HANDSHAKING = ConnState.HANDSHAKING
@@ -103,6 +121,7 @@ _RESPONDING = ConnState.RESPONDING
 _WRITING = ConnState.WRITING
 _CLOSING = ConnState.CLOSING
 _CLOSED = ConnState.CLOSED
+_UPGRADED = ConnState.UPGRADED
 #: Each state's own time limit: the :class:`~reactor.config.Config` field that holds it
 #: in seconds, or None. ``set_state`` sets the deadline from it; WRITING has a limit
 #: only while the client does not read (``send_timeout_s``, set in ``_run``).
@@ -115,8 +134,10 @@ TIMEOUT_FIELDS: Dict[ConnState, Optional[str]] = {
     _WRITING: None,
     _CLOSING: "linger_timeout_s",
     _CLOSED: None,
+    _UPGRADED: None,
 }
 _PARSING = frozenset({_READING_HEADERS, _READING_BODY})
+_ENDED = frozenset({_CLOSED, _UPGRADED})  # the connection has let go of its transport
 _WANTS_INPUT = frozenset({_IDLE, _READING_HEADERS, _READING_BODY, _CLOSING})
 
 
@@ -134,7 +155,10 @@ class Request:
     complete. ``body`` is None unless the route asked for the message body
     (:meth:`want_body`); then it collects the decoded bytes (the parser bounds it by
     ``max_body_bytes``). ``complete`` turns true at the end of the message; a response
-    sent before that (an early refusal) closes the connection.
+    sent before that (an early refusal) closes the connection, lingering. ``status``
+    and ``body_bytes_sent`` describe the response, for the log; ``stream`` is a
+    streamed body on its way (its bytes are counted as they go), ``upgrade`` the
+    protocol switch a 101 carries until it is in the kernel.
     """
 
     __slots__ = (
@@ -148,6 +172,8 @@ class Request:
         "complete",
         "body_started",
         "body_received",
+        "stream",
+        "upgrade",
     )
 
     def __init__(self, head: Optional[RequestHead], request_line: Optional[str]) -> None:
@@ -161,6 +187,8 @@ class Request:
         self.complete = False
         self.body_started = 0.0  # loop time of the first body byte (for the minimum rate)
         self.body_received = 0  # bytes of the message body received so far (as framed)
+        self.stream: Optional[FramedStream] = None
+        self.upgrade: Optional[Upgrade] = None
 
     def want_body(self) -> None:
         """Ask for the message body to be collected into ``body``."""
@@ -179,31 +207,30 @@ class Application(typing.Protocol):
         ...
 
 
-class Pool(typing.Protocol):
-    """The part of :class:`reactor.workers.WorkerPool` a connection uses."""
-
-    def submit(self, job: Callable[..., Any], args: Tuple[Any, ...], callback: Callable[[Any], None]) -> bool: ...
-
-
 class Collaborators:
     """What every connection of one server is handed: never the server itself.
 
-    ``closed(conn)`` is called once when a connection reaches CLOSED. ``stopping`` is set
-    by whoever runs a graceful stop; responses then carry ``Connection: close``.
+    ``pool`` does the disk work; ``app_pool`` runs application code (None: the
+    application is called on the loop thread, ``--threads 0``). ``sessions`` is the
+    server's table: a connection leaves it when it closes, and an upgrade replaces its
+    entry. ``stopping`` is set once by whoever runs a graceful stop: from then on every
+    response carries ``Connection: close``. ``app`` is set by the server once the port is
+    bound, before the first connection.
     """
 
     __slots__ = (
         "config",
         "loop",
         "pool",
+        "app_pool",
         "stats",
         "tracer",
         "app",
-        "closed",
+        "sessions",
         "stopping",
         "_keep_alive_values",
         "_heads",
-        "_date",
+        "_date_second",
         "_date_line",
         "_keep_alive_tails",
         "timeouts",
@@ -213,24 +240,25 @@ class Collaborators:
         self,
         config: Config,
         loop: EventLoop,
-        pool: Any,
+        pool: Pool,
         stats: Stats,
-        tracer: Any,
-        app: Application,
-        closed: Callable[["Connection"], None],
+        tracer: Optional[Tracer],
+        sessions: SessionTable,
+        app_pool: Optional[Pool] = None,
     ) -> None:
         self.config = config
         self.loop = loop
         self.pool = pool
+        self.app_pool = app_pool
         self.stats = stats
         self.tracer = tracer  # None unless --trace: then each trace point below writes a line
-        self.app = app
-        self.closed = closed
+        self.app: Application
+        self.sessions = sessions
         self.stopping = False
         self._keep_alive_values: Dict[int, str] = {}
         # See cached_head(): id(fields) -> (fields, status, length, status-line, field lines Server..Content-Length).
-        self._heads: Dict[int, Tuple[Tuple[Tuple[str, str], ...], int, int, bytes, bytes]] = {}
-        self._date = ""  # the http_date() that _date_line was made from
+        self._heads: Dict[int, Tuple[FrozenFields, int, int, bytes, bytes]] = {}
+        self._date_second = -1.0  # the second (time.time(), whole) _date_line was made for
         self._date_line = b""
         self._keep_alive_tails: Dict[Tuple[int, bool], bytes] = {}
         #: Each state's time limit in seconds (TIMEOUT_FIELDS read from ``config``), or None.
@@ -252,56 +280,74 @@ class Collaborators:
                 self._keep_alive_values[responses] = value
         return value
 
+    def date_line(self) -> bytes:
+        """``Date: <IMF-fixdate>\\r\\n`` for now (RFC 9110 §6.6.1), made once a second."""
+        now = time.time()
+        if not self._date_second <= now < self._date_second + 1.0:
+            second = float(int(now))
+            self._date_line = ("Date: %s\r\n" % http_date(second)).encode("latin-1")
+            self._date_second = second
+        return self._date_line
+
+    def persistence_tail(self, keep_alive: bool, head: Optional[RequestHead], responses: int) -> bytes:
+        """The persistence fields and the empty line that end a final response's head (RFC 9112 §9.3).
+
+        ``Connection: close``, or ``Keep-Alive: timeout=…, max=…`` for the
+        ``responses``-th response, after ``Connection: keep-alive`` when the request
+        ``head`` needs it (HTTP/1.0) or asked (a 1.1 ``Connection: keep-alive``); each
+        made once per response number.
+        """
+        if not keep_alive:
+            return b"Connection: close\r\n\r\n"
+        say = head is not None and (head.http_version == "1.0" or "keep-alive" in head.connection_options)
+        key = (responses, say)
+        tail = self._keep_alive_tails.get(key)
+        if tail is None:
+            tail = (
+                "%sKeep-Alive: %s\r\n\r\n"
+                % ("Connection: keep-alive\r\n" if say else "", self.keep_alive_value(responses))
+            ).encode("latin-1")
+            if responses <= 1024:
+                self._keep_alive_tails[key] = tail
+        return tail
+
     def cached_head(
         self,
         status: int,
-        fields: Tuple[Tuple[str, str], ...],
+        fields: FrozenFields,
         length: int,
         keep_alive: bool,
-        say_keep_alive: bool,
+        head: Optional[RequestHead],
         responses: int,
     ) -> bytes:
-        """The response head :meth:`Connection.respond` would build, from parts made once.
+        """The head :meth:`Connection._head` makes, from parts made once: for FrozenFields with a Content-Length.
 
-        For a response whose ``fields`` are a tuple (a hot file's fields are made once
-        per file version, see :mod:`reactor.handlers.files`) and whose body has a
-        Content-Length of ``length`` bytes: the status-line and the field lines from
-        Server to Content-Length are serialized (and checked) once per tuple, the Date
-        line once per second and the persistence fields once per response number. The
-        bytes are exactly what the general path makes, in the same order.
+        The status-line and the field lines from Server to Content-Length (``length``
+        bytes) are serialized (and checked) once per fields, status and length; the
+        Date line once per second (:meth:`date_line`); the persistence fields once per
+        response number (:meth:`persistence_tail`). The bytes are what the general path
+        makes, from the same pieces; the common cases are looked up here without a call.
         """
         entry = self._heads.get(id(fields))
         if entry is None or entry[0] is not fields or entry[1] != status or entry[2] != length:
-            # Holding the tuple keeps its id from being reused while the entry exists.
-            config = self.config
-            lines = response_head(
-                status, [("Server", SERVER_NAME), *fields, *config.added_fields, ("Content-Length", str(length))]
-            )
+            # Holding the fields keeps their id from being reused while the entry exists.
             if len(self._heads) >= _HEAD_CACHE_ENTRIES:
                 self._heads.clear()  # a full cache means many files: start again, cheaply
-            line = status_line(status)
-            entry = self._heads[id(fields)] = (fields, status, length, line, lines[len(line) : -2])
-        date = http_date()
-        if date is not self._date:
-            self._date = date
-            self._date_line = ("Date: %s\r\n" % date).encode("latin-1")
-        if keep_alive:
-            key = (responses, say_keep_alive)
-            tail = self._keep_alive_tails.get(key)
-            if tail is None:
-                tail = (
-                    "%sKeep-Alive: %s\r\n\r\n"
-                    % ("Connection: keep-alive\r\n" if say_keep_alive else "", self.keep_alive_value(responses))
-                ).encode("latin-1")
-                if responses <= 1024:
-                    self._keep_alive_tails[key] = tail
-        else:
-            tail = b"Connection: close\r\n\r\n"
-        return b"".join((entry[3], self._date_line, entry[4], tail))
+            middle = field_lines(
+                [("Server", SERVER_NAME), *fields, *self.config.added_fields, ("Content-Length", str(length))]
+            )
+            entry = self._heads[id(fields)] = (fields, status, length, status_line(status), middle)
+        second = self._date_second
+        date_line = self._date_line if second <= time.time() < second + 1.0 else self.date_line()
+        if not keep_alive or head is None or head.http_version != "1.1" or head.connection_options:
+            tail = self.persistence_tail(keep_alive, head, responses)
+        else:  # an HTTP/1.1 client that keeps alive without saying so: the common case, inline
+            tail = self._keep_alive_tails.get((responses, False)) or self.persistence_tail(True, head, responses)
+        return b"".join((entry[3], date_line, entry[4], tail))
 
 
 class Connection:
-    """The HTTP exchange of one client, driven through :class:`ConnState`."""
+    """The HTTP exchange of one client, driven through :class:`ConnState`; a :class:`~reactor.sessions.Session`."""
 
     __slots__ = (
         "ctx",
@@ -313,10 +359,12 @@ class Connection:
         "request",
         "responses",
         "keep_alive",
-        "deadline",
-        "_timer",
+        "timer",
         "_batching",
     )
+
+    #: What the status page counts this session as (:attr:`reactor.sessions.Session.label`).
+    label = "http"
 
     def __init__(self, ctx: Collaborators, transport: Transport, conn_id: int) -> None:
         config = ctx.config
@@ -334,14 +382,14 @@ class Connection:
         self.request: Optional[Request] = None
         self.responses = 0  # responses started on this connection
         self.keep_alive = True  # whether the current response leaves the connection open
-        self.deadline: Optional[float] = None
-        self._timer: Optional[TimerHandle] = None
+        #: The deadline of the current state, and the one timer that enforces it.
+        self.timer = Deadline(ctx.loop, self._on_timer, self._trace_timer if self.tracer else None)
         self._batching = False  # inside _run: responses to pipelined requests may leave in one send
 
     def __repr__(self) -> str:
         return "<Connection #%d %s %s>" % (self.id, self.client, self.state.value)
 
-    # What handlers may use.
+    # What handlers (and the server's table) may use.
 
     @property
     def client(self) -> str:
@@ -349,16 +397,30 @@ class Connection:
         return self.transport.peer
 
     @property
+    def peer(self) -> str:
+        """The peer's address (:attr:`reactor.sessions.Session.peer`)."""
+        return self.transport.peer
+
+    def phase(self) -> str:
+        """The state's name, for the status page."""
+        return self.state.value
+
+    @property
     def local_host(self) -> str:
         """The address this connection arrived on (``getsockname``)."""
         return self.transport.local_host
+
+    @property
+    def secure(self) -> bool:
+        """True when the transport encrypts (HTTPS)."""
+        return self.transport.secure
 
     @property
     def config(self) -> Config:
         return self.ctx.config
 
     @property
-    def pool(self) -> Any:
+    def pool(self) -> Pool:
         return self.ctx.pool
 
     @property
@@ -370,7 +432,7 @@ class Connection:
     def start(self) -> None:
         """Begin in HANDSHAKING; the transport says when bytes can flow."""
         if self.tracer:
-            self.tracer.accepted(self)
+            self.tracer.accepted(self, self.client)
         self.transport.start(self)
         if self.state is _HANDSHAKING:  # not ready at once: a TLS handshake has begun
             self._arm(self.ctx.config.tls_handshake_timeout_s)
@@ -379,8 +441,9 @@ class Connection:
     def set_state(self, new: ConnState) -> None:
         """Move to ``new``: check :data:`NEXT` and set the new state's deadline.
 
-        The limits are :data:`TIMEOUT_FIELDS`. Raises InvalidTransition if the move is
-        not allowed.
+        The limits are :data:`TIMEOUT_FIELDS`. CLOSED closes the transport and leaves the
+        table; UPGRADED only stops the timer (the transport has a new owner). Raises
+        InvalidTransition if the move is not allowed.
         """
         old = self.state
         if new not in NEXT[old]:
@@ -393,10 +456,10 @@ class Connection:
             self._arm(timeout)
             if new is _READING_BODY:
                 self.request.body_started = self.ctx.loop.now  # type: ignore[union-attr]
-        elif new is _CLOSED:
-            self._teardown()
+        elif new in _ENDED:
+            self._teardown(new)
         else:
-            self.deadline = None  # RESPONDING, WRITING: no limit of their own
+            self.timer.when = None  # RESPONDING, WRITING: no limit of their own
 
     def _run(self) -> None:
         """Take every step possible until the connection must wait; then settle the interest.
@@ -414,13 +477,13 @@ class Connection:
                 try:
                     if state is _WRITING:
                         if self.transport.writing():
-                            if self.deadline is None:
+                            if self.timer.when is None:
                                 self._arm(self.ctx.config.send_timeout_s)  # the client must read first
                             break
                         self._response_done()
                         continue
                     if state not in _PARSING:
-                        break  # HANDSHAKING, IDLE, RESPONDING, CLOSING, CLOSED wait for something outside
+                        break  # HANDSHAKING, IDLE, RESPONDING, CLOSING, CLOSED, UPGRADED wait for something outside
                     try:
                         event = parser.next_event()
                     except ProtocolError as exc:
@@ -445,11 +508,12 @@ class Connection:
                         self.close()
                 except Exception as exc:  # a bug in a handler must cost one connection, not the loop
                     self._internal_error(exc)
-            if self.state is not _CLOSED:
+            if self.state not in _ENDED:
                 self.transport.set_reading(self.state in _WANTS_INPUT)
-                deadline = self.deadline
-                if deadline is not None and (self._timer is None or self._timer.when > deadline):
-                    self._settle_timer()
+                timer = self.timer
+                when = timer.when
+                if when is not None and (timer.handle is None or timer.handle.when > when):
+                    self._settle_timer()  # the timer would fire too late (or there is none): move it
         finally:
             if not outer:
                 self._batching = False
@@ -461,6 +525,8 @@ class Connection:
         """The transport is ready (at once for TCP, after the TLS handshake)."""
         if self.state is _HANDSHAKING:
             self.set_state(_IDLE)
+            if self.ctx.stopping:
+                self._grace()
             self._run()
 
     def data_received(self, data: bytes) -> None:
@@ -496,21 +562,19 @@ class Connection:
 
     def _arm(self, delay_s: float) -> None:
         """Set the deadline ``delay_s`` seconds from now; the timer follows when the pass ends."""
-        self.deadline = self.ctx.loop.now + delay_s
+        self.timer.when = self.ctx.loop.now + delay_s  # Deadline.arm, without the call (3 a request)
         if self.tracer:
-            self.tracer.timer_armed(self, delay_s)
+            timer = self.timer
+            self.tracer.timer_armed(self, self.state.value, delay_s, timer.fires_at(), timer.when)
 
     def _settle_timer(self) -> None:
-        """Make the timer fire by the deadline: move it only if it would fire later."""
-        deadline = self.deadline
-        assert deadline is not None
-        timer = self._timer
-        if timer is None or timer.when > deadline:
-            if timer is not None:
-                timer.cancel()
-            self._timer = self.ctx.loop.call_at(deadline, self._on_timer)
-            if self.tracer:
-                self.tracer.timer_set(self)
+        """Make the timer fire by the deadline (see :meth:`reactor.deadline.Deadline.settle`)."""
+        if self.timer.settle() and self.tracer:
+            self.tracer.timer_set(self, self.timer.fires_at())
+
+    def _trace_timer(self, deadline: Optional[float]) -> None:
+        assert self.tracer is not None
+        self.tracer.timer_fired(self, self.state.value, deadline)
 
     def _body_progress(self, size: int) -> None:
         """Body bytes arrived: push the deadline back, but no further than the minimum rate allows.
@@ -530,21 +594,19 @@ class Connection:
             by_rate = request.body_started + config.body_rate_grace_s + request.body_received / rate
             if by_rate < deadline:
                 deadline = by_rate
-        self.deadline = deadline  # the timer follows when the pass ends (the rate may bring it forward)
+        self.timer.when = deadline  # the timer follows when the pass ends (the rate may bring it forward)
 
     def _on_timer(self) -> None:
-        if self.tracer:
-            self.tracer.timer_fired(self)
-        self._timer = None
-        deadline = self.deadline
+        """The deadline of the current state has passed (:class:`~reactor.deadline.Deadline` calls it)."""
         state = self.state
-        if state is _CLOSED or deadline is None:
+        if state is _CLOSED:
             return
         if state is _WRITING:  # the send timeout counts from the last progress
-            deadline = max(deadline, self.transport.progressed_at + self.ctx.config.send_timeout_s)
-        if self.ctx.loop.now < deadline:
-            self._timer = self.ctx.loop.call_at(deadline, self._on_timer)
-            return
+            progressed = self.transport.progressed_at + self.ctx.config.send_timeout_s
+            if self.ctx.loop.now < progressed:
+                self.timer.when = progressed
+                self._settle_timer()
+                return
         try:
             if state is _IDLE:
                 log.debug("#%d keep-alive timeout", self.id)
@@ -598,14 +660,15 @@ class Connection:
         request = self.request
         assert request is not None and request.head is not None
         request.complete = True
-        response = self._route(request) if request.route is None else None  # with a body: routed at its head
-        if response is None:
-            route = request.route
-            assert route is not None, "route() must pick a handler or refuse"
-            try:
+        try:
+            # With a body, the request was routed at its head (see _on_head).
+            response = self.ctx.app.route(self, request) if request.route is None else None
+            if response is None:
+                route = request.route
+                assert route is not None, "route() must pick a handler or refuse"
                 response = route(self, request)
-            except HTTPError as exc:
-                response = Response.from_error(exc)
+        except HTTPError as exc:
+            response = Response.from_error(exc)
         if response is not None:
             self.respond(response)
 
@@ -614,20 +677,24 @@ class Connection:
         job: Callable[..., Any],
         args: Tuple[Any, ...],
         on_result: Callable[[Any], Optional[Response]],
+        pool: Optional[Pool] = None,
     ) -> None:
-        """Make the response on the worker pool: run ``job(*args)``, answer ``on_result(result)``.
+        """Make the response on a pool: run ``job(*args)``, answer ``on_result(result)``.
 
-        Moves to RESPONDING until the result is back. ``on_result`` runs on the loop
-        thread and returns the Response, or None after it called :meth:`respond_when`.
-        If the job raises HTTPError, that is the answer;
-        running out of descriptors or memory (EMFILE, ENFILE, ENOMEM) is a 503 with
-        Retry-After, like a saturated pool; any other exception is a 500 with its
-        traceback logged. A result that comes back after the connection closed or moved
-        on is dropped (``on_result`` is not called) and anything it holds is closed
-        (:func:`discard_result`).
+        ``pool`` is the disk pool unless given (an application's job names
+        ``ctx.app_pool``). Moves to RESPONDING until the result is back. ``on_result``
+        runs on the loop thread and returns the Response, or None after it called
+        :meth:`respond_when`. An exception from the job or ``on_result`` is answered as
+        :meth:`reactor.response.Response.for_exception` says (HTTPError; 503 for EMFILE,
+        ENFILE, ENOMEM), else it is a bug: a 500, its traceback logged. A saturated pool
+        is a 503 with Retry-After. A result that comes back after the connection closed
+        or moved on is dropped (``on_result`` is not called) and anything it holds is
+        closed (:func:`discard_result`).
         """
         request = self.request
         self.set_state(_RESPONDING)
+        if pool is None:
+            pool = self.ctx.pool
 
         def done(future: "concurrent.futures.Future[Any]") -> None:
             stale = not self._awaits(request)
@@ -639,13 +706,10 @@ class Connection:
             try:
                 try:
                     response = on_result(future.result())
-                except HTTPError as exc:
-                    response = Response.from_error(exc)
-                except OSError as exc:
-                    if exc.errno not in _EXHAUSTED:
+                except Exception as exc:
+                    response = Response.for_exception(exc)
+                    if response is None:
                         raise
-                    log.warning("#%d %s; answering 503", self.id, exc)
-                    response = Response.error(503, _BUSY, [("Retry-After", "1")])
                 if response is not None:  # None: respond_when() answers later
                     self.respond(response)
             except Exception as exc:  # from the job, on_result or respond: a bug
@@ -653,9 +717,9 @@ class Connection:
             self._run()
 
         if self.tracer:
-            self.tracer.pool_submit(self, job)
-        if not self.ctx.pool.submit(job, args, done):
-            self.respond(Response.error(503, _BUSY, [("Retry-After", "1")]))
+            self.tracer.pool_submit(self, job, pool)
+        if not pool.submit(job, args, done):
+            self.respond(Response.from_error(busy()))
 
     def _awaits(self, request: Optional[Request]) -> bool:
         """True while the connection is RESPONDING for ``request``: an answer for it is not stale."""
@@ -688,12 +752,20 @@ class Connection:
         wait(answer)
         waiting = True
 
+    # -- responding: framing, persistence, head, send ------------------------------------
+
     def respond(self, response: Response) -> None:
         """Send ``response`` to the current request. Loop thread only, once per request.
 
-        Adds Date, Server, Content-Length and the persistence fields (RFC 9112 §9.3:
-        ``Connection: close``, or ``Keep-Alive: timeout=…, max=…`` with the requests left).
-        A response to HEAD never carries content (RFC 9110 §9.3.2), errors included.
+        Four steps: the framing (:func:`reactor.framing.response_framing`: Content-Length,
+        chunked, close-delimited or no body; a stream is held to a Content-Length its
+        fields state), the persistence (:func:`reactor.framing.persists`), the head
+        (:meth:`Collaborators.cached_head` or :meth:`_head`: Date, Server, the framing
+        field, ``Connection: close`` or ``Keep-Alive: timeout=…, max=…``), and
+        :meth:`_send`. A response to HEAD, and a 1xx, 204 or 304, never carries content
+        (RFC 9110 §9.3.2, §6.4.1), errors included. Raises ValueError for a response no
+        handler may give (a 1xx other than a 101 with an upgrade, a bad Content-Length or
+        field value).
         """
         if self.state is _CLOSED:
             response.release()
@@ -701,59 +773,102 @@ class Connection:
         request = self.request
         if request is None:  # an error before any request-line arrived
             request = self.request = Request(None, self.parser.request_line)
-        head = request.head
-        ctx = self.ctx
-        config = ctx.config
         self.responses += 1
-        stream = response.stream
-        # A body of unknown length is chunked for HTTP/1.1; for HTTP/1.0 the close ends it.
-        chunked = stream is not None and head is not None and head.http_version == "1.1"
-        keep_alive = (
-            request.complete
-            and head is not None
-            and head.keep_alive
-            and not response.close
-            and self.responses < config.keepalive_max_requests
-            and not ctx.stopping
-            and (stream is None or chunked)
+        if response.upgrade is not None or response.status < 200:
+            response = self._switch(request, response)
+        status = response.status
+        head = request.head
+        # 1. Framing.
+        if response.stream is None:
+            file = response.file
+            length: Optional[int] = file.remaining if file is not None else len(response.body)
+        else:
+            length = response.stated_length()
+        if head is not None:
+            framing = response_framing(head.method == "HEAD", head.http_version, status, length)
+        else:  # before a head was parsed (a limit, a header timeout), the parser may still know it is HEAD
+            framing = response_framing(self.parser.head_request, None, status, length)
+        # 2. Persistence.
+        ctx = self.ctx
+        keep_alive = self.keep_alive = persists(
+            framing,
+            request.complete,
+            head is not None and head.keep_alive,
+            response.close,
+            self.responses,
+            ctx.config.keepalive_max_requests,
+            ctx.stopping,
         )
-        self.keep_alive = keep_alive
         if self.tracer:
             self.tracer.respond(self, response, keep_alive)
-        status = response.status
+        # 3. The head: made once for a hot file's FrozenFields, else serialized now.
+        fields = response.fields
+        if framing[0] is _CONTENT_LENGTH and type(fields) is FrozenFields:
+            data = ctx.cached_head(status, fields, length, keep_alive, head, self.responses)  # type: ignore[arg-type]
+        else:
+            data = self._head(status, fields, framing, length, keep_alive, head)
+        # 4. Hand it to the transport.
+        self._send(request, response, framing, length, data)
+
+    def _switch(self, request: Request, response: Response) -> Response:
+        """Check a protocol switch: a 101 with an upgrade, to a complete GET without a body.
+
+        While the server is stopping the switch is refused (503), as the new protocol
+        would be asked to go away at once. Raises ValueError for any other 1xx, a 101
+        without an upgrade, or an upgrade on another status or request (a handler's bug).
+        """
+        head = request.head
+        if response.status != 101 or response.upgrade is None:
+            raise ValueError(
+                "a handler answered %d %s an upgrade" % (response.status, "with" if response.upgrade else "without")
+            )
+        if head is None or head.method != "GET" or not request.complete or head.chunked or head.content_length:
+            raise ValueError("a protocol switch answers a complete GET without a body only")
+        if self.ctx.stopping:
+            return Response.from_error(busy("server shutting down"))
+        request.upgrade = response.upgrade
+        response.close = True  # the HTTP exchange does not go on after it (and a 101 is never held back)
+        return response
+
+    def _head(
+        self,
+        status: int,
+        fields: Sequence[Tuple[str, str]],
+        framing: Framing,
+        length: Optional[int],
+        keep_alive: bool,
+        head: Optional[RequestHead],
+    ) -> bytes:
+        """Serialize a head: status-line, Date, Server, ``fields``, the framing field, persistence.
+
+        A 1xx carries no persistence fields (what follows it decides the connection's
+        future). The pieces are those :meth:`Collaborators.cached_head` joins.
+        """
+        ctx = self.ctx
+        kind = framing[0]
+        if kind is _CONTENT_LENGTH:
+            framing_fields: Tuple[Tuple[str, str], ...] = (("Content-Length", str(length)),)
+        elif kind is BodyFraming.CHUNKED:
+            framing_fields = (("Transfer-Encoding", "chunked"),)
+        else:
+            framing_fields = ()
+        middle = field_lines([("Server", SERVER_NAME), *fields, *ctx.config.added_fields, *framing_fields])
+        tail = b"\r\n" if status < 200 else ctx.persistence_tail(keep_alive, head, self.responses)
+        return b"".join((status_line(status), ctx.date_line(), middle, tail))
+
+    def _send(self, request: Request, response: Response, framing: Framing, length: Optional[int], data: bytes) -> None:
+        """Move to WRITING and hand the head and body to the transport.
+
+        A small body leaves in one send with the head. Behind a pipelined request the
+        bytes may wait for the next response (``write(more=True)``), never a 101's.
+        """
         body = response.body
         file = response.file
-        # HTTP/1.0 needs it to persist; a 1.1 client that asked gets the answer it asked for.
-        say_keep_alive = (
-            keep_alive and head is not None and (head.http_version == "1.0" or "keep-alive" in head.connection_options)
-        )
-        response_fields = response.fields
-        if type(response_fields) is tuple and stream is None and status not in _NO_CONTENT_LENGTH:
-            # A hot file: the same head as below, from parts made once (see cached_head).
-            length = file.remaining if file is not None else len(body)
-            data = ctx.cached_head(status, response_fields, length, keep_alive, say_keep_alive, self.responses)
-        else:
-            fields = [("Date", http_date()), ("Server", SERVER_NAME), *response_fields, *config.added_fields]
-            if chunked:
-                fields.append(("Transfer-Encoding", "chunked"))
-            elif status not in _NO_CONTENT_LENGTH and stream is None:
-                fields.append(("Content-Length", str(file.remaining if file is not None else len(body))))
-            if keep_alive:
-                if say_keep_alive:
-                    fields.append(("Connection", "keep-alive"))
-                fields.append(("Keep-Alive", ctx.keep_alive_value(self.responses)))
-            else:
-                fields.append(("Connection", "close"))
-            data = response_head(status, fields)
-        # Before a head was parsed (a limit, a header timeout), the parser may still know it is HEAD.
-        if status in _NO_CONTENT_LENGTH or (head.method == "HEAD" if head is not None else self.parser.head_request):
+        stream = response.stream
+        if not framing[1]:  # HEAD, 1xx, 204, 304: the head is the whole message
             body = b""
-            if file is not None:
-                file.close()
-                file = None
-            if stream is not None:
-                stream.close()
-                stream = None
+            response.release()
+            file = stream = None
         if body:
             request.body_bytes_sent = len(body)
             if len(body) <= _JOIN_BODY_BYTES:
@@ -761,31 +876,47 @@ class Connection:
                 body = b""
         if self.state is not _WRITING:
             self.set_state(_WRITING)
-        request.status = status  # from here on, bytes may be on the wire
+        request.status = response.status
         transport = self.transport
         # Another request already waits in the buffer and this one keeps the connection:
         # let this response leave with the next one (_run sends what is left at its end).
-        transport.write(data, self._batching and keep_alive and not body and bool(self.parser.buffered_bytes()))
+        transport.write(data, self._batching and self.keep_alive and not body and bool(self.parser.buffered_bytes()))
         if body:
             transport.write(body)
         if file is not None:
             request.body_bytes_sent += file.remaining
             transport.write_file(file)
         if stream is not None:
-            transport.write_stream(ChunkedStream(stream) if chunked else stream)
+            framed = request.stream = FramedStream(stream, framing is CHUNKED, length)
+            transport.write_stream(framed)
 
     def _response_done(self) -> None:
-        """The whole response is in the kernel: log it, then keep alive or close."""
+        """The whole response is in the kernel: log it, then keep alive, close, or hand over."""
         request = self.request
         linger = True
         if request is not None:
             self._log_access(request)
+            if request.upgrade is not None:
+                self._hand_over(request.upgrade)
+                return
             linger = not request.complete
         self.request = None
         if not self.keep_alive or self.ctx.stopping:  # a graceful stop: no next request
             self._close_after_response(linger or bool(self.parser.buffered_bytes()))
             return
         self.set_state(_READING_HEADERS if self.parser.start_next_cycle() else _IDLE)
+
+    def _hand_over(self, upgrade: Upgrade) -> None:
+        """The 101 is in the kernel: give the transport, and the bytes behind the request, to the new protocol.
+
+        Its session takes this connection's place in the table; the transport tells it
+        ``connection_made()`` on the next pass.
+        """
+        self.request = None
+        session = upgrade(self.transport, self.parser.detach())
+        self.set_state(_UPGRADED)
+        self.ctx.sessions.replace(self, session)
+        self.transport.switch_protocol(session)
 
     def _close_after_response(self, linger: bool) -> None:
         """Close after a final response; linger if the client may still be sending.
@@ -813,8 +944,6 @@ class Connection:
         if self.state is _WRITING or self.state is _RESPONDING:
             self.abort()  # a response is already under way; nothing sensible can follow
             return
-        if self.request is not None:
-            self.request.complete = False  # the rest of it may still come: linger
         response = Response.from_error(exc)
         response.close = True
         self.respond(response)
@@ -826,40 +955,60 @@ class Connection:
         """
         request = self.request
         log.error("#%d error handling %r", self.id, request.request_line if request else None, exc_info=exc)
-        if self.state is _CLOSED:
+        if self.state in _ENDED:
             return
         try:
-            if request is not None and request.status:  # respond() ran: bytes may be out already
+            if self.state is _WRITING:  # respond() ran: bytes may be out already
                 self.abort()
                 return
-            if request is not None:
-                request.complete = False
             self.respond(Response.error(500, "internal server error", close=True))
         except Exception as again:
             log.error("#%d cannot answer 500 (%r); closing the connection", self.id, again)
             self.close()
 
+    def go_away(self) -> None:
+        """The server is stopping (``ctx.stopping`` is set): end this exchange when it is between requests.
+
+        An idle connection closes now, unless a request is already arriving (it is served,
+        with ``Connection: close``, as is any request under way); one accepted but still
+        silent gets :data:`FRESH_GRACE_S` to send its first request. Others finish their
+        response, which closes (:func:`reactor.framing.persists` sees the stop).
+        """
+        if self.state is not _IDLE or self.transport.input_waiting():
+            return
+        if self.responses:
+            self.close()
+        else:
+            self._grace()
+
+    def _grace(self) -> None:
+        """Stopping: an idle connection that never had a request waits at most FRESH_GRACE_S for one."""
+        timer = self.timer
+        grace = self.ctx.loop.now + FRESH_GRACE_S
+        if timer.when is None or timer.when > grace:
+            timer.when = grace
+            self._settle_timer()
+
     def abort(self) -> None:
-        """Close at once, logging the unfinished request if there was one."""
+        """Close at once, logging the unfinished request if a response to it had begun."""
         request = self.request
-        if request is not None and request.status:
+        if request is not None and self.state is _WRITING:
             self._log_access(request)
         self.request = None
         self.close()
 
     def close(self) -> None:
-        """Close the transport and leave the connection table. Idempotent."""
-        if self.state is not _CLOSED:
+        """Close the transport and leave the session table. Idempotent; a no-op once UPGRADED."""
+        if self.state not in _ENDED:
             self.set_state(_CLOSED)
 
-    def _teardown(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self.deadline = None
+    def _teardown(self, state: ConnState) -> None:
+        self.timer.close()
+        if state is _UPGRADED:
+            return  # the transport and the table entry are the new protocol's now
         self.transport.close()
         self.transport.protocol = None  # no cycle: both go as soon as the table lets go of us
-        self.ctx.closed(self)
+        self.ctx.sessions.discard(self)
 
     def _log_access(self, request: Request) -> None:
         self.ctx.stats.responses[request.status // 100] += 1
@@ -867,20 +1016,44 @@ class Connection:
         if not access.enabled:
             return
         head = request.head
+        stream = request.stream
         access.write(
             self.transport.peer,
             request.started,
             request.request_line,
             request.status,
-            request.body_bytes_sent,
+            request.body_bytes_sent if stream is None else request.body_bytes_sent + stream.body_bytes,
             head.fields if head is not None else (),
         )
 
 
+def standalone_response(response: Response, head_only: bool = False) -> bytes:
+    """A whole response with ``Connection: close``, for a socket no Connection serves (a refusal at accept).
+
+    ``response`` has a bytes body; ``head_only`` leaves it out (the request was HEAD,
+    RFC 9110 §9.3.2). Raises ValueError like :func:`reactor.serializer.response_head`.
+    """
+    body = response.body
+    fields = [("Date", http_date()), ("Server", SERVER_NAME), *response.fields]
+    fields += [("Content-Length", str(len(body))), ("Connection", "close")]
+    head = response_head(response.status, fields)
+    return head if head_only else head + body
+
+
 def discard_result(future: "concurrent.futures.Future[object]") -> None:
-    """Release what a pool job opened when its connection is gone (e.g. a file)."""
+    """Release what a pool job opened when its connection is gone (a file, a response, a stream).
+
+    A response is released (:meth:`reactor.response.Response.release`) and a stream is
+    closed on its own pool (:func:`reactor.response.close_stream`), as if they had been sent.
+    """
     if future.cancelled() or future.exception() is not None:
         return
-    close = getattr(future.result(), "close", None)
-    if close is not None:
-        close()
+    result = future.result()
+    if isinstance(result, Response):
+        result.release()
+    elif getattr(result, "pool", None) is not None:
+        close_stream(result)  # type: ignore[arg-type]
+    else:
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()

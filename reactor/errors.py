@@ -8,6 +8,11 @@ refused (RFC 9110). Anything else escaping the parser is a bug.
 
 from __future__ import annotations
 
+import errno
+
+#: Running out of descriptors or memory: back-pressure, answered 503 with Retry-After, not a bug.
+EXHAUSTED_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM})
+
 
 class HTTPError(Exception):
     """A request that is answered with ``status`` and a one-line ``reason``.
@@ -43,3 +48,8 @@ class ProtocolError(HTTPError):
 
     def __init__(self, status: int, reason: str) -> None:
         super().__init__(status, reason, close=True)
+
+
+def busy(reason: str = "server busy; try again shortly") -> HTTPError:
+    """The 503 for a server that cannot take this request now (a full pool, no descriptors), with ``Retry-After: 1``."""
+    return HTTPError(503, reason, headers=(("Retry-After", "1"),))

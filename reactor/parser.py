@@ -215,6 +215,19 @@ class RequestParser:
         self.request_line = None
         return bool(self._buf)
 
+    def detach(self) -> bytes:
+        """Give the connection up to another protocol (after a ``101``): the bytes buffered behind the request.
+
+        They are the new protocol's first input, in the order they arrived (h11 calls them
+        ``trailing_data``). The parser is spent afterwards: it stays paused for good.
+        Raises RuntimeError unless the current request is complete (``PAUSED``).
+        """
+        if self._state != _DONE:
+            raise RuntimeError("detach() before the request was complete")
+        data = bytes(self._buf)
+        self._buf.clear()
+        return data
+
     # -- output --------------------------------------------------------------------
 
     def events(self) -> Iterator[Event]:

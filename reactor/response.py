@@ -1,17 +1,47 @@
-"""What a handler answers with: a status, fields, and a body in memory, in a file, or made as it goes."""
+"""What a handler answers with: a status, fields, and a body in memory, in a file, or made as it goes.
+
+A body made as it goes is a :class:`StreamBody`: blocks made one at a time on a pool
+(the disk pool unless the stream names another, as an application's does), pulled by
+the transport only as fast as the client reads. :class:`IterableStream` makes one of
+any iterable of bytes; :class:`FramedStream` is what the connection wraps around it to
+put it on the wire (chunked, or exactly the Content-Length it announced).
+"""
 
 from __future__ import annotations
 
+import concurrent.futures
 import errno
+import logging
 import os
 import typing
-from typing import Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, Tuple, Union
 
-from reactor.errors import HTTPError
+from reactor.errors import EXHAUSTED_ERRNOS, HTTPError, busy
 from reactor.serializer import reason_phrase
+from reactor.sessions import Session
+
+log = logging.getLogger("reactor.response")
 
 _RWF_NOWAIT = getattr(os, "RWF_NOWAIT", 0)
 _HAVE_NOWAIT = bool(_RWF_NOWAIT) and hasattr(os, "preadv")  # Linux; elsewhere every block goes by the pool
+
+
+class Pool(typing.Protocol):
+    """A bounded pool of threads (:class:`reactor.workers.WorkerPool`) as its users see it.
+
+    ``submit(job, args, callback)`` runs ``job(*args)`` on a pool thread and then
+    ``callback(future)`` on the loop thread; it returns False, running nothing, when
+    the pool is saturated or shut down. ``bounded=False`` skips the saturation check,
+    for clean-up that must run whatever the load (a stream's ``close()``).
+    """
+
+    def submit(
+        self,
+        job: Callable[..., Any],
+        args: Tuple[Any, ...],
+        callback: Callable[["concurrent.futures.Future[Any]"], None],
+        bounded: bool = True,
+    ) -> bool: ...
 
 
 class FileBody:
@@ -22,6 +52,9 @@ class FileBody:
     """
 
     __slots__ = ("fd", "offset", "remaining", "nowait", "_scratch")
+
+    #: Blocks the page cache does not hold are read on the transport's (disk) pool.
+    pool: Optional[Pool] = None
 
     def __init__(self, fd: int, offset: int, length: int) -> None:
         self.fd = fd
@@ -103,49 +136,157 @@ class FileBody:
 class StreamBody(typing.Protocol):
     """A message body of unknown length, made one bounded block at a time.
 
-    ``read_block(max_bytes)`` runs on a worker and returns the next block (at most about
-    ``max_bytes``), ``b""`` at the end; the transport asks for the next block only when
-    the last one has been handed to the kernel. ``close()`` releases what the body holds;
-    whoever has the body calls it exactly once, on the loop thread, never while a
-    ``read_block`` is running.
+    ``read_block(max_bytes)`` runs on ``pool`` (None: the server's disk pool) and returns
+    the next block (about ``max_bytes``, more if the maker's own pieces are larger),
+    ``b""`` at the end; the transport asks for the next block only when the last one has
+    been handed to the kernel. ``close()`` releases what the body holds; whoever has the
+    body calls it exactly once, on ``pool`` as well (:func:`close_stream`), never while a
+    ``read_block`` is running. Either may raise: the connection is then aborted.
     """
+
+    pool: Optional[Pool]
 
     def read_block(self, max_bytes: int) -> bytes: ...
 
     def close(self) -> None: ...
 
 
-class ChunkedStream:
-    """``inner`` framed with the chunked transfer coding (RFC 9112 §7.1), for HTTP/1.1."""
+def _log_close_failure(future: "concurrent.futures.Future[Any]") -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.error("closing a response body failed", exc_info=future.exception())
 
-    __slots__ = ("inner", "_ended")
 
-    def __init__(self, inner: StreamBody) -> None:
+def close_stream(stream: StreamBody) -> None:
+    """Call ``stream.close()`` once, on the stream's own pool (loop thread only).
+
+    An application's ``close()`` may block (Django closes database connections there),
+    so it runs where the stream's blocks were made. A stream without a pool, or whose
+    pool is shut down (the server is stopping), is closed here and now.
+    """
+    pool = stream.pool
+    if pool is None or not pool.submit(stream.close, (), _log_close_failure, bounded=False):
+        try:
+            stream.close()
+        except Exception:
+            log.exception("closing a response body failed")
+
+
+class IterableStream:
+    """A :class:`StreamBody` over any iterable of bytes (a generator, a WSGI application iterable).
+
+    Each ``read_block`` takes the next non-empty item: an empty one is skipped, never read
+    as the end (PEP 3333: a server must not treat an empty string as the end). Items are
+    passed on whole, whatever ``max_bytes`` says. ``close()`` calls the iterable's own
+    ``close()`` if it has one, once. Raises TypeError for an item that is not bytes.
+    """
+
+    __slots__ = ("pool", "_iterable", "_iterator", "_closed")
+
+    def __init__(self, iterable: Iterable[bytes], pool: Optional[Pool] = None) -> None:
+        self.pool = pool
+        self._iterable = iterable
+        self._iterator: Optional[Iterator[bytes]] = None
+        self._closed = False
+
+    def read_block(self, max_bytes: int) -> bytes:
+        iterator = self._iterator
+        if iterator is None:
+            iterator = self._iterator = iter(self._iterable)
+        for item in iterator:
+            if type(item) is not bytes and not isinstance(item, bytes):
+                raise TypeError("a body block must be bytes, not %s" % type(item).__name__)
+            if item:
+                return item
+        return b""
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        close = getattr(self._iterable, "close", None)
+        if close is not None:
+            close()
+
+
+class FramedStream:
+    """A stream as the wire carries it: chunked (RFC 9112 §7.1), or exactly the ``length`` announced.
+
+    With ``length`` (the response's Content-Length), surplus bytes are cut and logged once,
+    and a body that ends short raises ConnectionAbortedError: the client would wait
+    for the missing bytes forever, so the connection is aborted instead (PEP 3333,
+    "Handling the Content-Length Header"). ``body_bytes`` counts the bytes of the
+    message body passed on (without the chunked coding), for the access log.
+    """
+
+    __slots__ = ("inner", "pool", "chunked", "remaining", "body_bytes", "_ended")
+
+    def __init__(self, inner: StreamBody, chunked: bool, length: Optional[int] = None) -> None:
         self.inner = inner
+        self.pool = inner.pool
+        self.chunked = chunked
+        self.remaining = length  # bytes still owed to a stated Content-Length, or None
+        self.body_bytes = 0
         self._ended = False
 
     def read_block(self, max_bytes: int) -> bytes:
         if self._ended:
             return b""
-        data = self.inner.read_block(max_bytes)
+        data = b"" if self.remaining == 0 else self.inner.read_block(max_bytes)
+        remaining = self.remaining
+        if remaining is not None:
+            if len(data) > remaining:
+                log.warning(
+                    "response body longer than its Content-Length (%d bytes): the rest is cut",
+                    self.body_bytes + remaining,
+                )
+                data = data[:remaining]
+            if not data and remaining:
+                raise ConnectionAbortedError("response body ended %d bytes short of its Content-Length" % remaining)
+            self.remaining = remaining - len(data)
         if not data:
             self._ended = True
-            return b"0\r\n\r\n"  # last-chunk, no trailer section
-        return b"%x\r\n%s\r\n" % (len(data), data)
+            return b"0\r\n\r\n" if self.chunked else b""  # last-chunk, no trailer section
+        self.body_bytes += len(data)
+        if self.chunked:
+            return b"%x\r\n%s\r\n" % (len(data), data)
+        if self.remaining == 0:
+            self._ended = True  # all owed bytes are out: the end need not be asked for
+        return data
 
     def close(self) -> None:
         self.inner.close()
 
 
+class FrozenFields(Tuple[Tuple[str, str], ...]):
+    """Response fields made once and sent with many responses: a hot file's, one per file version.
+
+    The connection serializes the head of a response whose fields are these (with its
+    status and length) once and reuses the bytes (:meth:`reactor.connection.Collaborators.cached_head`),
+    so they must never change: a tuple, named so that a handler says it means it.
+    """
+
+    __slots__ = ()
+
+
+#: ``upgrade(transport, data)``: make the session a protocol switch hands the transport to;
+#: ``data`` holds the bytes that arrived behind the request, for the new protocol to read first.
+Upgrade = Callable[[Any, bytes], Session]
+
+
 class Response:
     """A final response: ``status``, extra ``fields``, then ``body`` bytes, ``file`` or ``stream``.
 
-    The connection adds Date, Server, Content-Length (or, for a ``stream``, the chunked
-    transfer coding), Connection and Keep-Alive. ``close`` asks for the connection to
-    close after it.
+    The connection adds Date, Server, the framing field (Content-Length, or for a
+    ``stream`` of unknown length the chunked transfer coding; a stream whose ``fields``
+    state a Content-Length is held to it), Connection and Keep-Alive. ``close`` asks for
+    the connection to close after it.
+
+    ``upgrade`` makes a ``101 Switching Protocols`` (RFC 9110 §15.2.2) hand the transport
+    over: once the 101 is in the kernel, ``upgrade(transport, data)`` makes the session
+    of the new protocol (see :data:`Upgrade`). Only a 101 may carry it, and a 101 must.
     """
 
-    __slots__ = ("status", "fields", "body", "file", "stream", "close")
+    __slots__ = ("status", "fields", "body", "file", "stream", "close", "upgrade")
 
     def __init__(
         self,
@@ -155,26 +296,47 @@ class Response:
         file: Optional[FileBody] = None,
         close: bool = False,
         stream: Optional[StreamBody] = None,
+        upgrade: Optional[Upgrade] = None,
     ) -> None:
         self.status = status
-        # A tuple is kept as it is: immutable, it lets the connection reuse the head it
-        # serialized for it last time (a hot file's fields are one tuple per version).
-        self.fields: Sequence[Tuple[str, str]] = fields if type(fields) is tuple else list(fields)
+        # FrozenFields are kept as they are (the head made for them is reused); anything
+        # else is copied into a list the connection may change.
+        self.fields: Sequence[Tuple[str, str]] = fields if type(fields) is FrozenFields else list(fields)
         self.body = body
         self.file = file
         self.stream = stream
         self.close = close
+        self.upgrade = upgrade
 
     def release(self) -> None:
-        """Close the file or stream body of a response that will not be sent."""
+        """Close the file or stream body of a response that will not be sent (a stream on its own pool)."""
         if self.file is not None:
             self.file.close()
+            self.file = None
         if self.stream is not None:
-            self.stream.close()
+            close_stream(self.stream)
+            self.stream = None
 
     @property
     def content_length(self) -> int:
         return self.file.remaining if self.file is not None else len(self.body)
+
+    def stated_length(self) -> Optional[int]:
+        """A stream's Content-Length from its ``fields``, taken out of them; None if there is none.
+
+        The framing adds the field back, so it is sent once. Raises ValueError for a value
+        that is not one decimal length (RFC 9110 §8.6), or several that differ.
+        """
+        fields = self.fields
+        values = [value for name, value in fields if name.lower() == "content-length"]
+        if not values:
+            return None
+        lengths = {value.strip() for value in values}
+        (value,) = lengths if len(lengths) == 1 else (None,)
+        if value is None or not value.isdigit() or not value.isascii():
+            raise ValueError("bad Content-Length in response fields: %r" % ", ".join(values))
+        self.fields = [(name, v) for name, v in fields if name.lower() != "content-length"]
+        return int(value)
 
     @classmethod
     def error(cls, status: int, reason: str, fields: Sequence[Tuple[str, str]] = (), close: bool = False) -> "Response":
@@ -186,3 +348,18 @@ class Response:
     def from_error(cls, exc: HTTPError) -> "Response":
         """The answer to a refused request: ``exc``'s status, reason, extra fields and ``close``."""
         return cls.error(exc.status, exc.reason, exc.headers, close=exc.close)
+
+    @classmethod
+    def for_exception(cls, exc: BaseException) -> Optional["Response"]:
+        """The answer an exception from a handler or a job stands for, or None for a bug.
+
+        HTTPError is its own answer; running out of descriptors or memory (EMFILE, ENFILE,
+        ENOMEM) is a 503 with ``Retry-After``, like a saturated pool. Anything else is a
+        bug: the caller logs it and answers 500.
+        """
+        if isinstance(exc, HTTPError):
+            return cls.from_error(exc)
+        if isinstance(exc, OSError) and exc.errno in EXHAUSTED_ERRNOS:
+            log.warning("%s; answering 503", exc)
+            return cls.from_error(busy())
+        return None

@@ -31,19 +31,27 @@ def reason_phrase(status: int) -> str:
     return status_line(status)[13:-2].decode("ascii")
 
 
-def response_head(status: int, fields: Sequence[Tuple[str, str]]) -> bytes:
-    """Serialize a status-line and field lines, ending with the empty line.
+def field_lines(fields: Sequence[Tuple[str, str]]) -> bytes:
+    """Serialize field lines, each ending with CRLF (``b""`` for none); no status-line, no empty line.
 
     Field values are encoded as ISO-8859-1. Raises ValueError if a name or value holds
-    CR, LF or NUL, which would let one field inject another (RFC 9110 §5.5).
+    CR, LF or NUL, which would let one field inject another (RFC 9110 §5.5), and
+    UnicodeEncodeError for a character outside ISO-8859-1.
     """
+    if not fields:
+        return b""
     text = "\r\n".join(map(": ".join, fields))
     # The join put exactly len(fields) - 1 CRLFs in; any other CR, LF (or a NUL) came
     # from a name or value. Three scans in C instead of one check per field.
     separators = len(fields) - 1
     if text.count("\n") > separators or text.count("\r") > separators or "\0" in text:
         raise ValueError("CR, LF or NUL in a response field")
-    return status_line(status) + (text + "\r\n\r\n" if fields else "\r\n").encode("latin-1")
+    return (text + "\r\n").encode("latin-1")
+
+
+def response_head(status: int, fields: Sequence[Tuple[str, str]]) -> bytes:
+    """Serialize a status-line and field lines, ending with the empty line (see :func:`field_lines`)."""
+    return status_line(status) + field_lines(fields) + b"\r\n"
 
 
 class _DateCache:

@@ -1,4 +1,4 @@
-"""The server: listening socket, accept, the connection table and a graceful stop.
+"""The server: listening socket, accept, the table of sessions and a graceful stop.
 
 Theory of operation
 -------------------
@@ -9,7 +9,10 @@ response head and a small body leave in one send; Nagle would only delay it) and
 it in a transport (:class:`~reactor.transport.Transport`, or
 :class:`~reactor.transport.TLSTransport` when a certificate is configured) beneath a
 :class:`~reactor.connection.Connection`. Connections get their collaborators
-(:class:`~reactor.connection.Collaborators`), never the server.
+(:class:`~reactor.connection.Collaborators`), never the server. The server's table holds
+sessions (:class:`~reactor.sessions.SessionTable`): each client's HTTP exchange, or the
+session of the protocol it switched to (a ``101`` replaces the entry). The server owns
+two pools: one for the disk, and one for application code (``--threads``).
 
 Past ``max_connections`` a new socket is answered ``503`` with ``Retry-After`` and
 closed at once. When ``accept`` fails for lack of descriptors (``EMFILE``/``ENFILE``), one
@@ -29,10 +32,12 @@ there to share the load, never to make a client wait. The accept side's states a
 :class:`AcceptState`.
 
 A graceful stop (:meth:`Server.shutdown`) answers ``503`` to connections still waiting
-in the backlog and closes the listener (new clients are refused at once), closes idle
-connections, lets in-flight requests finish with ``Connection: close`` and stops the
-loop when none are left or ``shutdown_timeout_s`` has passed. Worker jobs still running
-then get what is left of that time (see :meth:`Server.close`).
+in the backlog and closes the listener (new clients are refused at once), then asks each
+session to go away (:meth:`~reactor.sessions.Session.go_away`: an idle HTTP connection
+closes, a request in flight finishes with ``Connection: close``, a session of another
+protocol says goodbye its own way) and stops the loop when none are left or
+``shutdown_timeout_s`` has passed. Pool jobs still running then get what is left of
+that time (see :meth:`Server.close`).
 """
 
 from __future__ import annotations
@@ -46,15 +51,17 @@ import os
 import select
 import socket
 import ssl
-from typing import Dict, Optional, Tuple
+from typing import Optional, Tuple
 
 from reactor.config import Config
-from reactor.connection import Collaborators, Connection, ConnState
+from reactor.connection import Collaborators, Connection, standalone_response
+from reactor.errors import busy
 from reactor.handlers import Application
 from reactor.handlers.status import snapshot
 from reactor.loop import EVENT_READ, EventLoop, TimerHandle
+from reactor.response import Response
 from reactor.scoreboard import AcceptGate
-from reactor.serializer import http_date, response_head
+from reactor.sessions import SessionTable
 from reactor.stats import Stats
 from reactor.trace import Tracer
 from reactor.transport import TLSTransport, Transport, tls_context
@@ -70,9 +77,6 @@ _DEFER_RECHECK_S = 0.002
 # ...and takes what has stayed queued this long itself: a healthy peer takes a connection
 # within a loop pass or a scheduler time slice (a few ms), so a longer wait means it cannot.
 _DEFER_LIMIT_S = 0.05
-# A graceful stop gives a connection accepted but still silent this long to send its
-# first request (more than a round trip); a reload must not fail a client that connected.
-_FRESH_GRACE_S = 1.0
 # accept(2) on Linux passes on network errors of the new connection; retry at once.
 _PEER_GONE = frozenset(
     {
@@ -96,18 +100,6 @@ def _open_spare() -> int:
         return os.open(os.devnull, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     except OSError:
         return -1
-
-
-def _input_waiting(sock: socket.socket) -> bool:
-    """True if a request has (partly) arrived on ``sock`` but not been read yet.
-
-    An idle connection with input waiting (a request that arrived a moment before a
-    graceful stop) is served rather than closed under it.
-    """
-    try:
-        return bool(sock.recv(1, socket.MSG_PEEK))
-    except OSError:  # BlockingIOError: nothing yet; others: it is dead anyway
-        return False
 
 
 def _readable(sock: socket.socket) -> bool:
@@ -164,14 +156,21 @@ class Server:
         self.loop = loop if loop is not None else EventLoop()
         self.loop.exception_handler = self._on_loop_exception
         self.pool = WorkerPool(self.loop, config.pool_size, config.pool_queue_max)
-        self.connections: Dict[int, Connection] = {}
+        #: Runs application code; None with ``app_threads == 0`` (called on the loop thread).
+        self.app_pool = (
+            WorkerPool(self.loop, config.app_threads, config.app_queue_max, name="app") if config.app_threads else None
+        )
+        #: The open sessions by id: HTTP connections, and what upgraded ones became.
+        self.sessions = SessionTable(self._sessions_changed)
         self.stats = Stats()  # counters for the status page; plain integers, loop thread only
         self.tracer: Optional[Tracer] = Tracer(self.loop) if config.trace else None
         self.address: Tuple[str, int] = (config.host, config.port)
         self.app: Application  # made by listen(), once the port is known; connections come after
-        self.context: Optional[Collaborators] = None  # what each connection is handed; made with the app
+        #: What each connection is handed (its ``app`` is set by listen()); ``stopping`` lives there.
+        self.context = Collaborators(
+            config, self.loop, self.pool, self.stats, self.tracer, self.sessions, self.app_pool
+        )
         self.tls_context: Optional[ssl.SSLContext] = None  # see load_tls()
-        self._stopping = False
         self._listener: Optional[socket.socket] = None
         self._shared_listener = False  # listen(sock=...): the accept queue is not ours alone
         self.accept_state = AcceptState.OFF
@@ -189,8 +188,8 @@ class Server:
 
     @property
     def stopping(self) -> bool:
-        """True once a stop has begun."""
-        return self._stopping
+        """True once a stop has begun (``Collaborators.stopping``: the one place it is kept)."""
+        return self.context.stopping
 
     def load_tls(self) -> None:
         """Load the certificate and key of ``config`` into a new TLS context (new handshakes use it).
@@ -243,9 +242,8 @@ class Server:
         self.address = listener.getsockname()[:2]
         if self.tracer:
             self.tracer.listening(self.address)
-        status = functools.partial(snapshot, self.stats, self.connections, self.pool, self.loop)
-        self.app = Application(config, self.address[1], status)
-        self.context = Collaborators(config, self.loop, self.pool, self.stats, self.tracer, self.app, self._closed)
+        status = functools.partial(snapshot, self.stats, self.sessions, self.pool, self.loop, self.app_pool)
+        self.app = self.context.app = Application(config, self.address[1], status)
         self.app.upload.start(self.loop, self.pool)  # sweeps stray temp files; counts uploads/ for the quota
         self._resume_accepting()
         return self.address
@@ -293,7 +291,7 @@ class Server:
             self._recheck = self.loop.call_later(_DEFER_RECHECK_S, self._recheck_deferral)
 
     def _resume_accepting(self) -> None:
-        if self._listener is not None and not self._stopping:
+        if self._listener is not None and not self.stopping:
             self._set_accept_state(AcceptState.ACCEPTING)
 
     def _pause_accepting(self) -> None:
@@ -305,7 +303,7 @@ class Server:
         if self.accept_state is not AcceptState.DEFERRING:
             return
         assert self._gate is not None and self._listener is not None
-        if not self._gate.should_defer(len(self.connections)):
+        if not self._gate.should_defer(len(self.sessions)):
             self._set_accept_state(AcceptState.ACCEPTING)
             return
         if not _readable(self._listener):
@@ -351,13 +349,13 @@ class Server:
                 return
             if self._out_of_fds:
                 self._out_of_fds = False
-                log.info("accepting again (%d connections open)", len(self.connections))
-            if len(self.connections) >= self.config.max_connections:
+                log.info("accepting again (%d connections open)", len(self.sessions))
+            if len(self.sessions) >= self.config.max_connections:
                 self.stats.refused += 1
                 self._refuse(sock)
                 continue
             self._serve_socket(sock, address[0] if isinstance(address, tuple) else "-")
-            if gated and self._gate is not None and self._gate.should_defer(len(self.connections)):
+            if gated and self._gate is not None and self._gate.should_defer(len(self.sessions)):
                 self._set_accept_state(AcceptState.DEFERRING)  # a peer holds fewer: let it take the next
                 return
 
@@ -377,12 +375,10 @@ class Server:
             transport = Transport(
                 self.loop, sock, self.pool, self.stats, self.tracer, conn_id, peer, self.config.sendfile
             )
-        assert self.context is not None, "listen() first"
+        assert self._listener is not None, "listen() first"
         conn = Connection(self.context, transport, conn_id)
-        self.connections[conn_id] = conn
         self.stats.accepted += 1
-        if self._gate is not None:
-            self._gate.publish(len(self.connections))
+        self.sessions.add(conn)
         conn.start()
 
     def _refuse_with_spare(self, listener: socket.socket) -> Optional[bool]:
@@ -424,41 +420,30 @@ class Server:
         if self.tls_context is not None:
             sock.close()
             return
-        body = ("503 Service Unavailable: %s\n" % reason).encode()
-        reply = response_head(
-            503,
-            [
-                ("Date", http_date()),
-                ("Server", "reactor"),
-                ("Retry-After", "1"),
-                ("Content-Type", "text/plain; charset=utf-8"),
-                ("Content-Length", str(len(body))),
-                ("Connection", "close"),
-            ],
-        )
+        refusal = Response.from_error(busy(reason))
         try:
             sock.setblocking(False)
             try:
                 received = sock.recv(65536)  # a request usually fits one read
             except (BlockingIOError, InterruptedError):
                 received = b""  # nothing yet: the method is unknown, so send the body
-            sock.send(reply if received.startswith(b"HEAD ") else reply + body)
+            sock.send(standalone_response(refusal, head_only=received.startswith(b"HEAD ")))
             sock.shutdown(socket.SHUT_WR)
             sock.recv(65536)
         except OSError:
             pass
         sock.close()
 
-    # -- connections and the pool ------------------------------------------------------
+    # -- sessions and the pools --------------------------------------------------------
 
-    def _closed(self, conn: Connection) -> None:
-        """Called by a connection when it reaches CLOSED."""
-        self.connections.pop(conn.id, None)
+    def _sessions_changed(self) -> None:
+        """The table changed (a session was added, replaced or ended): publish the count, maybe accept or stop."""
+        open_count = len(self.sessions)
         if self._gate is not None:
-            self._gate.publish(len(self.connections))
-            if self.accept_state is AcceptState.DEFERRING and not self._gate.should_defer(len(self.connections)):
+            self._gate.publish(open_count)
+            if self.accept_state is AcceptState.DEFERRING and not self._gate.should_defer(open_count):
                 self._set_accept_state(AcceptState.ACCEPTING)  # accepts wait for the next pass, not this close
-        if self._stopping and not self.connections:
+        if not open_count and self.stopping:
             self.loop.stop()
 
     def _on_loop_exception(self, exc: BaseException, context: str) -> None:
@@ -474,45 +459,28 @@ class Server:
         connections close at once. Without it, everything closes now. Loop thread only.
         """
         if not graceful:
-            self._set_stopping()
+            self.context.stopping = True
             self._close_all()
             self.loop.stop()
             return
-        if self._stopping:
+        if self.stopping:
             return
-        self._set_stopping()
+        self.context.stopping = True  # responses from now on carry Connection: close
         self._stop_deadline = self.loop.time() + self.config.shutdown_timeout_s
         self._stop_listening()
-        fresh = False
-        for conn in list(self.connections.values()):
-            if conn.state is ConnState.IDLE and not _input_waiting(conn.transport.sock):
-                if conn.responses:
-                    conn.close()
-                else:
-                    fresh = True  # just accepted: its first request may be a packet away
-        if fresh:
-            self.loop.call_later(_FRESH_GRACE_S, self._close_idle)
-        if not self.connections:
+        for session in list(self.sessions.values()):
+            session.go_away()
+        if not self.sessions:
             self.loop.stop()
             return
         log.info(
-            "waiting up to %g s for %d connection(s) to finish", self.config.shutdown_timeout_s, len(self.connections)
+            "waiting up to %g s for %d connection(s) to finish", self.config.shutdown_timeout_s, len(self.sessions)
         )
         self.loop.call_at(self._stop_deadline, self._stop_timed_out)
 
-    def _set_stopping(self) -> None:
-        self._stopping = True
-        if self.context is not None:
-            self.context.stopping = True  # responses from now on carry Connection: close
-
-    def _close_idle(self) -> None:
-        for conn in list(self.connections.values()):
-            if conn.state is ConnState.IDLE:
-                conn.close()
-
     def _stop_timed_out(self) -> None:
-        if self.connections:
-            log.warning("shutdown timeout: closing %d unfinished connection(s)", len(self.connections))
+        if self.sessions:
+            log.warning("shutdown timeout: closing %d unfinished connection(s)", len(self.sessions))
         self.shutdown(graceful=False)
 
     def _stop_listening(self) -> None:
@@ -536,8 +504,8 @@ class Server:
         self._listener = None
 
     def _close_all(self) -> None:
-        for conn in list(self.connections.values()):
-            conn.abort()
+        for session in list(self.sessions.values()):
+            session.abort()
 
     def close(self) -> None:
         """Release the listener, connections and the pool (after the loop has stopped).
@@ -558,7 +526,13 @@ class Server:
             wait_s = max(0.0, self._stop_deadline - self.loop.time())
         else:
             wait_s = self.config.shutdown_timeout_s
+        start = self.loop.time()
         self.workers_finished = self.pool.shutdown(wait=True, timeout_s=wait_s)
         if not self.workers_finished:
             log.warning("%d worker job(s) still running after the shutdown timeout", self.pool.busy)
+        if self.app_pool is not None:
+            wait_s = max(0.0, wait_s - (self.loop.time() - start))
+            if not self.app_pool.shutdown(wait=True, timeout_s=wait_s):
+                self.workers_finished = False
+                log.warning("%d application job(s) still running after the shutdown timeout", self.app_pool.busy)
         self.loop.close()

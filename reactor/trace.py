@@ -35,8 +35,9 @@ from reactor.events import NEED_DATA, PAUSED, BodyData, EndOfStream, RequestEnd,
 from reactor.loop import EVENT_READ, EVENT_WRITE, EventLoop, Waker
 from reactor.response import Response
 
-# Trace points take the connection or its transport: anything with an ``id`` (and, for
-# the exchange's points, a ``state``). This module sits below both, so it names neither.
+# Trace points take the connection, a session or its transport: anything with an ``id``,
+# which names the line; everything else they print is passed as a plain value. This
+# module sits below all of them, so it names none.
 Traced = Any
 
 _MASKS = {0: "none", EVENT_READ: "read", EVENT_WRITE: "write", EVENT_READ | EVENT_WRITE: "read+write"}
@@ -116,8 +117,8 @@ class Tracer:
 
     # -- a connection -------------------------------------------------------------------
 
-    def accepted(self, conn: Traced) -> None:
-        self.line(conn.id, "accepted from %s" % conn.client)
+    def accepted(self, conn: Traced, peer: str) -> None:
+        self.line(conn.id, "accepted from %s" % peer)
 
     def event(self, conn: Traced, mask: int) -> None:
         self.line(conn.id, "event %s" % _MASKS.get(mask, mask))
@@ -181,48 +182,46 @@ class Tracer:
 
     # -- timers -------------------------------------------------------------------------
 
-    def timer_armed(self, conn: Traced, delay_s: float) -> None:
-        """After ``Connection._arm``: the state's deadline is set; the timer may already fire first."""
-        timer = conn._timer
-        state = conn.state.value
-        if timer is not None and conn.deadline is not None and timer.when < conn.deadline:
+    def timer_armed(
+        self, conn: Traced, state: str, delay_s: float, fires_at: Optional[float], deadline: Optional[float]
+    ) -> None:
+        """A state's deadline is set, ``delay_s`` from now; a timer set earlier (``fires_at``) may fire first."""
+        if fires_at is not None and deadline is not None and fires_at < deadline:
             self.line(
                 conn.id,
                 "deadline %s %.1fs (armed timer fires first, in %.1fs, and re-arms)"
-                % (state, delay_s, timer.when - time.monotonic()),
+                % (state, delay_s, fires_at - time.monotonic()),
             )
         else:
             self.line(conn.id, "deadline %s %.1fs" % (state, delay_s))
 
-    def timer_set(self, conn: Traced) -> None:
-        """After ``Connection._settle_timer`` pushed a timer: the connection waits with this deadline."""
-        timer = conn._timer
-        if timer is not None:
-            self.line(conn.id, "timer armed, fires in %.1fs" % (timer.when - time.monotonic()))
+    def timer_set(self, conn: Traced, fires_at: Optional[float]) -> None:
+        """A timer was pushed: the session waits with this deadline."""
+        if fires_at is not None:
+            self.line(conn.id, "timer armed, fires in %.1fs" % (fires_at - time.monotonic()))
 
-    def timer_fired(self, conn: Traced) -> None:
-        """Before ``Connection._on_timer`` acts: expired, or early and re-arming."""
-        deadline = conn.deadline
+    def timer_fired(self, conn: Traced, state: str, deadline: Optional[float]) -> None:
+        """A timer fired, before the session acts: expired, early and re-arming, or with no deadline."""
         if deadline is None:
             self.line(conn.id, "timer fired (no deadline; ignored)")
         elif time.monotonic() < deadline:
             self.line(conn.id, "timer fired early; re-armed for the deadline in %.1fs" % (deadline - time.monotonic()))
         else:
-            self.line(conn.id, "timer fired: %s timed out" % conn.state.value)
+            self.line(conn.id, "timer fired: %s timed out" % state)
 
     # -- the worker pool ----------------------------------------------------------------
 
-    def pool_submit(self, conn: Traced, job: Callable[..., Any]) -> None:
-        pool = conn.pool
+    def pool_submit(self, conn: Traced, job: Callable[..., Any], pool: Any) -> None:
+        """A job goes to ``pool`` (a :class:`~reactor.workers.WorkerPool`: its queue and busy threads are shown)."""
+        which = "pool" if getattr(pool, "name", "worker") == "worker" else "%s pool" % pool.name
         self.line(
             conn.id,
-            "pool submit %s (queued %d, busy %d of %d)"
-            % (job_name(job), max(0, pool.pending - pool.busy), pool.busy, pool.size),
+            "%s submit %s (queued %d, busy %d of %d)"
+            % (which, job_name(job), max(0, pool.pending - pool.busy), pool.busy, pool.size),
         )
 
-    def revalidate(self, conn: Traced, job: Callable[..., Any], path: str) -> None:
+    def revalidate(self, conn: Traced, job: Callable[..., Any], path: str, pool: Any) -> None:
         """A cache hit older than its check interval: the file is re-checked on the pool."""
-        pool = conn.pool
         self.line(
             conn.id,
             "pool submit %s (revalidate cached %s; queued %d, busy %d of %d)"

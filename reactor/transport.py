@@ -23,7 +23,13 @@ which of the two it has:
 - the transport calls ``protocol.data_received(data)`` and ``protocol.eof_received()``
   with what arrives, and ``protocol.connection_lost(exc)`` when the socket fails;
 - :meth:`Transport.shutdown_write` ends the output (``close_notify`` first for TLS) and
-  :meth:`Transport.close` releases everything.
+  :meth:`Transport.close` releases everything;
+- :meth:`Transport.switch_protocol` hands the transport to another protocol (after a
+  ``101 Switching Protocols``): from the next loop pass on, everything above goes to the
+  new one, which is told ``connection_made()`` first.
+
+A transport is in one of three states (:class:`TransportState`): ``handshaking`` (TLS
+only, until the handshake is done), ``open``, and ``closed``.
 
 Calls from the exchange into the transport never call back into the exchange
 synchronously; a socket error found while writing is reported on the next loop pass.
@@ -39,16 +45,19 @@ is in the outgoing BIO, and "wants to read" means "wait for the socket to be rea
 
 from __future__ import annotations
 
+import enum
 import errno
 import logging
 import os
 import socket
 import ssl
 import typing
-from typing import Any, Callable, List, Optional, Tuple, Union
+from typing import Any, List, Optional, Union
 
 from reactor.loop import EVENT_READ, EVENT_WRITE, EventLoop
-from reactor.response import FileBody, StreamBody
+from reactor.response import FileBody, Pool, StreamBody, close_stream
+from reactor.sessions import Protocol
+from reactor.trace import Tracer
 
 log = logging.getLogger("reactor.transport")
 
@@ -64,44 +73,17 @@ _RETRY_BLOCK_S = 0.01  # the pool was full: ask again this soon
 Buffer = Union[bytes, bytearray, memoryview]  # what the outbox holds: anything send() takes
 
 
-class Protocol(typing.Protocol):
-    """What a transport calls on the exchange above it (asyncio's Protocol, in small)."""
+class TransportState(enum.Enum):
+    HANDSHAKING = "handshaking"  # TLS: the handshake is under way; nothing goes up or down yet
+    OPEN = "open"  # bytes flow both ways
+    CLOSED = "closed"  # socket closed, unregistered; nothing leaves it
 
-    def connection_made(self) -> None: ...
-
-    def data_received(self, data: bytes) -> None: ...
-
-    def eof_received(self) -> None: ...
-
-    def write_drained(self) -> None: ...
-
-    def connection_lost(self, exc: BaseException) -> None: ...
+    __hash__ = object.__hash__  # identity hashing: no Python-level call
 
 
-class Pool(typing.Protocol):
-    """The part of :class:`reactor.workers.WorkerPool` a transport uses for file blocks."""
-
-    def submit(self, job: Callable[..., Any], args: Tuple[Any, ...], callback: Callable[[Any], None]) -> bool: ...
-
-
-class Tracer(typing.Protocol):
-    """The trace points a transport reports (see :mod:`reactor.trace`)."""
-
-    def event(self, conn: Any, mask: int) -> None: ...
-
-    def interest(self, conn: Any, old: int, new: int) -> None: ...
-
-    def recv(self, conn: Any, size: int) -> None: ...
-
-    def send(self, conn: Any, sent: int, queued: int) -> None: ...
-
-    def sendfile(self, conn: Any, sent: int, remaining: int) -> None: ...
-
-    def tls(self, conn: Any, text: str) -> None: ...
-
-    def pool_submit(self, conn: Any, job: Callable[..., Any]) -> None: ...
-
-    def pool_result(self, conn: Any, job: Callable[..., Any], future: Any, stale: bool) -> None: ...
+_HANDSHAKING = TransportState.HANDSHAKING
+_OPEN = TransportState.OPEN
+_CLOSED = TransportState.CLOSED
 
 
 class Counters(typing.Protocol):
@@ -147,7 +129,7 @@ class Transport:
         "_stream",
         "_block_pending",
         "_sendfile",
-        "_closed",
+        "state",
         "_on_event_cb",
         "_deferred",
     )
@@ -188,7 +170,7 @@ class Transport:
         self._stream: Optional[StreamBody] = None
         self._block_pending = False  # a pool read of the file's (or stream's) next block is in flight
         self._sendfile = sendfile
-        self._closed = False
+        self.state = _OPEN
         self._on_event_cb = self._on_event  # one bound method, so selector.modify sees the same data
         self._deferred = 0  # bytes at the end of the outbox that write(more=True) keeps back
 
@@ -223,7 +205,7 @@ class Transport:
         self._reading = True  # not registered yet: the exchange's set_reading(True) changes nothing
         protocol.connection_made()
         try:
-            if self._reading and not self._closed:
+            if self._reading and self.state is not _CLOSED:
                 self._read()
         except Exception as exc:
             self._bug(exc)
@@ -240,6 +222,13 @@ class Transport:
         """
         return (bool(self._outbox) and not self._deferred) or self._file is not None or self._stream is not None
 
+    def queued_bytes(self) -> int:
+        """Bytes written and not yet taken by the kernel (TLS: as records), for a protocol's back-pressure.
+
+        A file or stream body still to come is not counted: it is read only as the outbox drains.
+        """
+        return sum(map(len, self._outbox))
+
     def set_reading(self, on: bool) -> None:
         """Whether the exchange wants input now; settles the selector interest."""
         if on is not self._reading:
@@ -254,7 +243,7 @@ class Transport:
         what follows in one send. Only behind an empty outbox, so a client that does
         not read still holds up the exchange; the caller must end with :meth:`flush`.
         """
-        if self._closed:
+        if self.state is _CLOSED:
             return
         outbox = self._outbox
         outbox.append(data)
@@ -286,7 +275,7 @@ class Transport:
 
         The transport closes its descriptor.
         """
-        if self._closed:
+        if self.state is _CLOSED:
             file.close()
             return
         self._deferred = 0  # the file follows the queued bytes
@@ -305,12 +294,42 @@ class Transport:
         copied at once, see :meth:`_make_block`), so a client that never
         reads costs one block; the transport closes the stream at its end or on close.
         """
-        if self._closed:
+        if self.state is _CLOSED:
             stream.close()
             return
         self._deferred = 0
         self._stream = stream
         self._flush()
+
+    def switch_protocol(self, protocol: Protocol) -> None:
+        """Hand the transport to ``protocol``: after a ``101 Switching Protocols``, another protocol speaks.
+
+        Input stops until ``protocol.connection_made()``, which runs on the next loop pass,
+        not inside this call (a transport never calls up synchronously from a call down):
+        the new protocol turns reading on there. Bytes that arrived behind the switch are
+        not the transport's to give: the old protocol hands them over itself. A socket
+        error before then is reported to ``protocol.connection_lost``.
+        """
+        self.protocol = protocol
+        self.set_reading(False)
+        self.loop.call_soon(self._switched, protocol)
+
+    def _switched(self, protocol: Protocol) -> None:
+        if self.state is _CLOSED or self.protocol is not protocol:
+            return
+        try:
+            protocol.connection_made()
+        except Exception as exc:
+            self._bug(exc)
+
+    def input_waiting(self) -> bool:
+        """True if bytes from the peer wait in the kernel, unread (a request a moment before a stop)."""
+        if self.state is _CLOSED:
+            return False
+        try:
+            return bool(self.sock.recv(1, socket.MSG_PEEK))
+        except OSError:  # BlockingIOError: nothing yet; others: it is dead anyway
+            return False
 
     def shutdown_write(self) -> None:
         """Send nothing more: shut the write side once the outbox is empty (FIN)."""
@@ -322,10 +341,10 @@ class Transport:
 
     def close(self) -> None:
         """Unregister and close the socket; release a file body. Idempotent."""
-        if self._closed:
+        if self.state is _CLOSED:
             return
         self.flush()  # what the exchange took as written (best effort, as for any close)
-        self._closed = True
+        self.state = _CLOSED
         if self._mask:
             self._mask = 0
             try:
@@ -337,7 +356,7 @@ class Transport:
             self._file = None
         if self._stream is not None:
             if not self._block_pending:
-                self._stream.close()  # else the block's callback closes it
+                close_stream(self._stream)  # else the block's callback closes it
             self._stream = None
         self._outbox.clear()
         try:
@@ -359,7 +378,7 @@ class Transport:
         return mask
 
     def _update_interest(self) -> None:
-        if self._closed:
+        if self.state is _CLOSED:
             return
         mask = self._wants()
         if mask == self._mask:
@@ -385,7 +404,7 @@ class Transport:
             if mask & EVENT_WRITE:
                 self._flush()
                 self._report_drained()
-            if mask & EVENT_READ and self._reading and not self._closed:
+            if mask & EVENT_READ and self._reading and self.state is not _CLOSED:
                 self._read()
         except Exception as exc:
             self._bug(exc)
@@ -420,7 +439,7 @@ class Transport:
 
     def _lost(self, exc: BaseException) -> None:
         """The socket failed: close, then tell the exchange (once)."""
-        if self._closed:
+        if self.state is _CLOSED:
             return
         self.close()
         protocol = self.protocol
@@ -429,7 +448,7 @@ class Transport:
 
     def _lost_later(self, exc: BaseException) -> None:
         """A failure found inside a call from the exchange: report it on the next pass."""
-        if not self._closed:
+        if self.state is not _CLOSED:
             self.loop.call_soon(self._lost, exc)
 
     # -- output ----------------------------------------------------------------------
@@ -545,9 +564,9 @@ class Transport:
         def done(future: Any) -> None:
             self._block_pending = False
             if self.tracer:
-                self.tracer.pool_result(self, stream.read_block, future, self._closed)
-            if self._closed:
-                stream.close()  # close() left it open while the block was being made
+                self.tracer.pool_result(self, stream.read_block, future, self.state is _CLOSED)
+            if self.state is _CLOSED:
+                close_stream(stream)  # close() left it open while the block was being made
                 return
             try:
                 block = future.result()
@@ -558,14 +577,15 @@ class Transport:
             if block:
                 self.write(block)
             if not block or (isinstance(stream, FileBody) and not stream.remaining):  # a file knows its end
-                stream.close()
+                close_stream(stream)
                 if self._stream is stream:
                     self._stream = None
             self._report_drained()
 
+        pool = stream.pool or self.pool  # an application's stream names its own pool
         if self.tracer:
-            self.tracer.pool_submit(self, stream.read_block)
-        if not self.pool.submit(stream.read_block, (BLOCK_BYTES,), done):
+            self.tracer.pool_submit(self, stream.read_block, pool)
+        if not pool.submit(stream.read_block, (BLOCK_BYTES,), done):
             self._block_pending = False
             self.loop.call_later(_RETRY_BLOCK_S, self._retry_stream)
         return False
@@ -575,14 +595,19 @@ class Transport:
         self._outbox.append(block)
 
     def _retry_stream(self) -> None:
-        if self._stream is not None and not self._block_pending and not self._closed and len(self._outbox) <= 1:
+        if (
+            self._stream is not None
+            and not self._block_pending
+            and self.state is not _CLOSED
+            and len(self._outbox) <= 1
+        ):
             if self._make_block():  # cached by now: send it (or see the end) as a drain would
                 self._flush()
                 self._report_drained()
 
     def _report_drained(self) -> None:
         """From a loop callback, never from inside a call of the exchange: tell it all its output is in the kernel."""
-        if not self.writing() and not self._closed:
+        if not self.writing() and self.state is not _CLOSED:
             protocol = self.protocol
             assert protocol is not None
             protocol.write_drained()
@@ -600,7 +625,7 @@ class TLSTransport(Transport):
     it gets a short plain-text ``400`` and a close, as nginx does.
     """
 
-    __slots__ = ("_ssl", "_incoming", "_outgoing", "_handshaking", "_first")
+    __slots__ = ("_ssl", "_incoming", "_outgoing", "_first")
 
     secure = True
     _reuse_blocks = True
@@ -620,7 +645,7 @@ class TLSTransport(Transport):
         self._incoming = ssl.MemoryBIO()
         self._outgoing = ssl.MemoryBIO()
         self._ssl = context.wrap_bio(self._incoming, self._outgoing, server_side=True)
-        self._handshaking = True
+        self.state = _HANDSHAKING
         self._first = True  # nothing received yet (see _plain_http)
 
     def start(self, protocol: Protocol) -> None:
@@ -640,13 +665,13 @@ class TLSTransport(Transport):
         return self._ssl.version()
 
     def set_reading(self, on: bool) -> None:
-        if self._handshaking:
+        if self.state is _HANDSHAKING:
             on = True  # the handshake reads whatever the exchange wants
         super().set_reading(on)
 
     def write(self, data: Buffer, more: bool = False) -> None:
         """Encrypt ``data`` into TLS records, queue them and send what the socket takes (``more`` is ignored)."""
-        if self._closed:
+        if self.state is _CLOSED:
             return
         self._queue(data)
         self._flush()
@@ -667,12 +692,12 @@ class TLSTransport(Transport):
 
     def close(self) -> None:
         """Send ``close_notify`` if the session is up (best effort), then close."""
-        if not self._closed:
+        if self.state is not _CLOSED:
             self._send_close_notify()
         super().close()
 
     def _send_close_notify(self) -> None:
-        if self._handshaking or self._closed:
+        if self.state is not _OPEN:
             return
         try:
             self._ssl.unwrap()
@@ -696,7 +721,7 @@ class TLSTransport(Transport):
             self._incoming.write(data)
         else:
             self._incoming.write_eof()
-        if self._handshaking and not self._handshake():
+        if self.state is _HANDSHAKING and not self._handshake():
             return
         self._read_plaintext()
 
@@ -725,9 +750,9 @@ class TLSTransport(Transport):
             self._lost(exc)
             return
         self._send_pending()  # e.g. an answer to a KeyUpdate
-        if chunks and not self._closed:
+        if chunks and self.state is not _CLOSED:
             self._deliver(b"".join(chunks))
-        if eof and not self._closed:
+        if eof and self.state is not _CLOSED:
             self._deliver(b"")
 
     def _handshake(self) -> bool:
@@ -746,14 +771,14 @@ class TLSTransport(Transport):
                 self.tracer.tls(self, "handshake failed: %s" % exc)
             self._lost(exc)
             return False
-        self._handshaking = False
+        self.state = _OPEN
         self._send_pending()
         if self.tracer:
             self.tracer.tls(self, "handshake done: %s, ALPN %s" % (self._ssl.version(), self.alpn_protocol))
         protocol = self.protocol
         assert protocol is not None
         protocol.connection_made()
-        return not self._closed
+        return self.state is not _CLOSED
 
     def _send_pending(self) -> None:
         if self._outgoing.pending:

@@ -32,36 +32,44 @@ Done = Callable[["concurrent.futures.Future[Any]"], None]  # runs on the loop th
 
 
 class WorkerPool:
-    """``size`` threads and at most ``max_pending`` jobs queued or running."""
+    """``size`` threads and at most ``max_pending`` jobs queued or running.
 
-    def __init__(self, loop: EventLoop, size: int = 4, max_pending: int = 1024) -> None:
+    ``name`` names the pool in log lines and its threads (``reactor-worker-0``...): the
+    server has a disk pool (``worker``) and, for application code, an ``app`` pool.
+    Implements :class:`reactor.response.Pool`.
+    """
+
+    def __init__(self, loop: EventLoop, size: int = 4, max_pending: int = 1024, name: str = "worker") -> None:
         if size < 1:
             raise ValueError("pool size must be at least 1")
         self.loop = loop
         self.size = size
+        self.name = name
         self.max_pending = max_pending
         self.pending = 0  # jobs submitted and not yet called back; loop thread only
         self.busy = 0  # jobs running on a worker right now
         self._busy_lock = threading.Lock()
         self._threads: Set[threading.Thread] = set()  # workers that have run a job
         self.saturated = False
-        self._executor = concurrent.futures.ThreadPoolExecutor(size, thread_name_prefix="reactor-worker")
+        self._executor = concurrent.futures.ThreadPoolExecutor(size, thread_name_prefix="reactor-" + name)
 
     def submit(
         self,
         job: Job,
         args: Tuple[Any, ...],
         callback: Done,
+        bounded: bool = True,
     ) -> bool:
         """Run ``job(*args)`` on a worker, then ``callback(future)`` on the loop thread.
 
-        Returns False, without running anything, when the pool is saturated or shut down.
+        Returns False, without running anything, when the pool is saturated (unless
+        ``bounded`` is False: clean-up that must run whatever the load) or shut down.
         Loop thread only.
         """
-        if self.pending >= self.max_pending:
+        if bounded and self.pending >= self.max_pending:
             if not self.saturated:
                 self.saturated = True
-                log.warning("worker pool saturated (%d jobs pending); answering 503", self.pending)
+                log.warning("%s pool saturated (%d jobs pending); answering 503", self.name, self.pending)
             return False
         try:
             future = self._executor.submit(self._run, job, args)
@@ -86,7 +94,7 @@ class WorkerPool:
         self.pending -= 1
         if self.saturated and self.pending * 2 <= self.max_pending:
             self.saturated = False
-            log.info("worker pool recovered (%d jobs pending)", self.pending)
+            log.info("%s pool recovered (%d jobs pending)", self.name, self.pending)
         callback(future)
 
     def shutdown(self, wait: bool = True, timeout_s: Optional[float] = None) -> bool:

@@ -87,7 +87,7 @@ def test_state_table_scan_still_finds_the_timeouts():
 
 def test_status_code_scan_finds_known_senders():
     codes = _generator("make_tables").status_codes()
-    assert "reactor.server.Server._refuse" in codes[503][0]
+    assert "reactor.errors.busy" in codes[503][0]
     assert "reactor.connection._CONTINUE" in codes[100][0]
     assert 408 in codes and 404 in codes and 201 in codes
 

@@ -55,7 +55,7 @@ def tracebacks(caplog):
 
 
 def all_closed(srv):
-    wait_for(lambda: not srv.call(lambda: len(srv.server.connections)), what="all connections to close")
+    wait_for(lambda: not srv.call(lambda: len(srv.server.sessions)), what="all connections to close")
 
 
 @pytest.fixture
@@ -92,7 +92,7 @@ def test_exception_in_a_handler_is_500_and_the_next_connection_is_served(make_se
 
 
 def test_failure_while_answering_the_500_closes_only_that_connection(make_server, monkeypatch, logs):
-    real = reactor.connection.response_head
+    real = reactor.connection.field_lines
     calls = []
 
     def broken_twice(*args):
@@ -101,7 +101,7 @@ def test_failure_while_answering_the_500_closes_only_that_connection(make_server
             raise RuntimeError("injected fault in the serializer")
         return real(*args)
 
-    monkeypatch.setattr(reactor.connection, "response_head", broken_twice)
+    monkeypatch.setattr(reactor.connection, "field_lines", broken_twice)
     srv = make_server()
     bystander = RawClient(srv.connect())  # another client, mid-request, must not notice
     bystander.send(b"GET /notes.txt HTTP/1.1\r\n")
@@ -175,7 +175,7 @@ def test_reset_mid_body(make_server, logs):
     srv = make_server()
     sock = srv.connect()
     sock.sendall(upload_head(srv.port, 1000) + b'{"partial": ')
-    wait_for(lambda: srv.call(lambda: any(c.request for c in srv.server.connections.values())), what="the head")
+    wait_for(lambda: srv.call(lambda: any(c.request for c in srv.server.sessions.values())), what="the head")
     reset(sock)
     assert_quiet_and_serving(srv, logs)
 

@@ -17,7 +17,7 @@ import pytest
 
 from conftest import fetch, wait_for
 from reactor.handlers import compress, files
-from reactor.handlers.gzip_cache import BUSY, ENTRY_OVERHEAD_BYTES, GzipCache
+from reactor.handlers.gzip_cache import ENTRY_OVERHEAD_BYTES, GzipCache
 
 #: The server tests run over plain TCP and over TLS (conftest): a streamed body goes through both transports.
 BOTH_TRANSPORTS = True
@@ -133,7 +133,8 @@ def test_errors_and_a_full_pool_reach_every_waiter() -> None:
     assert cache.get('"v"') == (False, None)  # a failure is not remembered
     pool.full = True
     cache.compress(pool, '"v"', broken, (), answers)
-    assert answers.got[-1] == (None, BUSY) and cache.in_flight == 0
+    body, error = answers.got[-1]
+    assert body is None and error.status == 503 and ("Retry-After", "1") in error.headers and cache.in_flight == 0
 
 
 def test_a_failing_waiter_does_not_strand_the_others(caplog: pytest.LogCaptureFixture) -> None:
@@ -304,13 +305,13 @@ def test_a_client_that_never_reads_a_streamed_form_holds_a_block_or_two(make_ser
         assert sock.recv(1024).startswith(b"HTTP/1.1 200 ")
 
         def queued() -> int:
-            (conn,) = streaming.server.connections.values()
+            (conn,) = streaming.server.sessions.values()
             transport = conn.transport
             return sum(len(data) for data in transport._outbox) if transport._outbox else -1
 
         def stalled() -> bool:  # bytes wait for the client, and no block is being made
             return streaming.call(queued) > 0 and not streaming.call(
-                lambda: next(iter(streaming.server.connections.values())).transport._block_pending
+                lambda: next(iter(streaming.server.sessions.values())).transport._block_pending
             )
 
         wait_for(stalled, what="the stream to stall on the client")

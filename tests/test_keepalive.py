@@ -171,12 +171,12 @@ def test_connection_table_empties_after_clients_leave(server):
     sockets = [server.connect() for _ in range(10)]
     for sock in sockets:
         RawClient(sock).get("/sample.txt").response()
-    assert server.call(lambda: len(server.server.connections)) == 10
+    assert server.call(lambda: len(server.server.sessions)) == 10
     for sock in sockets:
         rest = half_close(sock)  # FIN, or close_notify over TLS
         assert RawClient(rest).at_eof()
         rest.close()
-    assert server.call(lambda: len(server.server.connections)) == 0
+    assert server.call(lambda: len(server.server.sessions)) == 0
 
 
 def test_huge_keepalive_max_is_just_a_number(make_server):

@@ -46,7 +46,7 @@ def request_bytes(port: int, target: str = "/notes.txt", method: str = "GET") ->
 
 
 def open_count(srv) -> int:
-    return srv.call(lambda: len(srv.server.connections))
+    return srv.call(lambda: len(srv.server.sessions))
 
 
 # -- the connection limit --------------------------------------------------------------------
@@ -336,7 +336,7 @@ def test_never_reading_client_does_not_delay_others_and_buffers_are_bounded(make
     def blocked():  # responses waiting for the socket to drain, no read in flight
         return [
             c
-            for c in srv.server.connections.values()
+            for c in srv.server.sessions.values()
             if c.state is ConnState.WRITING and c.transport._mask == EVENT_WRITE and not c.transport._block_pending
         ]
 
@@ -351,7 +351,7 @@ def test_never_reading_client_does_not_delay_others_and_buffers_are_bounded(make
     assert time.monotonic() - started < 5
 
     def queued_bytes():
-        return [sum(len(item) for item in c.transport._outbox) for c in srv.server.connections.values()]
+        return [sum(len(item) for item in c.transport._outbox) for c in srv.server.sessions.values()]
 
     # What the server holds for a stalled client: at most two pool blocks (256 KiB each:
     # one draining, the next read ahead) plus the head, whatever the file size.

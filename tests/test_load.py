@@ -61,7 +61,7 @@ def test_1000_concurrent_clients_each_complete_a_request(descriptors, make_serve
     size = (srv.root / "notes.txt").stat().st_size
     results = asyncio.run(asyncio.wait_for(_concurrent_requests(srv.port, 1000), 60))
     assert results == [(200, size)] * 1000
-    wait_for(lambda: not srv.call(lambda: len(srv.server.connections)), what="all connections to close")
+    wait_for(lambda: not srv.call(lambda: len(srv.server.sessions)), what="all connections to close")
 
 
 def test_2000_idle_connections_do_not_delay_a_fresh_client(descriptors, make_server):
@@ -76,14 +76,14 @@ def test_2000_idle_connections_do_not_delay_a_fresh_client(descriptors, make_ser
             for _ in range(100):
                 idle.append(RawClient(socket.create_connection((srv.host, srv.port), timeout=30)))
             count = len(idle)
-            wait_for(lambda count=count: srv.call(lambda: len(srv.server.connections)) == count, what="accepts")
+            wait_for(lambda count=count: srv.call(lambda: len(srv.server.sessions)) == count, what="accepts")
         for start in range(0, len(idle), 500):  # one request each: keep-alive connections proper
             batch = idle[start : start + 500]
             for client in batch:
                 client.send(request)
             for client in batch:
                 assert client.response()[0] == 200
-        wait_for(lambda: srv.call(lambda: len(srv.server.connections)) == 2000, what="2000 open connections")
+        wait_for(lambda: srv.call(lambda: len(srv.server.sessions)) == 2000, what="2000 open connections")
         started = time.monotonic()
         conn = http.client.HTTPConnection(srv.host, srv.port, timeout=5)
         conn.request("GET", "/")
@@ -94,7 +94,7 @@ def test_2000_idle_connections_do_not_delay_a_fresh_client(descriptors, make_ser
         assert elapsed < 1.0, "a fresh client waited %.3f s" % elapsed
         conn.close()
         # The idle ones were not dropped to make room.
-        assert srv.call(lambda: len(srv.server.connections)) >= 2000
+        assert srv.call(lambda: len(srv.server.sessions)) >= 2000
         assert idle[0].send(request).response()[0] == 200
     finally:
         for client in idle:

@@ -376,7 +376,7 @@ def test_pipelining_is_back_pressured_while_responses_are_pending(server: Runnin
     def snapshot() -> List[Tuple[ConnState, int, int]]:
         return [
             (conn.state, conn.parser.buffered_bytes(), unread_bytes(conn.transport.sock))
-            for conn in server.server.connections.values()
+            for conn in server.server.sessions.values()
         ]
 
     deadline = time.monotonic() + 10

@@ -178,6 +178,26 @@ def test_start_next_cycle_before_the_request_is_complete_is_an_error() -> None:
         parser.start_next_cycle()
 
 
+def test_detach_hands_over_the_bytes_behind_a_complete_request() -> None:
+    """After a 101 the parser gives up what it holds, in order, and parses nothing more (h11's trailing_data)."""
+    parser = RequestParser()
+    upgrade = b"GET /chat HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+    parser.feed(upgrade + b"\x81\x85frame")
+    parser.feed(b" GET / HTTP/1.1\r\n\r\n")  # looks like a request: it is the next protocol's all the same
+    events = list(parser.events())
+    assert [type(e) for e in events] == [RequestHead, RequestEnd]
+    assert parser.next_event() is PAUSED
+    assert parser.detach() == b"\x81\x85frame GET / HTTP/1.1\r\n\r\n"
+    assert parser.buffered_bytes() == 0 and parser.next_event() is PAUSED
+
+
+def test_detach_before_the_request_is_complete_is_an_error() -> None:
+    parser = RequestParser()
+    parser.feed(b"GET / HTTP/1.1\r\nHost: a\r\n")
+    with pytest.raises(RuntimeError):
+        parser.detach()
+
+
 def test_in_message_tells_whether_a_request_has_started() -> None:
     parser = RequestParser()
     assert not parser.in_message

@@ -6,10 +6,30 @@ import pytest
 
 from reactor.config import Config
 from reactor.connection import SERVER_NAME, Collaborators
+from reactor.response import FrozenFields
 from reactor.serializer import http_date, response_head
+from reactor.sessions import SessionTable
 from reactor.stats import Stats
 
-FIELDS = (("Content-Type", "text/plain; charset=utf-8"), ("ETag", '"abc"'), ("Accept-Ranges", "bytes"))
+FIELDS = FrozenFields((("Content-Type", "text/plain; charset=utf-8"), ("ETag", '"abc"'), ("Accept-Ranges", "bytes")))
+
+
+def collaborators(config):
+    return Collaborators(config, None, None, Stats(), None, SessionTable())
+
+
+class Head:
+    """The two things of a request head the persistence fields depend on."""
+
+    def __init__(self, http_version, connection_options=frozenset()):
+        self.http_version = http_version
+        self.connection_options = connection_options
+
+
+def cached(ctx, status, fields, length, keep_alive, say_keep_alive, responses):
+    # HTTP/1.0 must be told it persists; a 1.1 client that did not ask is not.
+    head = Head("1.0") if say_keep_alive else Head("1.1")
+    return ctx.cached_head(status, fields, length, keep_alive, head, responses)
 
 
 def general(ctx, status, fields, length, keep_alive, say_keep_alive, responses):
@@ -35,26 +55,26 @@ def general(ctx, status, fields, length, keep_alive, say_keep_alive, responses):
 )
 @pytest.mark.parametrize("keep_alive, say_keep_alive", [(True, False), (True, True), (False, False)])
 def test_cached_head_equals_the_general_path(config, keep_alive, say_keep_alive):
-    ctx = Collaborators(config, None, None, Stats(), None, None, lambda conn: None)
+    ctx = collaborators(config)
     for responses in (1, 2, 99, 2000):  # 2000: past the per-response-number cache
         for status, length in ((200, 1024), (200, 1024), (206, 10), (200, 7)):
-            got = ctx.cached_head(status, FIELDS, length, keep_alive, say_keep_alive, responses)
+            got = cached(ctx, status, FIELDS, length, keep_alive, say_keep_alive, responses)
             assert got == general(ctx, status, FIELDS, length, keep_alive, say_keep_alive, responses)
 
 
 def test_a_new_tuple_of_fields_gets_its_own_head():
     """A file's new version comes with new fields (a new ETag): never the old head."""
-    ctx = Collaborators(Config(), None, None, Stats(), None, None, lambda conn: None)
-    old = ctx.cached_head(200, FIELDS, 5, True, False, 1)
-    newer = (FIELDS[0], ("ETag", '"def"'), FIELDS[2])
-    new = ctx.cached_head(200, newer, 5, True, False, 1)
+    ctx = collaborators(Config())
+    old = cached(ctx, 200, FIELDS, 5, True, False, 1)
+    newer = FrozenFields((FIELDS[0], ("ETag", '"def"'), FIELDS[2]))
+    new = cached(ctx, 200, newer, 5, True, False, 1)
     assert b'"abc"' in old and b'"def"' in new and b'"abc"' not in new
 
 
 def test_a_field_that_could_inject_another_is_refused_on_the_cached_path_too():
-    ctx = Collaborators(Config(), None, None, Stats(), None, None, lambda conn: None)
+    ctx = collaborators(Config())
     with pytest.raises(ValueError):
-        ctx.cached_head(200, (("X-Bad", "a\r\nSet-Cookie: x"),), 5, True, False, 1)
+        cached(ctx, 200, FrozenFields((("X-Bad", "a\r\nSet-Cookie: x"),)), 5, True, False, 1)
 
 
 def test_hot_file_heads_over_keep_alive(raw):

@@ -90,7 +90,7 @@ def test_request_arriving_on_an_open_connection_during_the_stop_is_answered_with
     srv = make_server()
     client = RawClient(srv.connect())
     client.send(b"GET /notes.txt HTTP/1.1\r\n")  # in flight: its header section has begun
-    wait_for(lambda: srv.call(lambda: any(c.parser.in_message for c in srv.server.connections.values())))
+    wait_for(lambda: srv.call(lambda: any(c.parser.in_message for c in srv.server.sessions.values())))
     begin_stop(srv)
     wait_for(lambda: refused(srv.port), what="the listener to close")
     client.send(b"Host: 127.0.0.1:%d\r\n\r\n" % srv.port)
@@ -120,7 +120,7 @@ def test_stop_gives_up_on_unfinished_requests_after_the_timeout(make_server):
     srv = make_server(shutdown_timeout_s=0.3)
     stuck = srv.connect()
     stuck.sendall(b"GET / HTTP/1.1\r\n")  # and never finishes it
-    wait_for(lambda: srv.call(lambda: any(c.parser.in_message for c in srv.server.connections.values())))
+    wait_for(lambda: srv.call(lambda: any(c.parser.in_message for c in srv.server.sessions.values())))
     begin_stop(srv)
     srv.thread.join(10)
     assert not srv.thread.is_alive()

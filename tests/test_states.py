@@ -8,15 +8,18 @@ import pytest
 
 from reactor.connection import NEXT, Collaborators, Connection, ConnState, InvalidTransition
 from reactor.loop import EVENT_READ, EVENT_WRITE
+from reactor.sessions import SessionTable
 from reactor.stats import Stats
 
 
-def test_every_state_has_an_entry_and_closed_is_terminal():
+def test_every_state_has_an_entry_and_closed_and_upgraded_are_terminal():
     assert set(NEXT) == set(ConnState)
     assert NEXT[ConnState.CLOSED] == frozenset()
+    assert NEXT[ConnState.UPGRADED] == frozenset()  # the transport has a new owner: nothing more here
+    assert [state for state, targets in NEXT.items() if ConnState.UPGRADED in targets] == [ConnState.WRITING]
     for state, targets in NEXT.items():
         assert targets <= set(ConnState)
-        if state is not ConnState.CLOSED:
+        if state not in (ConnState.CLOSED, ConnState.UPGRADED):
             assert ConnState.CLOSED in targets  # any live connection can be closed
 
 
@@ -46,8 +49,17 @@ def conn():
     ours, theirs = socket.socketpair()
     ours.setblocking(False)
     closed = []
-    ctx = Collaborators(Config(), loop, None, Stats(), None, _App(), closed.append)
+
+    class Table(SessionTable):
+        def discard(self, session):
+            closed.append(session)  # what leaves the table, in order
+            super().discard(session)
+
+    sessions = Table()
+    ctx = Collaborators(Config(), loop, None, Stats(), None, sessions)
+    ctx.app = _App()
     connection = Connection(ctx, Transport(loop, ours, None, ctx.stats, None, 1, "test", False), 1)
+    sessions.add(connection)
     connection.start()
     yield connection, closed
     connection.transport.close()
@@ -123,7 +135,7 @@ def test_closed_connections_are_freed_without_the_cycle_collector(make_server):
         for _ in range(20):
             response, _body = fetch(running, "GET", "/sample.txt", {"Connection": "close"})
             assert response.status == 200
-        wait_for(lambda: not running.call(lambda: len(running.server.connections)), what="every connection to close")
+        wait_for(lambda: not running.call(lambda: len(running.server.sessions)), what="every connection to close")
         alive = running.call(lambda: sum(1 for o in gc.get_objects() if isinstance(o, Connection)))
     finally:
         gc.enable()

@@ -112,8 +112,8 @@ def test_body_progress_extends_the_deadline(make_server):
     )
 
     def reading_body():
-        conns = list(srv.server.connections.values())
-        return conns and conns[0].state is ConnState.READING_BODY and conns[0].deadline
+        conns = list(srv.server.sessions.values())
+        return conns and conns[0].state is ConnState.READING_BODY and conns[0].timer.when
 
     first = wait_for(lambda: srv.call(reading_body), what="the body to be read")
     sock.sendall(body[5:7])
@@ -131,7 +131,7 @@ def test_idle_keep_alive_connection_is_closed_quietly(make_server):
     status, fields, _body = client.response()
     assert status == 200 and "keep-alive" in fields
     assert closed_quietly(sock)  # no 408: an idle client did nothing wrong
-    wait_for(lambda: not srv.call(lambda: len(srv.server.connections)), what="the table to empty")
+    wait_for(lambda: not srv.call(lambda: len(srv.server.sessions)), what="the table to empty")
 
 
 def test_connection_that_never_sends_is_closed_quietly(make_server):
@@ -150,7 +150,7 @@ def test_client_that_stops_reading_is_closed_after_send_timeout(make_server, cap
     caplog.set_level(logging.INFO, logger="reactor")
     sock = srv.connect(rcvbuf=4096)
     sock.sendall(b"GET /big.bin HTTP/1.1\r\nHost: " + host(srv) + b"\r\n\r\n")
-    wait_for(lambda: not srv.call(lambda: len(srv.server.connections)), what="the non-reader to be closed")
+    wait_for(lambda: not srv.call(lambda: len(srv.server.sessions)), what="the non-reader to be closed")
     assert any("stopped reading" in r.getMessage() for r in caplog.records)
     sock.close()
 
@@ -221,7 +221,7 @@ def test_connection_churn_does_not_pile_up_cancelled_timers(make_server):
         client.send(request)
         assert client.response()[0] == 200
         sock.close()  # the server sees EOF while IDLE and cancels a 30 s timer
-    wait_for(lambda: srv.call(lambda: len(srv.server.connections)) == 1, what="the churn to close")
+    wait_for(lambda: srv.call(lambda: len(srv.server.sessions)) == 1, what="the churn to close")
     loop = srv.server.loop
     # Each connection cancelled timers 10-30 s in the future; without compaction they
     # would all still be in the heap (more than 600).

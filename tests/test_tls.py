@@ -32,7 +32,7 @@ def tls_server(make_server, tls_files):
 
 
 def states(running):
-    return running.call(lambda: sorted(c.state.value for c in running.server.connections.values()))
+    return running.call(lambda: sorted(c.state.value for c in running.server.sessions.values()))
 
 
 # -- the handshake ------------------------------------------------------------------------
@@ -97,7 +97,7 @@ def test_plain_http_to_the_tls_port_gets_a_plain_400(tls_server):
         reply = recv_until_closed(sock)
     assert reply.startswith(b"HTTP/1.1 400 Bad Request\r\n")
     assert b"Connection: close" in reply and b"https://" in reply
-    assert running.call(lambda: len(running.server.connections)) == 0
+    assert running.call(lambda: len(running.server.sessions)) == 0
 
 
 @pytest.mark.parametrize(
@@ -135,7 +135,7 @@ def test_reset_mid_handshake_costs_only_that_connection(tls_server, caplog):
     assert sock.recv(1)  # the server answered with its flight
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
     sock.close()  # RST
-    wait_for(lambda: running.call(lambda: len(running.server.connections)) == 1, what="the reset one to go")
+    wait_for(lambda: running.call(lambda: len(running.server.sessions)) == 1, what="the reset one to go")
     assert bystander.get("/sample.txt").response()[0] == 200
     assert not [r for r in caplog.records if r.exc_info]
 

@@ -173,7 +173,7 @@ def test_trace_off_calls_nothing(make_server, monkeypatch):
     response = conn.getresponse()
     response.read()
     assert response.status == 200
-    assert all(c.tracer is None for c in running.call(lambda: list(running.server.connections.values())))
+    assert all(c.tracer is None for c in running.call(lambda: list(running.server.sessions.values())))
     conn.close()
     assert called == []
 
@@ -186,26 +186,17 @@ def test_timer_lines_tell_deadlines_from_armed_timers():
         stream = io.StringIO()
         tracer = Tracer(loop, stream)
 
-        class Conn:  # the attributes Tracer reads
+        class Conn:  # the one attribute Tracer reads; the rest is passed as plain values
             id = 7
-            deadline = None
-            _timer = None
-
-            class state:
-                value = "idle"
 
         conn = Conn()
         now = time.monotonic()
-        conn._timer = loop.call_at(now + 30, lambda: None)
-        conn.deadline = now + 30
-        tracer.timer_armed(conn, 30.0)  # type: ignore[arg-type]
-        conn.deadline = now + 60
-        tracer.timer_armed(conn, 60.0)  # type: ignore[arg-type]
-        tracer.timer_set(conn)  # type: ignore[arg-type]
-        conn.deadline = now - 1
-        tracer.timer_fired(conn)  # type: ignore[arg-type]
-        conn.deadline = now + 60
-        tracer.timer_fired(conn)  # type: ignore[arg-type]
+        fires_at = now + 30
+        tracer.timer_armed(conn, "idle", 30.0, fires_at, now + 30)
+        tracer.timer_armed(conn, "idle", 60.0, fires_at, now + 60)
+        tracer.timer_set(conn, fires_at)
+        tracer.timer_fired(conn, "idle", now - 1)
+        tracer.timer_fired(conn, "idle", now + 60)
     finally:
         loop.close()
     whats = [what for _ms, _who, what in trace_lines(stream.getvalue())]

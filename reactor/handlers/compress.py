@@ -24,6 +24,7 @@ import zlib
 from typing import Dict, Optional, Tuple
 
 from reactor.abnf import TCHAR
+from reactor.response import Pool
 
 GZIP_LEVEL = 6  # zlib's default: most of level 9's gain at a fraction of its time
 #: Files smaller than this are sent unencoded: gzip's header and trailer eat the gain.
@@ -116,6 +117,8 @@ class GzipStream:
     """
 
     __slots__ = ("fd", "size", "offset", "_compressor", "_ended")
+
+    pool: Optional[Pool] = None  # compressed on the server's disk pool
 
     def __init__(self, fd: int, size: int, level: int = GZIP_LEVEL) -> None:
         self.fd = fd

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, List, Optional, Tuple
 
 from reactor.errors import HTTPError
 from reactor.handlers import compress, conditional, mime
+from reactor.response import FrozenFields
 from reactor.serializer import format_http_date
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -95,7 +96,7 @@ class Variant:
         self.data: Optional[bytes] = None
         self.fd = -1
         self.sidecar = sidecar  # path of a precompressed file to send instead of compressing
-        self.fields: Tuple[Tuple[str, str], ...] = ()
+        self.fields: FrozenFields = FrozenFields()
         self.meta_fields: Tuple[Tuple[str, str], ...] = ()
         self.not_modified_fields: Tuple[Tuple[str, str], ...] = ()
 
@@ -456,7 +457,7 @@ def _set_fields(entry: Entry, options: Options, name: str, varies: bool, last_mo
         head = [("Content-Type", media_type)]
         if variant is entry.gzip:
             head.append(("Content-Encoding", "gzip"))
-        variant.fields = tuple(head + meta)
+        variant.fields = FrozenFields(head + meta)
         variant.meta_fields = tuple(meta)
         variant.not_modified_fields = tuple(validators)
 

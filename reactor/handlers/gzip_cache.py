@@ -29,8 +29,8 @@ import functools
 import logging
 from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
-from reactor.errors import HTTPError
-from reactor.workers import WorkerPool
+from reactor.errors import busy
+from reactor.response import Pool
 
 log = logging.getLogger("reactor.static")
 
@@ -40,8 +40,6 @@ ENTRY_OVERHEAD_BYTES = 256
 #: Called once with ``(body, None)`` (None: gzip does not make the file smaller) or
 #: ``(None, exception)`` when the compression failed or could not start.
 Waiter = Callable[[Optional[bytes], Optional[BaseException]], None]
-
-BUSY = HTTPError(503, "server busy; try again shortly", headers=(("Retry-After", "1"),))
 
 
 class GzipCache:
@@ -61,7 +59,7 @@ class GzipCache:
         self.compressions = 0  # compressions started
         self._forms: "collections.OrderedDict[str, Optional[bytes]]" = collections.OrderedDict()
         self._waiters: Dict[str, List[Waiter]] = {}  # ETags being compressed or queued
-        self._queued: Deque[Tuple[str, WorkerPool, Callable[..., Any], Tuple[Any, ...], bool]] = collections.deque()
+        self._queued: Deque[Tuple[str, Pool, Callable[..., Any], Tuple[Any, ...], bool]] = collections.deque()
 
     def __len__(self) -> int:
         return len(self._forms)
@@ -80,7 +78,7 @@ class GzipCache:
 
     def compress(
         self,
-        pool: WorkerPool,
+        pool: Pool,
         etag: str,
         job: Callable[..., Optional[bytes]],
         args: Tuple[Any, ...],
@@ -92,7 +90,7 @@ class GzipCache:
         If a compression of ``etag`` is already running or queued, ``waiter`` joins it and
         ``job`` is not run. ``keep=False`` serves the result without caching it (a file
         that changed while it was read). The waiter runs on the loop thread, possibly
-        before this returns (when the pool refuses the job: ``BUSY``).
+        before this returns (when the pool refuses the job: a 503, :func:`reactor.errors.busy`).
         """
         waiters = self._waiters.get(etag)
         if waiters is not None:
@@ -110,7 +108,7 @@ class GzipCache:
             self.compressions += 1
             if not pool.submit(job, args, functools.partial(self._compressed, etag, keep)):
                 self.in_flight -= 1
-                self._finish(etag, None, BUSY)
+                self._finish(etag, None, busy())
 
     def _compressed(self, etag: str, keep: bool, future: "concurrent.futures.Future[Optional[bytes]]") -> None:
         self.in_flight -= 1

@@ -42,7 +42,6 @@ off). ``OPTIONS`` on any path is 204 with ``Allow``.
 
 from __future__ import annotations
 
-import errno
 import functools
 import logging
 import time
@@ -55,7 +54,7 @@ from reactor.handlers import cache as cachemod
 from reactor.handlers import compress, files, listing, ranges
 from reactor.handlers.conditional import NO_CONDITIONS, Conditions, conditions_from_fields, evaluate, if_range_passes
 from reactor.handlers.files import Entry, Listing, Options, Redirect, split_path
-from reactor.handlers.gzip_cache import BUSY, GzipCache
+from reactor.handlers.gzip_cache import GzipCache
 from reactor.response import FileBody, Response
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -67,7 +66,6 @@ log = logging.getLogger("reactor.static")
 
 ALLOW = "GET, HEAD, OPTIONS"
 _HTML = "text/html; charset=utf-8"
-_EXHAUSTED = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM})  # 503, as Connection.run_in_pool answers
 
 #: (status, send gzip, byte ranges for a 206)
 Decision = Tuple[int, bool, Optional[ranges.Ranges]]
@@ -382,13 +380,12 @@ class StaticFiles:
         try:
             if error is None:
                 response = self._with_gzip_form(key, entry, method, conditions, body)
-            elif isinstance(error, HTTPError):
-                response = Response.from_error(error)
-            elif isinstance(error, OSError) and error.errno in _EXHAUSTED:
-                response = Response.from_error(BUSY)
             else:
-                log.error("compressing %s failed", entry.path, exc_info=error)
-                response = Response.error(500, "internal server error", close=True)
+                answer_to = Response.for_exception(error)
+                if answer_to is None:
+                    log.error("compressing %s failed", entry.path, exc_info=error)
+                    answer_to = Response.error(500, "internal server error", close=True)
+                response = answer_to
         finally:
             if owned:
                 entry.close()  # any descriptor the response did not take
@@ -415,7 +412,7 @@ class StaticFiles:
         job_args = (self.options, entry.segments, entry.slash)
         tracer = conn.tracer
         if tracer:
-            tracer.revalidate(conn, files.current_stamp, key)
+            tracer.revalidate(conn, files.current_stamp, key, conn.pool)
         callback = functools.partial(self._revalidated, key, entry, tracer)
         if not conn.pool.submit(files.current_stamp, job_args, callback):
             entry.revalidating = False  # pool saturated: try again on a later hit

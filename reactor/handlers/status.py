@@ -32,10 +32,12 @@ from reactor.errors import HTTPError
 from reactor.loop import EventLoop
 from reactor.response import Response
 from reactor.scoreboard import this_worker
+from reactor.sessions import Session
 from reactor.stats import Stats
 from reactor.workers import WorkerPool
 
 ALLOW = "GET, HEAD"
+_GONE = frozenset({ConnState.CLOSED, ConnState.UPGRADED})  # such connections have left the table
 _FIELDS = [("Cache-Control", "no-store"), ("Vary", "Accept"), ("X-Content-Type-Options", "nosniff")]
 
 
@@ -97,36 +99,52 @@ def prefers_html(accept: Optional[str]) -> bool:
     return _quality(ranges, "text", "html") > _quality(ranges, "application", "json")
 
 
-def snapshot(stats: Stats, connections: Mapping[int, Connection], pool: WorkerPool, loop: EventLoop) -> Dict[str, Any]:
+def _pool_snapshot(pool: WorkerPool) -> Dict[str, int]:
+    busy = pool.busy
+    return {"workers": pool.size, "busy": busy, "queued": max(0, pool.pending - busy), "max_pending": pool.max_pending}
+
+
+def snapshot(
+    stats: Stats,
+    sessions: Mapping[int, Session],
+    pool: WorkerPool,
+    loop: EventLoop,
+    app_pool: Optional[WorkerPool] = None,
+) -> Dict[str, Any]:
     """The status as a JSON-ready dict (the shape is documented in docs/status.md).
 
-    ``connections`` is the server's live table (id → connection).
+    ``sessions`` is the server's live table (id → session): HTTP connections are counted
+    by state (``by_state``), and every session by protocol (``by_protocol``, its label).
+    ``app_pool``, when the server has one, is shown beside the disk pool.
     """
-    by_state = {state.value: 0 for state in ConnState if state is not ConnState.CLOSED}
-    for conn in connections.values():
-        by_state[conn.state.value] = by_state.get(conn.state.value, 0) + 1
-    busy = pool.busy
-    return {
+    by_state = {state.value: 0 for state in ConnState if state not in _GONE}
+    by_protocol: Dict[str, int] = {Connection.label: 0}
+    for session in sessions.values():
+        label = session.label
+        by_protocol[label] = by_protocol.get(label, 0) + 1
+        if label == Connection.label:
+            phase = session.phase()
+            by_state[phase] = by_state.get(phase, 0) + 1
+    status = {
         "server": "reactor/%s" % __version__,
         "uptime_s": round(stats.uptime_s, 3),
         "connections": {
-            "open": len(connections),
+            "open": len(sessions),
             "by_state": by_state,
+            "by_protocol": by_protocol,
             "accepted": stats.accepted,
             "refused": stats.refused,
         },
         "requests": stats.requests,
         "responses": {"%dxx" % n: stats.responses[n] for n in range(1, 6)},
         "sent_bytes": stats.sent_bytes,
-        "pool": {
-            "workers": pool.size,
-            "busy": busy,
-            "queued": max(0, pool.pending - busy),
-            "max_pending": pool.max_pending,
-        },
+        "pool": _pool_snapshot(pool),
         "timers": loop.pending_timers,
-        **workers_snapshot(stats.requests, stats.accepted, len(connections)),
+        **workers_snapshot(stats.requests, stats.accepted, len(sessions)),
     }
+    if app_pool is not None:
+        status["app_pool"] = _pool_snapshot(app_pool)
+    return status
 
 
 def workers_snapshot(requests: int, accepted: int, open_connections: int) -> Dict[str, Any]:
@@ -169,6 +187,7 @@ def render_html(status: Dict[str, Any]) -> bytes:
     pool = status["pool"]
     sections = [
         ("Connections by state", list(connections["by_state"].items()) + [("open", connections["open"])]),
+        ("Sessions by protocol", list(connections["by_protocol"].items())),
         (
             "Totals",
             [
@@ -187,6 +206,11 @@ def render_html(status: Dict[str, Any]) -> bytes:
                 ("queued", pool["queued"]),
                 ("max pending", pool["max_pending"]),
             ],
+        ),
+        *(
+            [("Application pool", [(name.replace("_", " "), value) for name, value in status["app_pool"].items()])]
+            if "app_pool" in status
+            else []
         ),
         ("Loop", [("timers in the heap", status["timers"]), ("uptime (s)", "%.1f" % status["uptime_s"])]),
         (

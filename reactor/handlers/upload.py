@@ -50,7 +50,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Optional, Sequence, Set
 
-from reactor.errors import HTTPError
+from reactor.errors import EXHAUSTED_ERRNOS, HTTPError
 from reactor.handlers.quota import TEMP_PREFIX, TEMP_SUFFIX, UploadQuota
 from reactor.loop import EventLoop
 from reactor.response import Response
@@ -67,7 +67,6 @@ __all__ = ["UploadQuota", "Uploads", "store_upload", "remove_stale_temp_files", 
 ALLOW = "POST, OPTIONS"
 UPLOADS_DIR = "uploads"
 _NAME_ATTEMPTS = 64
-_EXHAUSTED = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM})  # answered 503 by Connection.run_in_pool
 
 
 def _reject_constant(name: str) -> Any:
@@ -177,7 +176,7 @@ def store_upload(directory: str, body: bytes, quota: Optional[UploadQuota] = Non
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             _full_disk.full(directory, exc)
             raise HTTPError(507, "no space left on the server's disk to store the upload") from None
-        if exc.errno in _EXHAUSTED:
+        if exc.errno in EXHAUSTED_ERRNOS:
             raise  # back-pressure, not a fault of the disk: the caller answers 503
         log.error("cannot store upload in %s: %s", directory, exc)
         raise HTTPError(500, "cannot store the upload: %s" % (exc.strerror or exc)) from None

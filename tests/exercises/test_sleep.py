@@ -48,11 +48,11 @@ def test_a_client_that_leaves_during_the_sleep_costs_nothing_afterwards(server):
     it answers; then the answer is dropped or fails, and the connection must close."""
     probe = RawClient(server.connect())
     assert probe.get("/_sleep?ms=0").response()[0] == 200, "GET /_sleep is not routed yet"
-    wait_for(lambda: server.call(lambda: len(server.server.connections)) == 1, what="the probe to stay open")
+    wait_for(lambda: server.call(lambda: len(server.server.sessions)) == 1, what="the probe to stay open")
     gone = RawClient(server.connect(timeout=10))
     gone.get("/_sleep?ms=300")
-    wait_for(lambda: server.call(lambda: len(server.server.connections)) == 2, what="the sleeper to be accepted")
+    wait_for(lambda: server.call(lambda: len(server.server.sessions)) == 2, what="the sleeper to be accepted")
     gone.close()
-    wait_for(lambda: server.call(lambda: len(server.server.connections)) == 1, timeout_s=5,
+    wait_for(lambda: server.call(lambda: len(server.server.sessions)) == 1, timeout_s=5,
              what="the sleeper's connection to close after its timer fired")
     assert probe.get("/sample.txt").response()[0] == 200
