@@ -318,9 +318,12 @@ def scan(directory: str, since: float) -> Tuple[int, Dict[str, int]]:
                     continue  # deleted meanwhile
                 if not stat.S_ISREG(info.st_mode) or (top and entry.name == LEDGER_NAME):
                     continue
-                key = (info.st_dev, info.st_ino)
-                added = 0 if key in seen else info.st_size
-                seen.add(key)
+                added = info.st_size
+                if info.st_nlink > 1:  # another name may count it too (an upload being published has two)
+                    key = (info.st_dev, info.st_ino)
+                    if key in seen:
+                        added = 0
+                    seen.add(key)
                 total += added
                 if top and (info.st_ctime >= since or entry.name.startswith(TEMP_PREFIX)):
                     counted[entry.name] = added
