@@ -13,8 +13,7 @@ Each pass of the loop (:meth:`EventLoop.run_once`):
 4. runs the callbacks that were ready when this step began (callbacks added while it
    runs wait for the next pass, so a callback that re-queues itself cannot starve I/O);
 5. runs the end-of-pass callbacks (:meth:`EventLoop.add_pass_callback`), for work best
-   done once per pass, such as handing a pass's access-log lines to their writer;
-6. renews the pass's *send allowance* and queues the callbacks waiting for a turn.
+   done once per pass, such as handing a pass's access-log lines to their writer.
 
 The send allowance bounds what one pass copies into sockets for large writes
 (:data:`PASS_SEND_BYTES`, a few milliseconds of copying). Copying is the one cost of a
@@ -23,7 +22,10 @@ answered to 200 waiting clients at once is 200 writes of megabytes, and the kern
 about 4 MiB into each socket before it pushes back, a second of ``memcpy`` during which
 nobody else was served. A transport asks :meth:`EventLoop.grant` before a large send,
 and when the allowance is spent it waits for a turn (:meth:`EventLoop.next_turn`), in
-order, while the loop goes on to other events; small sends never ask.
+order, while the loop goes on to other events; small sends never ask. The allowance is
+renewed by the first grant of each pass, and waiting writers are let in a few per pass
+by a ready callback that exists only while some wait, so a pass without large sends
+costs nothing more.
 
 Other threads hand work to the loop only through :meth:`EventLoop.call_soon_threadsafe`,
 which appends to a deque and writes one byte to the wake-up socketpair so that a
@@ -59,6 +61,8 @@ _MIN_TIMERS_TO_COMPACT = 64
 PASS_SEND_BYTES = 4 * 1024 * 1024
 #: Most bytes one :meth:`EventLoop.grant` gives, so that many writers share a pass.
 TURN_BYTES = 256 * 1024
+#: Turns served per pass: as many as the allowance can feed (the others keep their place).
+_TURNS_PER_PASS = PASS_SEND_BYTES // TURN_BYTES
 
 
 def _nothing(*_args: Any) -> None:
@@ -162,8 +166,10 @@ class EventLoop:
         self._stopping = False
         self._thread_id: Optional[int] = None
         self._pass_callbacks: List[Callable[[], Any]] = []
-        self._allowance = PASS_SEND_BYTES  # what large sends may still copy in this pass
+        self._allowance = PASS_SEND_BYTES  # what large sends may still copy in the pass of _allowance_at
+        self._allowance_at = -1.0  # the pass (its `now`) the allowance belongs to
         self._turns: Deque[Callable[[], Any]] = collections.deque()  # writers waiting for a fresh allowance
+        self._serving_turns = False  # _serve_turns is in the ready queue
         self.now = time.monotonic()
         self.selector.register(self._waker, EVENT_READ, self._waker.drain)
         #: Called with (exception, context string) when a callback raises.
@@ -205,6 +211,8 @@ class EventLoop:
     def grant(self, want_bytes: int) -> int:
         """How many of ``want_bytes`` a large send may copy now: at most :data:`TURN_BYTES`,
         0 when this pass's allowance is spent (then wait with :meth:`next_turn`). Loop thread only."""
+        if self._allowance_at != self.now:  # the first large send of this pass: a fresh allowance
+            self._allowance_at, self._allowance = self.now, PASS_SEND_BYTES
         allowance = self._allowance
         if allowance <= 0:
             return 0
@@ -217,9 +225,24 @@ class EventLoop:
         self._allowance += unused_bytes
 
     def next_turn(self, callback: Callable[[], Any]) -> None:
-        """Call ``callback()`` on the next pass, after the allowance is renewed; turns are
-        served in the order they were asked for. Loop thread only."""
+        """Call ``callback()`` in a later pass, after the allowance is renewed: turns are
+        served in the order they were asked for, as many per pass as the allowance can
+        feed (:data:`PASS_SEND_BYTES` / :data:`TURN_BYTES`). Loop thread only."""
         self._turns.append(callback)
+        if not self._serving_turns:  # only while someone waits: an idle pass costs nothing more
+            self._serving_turns = True
+            self._ready.append((self._serve_turns, ()))
+
+    def _serve_turns(self) -> None:
+        """Once a pass while writers wait: queue the next of them for the next pass, in order."""
+        turns = self._turns
+        ready = self._ready
+        for _ in range(min(len(turns), _TURNS_PER_PASS)):
+            ready.append((turns.popleft(), ()))
+        if turns:
+            ready.append((self._serve_turns, ()))  # after them: once per pass
+        else:
+            self._serving_turns = False
 
     # -- running ---------------------------------------------------------------------
 
@@ -277,11 +300,6 @@ class EventLoop:
                 callback()
             except Exception as exc:
                 self.exception_handler(exc, "end-of-pass callback %r" % (callback,))
-        self._allowance = PASS_SEND_BYTES
-        turns = self._turns
-        if turns:
-            ready.extend((callback, ()) for callback in turns)  # next pass, in order, select() not waiting
-            turns.clear()
 
     def _timer_cancelled(self) -> None:
         """Count a cancellation; rebuild the heap once most of it is cancelled handles.

@@ -471,7 +471,6 @@ class Transport:
         sock = self.sock
         stats = self.stats
         blocks = 0  # blocks taken from the page cache in this call: bounded, as sendfile's bytes are
-        granted = 0  # of the loop's allowance, for the send under way
         try:
             while True:
                 if not outbox:
@@ -488,38 +487,49 @@ class Transport:
                     break
                 data = outbox[0]
                 size = len(data)
-                if size > _FREE_SEND_BYTES:
-                    granted = self.loop.grant(size)
-                    if not granted:
-                        self._wait_turn()
-                        break
-                    if granted < size:
-                        data = memoryview(data)[:granted]
-                sent = sock.send(data)
+                sent = sock.send(data) if size <= _FREE_SEND_BYTES else self._send_granted(data, size)
+                if sent < 0:
+                    break  # waiting for a turn
                 stats.sent_bytes += sent
                 if self.tracer:
                     self.tracer.send(self, sent, size)
                 if sent < size:
-                    outbox[0] = memoryview(outbox[0])[sent:]
+                    outbox[0] = memoryview(data)[sent:]
                     self.progressed_at = self.loop.now
                     if len(outbox) == 1 and self._stream is not None and not self._block_pending:
                         self._make_block()  # read ahead while this block drains: the socket never waits for the disk
-                    if granted and sent == granted:
-                        self._wait_turn()  # the socket would take more: the allowance stopped it
-                    elif granted:
-                        self.loop.give_back(granted - sent)
                     break
-                granted = 0
                 del outbox[0]
         except (BlockingIOError, InterruptedError):
-            if granted:
-                self.loop.give_back(granted)  # the socket took nothing
+            pass
         except OSError as exc:
             self._outbox.clear()
             self._lost_later(exc)
             return
         if outbox or self._file is not None or self._mask & EVENT_WRITE:
             self._update_interest()  # else all went out and no write interest is set: nothing to change
+
+    def _send_granted(self, data: Buffer, size: int) -> int:
+        """Send as much of a large ``data`` as the loop grants; -1 when it grants nothing now.
+
+        If the socket took all that was granted (it might take more), the rest waits for
+        this transport's next turn rather than for EVENT_WRITE. Raises what ``send`` raises.
+        """
+        loop = self.loop
+        granted = loop.grant(size)
+        if not granted:
+            self._wait_turn()
+            return -1
+        try:
+            sent = self.sock.send(memoryview(data)[:granted] if granted < size else data)
+        except (BlockingIOError, InterruptedError):
+            loop.give_back(granted)
+            raise
+        if sent < granted:
+            loop.give_back(granted - sent)  # the socket is full: EVENT_WRITE will say when it is not
+        elif sent < size:
+            self._wait_turn()
+        return sent
 
     def _wait_turn(self) -> None:
         """Stop sending until the loop's next turn (the pass's allowance is spent)."""
