@@ -87,12 +87,7 @@ def test_300_clients_that_never_read_a_gzip_response_share_one_compression(run_c
             parked[-1].sendall(request(port, "/big.txt"))
         # Each client gets its response head, then reads nothing more.
         for sock in parked:
-            head = b""
-            while b"\r\n\r\n" not in head:
-                chunk = sock.recv(1024)
-                assert chunk, "closed before the response head"
-                head += chunk
-            assert head.startswith(b"HTTP/1.1 200 ") and b"\r\nContent-Encoding: gzip\r\n" in head, head[:300]
+            expect_gzip_head(sock)
         grown = rss_bytes(cli.proc.pid) - baseline
         assert grown <= RSS_BUDGET_BYTES, "%d waiting gzip responses added %.1f MiB" % (CLIENTS, grown / 2**20)
         # More compressions wanted than the pool has workers: one worker stays free.
@@ -121,6 +116,16 @@ def test_300_clients_that_never_read_a_gzip_response_share_one_compression(run_c
         status, fields, body = client.response()
     assert status == 200 and fields["content-encoding"] == "gzip"
     assert gzip.decompress(body) == text
+
+
+def expect_gzip_head(sock: socket.socket) -> None:
+    """Read a response head (and a little after it) from ``sock``: a 200 with the gzip coding."""
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = sock.recv(1024)
+        assert chunk, "closed before the response head"
+        head += chunk
+    assert head.startswith(b"HTTP/1.1 200 ") and b"\r\nContent-Encoding: gzip\r\n" in head, head[:300]
 
 
 def connect(port: int) -> socket.socket:
@@ -156,12 +161,7 @@ def test_a_fan_out_to_200_clients_that_never_read_copies_a_bounded_share_per_pas
             parked.append(socket.create_connection(("127.0.0.1", server.port), timeout=10))
             parked[-1].sendall(request(server.port, "/big.txt"))
         for sock in parked:  # each has its response under way (its head, and then some)
-            head = b""
-            while b"\r\n\r\n" not in head:
-                chunk = sock.recv(1024)
-                assert chunk, "closed before the response head"
-                head += chunk
-            assert head.startswith(b"HTTP/1.1 200 ") and b"\r\nContent-Encoding: gzip\r\n" in head, head[:300]
+            expect_gzip_head(sock)
         # Wait until the kernel takes no more: every socket is full.
         settled = [-1, time.monotonic()]
 

@@ -19,18 +19,16 @@ import argparse
 import http.client
 import json
 import os
-import re
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import List, Tuple
+from typing import List
 
-REPO = Path(__file__).resolve().parent.parent.parent
-
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fanout import start  # noqa: E402  (python -m reactor on a free port, pinned)
 
 LINKS_PER_FILE = 50_000  # ext4 allows 65,000 names per inode
 
@@ -46,24 +44,6 @@ def fill(uploads: Path, count: int) -> None:
             original = name
         else:
             os.link(original, name)
-
-
-def start(root: Path, cpu: str) -> Tuple["subprocess.Popen[str]", int]:
-    command = [sys.executable, "-m", "reactor", "--port", "0", "-d", str(root), "--log-level", "warning"]
-    if cpu and shutil.which("taskset"):
-        command = ["taskset", "-c", cpu] + command
-    proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    assert proc.stdout is not None
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        match = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
-        if match:
-            return proc, int(match.group(1))
-        if not line and proc.poll() is not None:
-            break
-    proc.kill()
-    raise SystemExit("the server did not start")
 
 
 def timed_uploads(port: int, count: int) -> List[float]:
