@@ -93,7 +93,7 @@ def test_quota_counts_what_is_already_there(make_server, site):
     server = make_server(max_uploads_bytes=130)
     assert post(server, document(30))[0].status == 201  # 100 + 30 = 130: fits exactly
     response, body = post(server, document(8))
-    assert response.status == 507 and b"--max-uploads-bytes" in body
+    assert response.status == 507 and b"--max-uploads-bytes" in body, (response.status, body)
     assert len(stored(server)) == 2  # old.json and the first upload; nothing half-written
 
 
@@ -310,6 +310,21 @@ def test_scans_during_uploads_and_failed_uploads_keep_the_total_exact(tmp_path, 
     truth = quota.scan(str(directory), float("inf"))[0]
     assert ledger_bytes(directory) == truth
     assert limit.rescan(str(directory)) and ledger_bytes(directory) == truth  # and a scan now agrees
+
+
+def test_a_ledger_copied_from_another_folder_is_counted_again(tmp_path):
+    """cp -r of a site (or a backup put back) brings a fresh-looking ledger that counts another folder."""
+    original = tmp_path / "a" / "uploads"
+    original.mkdir(parents=True)
+    limit = UploadQuota(1000)
+    upload.store_upload(str(original), document(100), limit)
+    copy = tmp_path / "b" / "uploads"
+    copy.mkdir(parents=True)
+    shutil.copy(original / quota.LEDGER_NAME, copy / quota.LEDGER_NAME)  # says 100 bytes, counted just now
+    (copy / "big.json").write_bytes(b"x" * 950)
+    with pytest.raises(HTTPError) as refused:
+        upload.store_upload(str(copy), document(100), limit)
+    assert refused.value.status == 507 and ledger_bytes(copy) == 950
 
 
 def test_a_ledger_deleted_or_garbled_by_hand_is_counted_again(tmp_path):

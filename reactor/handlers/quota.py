@@ -69,20 +69,30 @@ _CHANGED_MARGIN_S = 5.0
 TEMP_PREFIX = ".upload-"
 TEMP_SUFFIX = ".tmp"
 
-_HEADER = b"reactor uploads quota v1 used=%019d scanned=%017.6f took=%012.6f scan=%016x began=%017.6f\n"
-_HEADER_BYTES = len(_HEADER % (0, 0.0, 0.0, 0, 0.0))
+_HEADER = (
+    b"reactor uploads quota v1 folder=%016x.%016x used=%019d scanned=%017.6f took=%012.6f scan=%016x began=%017.6f\n"
+)
+_HEADER_BYTES = len(_HEADER % (0, 0, 0, 0.0, 0.0, 0, 0.0))
 _PARSE = re.compile(
-    rb"reactor uploads quota v1 used=(\d{19}) scanned=([\d.]{17}) took=([\d.]{12}) scan=([0-9a-f]{16}) "
-    rb"began=([\d.]{17})\n"
+    rb"reactor uploads quota v1 folder=([0-9a-f]{16})\.([0-9a-f]{16}) used=(\d{19}) scanned=([\d.]{17}) "
+    rb"took=([\d.]{12}) scan=([0-9a-f]{16}) began=([\d.]{17})\n"
 )
 
 
 class Ledger:
-    """The ledger's header: bytes used, the last scan (end, duration), the scan registered now."""
+    """The ledger's header: the folder it counts, the bytes used, the last scan (end,
+    duration), the scan registered now.
 
-    __slots__ = ("used_bytes", "scanned_at", "took_s", "scan_id", "began_at")
+    ``folder`` is the folder's (device, inode): a ledger copied along with the files
+    (``cp -r``, a backup put back) describes another folder, and is counted again.
+    """
 
-    def __init__(self, used_bytes: int, scanned_at: float, took_s: float, scan_id: int, began_at: float) -> None:
+    __slots__ = ("folder", "used_bytes", "scanned_at", "took_s", "scan_id", "began_at")
+
+    def __init__(
+        self, folder: Tuple[int, int], used_bytes: int, scanned_at: float, took_s: float, scan_id: int, began_at: float
+    ) -> None:
+        self.folder = folder
         self.used_bytes = used_bytes
         self.scanned_at = scanned_at  # time.time() at the end of the last scan
         self.took_s = took_s
@@ -90,21 +100,19 @@ class Ledger:
         self.began_at = began_at
 
     def encode(self) -> bytes:
-        return _HEADER % (
-            max(0, self.used_bytes),
-            self.scanned_at,
-            min(self.took_s, 99999.0),
-            self.scan_id,
-            self.began_at,
-        )
+        device, inode = self.folder
+        took = min(self.took_s, 99999.0)
+        return _HEADER % (device, inode, max(0, self.used_bytes), self.scanned_at, took, self.scan_id, self.began_at)
 
     @classmethod
     def decode(cls, data: bytes) -> Optional["Ledger"]:
         match = _PARSE.match(data)
         if match is None:
             return None
-        used, scanned, took, scan, began = match.groups()
-        return cls(int(used), float(scanned), float(took), int(scan, 16), float(began))
+        device, inode, used, scanned, took, scan, began = match.groups()
+        return cls(
+            (int(device, 16), int(inode, 16)), int(used), float(scanned), float(took), int(scan, 16), float(began)
+        )
 
 
 class Account:
@@ -202,11 +210,13 @@ class UploadQuota:
         lock = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | os.O_CLOEXEC)
         try:
             fcntl.flock(lock, fcntl.LOCK_EX)
+            info = os.fstat(lock)
+            folder = (info.st_dev, info.st_ino)
             fd = os.open(os.path.join(directory, LEDGER_NAME), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
             try:
                 ledger = Ledger.decode(os.pread(fd, _HEADER_BYTES, 0))
-                if ledger is None:
-                    ledger = _recount(fd, directory)
+                if ledger is None or ledger.folder != folder:  # new, garbled, or another folder's
+                    ledger = _recount(fd, directory, folder)
                 account = Account(fd, ledger)
                 yield account
                 account.write()
@@ -242,7 +252,7 @@ class UploadQuota:
             now = time.time()
             if now - RESCAN_S <= ledger.scanned_at <= now + 1:
                 return  # a peer (or the recount just now) counted it
-            account.ledger = _recount(account.fd, directory)
+            account.ledger = _recount(account.fd, directory, ledger.folder)
 
     def rescan(self, directory: str) -> bool:
         """Worker: add the folder up without holding the lock, and make that the total.
@@ -275,17 +285,17 @@ class UploadQuota:
             took = time.monotonic() - began
             if total != ledger.used_bytes:
                 log.debug("uploads quota: %d bytes used, not %d (a scan of %.3f s)", total, ledger.used_bytes, took)
-            account.ledger = Ledger(total, time.time(), took, 0, 0.0)
+            account.ledger = Ledger(ledger.folder, total, time.time(), took, 0, 0.0)
             os.ftruncate(account.fd, _HEADER_BYTES)
             account.add(0)
         return True
 
 
-def _recount(fd: int, directory: str) -> Ledger:
+def _recount(fd: int, directory: str, folder: Tuple[int, int]) -> Ledger:
     """Under the lock: the folder added up, written as the ledger with an empty journal."""
     began = time.monotonic()
     total, _counted = scan(directory, since=float("inf"))
-    ledger = Ledger(total, time.time(), time.monotonic() - began, 0, 0.0)
+    ledger = Ledger(folder, total, time.time(), time.monotonic() - began, 0, 0.0)
     os.ftruncate(fd, 0)
     os.pwrite(fd, ledger.encode(), 0)
     return ledger
