@@ -32,9 +32,10 @@ Every approximation errs towards *more* bytes used: a temp file a crashed writer
 is still counted until the sweep removes it and the next scan looks. The early check
 on the loop thread (:meth:`UploadQuota.fits`) refuses from what this process last saw.
 
-The ledger is a text file: one header line of fixed width (``used``, when the last scan
-ended and how long it took, the registered scan and when it began), then the journal,
-one ``name size exists`` line per change.
+The ledger is a text file: one header line of fixed width (the folder it counts, by
+device and inode, so that a copy of it elsewhere is not trusted; ``used``; when the last
+scan ended and how long it took; the registered scan and when it began), then the
+journal, one ``name size exists`` line per change.
 """
 
 from __future__ import annotations
