@@ -22,7 +22,7 @@ from reactor import __version__
 from reactor import log as logmod
 from reactor.abnf import TCHAR
 from reactor.config import DEFAULT_ROOT_NAME, Config, default_max_connections, default_root
-from reactor.handlers import compress
+from reactor.handlers import compress, websocket
 from reactor.scoreboard import MAX_WORKERS
 from reactor.server import Server, open_listener
 from reactor.supervisor import Supervisor, WorkerHandle
@@ -81,6 +81,20 @@ def _seconds(text: str) -> float:
 def _status_path(text: str) -> str:
     if not text.startswith("/") or "?" in text or "#" in text:
         raise argparse.ArgumentTypeError("%r is not a path starting with '/' (without '?' or '#')" % text)
+    return text
+
+
+def _websocket_endpoint(text: str) -> "tuple[str, str]":
+    """``--websocket /chat=chat:Room`` → ``("/chat", "chat:Room")``; the import is checked in main()."""
+    try:
+        return websocket.parse_endpoint(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _origin(text: str) -> str:
+    if websocket.origin_of(text) is None:
+        raise argparse.ArgumentTypeError("%r is not an origin: scheme://host[:port], e.g. https://example.com" % text)
     return text
 
 
@@ -416,6 +430,46 @@ def build_parser(prog: str = "reactor") -> ArgumentParser:
         "socket activation is used without it",
     )
 
+    ws = parser.add_argument_group("WebSocket (RFC 6455; see docs/websocket.md)")
+    ws.add_argument(
+        "--websocket",
+        action="append",
+        default=[],
+        type=_websocket_endpoint,
+        metavar="PATH=MODULE:FACTORY",
+        help="serve WebSocket connections at PATH, each with a handler made by MODULE:FACTORY() "
+        "(repeatable); reactor.websocket:Echo echoes every message",
+    )
+    ws.add_argument(
+        "--websocket-origin",
+        action="append",
+        default=[],
+        type=_origin,
+        metavar="ORIGIN",
+        help="also let pages from ORIGIN (scheme://host[:port]) open WebSockets here (repeatable); "
+        "a browser's handshake from any other origin than the server's own is 403",
+    )
+    ws.add_argument(
+        "--websocket-max-message-bytes",
+        type=_positive_int,
+        default=defaults.websocket_max_message_bytes,
+        help="largest message, its fragments together; larger closes the connection with 1009",
+    )
+    ws.add_argument(
+        "--websocket-ping-interval",
+        type=_seconds,
+        default=defaults.websocket_ping_interval_s,
+        metavar="SECONDS",
+        help="ping a client that has sent nothing for this long",
+    )
+    ws.add_argument(
+        "--websocket-ping-timeout",
+        type=_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="close with 1011 a client still silent this long after a ping (default: the ping interval)",
+    )
+
     study = parser.add_argument_group("for study (see docs/)")
     study.add_argument(
         "--trace",
@@ -495,6 +549,24 @@ def _convert(action: argparse.Action, text: str) -> object:
     return value
 
 
+def check_websocket_endpoints(parser: argparse.ArgumentParser, endpoints: "List[tuple[str, str]]") -> None:
+    """Import each ``--websocket`` factory now, so a typo is one line and exit status 2, not a failure per worker.
+
+    The current directory is searched first, as ``python -m`` does, also for the installed ``reactor`` script.
+    """
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    paths = [path for path, _spec in endpoints]
+    for path in paths:
+        if paths.count(path) > 1:
+            parser.error("--websocket: %s is given twice" % path)
+    for path, spec in endpoints:
+        try:
+            websocket.load_factory(spec)
+        except ValueError as exc:
+            parser.error("--websocket: %s: %s" % (path, exc))
+
+
 def config_from_args(args: argparse.Namespace) -> Config:
     kwargs = dict(
         host=args.host,
@@ -534,6 +606,11 @@ def config_from_args(args: argparse.Namespace) -> Config:
         sendfile=not args.no_sendfile and hasattr(os, "sendfile"),
         trace=args.trace,
         status_path=args.status_path,
+        websocket_endpoints=tuple(args.websocket),
+        websocket_origins=tuple(args.websocket_origin),
+        websocket_max_message_bytes=args.websocket_max_message_bytes,
+        websocket_ping_interval_s=args.websocket_ping_interval,
+        websocket_ping_timeout_s=args.websocket_ping_timeout,
     )
     return Config(max_connections=args.max_connections, **kwargs)
 
@@ -560,6 +637,10 @@ def startup_message(config: Config, address: "tuple[str, int]", workers: int = 1
             others.append(
                 "  (any of this machine's addresses works; host names other than localhost need --allow-host NAME)"
             )
+    for path, spec in config.websocket_endpoints:
+        others.append(
+            "  WebSocket %s at %s%s" % (spec, "wss" if config.tls else "ws", urls[0][len(scheme) : -1] + path)
+        )
     return "\n".join([first % (__version__, config.root, urls[0], config.pool_size), *others])
 
 
@@ -796,6 +877,8 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> in
         parser.error("--tls-cert and --tls-key go together")
     if args.tls_key_password_file is not None and args.tls_cert is None:
         parser.error("--tls-key-password-file needs --tls-cert and --tls-key")
+    if args.websocket:
+        check_websocket_endpoints(parser, args.websocket)
     try:
         inherited = inherited_listener(args.fd, os.environ)
     except ValueError as exc:

@@ -89,6 +89,15 @@ class Config:
     tls_key_file: Optional[Path] = None
     tls_key_password_file: Optional[Path] = None  # a file holding the key's passphrase
 
+    # WebSocket (RFC 6455; docs/websocket.md): endpoints by path, and their limits.
+    websocket_endpoints: Tuple[Tuple[str, str], ...] = ()  # --websocket PATH=MODULE:FACTORY, as (path, spec)
+    websocket_origins: Tuple[str, ...] = ()  # Origin values accepted besides the server's own (--websocket-origin)
+    websocket_max_message_bytes: int = 1024 * 1024  # a larger message closes with 1009
+    websocket_ping_interval_s: float = 20.0  # a Ping after this long without a byte from the peer
+    websocket_ping_timeout_s: Optional[float] = None  # then a close with 1011 after this long more (None: the interval)
+    websocket_close_timeout_s: float = 3.0  # our Close frame waits this long for the peer's, then the connection drops
+    websocket_max_queued_bytes: int = 1024 * 1024  # a receiver with more than this waiting is closed with 1008
+
     # For study (docs/trace.md, docs/status.md); both off by default.
     trace: bool = False  # one stderr line per selector event, transition, parser event, pool hand-off, timer
     status_path: Optional[str] = None  # e.g. "/_status": counters as JSON or HTML, loopback clients only

@@ -63,7 +63,7 @@ from reactor.serializer import field_lines, http_date, response_head, status_lin
 from reactor.sessions import SessionTable
 from reactor.stats import Stats
 from reactor.trace import Tracer
-from reactor.transport import Transport, is_quiet
+from reactor.transport import Transport, log_lost
 
 log = logging.getLogger("reactor.connection")
 
@@ -72,6 +72,7 @@ _JOIN_BODY_BYTES = 64 * 1024  # bodies up to this size go out in one send with t
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _HEAD_CACHE_ENTRIES = 256  # serialized heads kept by Collaborators.cached_head (one per hot file variant)
 _CONTENT_LENGTH = BodyFraming.CONTENT_LENGTH
+_CLOSE_TAIL = b"Connection: close\r\n\r\n"
 # A graceful stop gives a connection accepted but still silent this long to send its
 # first request (more than a round trip); a reload must not fail a client that connected.
 FRESH_GRACE_S = 1.0
@@ -298,7 +299,7 @@ class Collaborators:
         made once per response number.
         """
         if not keep_alive:
-            return b"Connection: close\r\n\r\n"
+            return _CLOSE_TAIL
         say = head is not None and (head.http_version == "1.0" or "keep-alive" in head.connection_options)
         key = (responses, say)
         tail = self._keep_alive_tails.get(key)
@@ -339,9 +340,12 @@ class Collaborators:
             entry = self._heads[id(fields)] = (fields, status, length, status_line(status), middle)
         second = self._date_second
         date_line = self._date_line if second <= time.time() < second + 1.0 else self.date_line()
-        if not keep_alive or head is None or head.http_version != "1.1" or head.connection_options:
+        # The common cases inline: closing, or an HTTP/1.1 client that keeps alive without saying so.
+        if not keep_alive:
+            tail = _CLOSE_TAIL
+        elif head is None or head.http_version != "1.1" or head.connection_options:
             tail = self.persistence_tail(keep_alive, head, responses)
-        else:  # an HTTP/1.1 client that keeps alive without saying so: the common case, inline
+        else:
             tail = self._keep_alive_tails.get((responses, False)) or self.persistence_tail(True, head, responses)
         return b"".join((entry[3], date_line, entry[4], tail))
 
@@ -550,10 +554,7 @@ class Connection:
         self._run()
 
     def connection_lost(self, exc: BaseException) -> None:
-        if is_quiet(exc):
-            log.debug("#%d connection lost: %s", self.id, exc)
-        else:
-            log.warning("#%d socket error: %s", self.id, exc)
+        log_lost(log, self.id, exc)
         if self.tracer:
             self.tracer.lost(self, exc)
         self.abort()

@@ -160,8 +160,10 @@ class Server:
         self.app_pool = (
             WorkerPool(self.loop, config.app_threads, config.app_queue_max, name="app") if config.app_threads else None
         )
-        #: The open sessions by id: HTTP connections, and what upgraded ones became.
-        self.sessions = SessionTable(self._sessions_changed)
+        #: The open sessions by id: HTTP connections, and what upgraded ones became. Changes
+        #: are heard only when they matter (a gate to publish to, a stop to finish): a
+        #: connection per request pays no call for them otherwise.
+        self.sessions = SessionTable(self._sessions_changed if accept_gate is not None else None)
         self.stats = Stats()  # counters for the status page; plain integers, loop thread only
         self.tracer: Optional[Tracer] = Tracer(self.loop) if config.trace else None
         self.address: Tuple[str, int] = (config.host, config.port)
@@ -460,12 +462,14 @@ class Server:
         """
         if not graceful:
             self.context.stopping = True
+            self.sessions.changed = self._sessions_changed
             self._close_all()
             self.loop.stop()
             return
         if self.stopping:
             return
         self.context.stopping = True  # responses from now on carry Connection: close
+        self.sessions.changed = self._sessions_changed  # the stop ends when the table is empty
         self._stop_deadline = self.loop.time() + self.config.shutdown_timeout_s
         self._stop_listening()
         for session in list(self.sessions.values()):

@@ -100,6 +100,14 @@ def is_quiet(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno in (errno.ECONNRESET, errno.EPIPE, errno.ETIMEDOUT)
 
 
+def log_lost(logger: logging.Logger, conn_id: int, exc: BaseException) -> None:
+    """Log the failure of a session's socket: at debug level when the peer only went away, else a warning."""
+    if is_quiet(exc):
+        logger.debug("#%d connection lost: %s", conn_id, exc)
+    else:
+        logger.warning("#%d socket error: %s", conn_id, exc)
+
+
 def _closed_event(mask: int) -> None:
     """What a closed transport answers to a stale selector event: nothing."""
 
