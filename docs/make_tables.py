@@ -4,7 +4,9 @@
 Settings come from :class:`reactor.config.Config` and the ``python -m reactor`` parser
 (:func:`reactor.cli.build_parser`): each flag is matched to the Config field it sets by
 changing the flag and watching which field :func:`reactor.cli.config_from_args` changes,
-so the table cannot pair a flag with the wrong field. Status codes are found in the
+so the table cannot pair a flag with the wrong field. Every option that takes a number
+is a row of the limits or the timeouts table, except the few in :data:`NOT_LIMITS`, so a
+flag added anywhere in ``--help`` reaches limits.md without an edit here. Status codes are found in the
 source of every ``reactor`` module: calls such as ``HTTPError(404, "...")``,
 ``Response(201, ...)`` or ``response_head(503, ...)``, ``status = NNN`` class
 attributes, and literal ``HTTP/1.1 NNN`` status-lines.
@@ -31,8 +33,16 @@ from reactor import cli
 from reactor.config import Config
 from reactor.errors import busy
 
-_FLAG_GROUPS = ("limits", "timeouts and persistence (seconds)")
 _MACHINE_SPECIFIC = re.compile(r",? now \d+")  # "--max-connections" help shows this machine's fd limit
+
+#: Options that take a number but bound nothing. Every other option that takes a number
+#: is a limit or a timeout and gets a row, so a new one cannot be left out of limits.md.
+NOT_LIMITS = {
+    "--port": "where to listen",
+    "--fd": "which inherited socket to serve on",
+    "--max-age": "what clients are told about caching",
+    "--workers": "how many processes serve",
+}
 
 
 def _base_args(parser: argparse.ArgumentParser) -> argparse.Namespace:
@@ -72,6 +82,38 @@ def flag_fields(parser: argparse.ArgumentParser) -> Dict[str, Tuple[argparse.Act
     return found
 
 
+def number_type(action: argparse.Action) -> Optional[type]:
+    """``int`` or ``float`` if the option takes a number (its type turns "1" into one), else None."""
+    if not action.option_strings or not callable(action.type):
+        return None
+    try:
+        value = action.type("1")
+    except (argparse.ArgumentTypeError, TypeError, ValueError):
+        return None
+    return type(value) if type(value) in (int, float) else None
+
+
+def _long_name(action: argparse.Action) -> str:
+    return next(option for option in action.option_strings if option.startswith("--"))
+
+
+def limit_options(parser: argparse.ArgumentParser) -> List[Tuple[argparse.Action, str]]:
+    """(action, "limits" or "timeouts") for every option that is a limit or a timeout, in --help order.
+
+    That is every option taking a number, except :data:`NOT_LIMITS`. A timeout is one in
+    the timeouts group of ``--help`` or one that takes seconds (a float).
+    """
+    found = []
+    for group in parser._action_groups:
+        for action in group._group_actions:
+            kind = number_type(action)
+            if kind is None or _long_name(action) in NOT_LIMITS:
+                continue
+            timed = kind is float or (group.title or "").startswith("timeouts")
+            found.append((action, "timeouts" if timed else "limits"))
+    return found
+
+
 def field_comments() -> Dict[str, str]:
     """The trailing ``# comment`` of each field line in ``class Config``."""
     source = Path(sys.modules[Config.__module__].__file__ or "").read_text(encoding="utf-8")
@@ -81,19 +123,23 @@ def field_comments() -> Dict[str, str]:
     return comments
 
 
+def _value(name: str, value: Any) -> str:
+    """A default as the tables show it: ``8192 (8 KiB)``, ``10.0 s``, ``4``, ```None```."""
+    if isinstance(value, bool) or value is None or isinstance(value, (tuple, str)):
+        return "`%r`" % (value,)
+    if name.endswith("_bytes") and isinstance(value, int) and value >= 1024 and value % 1024 == 0:
+        kib = value // 1024
+        return "%d (%s)" % (value, "%d MiB" % (kib // 1024) if kib % 1024 == 0 else "%d KiB" % kib)
+    if name.endswith("_s"):
+        return "%s s" % value
+    return str(value)
+
+
 def _default(field: "dataclasses.Field[Any]") -> str:
     if field.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
         factory = field.default_factory  # type: ignore[misc]
         return "`%s.%s()`" % (factory.__module__, factory.__name__)
-    value = field.default
-    if isinstance(value, bool) or value is None or isinstance(value, (tuple, str)):
-        return "`%r`" % (value,)
-    if field.name.endswith("_bytes") and isinstance(value, int) and value >= 1024 and value % 1024 == 0:
-        kib = value // 1024
-        return "%d (%s)" % (value, "%d MiB" % (kib // 1024) if kib % 1024 == 0 else "%d KiB" % kib)
-    if field.name.endswith("_s"):
-        return "%s s" % value
-    return str(value)
+    return _value(field.name, field.default)
 
 
 def _help(action: argparse.Action) -> str:
@@ -103,23 +149,31 @@ def _help(action: argparse.Action) -> str:
 def render_settings() -> Dict[str, str]:
     parser = cli.build_parser()
     flags = flag_fields(parser)
+    field_of = {action.dest: name for name, (action, _title) in flags.items()}
+    fields = {field.name: field for field in dataclasses.fields(Config)}
     comments = field_comments()
-    by_group: Dict[str, List[List[str]]] = {title: [] for title in _FLAG_GROUPS}
-    unflagged: List[List[str]] = []
-    for field in dataclasses.fields(Config):
-        if field.name in flags:
-            action, title = flags[field.name]
-            if title in by_group:
-                by_group[title].append(
-                    ["`%s`" % "`, `".join(action.option_strings), "`%s`" % field.name, _default(field), _help(action)]
-                )
-        elif field.name not in ("root",):
-            unflagged.append(["`%s`" % field.name, _default(field), comments.get(field.name, "")])
+    rows: Dict[str, List[List[str]]] = {"limits": [], "timeouts": []}
+    for action, kind in limit_options(parser):
+        name = field_of.get(action.dest)
+        if name is not None:
+            default = _default(fields[name])
+        else:  # not a Config field (e.g. the supervisor's --worker-timeout)
+            seconds = number_type(action) is float
+            default = _value(action.dest + ("_s" if seconds else ""), action.default)
+        flag = "`%s`" % "`, `".join(action.option_strings)
+        rows[kind].append([flag, "`%s`" % name if name else "—", default, _help(action)])
+    unflagged = [
+        ["`%s`" % field.name, _default(field), comments.get(field.name, "")]
+        for field in dataclasses.fields(Config)
+        if field.name not in flags and field.name != "root"
+    ]
+    not_limits = ", ".join("`%s` (%s)" % item for item in NOT_LIMITS.items())
     header = ["flag", "Config field", "default", "meaning"]
     return {
-        "limits-table": docgen.table(header, by_group["limits"]),
-        "timeouts-table": docgen.table(header, by_group["timeouts and persistence (seconds)"]),
+        "limits-table": docgen.table(header, rows["limits"]),
+        "timeouts-table": docgen.table(header, rows["timeouts"]),
         "unflagged-table": docgen.table(["Config field", "default", "meaning"], unflagged),
+        "not-limits": "Options that take a number but bound nothing: %s.\n" % not_limits,
     }
 
 

@@ -380,7 +380,10 @@ if __name__ == "__main__":
     elif argv == ["--check"]:
         sys.exit(check())
     elif len(argv) == 1 and argv[0] in SCENARIOS:
-        print("\n".join(run(argv[0])))
+        try:
+            print("\n".join(run(argv[0])))
+        except ModuleNotFoundError as exc:  # trustme, for the TLS run's throwaway certificate
+            sys.exit("%s needs %s: python3 -m pip install %s" % (argv[0], exc.name, exc.name))
     else:
         sys.exit(
             "usage: python3 docs/trace_lab.py SCENARIO | --list | --write | --check\nscenarios: %s"

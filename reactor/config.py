@@ -64,11 +64,11 @@ class Config:
     max_header_section_bytes: int = 8192
     max_field_lines: int = 100
     max_body_bytes: int = 1024 * 1024
-    max_uploads_bytes: int = 256 * 1024 * 1024  # all of uploads/, counted at each upload; past it 507
+    max_uploads_bytes: int = 256 * 1024 * 1024  # all of uploads/, a running total (handlers/quota.py); past it 507
 
     # Persistence (RFC 9112 §9.3) and timeouts, in seconds.
     keepalive_timeout_s: float = 30.0
-    keepalive_max_requests: int = 1000  # nginx's keepalive_requests since 1.19.10 (it was 100)
+    keepalive_max_requests: int = 100  # the seed's "Maximum 100 requests per connection" (Keep-Alive: max=100)
     header_timeout_s: float = 10.0  # first byte to end of header section
     body_timeout_s: float = 30.0  # longest stall between body reads
     # After the grace period a message body must average this many bytes/s (0: no minimum),
@@ -89,6 +89,33 @@ class Config:
     tls_key_file: Optional[Path] = None
     tls_key_password_file: Optional[Path] = None  # a file holding the key's passphrase
 
+    # WebSocket (RFC 6455; docs/websocket.md): endpoints by path, and their limits.
+    websocket_endpoints: Tuple[Tuple[str, str], ...] = ()  # --websocket PATH=MODULE:FACTORY, as (path, spec)
+    websocket_origins: Tuple[str, ...] = ()  # Origin values accepted besides the server's own (--websocket-origin)
+    websocket_max_message_bytes: int = 1024 * 1024  # a larger message closes with 1009
+    websocket_ping_interval_s: float = 20.0  # a Ping after this long without a byte from the peer
+    websocket_ping_timeout_s: Optional[float] = None  # then a close with 1011 after this long more (None: the interval)
+    websocket_close_timeout_s: float = 3.0  # our Close frame waits this long for the peer's, then the connection drops
+    websocket_max_queued_bytes: int = 1024 * 1024  # a receiver with more than this waiting is closed with 1008
+
+    # A WSGI application (PEP 3333, --app): every path outside the static mounts goes to it.
+    app: Optional[str] = None  # "MODULE:CALLABLE"; None serves root as a folder
+    app_factory: bool = False  # CALLABLE() returns the application (called once per process)
+    app_dir: Optional[Path] = None  # put first on sys.path to import the application (None: the current directory)
+    root_path: str = ""  # SCRIPT_NAME: the URL prefix the application is mounted at ("" for none)
+    static_mounts: Tuple[Tuple[str, Path], ...] = ()  # (URL prefix, folder): files served beside the application
+    forwarded_allow_ips: Tuple[str, ...] = ()  # peers whose X-Forwarded-For/-Proto are believed ("*": any)
+    workers: int = 1  # worker processes (for wsgi.multiprocess; the supervisor runs them)
+    max_requests: int = 0  # with workers: a worker is replaced after about this many requests (0: never)
+    max_requests_jitter: int = 0  # up to this many more, at random per worker, so they are not replaced together
+    switch_interval_s: Optional[float] = None  # sys.setswitchinterval: how long a thread keeps the GIL (None: 0.005)
+
+    # Live reload (development): pages reload themselves when a file under root changes.
+    live_reload: bool = False  # inject the client into HTML, watch root, serve /__reactor__/livereload
+    watch: str = "auto"  # "auto" (inotify where it works, else polling), "inotify" or "poll"
+    watch_interval_s: float = 0.5  # between two listings of the folder when polling
+    live_reload_ignore: Tuple[str, ...] = ()  # more globs whose changes are not reported
+
     # For study (docs/trace.md, docs/status.md); both off by default.
     trace: bool = False  # one stderr line per selector event, transition, parser event, pool hand-off, timer
     status_path: Optional[str] = None  # e.g. "/_status": counters as JSON or HTML, loopback clients only
@@ -102,6 +129,8 @@ class Config:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "root", Path(os.path.abspath(self.root)))
+        if self.app_dir is not None:
+            object.__setattr__(self, "app_dir", Path(os.path.abspath(self.app_dir)))
         added: "list[Tuple[str, str]]" = []
         if self.cors:
             added.extend(CORS_FIELDS)

@@ -62,10 +62,10 @@ from reactor.loop import EventLoop
 from reactor.parser import RequestParser
 from reactor.response import FramedStream, FrozenFields, Pool, Response, Upgrade, close_stream
 from reactor.serializer import field_lines, http_date, response_head, status_line
-from reactor.sessions import SessionTable
+from reactor.sessions import InvalidTransition, SessionTable
 from reactor.stats import Stats
 from reactor.trace import Tracer
-from reactor.transport import Transport, is_quiet
+from reactor.transport import Transport, log_lost
 
 log = logging.getLogger("reactor.connection")
 
@@ -75,6 +75,7 @@ _CONTINUE = b"HTTP/1.1 100 Continue\r\n"  # then the request id's field line and
 _ID_FIELD = b"X-Request-ID: "
 _HEAD_CACHE_ENTRIES = 256  # serialized heads kept by Collaborators.cached_head (one per hot file variant)
 _CONTENT_LENGTH = BodyFraming.CONTENT_LENGTH
+_CLOSE_TAIL = b"Connection: close\r\n\r\n"
 # RequestHead.request_id by index: CPython 3.11 does not specialize an attribute of a
 # NamedTuple (about 130 instructions each time), and an index into a tuple it does.
 _REQUEST_ID = RequestHead._fields.index("request_id")
@@ -147,10 +148,6 @@ _ENDED = frozenset({_CLOSED, _UPGRADED})  # the connection has let go of its tra
 _WANTS_INPUT = frozenset({_IDLE, _READING_HEADERS, _READING_BODY, _CLOSING})
 
 
-class InvalidTransition(RuntimeError):
-    """A state change that :data:`NEXT` does not allow (a bug in the server)."""
-
-
 Handler = Callable[["Connection", "Request"], Optional[Response]]
 
 
@@ -185,7 +182,8 @@ class Request:
     def __init__(self, head: Optional[RequestHead], request_line: Optional[str]) -> None:
         self.head = head
         self.request_line = request_line
-        self.body: Optional[bytearray] = None
+        #: A bytearray, or the sink a handler gave want_body(); the connection does ``body += data``.
+        self.body: Any = None
         self.started = time.time()
         self.status = 0
         self.body_bytes_sent = 0
@@ -196,10 +194,16 @@ class Request:
         self.stream: Optional[FramedStream] = None
         self.upgrade: Optional[Upgrade] = None
 
-    def want_body(self) -> None:
-        """Ask for the message body to be collected into ``body``."""
+    def want_body(self, sink: Optional["BodySink"] = None) -> None:
+        """Ask for the message body to be collected into ``body``: a bytearray, or ``sink``."""
         if self.body is None:
-            self.body = bytearray()
+            self.body = bytearray() if sink is None else sink
+
+
+class BodySink(typing.Protocol):
+    """Where a request's message body goes as it arrives, if not a bytearray: ``sink += data``, on the loop thread."""
+
+    def __iadd__(self, data: bytes) -> Any: ...
 
 
 class Application(typing.Protocol):
@@ -327,7 +331,7 @@ class Collaborators:
         tail = tails.get(key)
         if tail is None:
             if say is None:
-                tail = b"Connection: close\r\n\r\n"
+                tail = _CLOSE_TAIL
             else:
                 tail = (
                     "%sKeep-Alive: %s\r\n\r\n"
@@ -371,16 +375,18 @@ class Collaborators:
         second = self._date_second
         date_line = self._date_line if second <= time.time() < second + 1.0 else self.date_line()
         if (
-            not keep_alive
-            or head is None
-            or head.http_version != "1.1"
-            or head.connection_options
-            or head[_REQUEST_ID] is not None  # head.request_id, a tuple index away (see _REQUEST_ID)
-        ):
+            keep_alive
+            and head is not None
+            and head.http_version == "1.1"
+            and not head.connection_options
+            and head[_REQUEST_ID] is None  # head.request_id, a tuple index away (see _REQUEST_ID)
+        ):  # an HTTP/1.1 client that keeps alive without saying so, with no id of its own: the common case
+            tail = self._tails.get((responses, False)) or self.persistence_tail(True, head, responses)
+        elif not keep_alive and (head is None or head[_REQUEST_ID] is None):  # closing: inline too
+            tail = self._tails.get((responses, None)) or self.persistence_tail(False, head, responses)
+        else:
             tail = self.persistence_tail(keep_alive, head, responses)
             id_start = id_line_start(id_start, head)
-        else:  # an HTTP/1.1 client that keeps alive without saying so: the common case, inline
-            tail = self._tails.get((responses, False)) or self.persistence_tail(True, head, responses)
         return b"".join((entry[3], date_line, entry[4], id_start, tail))
 
 
@@ -619,10 +625,7 @@ class Connection:
         self._run()
 
     def connection_lost(self, exc: BaseException) -> None:
-        if is_quiet(exc):
-            log.debug("#%d connection lost: %s", self.id, exc)
-        else:
-            log.warning("#%d socket error: %s", self.id, exc)
+        log_lost(log, self.id, exc)
         if self.tracer:
             self.tracer.lost(self, exc)
         self.abort()
@@ -670,10 +673,12 @@ class Connection:
         state = self.state
         if state is _CLOSED:
             return
-        if state is _WRITING:  # the send timeout counts from the last progress
-            progressed = self.transport.progressed_at + self.ctx.config.send_timeout_s
-            if self.ctx.loop.now < progressed:
-                self.timer.when = progressed
+        if state is _WRITING:  # the send timeout counts from the last progress, while output waits for the client
+            send_timeout_s = self.ctx.config.send_timeout_s
+            progressed = self.transport.progressed_at + send_timeout_s
+            now = self.ctx.loop.now
+            if now < progressed or not self.transport.waiting_for_peer():  # not: a stream's next block is being made
+                self.timer.when = progressed if now < progressed else now + send_timeout_s
                 self._settle_timer()
                 return
         try:

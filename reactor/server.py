@@ -57,8 +57,9 @@ from reactor.config import Config
 from reactor.connection import Collaborators, Connection, standalone_response
 from reactor.errors import busy
 from reactor.handlers import Application
+from reactor.handlers.app import HostedApplication
+from reactor.handlers.livereload import LiveReload, make_watcher
 from reactor.handlers.status import snapshot
-from reactor.handlers.upload import UPLOADS_DIR, remove_stale_temp_files
 from reactor.loop import EVENT_READ, EventLoop, TimerHandle
 from reactor.response import Response
 from reactor.scoreboard import AcceptGate
@@ -66,7 +67,9 @@ from reactor.sessions import SessionTable
 from reactor.stats import Stats
 from reactor.trace import Tracer
 from reactor.transport import TLSTransport, Transport, tls_context
+from reactor.watch import Feed, Watcher
 from reactor.workers import WorkerPool
+from reactor.wsgi import WSGIApp
 
 log = logging.getLogger("reactor")
 
@@ -148,12 +151,23 @@ class Server:
 
     Call :meth:`listen` (raises OSError, e.g. EADDRINUSE), then :meth:`serve_forever`.
     ``accept_gate``: a worker's share of a shared listener (see :class:`~reactor.scoreboard.AcceptGate`).
+    ``wsgi_app``: the WSGI application of ``--app`` (loaded by the caller), served with
+    ``config.static_mounts`` instead of ``config.root`` (:class:`~reactor.handlers.app.HostedApplication`).
+    ``live_source``: with ``--live-reload``, the :class:`~reactor.watch.Watcher` to follow,
+    or a worker's :class:`~reactor.watch.Feed` from the supervisor's; None makes a watcher
+    at :meth:`listen`.
     """
 
     def __init__(
-        self, config: Config, loop: Optional[EventLoop] = None, accept_gate: Optional[AcceptGate] = None
+        self,
+        config: Config,
+        loop: Optional[EventLoop] = None,
+        accept_gate: Optional[AcceptGate] = None,
+        wsgi_app: Optional[WSGIApp] = None,
+        live_source: "Watcher | Feed | None" = None,
     ) -> None:
         self.config = config
+        self.wsgi_app = wsgi_app
         self.loop = loop if loop is not None else EventLoop()
         self.loop.exception_handler = self._on_loop_exception
         self.pool = WorkerPool(self.loop, config.pool_size, config.pool_queue_max)
@@ -161,8 +175,10 @@ class Server:
         self.app_pool = (
             WorkerPool(self.loop, config.app_threads, config.app_queue_max, name="app") if config.app_threads else None
         )
-        #: The open sessions by id: HTTP connections, and what upgraded ones became.
-        self.sessions = SessionTable(self._sessions_changed)
+        #: The open sessions by id: HTTP connections, and what upgraded ones became. Changes
+        #: are heard only when they matter (a gate to publish to, a stop to finish): a
+        #: connection per request pays no call for them otherwise.
+        self.sessions = SessionTable(self._sessions_changed if accept_gate is not None else None)
         self.stats = Stats()  # counters for the status page; plain integers, loop thread only
         self.tracer: Optional[Tracer] = Tracer(self.loop) if config.trace else None
         self.address: Tuple[str, int] = (config.host, config.port)
@@ -184,6 +200,8 @@ class Server:
         self._stop_deadline: Optional[float] = None  # monotonic end of a graceful stop
         #: False after :meth:`close` if a worker job was still running when time ran out.
         self.workers_finished = True
+        self._live_source = live_source
+        self.live: Optional[LiveReload] = None  # the live-reload hub, once listening with --live-reload
 
     # -- starting --------------------------------------------------------------------
 
@@ -244,10 +262,16 @@ class Server:
         if self.tracer:
             self.tracer.listening(self.address)
         status = functools.partial(snapshot, self.stats, self.sessions, self.pool, self.loop, self.app_pool)
-        self.app = self.context.app = Application(config, self.address[1], status)
-        removed = remove_stale_temp_files(os.path.join(os.path.realpath(config.root), UPLOADS_DIR))
-        if removed:
-            log.warning("removed %d incomplete upload temp file(s) left by an earlier crash", removed)
+        if self.wsgi_app is not None:
+            self.app = self.context.app = HostedApplication(config, self.address[1], status, self.wsgi_app)
+        else:
+            app = self.app = self.context.app = Application(config, self.address[1], status)
+            if app.live is not None:
+                source = self._live_source if self._live_source is not None else make_watcher(config)
+                self._live_source = None
+                self.live = app.live
+                self.live.start(self.loop, self.pool, source)
+            app.upload.start(self.loop, self.pool)  # sweeps stray temp files; counts uploads/ for the quota
         self._resume_accepting()
         return self.address
 
@@ -468,12 +492,14 @@ class Server:
         """
         if not graceful:
             self.context.stopping = True
+            self.sessions.changed = self._sessions_changed
             self._close_all()
             self.loop.stop()
             return
         if self.stopping:
             return
         self.context.stopping = True  # responses from now on carry Connection: close
+        self.sessions.changed = self._sessions_changed  # the stop ends when the table is empty
         self._stop_deadline = self.loop.time() + self.config.shutdown_timeout_s
         self._stop_listening()
         for session in list(self.sessions.values()):
@@ -530,6 +556,9 @@ class Server:
             os.close(self._spare_fd)
             self._spare_fd = -1
         self._close_all()
+        if self.live is not None:
+            self.live.close()
+            self.live = None
         if self._stop_deadline is not None:
             wait_s = max(0.0, self._stop_deadline - self.loop.time())
         else:
@@ -543,4 +572,5 @@ class Server:
             if not self.app_pool.shutdown(wait=True, timeout_s=wait_s):
                 self.workers_finished = False
                 log.warning("%d application job(s) still running after the shutdown timeout", self.app_pool.busy)
+        self.loop.run_ready()  # results of jobs that ended meanwhile: released (a stream's close() runs)
         self.loop.close()

@@ -55,7 +55,7 @@ import typing
 from typing import Any, List, Optional, Union
 
 from reactor.loop import EVENT_READ, EVENT_WRITE, EventLoop
-from reactor.response import FileBody, Pool, StreamBody, close_stream
+from reactor.response import AbortedStream, FileBody, MemoryBody, Pool, StreamBody, close_stream
 from reactor.sessions import Protocol
 from reactor.trace import Tracer
 
@@ -67,6 +67,9 @@ _SENDFILE_BYTES = 4 * 1024 * 1024  # most bytes one sendfile call may move
 _CACHED_BLOCKS = _SENDFILE_BYTES // BLOCK_BYTES  # most blocks one wake-up copies from the page cache
 _CORK_BYTES = 1024 * 1024  # files at least this large stream corked (see _cork)
 _DEFER_BYTES = 64 * 1024  # most bytes write(more=True) keeps back for one send (see write)
+# Larger sends from memory ask the loop for their share of the pass (EventLoop.grant); smaller
+# ones (a head, a cached small file) just go. sendfile is zero-copy and does not ask.
+_FREE_SEND_BYTES = 64 * 1024
 _TCP_CORK = getattr(socket, "TCP_CORK", None)  # Linux only
 _QUIET_ERRORS = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError, TimeoutError)
 _RETRY_BLOCK_S = 0.01  # the pool was full: ask again this soon
@@ -97,6 +100,14 @@ def is_quiet(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno in (errno.ECONNRESET, errno.EPIPE, errno.ETIMEDOUT)
 
 
+def log_lost(logger: logging.Logger, conn_id: int, exc: BaseException) -> None:
+    """Log the failure of a session's socket: at debug level when the peer only went away, else a warning."""
+    if is_quiet(exc):
+        logger.debug("#%d connection lost: %s", conn_id, exc)
+    else:
+        logger.warning("#%d socket error: %s", conn_id, exc)
+
+
 def _closed_event(mask: int) -> None:
     """What a closed transport answers to a stale selector event: nothing."""
 
@@ -119,7 +130,6 @@ class Transport:
         "tracer",
         "id",
         "peer",
-        "peer_port",
         "_local_host",
         "protocol",
         "progressed_at",
@@ -133,6 +143,9 @@ class Transport:
         "state",
         "_on_event_cb",
         "_deferred",
+        "_watching",
+        "_peer_port",
+        "_waiting_turn",
     )
 
     #: True for transports that encrypt (the exchange never needs it; logs and status may).
@@ -160,8 +173,8 @@ class Transport:
         self.tracer = tracer
         self.id = conn_id
         self.peer = peer  # the client's address, for the log
-        self.peer_port = peer_port  # and its TCP port (0 if unknown)
         self._local_host: Optional[str] = None  # see local_host
+        self._peer_port: Optional[int] = peer_port or None  # see peer_port; accept() usually told it
         self.protocol: Optional[Protocol] = None
         self.progressed_at = 0.0  # loop time of the last send that moved bytes while the socket was full
         self._mask = 0
@@ -176,6 +189,10 @@ class Transport:
         self.state = _OPEN
         self._on_event_cb = self._on_event  # one bound method, so selector.modify sees the same data
         self._deferred = 0  # bytes at the end of the outbox that write(more=True) keeps back
+        # An application's block is being made and nothing waits in the outbox: the socket
+        # is watched for the peer's EOF (see _peek), so a client that leaves is noticed now.
+        self._watching = False
+        self._waiting_turn = False  # the pass's send allowance is spent: sending goes on at the next turn
 
     # -- the interface ---------------------------------------------------------------
 
@@ -199,6 +216,18 @@ class Transport:
                 host = ""
             self._local_host = host
         return host
+
+    @property
+    def peer_port(self) -> int:
+        """The client's port: as accept() gave it, else getpeername on first use; 0 if it is unknown."""
+        port = self._peer_port
+        if port is None:
+            try:
+                port = int(self.sock.getpeername()[1])
+            except (OSError, IndexError, TypeError, ValueError):
+                port = 0
+            self._peer_port = port
+        return port
 
     def start(self, protocol: Protocol) -> None:
         """Attach the exchange; plain TCP is ready at once.
@@ -229,6 +258,14 @@ class Transport:
         write or :meth:`flush`, whichever comes first.
         """
         return (bool(self._outbox) and not self._deferred) or self._file is not None or self._stream is not None
+
+    def waiting_for_peer(self) -> bool:
+        """True while output waits for the client to read (bytes in the outbox, a file by sendfile).
+
+        False while the next block of a stream is still being made: a slow application is
+        not a client that stopped reading (the send timeout asks this).
+        """
+        return bool(self._outbox) or self._file is not None
 
     def queued_bytes(self) -> int:
         """Bytes written and not yet taken by the kernel (TLS: as records), for a protocol's back-pressure.
@@ -380,9 +417,12 @@ class Transport:
     def _wants(self) -> int:
         """The selector mask: read when asked to; write while bytes wait for the kernel."""
         mask = EVENT_READ if self._reading else 0
-        # Bytes kept back by write(more=True) are sent before the loop selects again.
-        if (self._outbox and not self._deferred) or self._file is not None:  # a file here goes by sendfile
+        # Bytes kept back by write(more=True) are sent before the loop selects again; bytes
+        # waiting for a turn are sent when the loop gives it, whatever the socket says.
+        if ((self._outbox and not self._deferred) or self._file is not None) and not self._waiting_turn:
             mask |= EVENT_WRITE
+        elif self._watching:
+            mask = EVENT_READ  # for _peek: nothing to send while an application's block is made
         return mask
 
     def _update_interest(self) -> None:
@@ -414,6 +454,8 @@ class Transport:
                 self._report_drained()
             if mask & EVENT_READ and self._reading and self.state is not _CLOSED:
                 self._read()
+            elif mask & EVENT_READ and self._watching and self.state is not _CLOSED:
+                self._peek()
         except Exception as exc:
             self._bug(exc)
 
@@ -433,6 +475,27 @@ class Transport:
         if self.tracer:
             self.tracer.recv(self, len(data))
         self._received(data)
+
+    def _peek(self) -> None:
+        """The socket is readable while an application makes the next block: has the client gone?
+
+        EOF (or a reset) means nobody will read the rest: the transport is closed now, so
+        the stream's ``close()`` runs as soon as the block being made returns, not after
+        the next send fails. Bytes (a pipelined request, a TLS alert) are left queued and
+        the watch ends for this block; a send error will tell then.
+        """
+        try:
+            data = self.sock.recv(1, socket.MSG_PEEK)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._lost(exc)
+            return
+        if not data:
+            self._lost(ConnectionResetError("the client closed the connection during the response"))
+            return
+        self._watching = False
+        self._update_interest()
 
     def _deliver(self, data: bytes) -> None:
         protocol = self.protocol
@@ -462,7 +525,13 @@ class Transport:
     # -- output ----------------------------------------------------------------------
 
     def _flush(self) -> None:
-        """Send what the socket takes now; the rest waits for EVENT_WRITE."""
+        """Send what the socket takes now; the rest waits for EVENT_WRITE, or for a turn.
+
+        A buffer larger than ``_FREE_SEND_BYTES`` is sent only as far as the loop grants
+        (:meth:`~reactor.loop.EventLoop.grant`); the rest waits for this transport's next
+        turn (:meth:`_take_turn`), so one pass never copies more than the loop allows,
+        however many clients were answered in it.
+        """
         outbox = self._outbox
         sock = self.sock
         stats = self.stats
@@ -482,11 +551,14 @@ class Transport:
                         continue  # the block came from the page cache at once: send it now
                     break
                 data = outbox[0]
-                sent = sock.send(data)
+                size = len(data)
+                sent = sock.send(data) if size <= _FREE_SEND_BYTES else self._send_granted(data, size)
+                if sent < 0:
+                    break  # waiting for a turn
                 stats.sent_bytes += sent
                 if self.tracer:
-                    self.tracer.send(self, sent, len(data))
-                if sent < len(data):
+                    self.tracer.send(self, sent, size)
+                if sent < size:
                     outbox[0] = memoryview(data)[sent:]
                     self.progressed_at = self.loop.now
                     if len(outbox) == 1 and self._stream is not None and not self._block_pending:
@@ -501,6 +573,45 @@ class Transport:
             return
         if outbox or self._file is not None or self._mask & EVENT_WRITE:
             self._update_interest()  # else all went out and no write interest is set: nothing to change
+
+    def _send_granted(self, data: Buffer, size: int) -> int:
+        """Send as much of a large ``data`` as the loop grants; -1 when it grants nothing now.
+
+        If the socket took all that was granted (it might take more), the rest waits for
+        this transport's next turn rather than for EVENT_WRITE. Raises what ``send`` raises.
+        """
+        loop = self.loop
+        granted = loop.grant(size)
+        if not granted:
+            self._wait_turn()
+            return -1
+        try:
+            sent = self.sock.send(memoryview(data)[:granted] if granted < size else data)
+        except (BlockingIOError, InterruptedError):
+            loop.give_back(granted)
+            raise
+        if sent < granted:
+            loop.give_back(granted - sent)  # the socket is full: EVENT_WRITE will say when it is not
+        elif sent < size:
+            self._wait_turn()
+        return sent
+
+    def _wait_turn(self) -> None:
+        """Stop sending until the loop's next turn (the pass's allowance is spent)."""
+        if not self._waiting_turn:
+            self._waiting_turn = True
+            self.loop.next_turn(self._take_turn)
+
+    def _take_turn(self) -> None:
+        """The loop's turn for this transport: go on sending, as on EVENT_WRITE."""
+        self._waiting_turn = False
+        if self.state is _CLOSED or not self._outbox:
+            return
+        try:
+            self._flush()
+            self._report_drained()
+        except Exception as exc:
+            self._bug(exc)
 
     def _send_file(self) -> None:
         """Send from the file body by zero-copy sendfile, at most ``_SENDFILE_BYTES`` a wake-up.
@@ -558,7 +669,7 @@ class Transport:
         """
         stream = self._stream
         assert stream is not None
-        if type(stream) is FileBody:
+        if type(stream) is FileBody or type(stream) is MemoryBody:
             block = stream.read_cached(BLOCK_BYTES, self._reuse_blocks)
             if block is not None:
                 if block:
@@ -576,12 +687,19 @@ class Transport:
             if self.state is _CLOSED:
                 close_stream(stream)  # close() left it open while the block was being made
                 return
+            if self._watching:
+                self._watching = False
+                self._update_interest()
             try:
                 block = future.result()
             except Exception as exc:  # OSError reading a file, zlib.error: the body cannot be finished
-                log.error("#%d making the body failed: %s", self.id, exc)
+                if isinstance(exc, AbortedStream):
+                    log.debug("#%d %s", self.id, exc)  # the stream has logged why
+                else:
+                    log.error("#%d making the body failed: %s", self.id, exc)
                 self._lost(exc)
                 return
+            self.progressed_at = self.loop.now  # the send timeout counts from here, not from the last block
             if block:
                 self.write(block)
             if not block or (isinstance(stream, FileBody) and not stream.remaining):  # a file knows its end
@@ -596,6 +714,10 @@ class Transport:
         if not pool.submit(stream.read_block, (BLOCK_BYTES,), done):
             self._block_pending = False
             self.loop.call_later(_RETRY_BLOCK_S, self._retry_stream)
+        elif stream.pool is not None:
+            self._watching = True  # an application may take a while: notice the client leaving meanwhile
+            if not self._outbox:
+                self._update_interest()
         return False
 
     def _queue(self, block: Buffer) -> None:
@@ -679,8 +801,16 @@ class TLSTransport(Transport):
         super().set_reading(on)
 
     def write(self, data: Buffer, more: bool = False) -> None:
-        """Encrypt ``data`` into TLS records, queue them and send what the socket takes (``more`` is ignored)."""
+        """Encrypt ``data`` into TLS records, queue them and send what the socket takes (``more`` is ignored).
+
+        A body larger than a block is encrypted a block at a time as the socket takes it
+        (a :class:`~reactor.response.MemoryBody`), so the records of a shared body are not
+        a second copy per client and no single call encrypts megabytes.
+        """
         if self.state is _CLOSED:
+            return
+        if len(data) > BLOCK_BYTES and self._stream is None and self._file is None:
+            self.write_stream(MemoryBody(data))
             return
         self._queue(data)
         self._flush()

@@ -92,3 +92,24 @@ def test_two_id_field_lines_are_not_one_id(server, raw):
     client = raw()
     value = client.get("/sample.txt", "X-Request-ID: one\r\nX-Request-ID: two\r\n").response()[1]["x-request-id"]
     assert ID.fullmatch(value)
+
+
+def test_an_applications_own_id_is_dropped_for_the_servers(make_server):
+    """A WSGI application's X-Request-ID would make two (RFC 9110 §5.3): the server's, which the log names, stays."""
+
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain"), ("X-Request-ID", "from-the-app")])
+        return [environ.get("HTTP_X_REQUEST_ID", "none").encode()]
+
+    running = make_server(wsgi_app=app)
+    for sent, shown in ((b"X-Request-ID: from-the-client\r\n", b"from-the-client"), (b"", b"none")):
+        sock = running.connect()
+        sock.sendall(
+            b"GET / HTTP/1.1\r\nHost: %s:%d\r\nConnection: close\r\n%s\r\n"
+            % (running.host.encode(), running.port, sent)
+        )
+        head, _, body = recv_until_closed(sock).partition(b"\r\n\r\n")
+        sock.close()
+        ids = re.findall(rb"\r\nX-Request-ID: ([^\r]*)", head, re.IGNORECASE)
+        assert head.startswith(b"HTTP/1.1 200 ") and body == shown  # the application sees the client's id
+        assert len(ids) == 1 and (ids[0] == b"from-the-client" if sent else ID.fullmatch(ids[0].decode())), head
