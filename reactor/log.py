@@ -73,7 +73,7 @@ import stat
 import threading
 import time
 from json.encoder import encode_basestring_ascii
-from typing import Callable, Deque, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Callable, Deque, Iterable, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 from reactor.events import RequestHead
 
@@ -461,6 +461,47 @@ class JSONFormatter(logging.Formatter):
             access_log.worker,
             "\n".join(traces) or None,
         )
+
+
+class ErrorStream:
+    """``wsgi.errors`` (PEP 3333, "Input and Error Streams") under ``--log-format json``:
+    a text stream whose every line becomes one message of ``logger`` at ERROR, so what an
+    application writes there takes the log's shape (one JSON object a line on stderr)
+    instead of breaking it.
+
+    Application threads write at once, so each thread's text gathers on its own until a
+    newline (``print`` writes the text and the newline in two calls); :meth:`flush` hands
+    on a line not yet ended, and so does a thread's text reaching ``_PENDING_MAX_CHARS``
+    (an application that never ends its line cannot fill the memory).
+    """
+
+    _PENDING_MAX_CHARS = 64 * 1024
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self.logger = logger
+        self._local = threading.local()
+
+    def write(self, text: str) -> int:
+        """Log each line ``text`` ends (CR LF or LF); keep the rest for the next write. Returns ``len(text)``."""
+        pending: str = getattr(self._local, "pending", "") + text
+        *lines, rest = pending.split("\n")
+        for line in lines:
+            self.logger.error("%s", line[:-1] if line.endswith("\r") else line)
+        self._local.pending = rest
+        if len(rest) >= self._PENDING_MAX_CHARS:
+            self.flush()
+        return len(text)
+
+    def writelines(self, lines: Iterable[str]) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        """Log this thread's text not yet ended by a newline, if any."""
+        pending: str = getattr(self._local, "pending", "")
+        if pending:
+            self._local.pending = ""
+            self.logger.error("%s", pending)
 
 
 class _Marker:

@@ -10,19 +10,22 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
+import os
 import re
 import signal
 import socket
 import subprocess
 import sys
+import threading
 
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from conftest import RawClient, access_record, wait_for
+from conftest import REPO, CliServer, RawClient, access_record, wait_for
 from reactor import log as logmod
 from reactor.parser import RequestParser
 
@@ -266,3 +269,65 @@ def test_a_log_format_that_does_not_exist_is_one_usage_line():
     )
     assert done.returncode == 2
     assert "--log-format: invalid choice: 'xml'" in done.stderr.splitlines()[0]
+
+
+NOISY_APP = """
+def app(environ, start_response):
+    if environ["PATH_INFO"] == "/boom":
+        raise ZeroDivisionError("planted")
+    errors = environ["wsgi.errors"]
+    print('note "one"\\nnote two', file=errors)
+    errors.writelines(["unended", " line\\r\\n", "flushed"])
+    errors.flush()
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"ok"]
+"""
+
+
+@pytest.mark.plain_only
+def test_an_applications_errors_and_tracebacks_are_json_lines_too(tmp_path):
+    """What a WSGI application writes to wsgi.errors, and the traceback of one that raises,
+    reach stderr as JSON lines like the server's own messages."""
+    (tmp_path / "noisy.py").write_text(NOISY_APP)
+    args = ["--app", "noisy:app", "--port", "0", "--log-format", "json"]
+    cli = CliServer(args, cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(REPO)))
+    try:
+        assert cli.port, cli.output
+        for path, status in (("/", 200), ("/boom", 500)):
+            conn = http.client.HTTPConnection("127.0.0.1", cli.port, timeout=10)
+            conn.request("GET", path)
+            response = conn.getresponse()
+            response.read()
+            conn.close()
+            assert response.status == status
+        wait_for(lambda: cli.read_available().count(b'"reactor.access"') == 2, what="two access-log lines")
+        cli.proc.send_signal(signal.SIGTERM)
+        err = cli.read_stderr()
+    finally:
+        cli.stop()
+    entries = [json.loads(line) for line in err.decode("ascii").splitlines()]
+    notes = [(entry["level"], entry["message"]) for entry in entries if entry["logger"] == "reactor.app.errors"]
+    assert notes == [("error", 'note "one"'), ("error", "note two"), ("error", "unended line"), ("error", "flushed")]
+    raised = [entry for entry in entries if "traceback" in entry]
+    assert len(raised) == 1 and raised[0]["level"] == "error" and raised[0]["logger"] == "reactor.app"
+    assert "ZeroDivisionError: planted" in raised[0]["traceback"] and "\n" not in raised[0]["message"]
+
+
+@pytest.mark.plain_only
+def test_the_error_stream_keeps_each_threads_line_whole():
+    got = []
+    logger = logging.getLogger("reactor.test.errors")
+    handler = logging.Handler()
+    handler.emit = lambda record: got.append(record.getMessage())  # type: ignore[method-assign]
+    logger.addHandler(handler)
+    try:
+        stream = logmod.ErrorStream(logger)
+        stream.write("first half, ")
+        other = threading.Thread(target=lambda: stream.write("another thread's line\nits rest"))
+        other.start()
+        other.join()
+        stream.write("second half\n")
+        stream.write("x" * (70 * 1024))  # no newline: handed on at 64 KiB rather than kept
+    finally:
+        logger.removeHandler(handler)
+    assert got == ["another thread's line", "first half, second half", "x" * (70 * 1024)]

@@ -53,6 +53,7 @@ import traceback
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Dict, Iterable, Iterator, List, NamedTuple, Optional, Tuple, Union
 
+from reactor import log as logmod
 from reactor.config import Config
 from reactor.connection import Connection, ConnState, Request
 from reactor.errors import HTTPError, busy
@@ -350,6 +351,10 @@ class HostedApplication(Application):
             config.root_path,
             multithread=config.app_threads > 1,
             multiprocess=config.workers > 1,
+            # JSON log lines on stderr: what the application writes there becomes such lines too
+            errors=logmod.ErrorStream(logging.getLogger("reactor.app.errors"))
+            if logmod.access_log.format == "json"
+            else None,
         )
         self.proxies = proxy_networks(config.forwarded_allow_ips)
         self._trusted: Dict[str, bool] = {}
