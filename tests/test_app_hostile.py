@@ -23,6 +23,8 @@ import pytest
 
 from conftest import REPO, CliServer, wait_for
 
+JSON_ACCESS_LOG = True  # every response these tests provoke must log one line json.loads reads (conftest)
+
 ENV = dict(os.environ, PYTHONPATH=str(REPO))
 
 

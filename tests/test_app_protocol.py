@@ -32,6 +32,7 @@ from reactor.connection import Connection
 from reactor.transport import Transport
 
 BOTH_TRANSPORTS = True
+JSON_ACCESS_LOG = True  # every response these tests provoke must log one line json.loads reads (conftest)
 
 #: (HTTP version, keep-alive asked) for the framing cases.
 MODES = [("1.1", True), ("1.1", False), ("1.0", True), ("1.0", False)]

@@ -24,6 +24,8 @@ from reactor.handlers import static, upload
 from reactor.loop import EventLoop, Waker
 from reactor.transport import Transport
 
+JSON_ACCESS_LOG = True  # every response these tests provoke must log one line json.loads reads (conftest)
+
 LARGE_FILE_BYTES = 8 * 1024 * 1024
 
 

@@ -29,6 +29,8 @@ from reactor.framing import (
 )
 from reactor.response import IterableStream, Response
 
+JSON_ACCESS_LOG = True  # every response these tests provoke must log one line json.loads reads (conftest)
+
 STATUSES = [100, 101, 103, 200, 201, 204, 206, 301, 304, 400, 404, 500, 503]
 METHODS = ["GET", "HEAD", "POST"]
 VERSIONS = ["1.0", "1.1", None]  # None: no request-line was parsed (a 400 for a bad one)

@@ -21,6 +21,7 @@ from reactor.handlers.gzip_cache import ENTRY_OVERHEAD_BYTES, GzipCache
 
 #: The server tests run over plain TCP and over TLS (conftest): a streamed body goes through both transports.
 BOTH_TRANSPORTS = True
+JSON_ACCESS_LOG = True  # every response these tests provoke must log one line json.loads reads (conftest)
 
 
 class FakePool:

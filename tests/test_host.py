@@ -14,6 +14,7 @@ from reactor.handlers import allowed_hosts, local_authorities
 from reactor.handlers.quota import LEDGER_NAME
 
 BOTH_TRANSPORTS = True  # each test with a server runs over plain TCP and over TLS (conftest)
+JSON_ACCESS_LOG = True  # every response these tests provoke must log one line json.loads reads (conftest)
 
 
 def status_for(server, host_line, version="1.1", target="/sample.txt"):

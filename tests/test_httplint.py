@@ -15,6 +15,8 @@ import socket
 import httplint  # test-only dependency (tests/requirements.txt)
 import pytest
 
+JSON_ACCESS_LOG = True  # every response these tests provoke must log one line json.loads reads (conftest)
+
 BIG_BYTES = 600 * 1024  # sent with sendfile from its descriptor
 
 

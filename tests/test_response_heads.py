@@ -12,6 +12,8 @@ from reactor.serializer import http_date, response_head
 from reactor.sessions import SessionTable
 from reactor.stats import Stats
 
+JSON_ACCESS_LOG = True  # every response these tests provoke must log one line json.loads reads (conftest)
+
 FIELDS = FrozenFields((("Content-Type", "text/plain; charset=utf-8"), ("ETag", '"abc"'), ("Accept-Ranges", "bytes")))
 
 

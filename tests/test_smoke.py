@@ -5,6 +5,8 @@ import json
 
 from reactor.handlers.upload import UPLOADS_DIR
 
+JSON_ACCESS_LOG = True  # every response these tests provoke must log one line json.loads reads (conftest)
+
 
 def test_index_is_html_inline(server):
     conn = http.client.HTTPConnection(server.host, server.port, timeout=5)

@@ -11,6 +11,8 @@ from reactor.loop import EVENT_READ, EVENT_WRITE
 from reactor.sessions import SessionTable
 from reactor.stats import Stats
 
+JSON_ACCESS_LOG = True  # every response these tests provoke must log one line json.loads reads (conftest)
+
 
 def test_every_state_has_an_entry_and_closed_and_upgraded_are_terminal():
     assert set(NEXT) == set(ConnState)

@@ -18,6 +18,7 @@ from reactor.handlers.cache import HotCache
 from reactor.handlers.files import SMALL_FILE_BYTES
 
 BOTH_TRANSPORTS = True  # each test with a server runs over plain TCP and over TLS (conftest)
+JSON_ACCESS_LOG = True  # every response these tests provoke must log one line json.loads reads (conftest)
 
 TEXT = ("".join("cached line %d\n" % i for i in range(300))).encode()
 

@@ -19,6 +19,7 @@ from reactor.handlers import compress
 from reactor.handlers.compress import negotiate
 
 BOTH_TRANSPORTS = True  # each test with a server runs over plain TCP and over TLS (conftest)
+JSON_ACCESS_LOG = True  # every response these tests provoke must log one line json.loads reads (conftest)
 
 TEXT = ("".join("line %d of a text file that compresses well\n" % i for i in range(200))).encode()
 

@@ -19,6 +19,7 @@ from reactor.handlers import conditional
 from reactor.handlers.conditional import Conditions, evaluate, parse_entity_tags, parse_http_date
 
 BOTH_TRANSPORTS = True  # each test with a server runs over plain TCP and over TLS (conftest)
+JSON_ACCESS_LOG = True  # every response these tests provoke must log one line json.loads reads (conftest)
 
 
 @pytest.fixture

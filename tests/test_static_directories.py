@@ -16,6 +16,7 @@ from conftest import fetch, recv_until_closed
 from reactor.handlers import mime
 
 BOTH_TRANSPORTS = True  # each test with a server runs over plain TCP and over TLS (conftest)
+JSON_ACCESS_LOG = True  # every response these tests provoke must log one line json.loads reads (conftest)
 
 
 def raw_get(server, target):

@@ -13,6 +13,8 @@ import threading
 
 from reactor.loop import EventLoop
 
+JSON_ACCESS_LOG = True  # every response these tests provoke must log one line json.loads reads (conftest)
+
 
 def test_no_wake_up_is_lost_when_threads_race():
     loop = EventLoop()

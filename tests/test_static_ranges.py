@@ -20,6 +20,7 @@ from reactor.handlers.files import SMALL_FILE_BYTES
 from reactor.handlers.ranges import parse_range
 
 BOTH_TRANSPORTS = True  # each test with a server runs over plain TCP and over TLS (conftest)
+JSON_ACCESS_LOG = True  # every response these tests provoke must log one line json.loads reads (conftest)
 
 BIG_BYTES = 3 * 1024 * 1024 + 123  # above SMALL_FILE_BYTES: sent from the descriptor
 HUGE_BYTES = 40 * 1024**3  # larger than this machine's memory; sparse, so it costs no disk

@@ -17,6 +17,8 @@ from reactor.handlers import Application
 from reactor.handlers.status import is_loopback, prefers_html
 from reactor.parser import RequestParser
 
+JSON_ACCESS_LOG = True  # every response these tests provoke must log one line json.loads reads (conftest)
+
 BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8"
 
 

@@ -19,6 +19,7 @@ from reactor import log as logmod
 from reactor.response import IterableStream, Response
 
 BOTH_TRANSPORTS = True
+JSON_ACCESS_LOG = True  # every response these tests provoke must log one line json.loads reads (conftest)
 
 
 class Body:

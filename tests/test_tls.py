@@ -19,6 +19,8 @@ import pytest
 
 from conftest import RawClient, recv_until_closed, wait_for
 
+JSON_ACCESS_LOG = True  # every response these tests provoke must log one line json.loads reads (conftest)
+
 needs_openssl = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl not installed")
 needs_curl = pytest.mark.skipif(shutil.which("curl") is None, reason="curl not installed (.ci/run installs it)")
 

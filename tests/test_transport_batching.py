@@ -11,6 +11,8 @@ from reactor.loop import EventLoop
 from reactor.stats import Stats
 from reactor.transport import _DEFER_BYTES, Transport
 
+JSON_ACCESS_LOG = True  # every response these tests provoke must log one line json.loads reads (conftest)
+
 
 @pytest.fixture
 def pair():

@@ -37,6 +37,8 @@ from wsclient import RawWebSocket, handshake_request, read_head
 from conftest import RawClient, wait_for
 from reactor.websocket import BINARY, CLOSE, PING, PONG, TEXT, broadcast, encode_frame
 
+JSON_ACCESS_LOG = True  # every response these tests provoke must log one line json.loads reads (conftest)
+
 ECHO = (("/echo", "reactor.websocket:Echo"),)
 
 
