@@ -707,6 +707,10 @@ def test_access_log_lines_from_two_workers_never_interleave(supervise, log_forma
         entries = [json.loads(text) for text in access]  # one object a line: nothing of another line inside
         assert all(agent.fullmatch(entry["user_agent"]) and entry["target"] == "/index.html" for entry in entries)
         writers = {entry["worker"] for entry in entries}
+        # The supervisor's and the workers' own messages too: every whole line is one object.
+        whole = running.output[: running.output.rindex("\n")].splitlines()
+        messages = [json.loads(text) for text in whole if "/index.html" not in text]
+        assert {"reactor.supervisor", "reactor"} <= {entry["logger"] for entry in messages}, messages
     else:
         line = re.compile(
             r'127\.0\.0\.1 - - \[[^]]+\] "GET /index\.html HTTP/1\.1" 200 \d+ "-" "(agent-\d-([a-d])\2{2999})"'
