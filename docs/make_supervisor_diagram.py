@@ -75,13 +75,17 @@ CAUSES: Dict[str, Optional[str]] = {
 #: The same for each worker's record, as the supervisor moves it.
 WORKER_CAUSES: Dict[str, Optional[str]] = {
     "_on_boot_pipe": "said ready on its boot pipe",
+    "_on_retire_requests": "SIGUSR2: it served its --max-requests",
     "_manage": "SIGTTOU, or an old worker after a reload",
+    "_manage: retiring -> draining": "its replacement serves",
     "_on_stop_signal": "SIGTERM or SIGINT to the supervisor",
     "_on_boot_failure": "workers cannot start",
     "_abandon_reload": "its reload abandoned",
+    "_keep_retiring": "its replacement cannot start",
     "_check_deadlines": "SIGKILL",
     "_check_deadlines: booting -> killed": "not ready within --worker-timeout",
     "_check_deadlines: serving -> killed": "no heartbeat for --worker-timeout",
+    "_check_deadlines: retiring -> killed": "no heartbeat for --worker-timeout",
     "_check_deadlines: draining -> killed": "still there after --shutdown-timeout",
 }
 

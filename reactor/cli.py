@@ -11,11 +11,13 @@ import dataclasses
 import ipaddress
 import logging
 import os
+import random
 import re
 import signal
 import socket
 import stat
 import sys
+from pathlib import Path
 from typing import List, Mapping, NoReturn, Optional, Sequence
 
 from reactor import __version__
@@ -23,9 +25,13 @@ from reactor import log as logmod
 from reactor.abnf import TCHAR
 from reactor.config import DEFAULT_ROOT_NAME, Config, default_max_connections, default_root
 from reactor.handlers import compress, websocket
+from reactor.handlers.app import AppLoadError, load_application
+from reactor.handlers.livereload import make_watcher
 from reactor.scoreboard import MAX_WORKERS
 from reactor.server import Server, open_listener
-from reactor.supervisor import Supervisor, WorkerHandle
+from reactor.supervisor import FatalBootError, Supervisor, WorkerHandle
+from reactor.watch import Watcher
+from reactor.wsgi import WSGIApp
 
 log = logging.getLogger("reactor")
 
@@ -96,6 +102,57 @@ def _origin(text: str) -> str:
     if websocket.origin_of(text) is None:
         raise argparse.ArgumentTypeError("%r is not an origin: scheme://host[:port], e.g. https://example.com" % text)
     return text
+
+
+_APP_SPEC = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
+
+
+def _app_spec(text: str) -> str:
+    """``--app``: ``MODULE:CALLABLE``, each a dotted Python name."""
+    if not _APP_SPEC.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            "%r is not MODULE:CALLABLE (as in hello:app or mysite.wsgi:application)" % text
+        )
+    return text
+
+
+def _url_prefix(text: str, what: str) -> str:
+    """A URL path prefix: starts with '/', no '?' or '#'; a trailing '/' is dropped ('/' alone becomes '')."""
+    if not text.startswith("/") or "?" in text or "#" in text or "//" in text:
+        raise argparse.ArgumentTypeError("%r is not %s starting with '/' (without '?', '#' or '//')" % (text, what))
+    return text.rstrip("/")
+
+
+def _root_path(text: str) -> str:
+    return _url_prefix(text, "a URL path")
+
+
+def _static_mount(text: str) -> "tuple[str, Path]":
+    """``--static PREFIX=DIR`` → ``("/static", Path("DIR"))``; DIR must be a folder."""
+    prefix, equals, folder = text.partition("=")
+    if not equals or not folder:
+        raise argparse.ArgumentTypeError("expected PREFIX=DIR, as in /static=./static, not %r" % text)
+    prefix = _url_prefix(prefix, "a URL prefix")
+    if not prefix:
+        raise argparse.ArgumentTypeError("the prefix '/' would hide the application; use one such as /static")
+    if not os.path.isdir(folder):
+        raise argparse.ArgumentTypeError("%r is not a directory" % folder)
+    return prefix, Path(folder)
+
+
+def _forwarded_ips(text: str) -> "tuple[str, ...]":
+    """``--forwarded-allow-ips``: addresses and CIDR ranges, comma-separated, or '*'."""
+    values = tuple(value.strip() for value in text.split(",") if value.strip())
+    for value in values:
+        if value == "*":
+            continue
+        try:
+            ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            raise argparse.ArgumentTypeError("%r is not an IP address, a CIDR range or '*'" % value) from None
+    if not values:
+        raise argparse.ArgumentTypeError("expected IP addresses or CIDR ranges, comma-separated, or '*'")
+    return values
 
 
 # field-name = token (RFC 9110 §5.1); field-value: visible characters, SP and HTAB (§5.5)
@@ -175,12 +232,18 @@ def build_parser(prog: str = "reactor") -> ArgumentParser:
     defaults = Config(max_connections=1)
     parser = ArgumentParser(
         prog=prog,
-        usage="%(prog)s [options] [DIRECTORY]",
-        description="Serve a folder over HTTP/1.1 from one event loop; POST /upload stores JSON.",
+        usage="%(prog)s [options] [DIRECTORY]\n       %(prog)s [options] --app MODULE:CALLABLE [--static PREFIX=DIR ...]",
+        description="Serve a folder over HTTP/1.1 from one event loop; POST /upload stores JSON. "
+        "With --app, run a WSGI application instead (PEP 3333).",
         formatter_class=HelpFormatter,
     )
     parser.add_argument("--version", action="version", version="reactor %s" % __version__)
-    parser.add_argument("directory_arg", nargs="?", metavar="DIRECTORY", help="the folder to serve, as -d DIRECTORY")
+    parser.add_argument(
+        "directory_arg",
+        nargs="?",
+        metavar="DIRECTORY",
+        help="the folder to serve, as -d DIRECTORY (MODULE:CALLABLE that is no folder: the application, as --app)",
+    )
     parser.add_argument(
         "--host",
         default=defaults.host,
@@ -469,6 +532,125 @@ def build_parser(prog: str = "reactor") -> ArgumentParser:
         help="close with 1011 a client still silent this long after a ping (default: the ping interval)",
     )
 
+    hosting = parser.add_argument_group("a WSGI application (PEP 3333; see the README's 'Run an application')")
+    hosting.add_argument(
+        "--app",
+        type=_app_spec,
+        default=None,
+        metavar="MODULE:CALLABLE",
+        help="run this WSGI application: every path outside the --static prefixes (and --status-path) "
+        "goes to it, on a pool of --threads threads; no folder is served",
+    )
+    hosting.add_argument(
+        "--factory", action="store_true", help="CALLABLE() makes the application (called once per process)"
+    )
+    hosting.add_argument(
+        "--app-dir",
+        default=None,
+        metavar="DIR",
+        help="put DIR first on sys.path to import the application (default: the current directory)",
+    )
+    hosting.add_argument(
+        "--threads",
+        type=_non_negative_int,
+        default=defaults.app_threads,
+        metavar="N",
+        help="application threads per process; 0 calls the application on the event loop's own "
+        "thread (only for an application that never blocks)",
+    )
+    hosting.add_argument(
+        "--app-queue",
+        type=_positive_int,
+        default=defaults.app_queue_max,
+        metavar="N",
+        help="requests waiting for or running on the application threads before others get 503 with Retry-After",
+    )
+    hosting.add_argument(
+        "--root-path",
+        type=_root_path,
+        default=None,
+        metavar="/PREFIX",
+        help="the URL prefix the application lives under: it becomes SCRIPT_NAME, and paths outside it are 404",
+    )
+    hosting.add_argument(
+        "--static",
+        type=_static_mount,
+        action="append",
+        default=[],
+        metavar="PREFIX=DIR",
+        help="serve the files of DIR at URL PREFIX (repeatable), before the application, inline, with "
+        "ranges, validators and gzip; a missing file there is 404",
+    )
+    hosting.add_argument(
+        "--forwarded-allow-ips",
+        type=_forwarded_ips,
+        default=None,
+        metavar="IPS",
+        help="proxies (addresses or CIDR ranges, comma-separated, or '*') whose X-Forwarded-For and "
+        "X-Forwarded-Proto set REMOTE_ADDR and wsgi.url_scheme; from other peers both are removed",
+    )
+    hosting.add_argument(
+        "--max-requests",
+        type=_non_negative_int,
+        default=0,
+        metavar="N",
+        help="replace a worker process after about N requests, with no failed request (0: never); "
+        "runs a supervisor even with --workers 1",
+    )
+    hosting.add_argument(
+        "--max-requests-jitter",
+        type=_non_negative_int,
+        default=0,
+        metavar="J",
+        help="add up to J more to --max-requests, at random per worker, so workers are not replaced together",
+    )
+    hosting.add_argument(
+        "--switch-interval",
+        type=_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="how long a Python thread may keep the GIL while another waits (sys.setswitchinterval; "
+        "Python's default is 0.005). CPU-bound application threads delay the event loop by up to this "
+        "much each time it needs the GIL: 0.0005 keeps --static answers within a few ms beside them, "
+        "at some cost to the application's own throughput",
+    )
+    hosting.add_argument(
+        "--preload",
+        action="store_true",
+        help="with workers, import the application once in the supervisor, before forking "
+        "(otherwise each worker imports it)",
+    )
+
+    live = parser.add_argument_group("live reload (for development)")
+    live.add_argument(
+        "--live-reload",
+        action="store_true",
+        help="reload pages in the browser when a file under the folder changes: HTML pages get a "
+        "script that listens on a WebSocket at /__reactor__/livereload, and Cache-Control: no-store",
+    )
+    live.add_argument(
+        "--watch",
+        choices=["auto", "inotify", "poll"],
+        default=defaults.watch,
+        help="how --live-reload sees changes: inotify (Linux), or by listing the folder every "
+        "--watch-interval seconds (for containers and network mounts); auto tries inotify first",
+    )
+    live.add_argument(
+        "--watch-interval",
+        type=_seconds,
+        default=defaults.watch_interval_s,
+        metavar="SECONDS",
+        help="time between two listings of the folder when polling",
+    )
+    live.add_argument(
+        "--live-reload-ignore",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="changes to paths matching GLOB (relative to the folder, or a name alone; repeatable) "
+        "reload nothing; dotfiles, editors' temporary files and uploads/ are always ignored",
+    )
+
     study = parser.add_argument_group("for study (see docs/)")
     study.add_argument(
         "--trace",
@@ -610,22 +792,60 @@ def config_from_args(args: argparse.Namespace) -> Config:
         websocket_max_message_bytes=args.websocket_max_message_bytes,
         websocket_ping_interval_s=args.websocket_ping_interval,
         websocket_ping_timeout_s=args.websocket_ping_timeout,
+        app=args.app,
+        app_factory=args.factory,
+        app_dir=Path(args.app_dir) if args.app_dir is not None else None,
+        app_threads=args.threads,
+        app_queue_max=args.app_queue,
+        root_path=args.root_path or "",
+        static_mounts=tuple(args.static),
+        forwarded_allow_ips=args.forwarded_allow_ips or (),
+        workers=args.workers,
+        max_requests=args.max_requests,
+        max_requests_jitter=args.max_requests_jitter,
+        switch_interval_s=args.switch_interval,
+        live_reload=args.live_reload,
+        watch=args.watch,
+        watch_interval_s=args.watch_interval,
+        live_reload_ignore=tuple(args.live_reload_ignore) + _inside_root(args.access_log, args.directory),
     )
     return Config(max_connections=args.max_connections, **kwargs)
 
 
-def startup_message(config: Config, address: "tuple[str, int]", workers: int = 1) -> str:
+def _inside_root(access_log: Optional[str], directory: Optional[str]) -> "tuple[str, ...]":
+    """The access log's path relative to the folder served, if it is inside it (else ``()``).
+
+    Live reload must not watch it: every reload would write a line, and the line reload again.
+    """
+    if access_log is None or access_log == "-":
+        return ()
+    root = os.path.realpath(directory if directory is not None else default_root())
+    path = os.path.realpath(access_log)
+    if not path.startswith(root.rstrip(os.sep) + os.sep):
+        return ()
+    return (os.path.relpath(path, root).replace(os.sep, "/"),)
+
+
+def startup_message(
+    config: Config, address: "tuple[str, int]", workers: int = 1, watching: Optional[str] = None
+) -> str:
     """The lines printed once listening: version, folder, URL(s), worker processes and pool threads.
 
     A wildcard bind (``0.0.0.0``, ``::``) lists a URL for each address of this machine,
     since ``http://0.0.0.0:PORT/`` is no address to open, and says which Host values pass.
+    ``watching`` says how live reload watches (:meth:`reactor.watch.Watcher.describe`) when it is on.
     """
     host, port = address[:2]
     scheme = "https" if config.tls else "http"
+    what, threads, kind = str(config.root), config.pool_size, "pool threads"
+    if config.app is not None:
+        what, threads, kind = config.app, config.app_threads, "application threads"
+        if not threads:
+            kind = "application threads: it runs on the event loop"
     if workers > 1:
-        first = "reactor %%s serving %%s at %%s (%d workers, %%d pool threads each; Ctrl-C to stop)" % workers
+        first = "reactor %%s serving %%s at %%s (%d workers, %%d %s each; Ctrl-C to stop)" % (workers, kind)
     else:
-        first = "reactor %s serving %s at %s (%d pool threads; Ctrl-C to stop)"
+        first = "reactor %%s serving %%s at %%s (%%d %s; Ctrl-C to stop)" % kind
     urls = [_url(scheme, host, port)]
     others: List[str] = []
     if host in ("0.0.0.0", "::"):
@@ -636,11 +856,14 @@ def startup_message(config: Config, address: "tuple[str, int]", workers: int = 1
             others.append(
                 "  (any of this machine's addresses works; host names other than localhost need --allow-host NAME)"
             )
+    mounts = ["  %s/ from %s" % (prefix, os.path.abspath(folder)) for prefix, folder in config.static_mounts]
     for path, spec in config.websocket_endpoints:
         others.append(
             "  WebSocket %s at %s%s" % (spec, "wss" if config.tls else "ws", urls[0][len(scheme) : -1] + path)
         )
-    return "\n".join([first % (__version__, config.root, urls[0], config.pool_size), *others])
+    if config.live_reload:
+        others.append("  live reload on: pages reload when files change (%s)" % (watching or "watching"))
+    return "\n".join([first % (__version__, what, urls[0], threads), *mounts, *others])
 
 
 def _url(scheme: str, ip: str, port: int) -> str:
@@ -793,14 +1016,55 @@ def _tls_problem(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def run_worker(config: Config, handle: WorkerHandle) -> int:
+def load_app(config: Config) -> WSGIApp:
+    """The application ``config.app`` names (raises AppLoadError: one line to show)."""
+    assert config.app is not None
+    return load_application(config.app, config.app_factory, config.app_dir)
+
+
+def app_load_failure(prog: str, exc: AppLoadError) -> int:
+    """Say why the application cannot be loaded, in one line (a traceback too at --log-level debug); exit status 1."""
+    if log.isEnabledFor(logging.DEBUG) and exc.__cause__ is not None:
+        log.debug("loading the application failed", exc_info=exc.__cause__)
+    print("%s: cannot load the application %s" % (prog, exc), file=sys.stderr)
+    return 1
+
+
+def retire_after(config: Config, server: Server, handle: WorkerHandle) -> None:
+    """``--max-requests``: once this worker has answered its share, ask the supervisor for a replacement (once)."""
+    limit = config.max_requests + random.randint(0, config.max_requests_jitter)
+    stats = server.stats
+
+    def check() -> None:
+        if stats.requests >= limit:
+            server.loop.remove_pass_callback(check)
+            log.info("worker %d: %d requests served (--max-requests); asking to be replaced", handle.number, limit)
+            handle.retire()
+
+    server.loop.add_pass_callback(check)
+
+
+def run_worker(config: Config, handle: WorkerHandle, wsgi_app: Optional[WSGIApp] = None) -> int:
     """A worker process's main (see :mod:`reactor.supervisor`): today's server on the shared listener.
 
-    Raises whatever stops it from starting (the supervisor reports it as a boot failure).
-    A loop timer beats the heartbeat and notices a supervisor that is gone.
+    With ``--app``, the application is ``wsgi_app`` (``--preload``: imported before the
+    fork), else imported here; one that cannot be is a FatalBootError: the supervisor
+    stops rather than fork again. Raises whatever stops it from starting (the supervisor
+    reports it as a boot failure). A loop timer beats the heartbeat and notices a
+    supervisor that is gone.
     """
-    server = Server(config, accept_gate=handle.accept_gate())  # connection-aware accepting
+    if config.app is not None and wsgi_app is None:
+        try:
+            wsgi_app = load_app(config)
+        except AppLoadError as exc:
+            if log.isEnabledFor(logging.DEBUG) and exc.__cause__ is not None:
+                log.debug("loading the application failed", exc_info=exc.__cause__)
+            raise FatalBootError("cannot load the application %s" % exc) from None
+    # connection-aware accepting; live reload follows the supervisor's watcher
+    server = Server(config, accept_gate=handle.accept_gate(), wsgi_app=wsgi_app, live_source=handle.feed)
     server.listen(handle.listener)
+    if config.max_requests:
+        retire_after(config, server, handle)
     server.loop.add_pass_callback(logmod.access_log.flush)  # one batch of access-log lines per loop pass
     signal.signal(signal.SIGUSR1, lambda _signum, _frame: logmod.access_log.reopen())
 
@@ -831,26 +1095,67 @@ def run_worker(config: Config, handle: WorkerHandle) -> int:
     return 0
 
 
-def serve_workers(config: Config, workers: int, worker_timeout_s: float, listener: socket.socket) -> int:
-    """``--workers N`` (N > 1): the supervisor over N copies of :func:`run_worker`; its exit status."""
+def serve_workers(
+    config: Config,
+    workers: int,
+    worker_timeout_s: float,
+    listener: socket.socket,
+    wsgi_app: Optional[WSGIApp] = None,
+    watcher: Optional[Watcher] = None,
+) -> int:
+    """``--workers N`` (N > 1, or any N with ``--max-requests``): the supervisor over N copies of :func:`run_worker`.
+
+    Returns its exit status. ``wsgi_app``: the application imported before the fork (``--preload``).
+    ``watcher`` (``--live-reload``) runs in the supervisor, which tells every worker.
+    """
     address = listener.getsockname()
     config = dataclasses.replace(config, host=address[0], port=address[1])
 
     def announce() -> None:
-        print(startup_message(config, address, workers=supervisor.target), file=sys.stderr, flush=True)
+        watching = watcher.describe() if watcher is not None else None
+        print(startup_message(config, address, supervisor.target, watching), file=sys.stderr, flush=True)
 
     supervisor = Supervisor(
         listener,
-        lambda handle: run_worker(config, handle),
+        lambda handle: run_worker(config, handle, wsgi_app),
         workers,
         worker_timeout_s=worker_timeout_s,
         shutdown_timeout_s=config.shutdown_timeout_s,
         on_running=announce,
+        watcher=watcher,
     )
     status = supervisor.run()
     listener.close()
+    if watcher is not None:
+        watcher.close()
     log.info("stopped")
     return status
+
+
+def check_app_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse flags that make no sense together, with one line (exit status 2): --app against a folder to serve."""
+    if args.max_requests_jitter and not args.max_requests:
+        parser.error("--max-requests-jitter: only with --max-requests")
+    if args.app is not None:
+        given = args.directory if args.directory is not None else args.directory_arg
+        if given is not None:
+            parser.error(
+                "--directory: with --app the application answers every path; serve a folder beside it "
+                "with --static PREFIX=DIR (e.g. --static /static=%s)" % given
+            )
+        if args.live_reload:
+            parser.error("--live-reload: only when serving a folder, not with --app")
+        return
+    for flag, value in (
+        ("--static", args.static),
+        ("--root-path", args.root_path),
+        ("--factory", args.factory),
+        ("--app-dir", args.app_dir),
+        ("--preload", args.preload),
+        ("--forwarded-allow-ips", args.forwarded_allow_ips),
+    ):
+        if value:
+            parser.error("%s: only with --app MODULE:CALLABLE" % flag)
 
 
 def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> int:
@@ -861,6 +1166,15 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> in
     parser = build_parser(prog or program_name())
     apply_environment(parser, os.environ)
     args = parser.parse_args(argv)
+    if (
+        args.directory_arg is not None
+        and _APP_SPEC.fullmatch(args.directory_arg)
+        and not os.path.exists(args.directory_arg)
+    ):
+        if args.app is not None and args.app != args.directory_arg:
+            parser.error("--app: given twice (%r and %r); use one" % (args.app, args.directory_arg))
+        args.app, args.directory_arg = args.directory_arg, None  # `reactor hello:app`, as gunicorn and uvicorn
+    check_app_flags(parser, args)
     if args.directory_arg is not None:
         if args.directory is not None and args.directory != args.directory_arg:
             parser.error("--directory: given twice (%r and %r); use one" % (args.directory, args.directory_arg))
@@ -872,6 +1186,10 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> in
             parser.error("--directory: %r is not a directory" % args.directory)
     if args.max_age is not None and any(name.lower() == "cache-control" for name, _value in args.header):
         parser.error("--max-age and --header 'Cache-Control: ...' both set Cache-Control; use one")
+    if args.live_reload and any(name.lower() == "cache-control" for name, _value in args.header):
+        parser.error(
+            "--live-reload sets Cache-Control: no-store on pages; --header 'Cache-Control: ...' would add a second"
+        )
     if (args.tls_cert is None) != (args.tls_key is None):
         parser.error("--tls-cert and --tls-key go together")
     if args.tls_key_password_file is not None and args.tls_cert is None:
@@ -889,23 +1207,43 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> in
         except OSError as exc:
             parser.error("cannot open access log %r: %s" % (args.access_log, (exc.strerror or str(exc)).lower()))
     config = config_from_args(args)
+    if config.switch_interval_s is not None:
+        sys.setswitchinterval(config.switch_interval_s)  # inherited by forked workers
     if inherited is not None:
         host, port = inherited.getsockname()[:2]
         config = dataclasses.replace(config, host=host, port=port)
+    watcher = None
+    if config.live_reload:  # before forking or serving: the first walk of the folder, once
+        try:
+            watcher = make_watcher(config)
+        except OSError as exc:
+            print(
+                "%s: --watch %s: %s" % (parser.prog, config.watch, (exc.strerror or str(exc)).lower()), file=sys.stderr
+            )
+            return 1
     if "*" in config.allowed_hosts:
         log.warning(
             "--allow-host '*': any Host is accepted, so a web page on another site can reach this "
             "server through DNS rebinding"
         )
-    server = Server(config)
+    supervised = args.workers > 1 or args.max_requests > 0
+    server = Server(config, live_source=None if supervised else watcher)  # supervised: the supervisor's
     if config.tls:  # before binding or forking: a bad pair is one line and exit status 1
         try:
             server.load_tls()
         except (OSError, ValueError) as exc:
             print("%s: cannot use the TLS certificate and key: %s" % (parser.prog, _tls_problem(exc)), file=sys.stderr)
             server.close()
+            if watcher is not None:
+                watcher.close()
             return 1
-    if args.workers > 1:
+    if config.app is not None and (args.preload or not supervised):  # before binding: one line and exit status 1
+        try:
+            server.wsgi_app = load_app(config)
+        except AppLoadError as exc:
+            server.close()
+            return app_load_failure(parser.prog, exc)
+    if supervised:
         server.close()  # each worker makes its own, and loads the certificate afresh
         try:
             listener = inherited if inherited is not None else open_listener(config.host, config.port, config.backlog)
@@ -914,8 +1252,10 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> in
                 "reactor: cannot listen on %s:%d: %s" % (config.host, config.port, (exc.strerror or str(exc)).lower()),
                 file=sys.stderr,
             )
+            if watcher is not None:
+                watcher.close()
             return 1
-        return serve_workers(config, args.workers, args.worker_timeout, listener)
+        return serve_workers(config, args.workers, args.worker_timeout, listener, server.wsgi_app, watcher)
     try:
         server.listen(inherited)
     except OSError as exc:
@@ -925,10 +1265,13 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> in
             file=sys.stderr,
         )
         server.close()
+        if watcher is not None:
+            watcher.close()
         return 1
     install_signal_handlers(server)
     server.loop.add_pass_callback(logmod.access_log.flush)  # one batch of lines per loop pass
-    print(startup_message(config, server.address), file=sys.stderr, flush=True)
+    watching = watcher.describe() if watcher is not None else None
+    print(startup_message(config, server.address, watching=watching), file=sys.stderr, flush=True)
     server.serve_forever()
     logmod.access_log.close(config.shutdown_timeout_s)  # every line of a graceful stop is written
     log.info("stopped")

@@ -98,6 +98,24 @@ class Config:
     websocket_close_timeout_s: float = 3.0  # our Close frame waits this long for the peer's, then the connection drops
     websocket_max_queued_bytes: int = 1024 * 1024  # a receiver with more than this waiting is closed with 1008
 
+    # A WSGI application (PEP 3333, --app): every path outside the static mounts goes to it.
+    app: Optional[str] = None  # "MODULE:CALLABLE"; None serves root as a folder
+    app_factory: bool = False  # CALLABLE() returns the application (called once per process)
+    app_dir: Optional[Path] = None  # put first on sys.path to import the application (None: the current directory)
+    root_path: str = ""  # SCRIPT_NAME: the URL prefix the application is mounted at ("" for none)
+    static_mounts: Tuple[Tuple[str, Path], ...] = ()  # (URL prefix, folder): files served beside the application
+    forwarded_allow_ips: Tuple[str, ...] = ()  # peers whose X-Forwarded-For/-Proto are believed ("*": any)
+    workers: int = 1  # worker processes (for wsgi.multiprocess; the supervisor runs them)
+    max_requests: int = 0  # with workers: a worker is replaced after about this many requests (0: never)
+    max_requests_jitter: int = 0  # up to this many more, at random per worker, so they are not replaced together
+    switch_interval_s: Optional[float] = None  # sys.setswitchinterval: how long a thread keeps the GIL (None: 0.005)
+
+    # Live reload (development): pages reload themselves when a file under root changes.
+    live_reload: bool = False  # inject the client into HTML, watch root, serve /__reactor__/livereload
+    watch: str = "auto"  # "auto" (inotify where it works, else polling), "inotify" or "poll"
+    watch_interval_s: float = 0.5  # between two listings of the folder when polling
+    live_reload_ignore: Tuple[str, ...] = ()  # more globs whose changes are not reported
+
     # For study (docs/trace.md, docs/status.md); both off by default.
     trace: bool = False  # one stderr line per selector event, transition, parser event, pool hand-off, timer
     status_path: Optional[str] = None  # e.g. "/_status": counters as JSON or HTML, loopback clients only
@@ -111,6 +129,8 @@ class Config:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "root", Path(os.path.abspath(self.root)))
+        if self.app_dir is not None:
+            object.__setattr__(self, "app_dir", Path(os.path.abspath(self.app_dir)))
         added: "list[Tuple[str, str]]" = []
         if self.cors:
             added.extend(CORS_FIELDS)

@@ -180,7 +180,8 @@ class Request:
     def __init__(self, head: Optional[RequestHead], request_line: Optional[str]) -> None:
         self.head = head
         self.request_line = request_line
-        self.body: Optional[bytearray] = None
+        #: A bytearray, or the sink a handler gave want_body(); the connection does ``body += data``.
+        self.body: Any = None
         self.started = time.time()
         self.status = 0
         self.body_bytes_sent = 0
@@ -191,10 +192,16 @@ class Request:
         self.stream: Optional[FramedStream] = None
         self.upgrade: Optional[Upgrade] = None
 
-    def want_body(self) -> None:
-        """Ask for the message body to be collected into ``body``."""
+    def want_body(self, sink: Optional["BodySink"] = None) -> None:
+        """Ask for the message body to be collected into ``body``: a bytearray, or ``sink``."""
         if self.body is None:
-            self.body = bytearray()
+            self.body = bytearray() if sink is None else sink
+
+
+class BodySink(typing.Protocol):
+    """Where a request's message body goes as it arrives, if not a bytearray: ``sink += data``, on the loop thread."""
+
+    def __iadd__(self, data: bytes) -> Any: ...
 
 
 class Application(typing.Protocol):
@@ -602,10 +609,12 @@ class Connection:
         state = self.state
         if state is _CLOSED:
             return
-        if state is _WRITING:  # the send timeout counts from the last progress
-            progressed = self.transport.progressed_at + self.ctx.config.send_timeout_s
-            if self.ctx.loop.now < progressed:
-                self.timer.when = progressed
+        if state is _WRITING:  # the send timeout counts from the last progress, while output waits for the client
+            send_timeout_s = self.ctx.config.send_timeout_s
+            progressed = self.transport.progressed_at + send_timeout_s
+            now = self.ctx.loop.now
+            if now < progressed or not self.transport.waiting_for_peer():  # not: a stream's next block is being made
+                self.timer.when = progressed if now < progressed else now + send_timeout_s
                 self._settle_timer()
                 return
         try:

@@ -241,6 +241,15 @@ class EventLoop:
             except Exception as exc:
                 self.exception_handler(exc, "end-of-pass callback %r" % (callback,))
 
+    def run_ready(self) -> None:
+        """Run the callbacks queued now, without selecting: a last pass at a stop, so results still arriving are released."""
+        for _ in range(len(self._ready)):
+            callback, args = self._ready.popleft()
+            try:
+                callback(*args)
+            except Exception as exc:
+                self.exception_handler(exc, "callback %r" % (callback,))
+
     def _timer_cancelled(self) -> None:
         """Count a cancellation; rebuild the heap once most of it is cancelled handles.
 

@@ -133,6 +133,15 @@ class FileBody:
             self.fd = -1
 
 
+class AbortedStream(ConnectionAbortedError):
+    """A stream that cannot go on and has logged why: the connection is aborted, quietly.
+
+    An application's iterable that raised after the head was sent is logged once, with
+    its traceback and request-line, where it raised; the transport then only ends the
+    connection (without the last chunk, so the client sees the body is incomplete).
+    """
+
+
 class StreamBody(typing.Protocol):
     """A message body of unknown length, made one bounded block at a time.
 

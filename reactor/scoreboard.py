@@ -15,6 +15,8 @@ the highest number in use, so a reader scans only that far). The worker writes t
 - ``open`` and ``taking``: its open connections, and whether it takes new ones at all
   (0 while booting, out of descriptors, draining or stopping), written at once on every
   accept, close and change, for :class:`AcceptGate`.
+- ``retire``: set once when the worker has served its ``--max-requests`` and asks to be
+  replaced (it then signals the supervisor, which reads the flag).
 
 Every field is one aligned 8-byte store and load (native ``q``/``d`` memoryviews copy
 whole words), so a reader never sees half a number; a slot read while it is being
@@ -47,8 +49,8 @@ from typing import Iterator, Optional
 SLOTS = 256
 MAX_WORKERS = SLOTS // 2
 _WORDS = 8  # 8-byte fields per slot: 64 bytes, one cache line, so two workers never write the same line
-# Field indices within a slot; pid..taking are what a Slot shows, the last word is spare.
-_PID, _STARTED, _HEARTBEAT, _REQUESTS, _ACCEPTED, _OPEN, _TAKING = range(7)
+# Field indices within a slot; pid..taking are what a Slot shows; retire is the worker's request to go.
+_PID, _STARTED, _HEARTBEAT, _REQUESTS, _ACCEPTED, _OPEN, _TAKING, _RETIRE = range(8)
 _HIGH = SLOTS * _WORDS  # the row past the slots: the highest worker number claimed
 
 #: Connections a worker may hold over the least-loaded peer before it defers accepting.
@@ -122,6 +124,17 @@ class Scoreboard:
     def set_taking(self, number: int, taking: bool) -> None:
         """Worker: whether it takes new connections now (one store)."""
         self._q[(number - 1) * _WORDS + _TAKING] = 1 if taking else 0
+
+    def set_retiring(self, number: int, retiring: bool = True) -> None:
+        """Worker: it has served its share (``--max-requests``) and asks to be replaced (one store).
+
+        The supervisor clears the flag when it cannot replace the worker after all.
+        """
+        self._q[self._base(number) + _RETIRE] = 1 if retiring else 0
+
+    def retiring(self, number: int) -> bool:
+        """Supervisor: whether worker ``number`` asked to be replaced."""
+        return bool(self._q[self._base(number) + _RETIRE])
 
     def read(self, number: int) -> Slot:
         base = self._base(number)

@@ -57,6 +57,8 @@ from reactor.config import Config
 from reactor.connection import Collaborators, Connection, standalone_response
 from reactor.errors import busy
 from reactor.handlers import Application
+from reactor.handlers.app import HostedApplication
+from reactor.handlers.livereload import LiveReload, make_watcher
 from reactor.handlers.status import snapshot
 from reactor.handlers.upload import UPLOADS_DIR, remove_stale_temp_files
 from reactor.loop import EVENT_READ, EventLoop, TimerHandle
@@ -66,7 +68,9 @@ from reactor.sessions import SessionTable
 from reactor.stats import Stats
 from reactor.trace import Tracer
 from reactor.transport import TLSTransport, Transport, tls_context
+from reactor.watch import Feed, Watcher
 from reactor.workers import WorkerPool
+from reactor.wsgi import WSGIApp
 
 log = logging.getLogger("reactor")
 
@@ -148,12 +152,23 @@ class Server:
 
     Call :meth:`listen` (raises OSError, e.g. EADDRINUSE), then :meth:`serve_forever`.
     ``accept_gate``: a worker's share of a shared listener (see :class:`~reactor.scoreboard.AcceptGate`).
+    ``wsgi_app``: the WSGI application of ``--app`` (loaded by the caller), served with
+    ``config.static_mounts`` instead of ``config.root`` (:class:`~reactor.handlers.app.HostedApplication`).
+    ``live_source``: with ``--live-reload``, the :class:`~reactor.watch.Watcher` to follow,
+    or a worker's :class:`~reactor.watch.Feed` from the supervisor's; None makes a watcher
+    at :meth:`listen`.
     """
 
     def __init__(
-        self, config: Config, loop: Optional[EventLoop] = None, accept_gate: Optional[AcceptGate] = None
+        self,
+        config: Config,
+        loop: Optional[EventLoop] = None,
+        accept_gate: Optional[AcceptGate] = None,
+        wsgi_app: Optional[WSGIApp] = None,
+        live_source: "Watcher | Feed | None" = None,
     ) -> None:
         self.config = config
+        self.wsgi_app = wsgi_app
         self.loop = loop if loop is not None else EventLoop()
         self.loop.exception_handler = self._on_loop_exception
         self.pool = WorkerPool(self.loop, config.pool_size, config.pool_queue_max)
@@ -186,6 +201,8 @@ class Server:
         self._stop_deadline: Optional[float] = None  # monotonic end of a graceful stop
         #: False after :meth:`close` if a worker job was still running when time ran out.
         self.workers_finished = True
+        self._live_source = live_source
+        self.live: Optional[LiveReload] = None  # the live-reload hub, once listening with --live-reload
 
     # -- starting --------------------------------------------------------------------
 
@@ -246,10 +263,18 @@ class Server:
         if self.tracer:
             self.tracer.listening(self.address)
         status = functools.partial(snapshot, self.stats, self.sessions, self.pool, self.loop, self.app_pool)
-        self.app = self.context.app = Application(config, self.address[1], status)
-        removed = remove_stale_temp_files(os.path.join(os.path.realpath(config.root), UPLOADS_DIR))
-        if removed:
-            log.warning("removed %d incomplete upload temp file(s) left by an earlier crash", removed)
+        if self.wsgi_app is not None:
+            self.app = self.context.app = HostedApplication(config, self.address[1], status, self.wsgi_app)
+        else:
+            app = self.app = self.context.app = Application(config, self.address[1], status)
+            if app.live is not None:
+                source = self._live_source if self._live_source is not None else make_watcher(config)
+                self._live_source = None
+                self.live = app.live
+                self.live.start(self.loop, self.pool, source)
+            removed = remove_stale_temp_files(os.path.join(os.path.realpath(config.root), UPLOADS_DIR))
+            if removed:
+                log.warning("removed %d incomplete upload temp file(s) left by an earlier crash", removed)
         self._resume_accepting()
         return self.address
 
@@ -529,6 +554,9 @@ class Server:
             os.close(self._spare_fd)
             self._spare_fd = -1
         self._close_all()
+        if self.live is not None:
+            self.live.close()
+            self.live = None
         if self._stop_deadline is not None:
             wait_s = max(0.0, self._stop_deadline - self.loop.time())
         else:
@@ -542,4 +570,5 @@ class Server:
             if not self.app_pool.shutdown(wait=True, timeout_s=wait_s):
                 self.workers_finished = False
                 log.warning("%d application job(s) still running after the shutdown timeout", self.app_pool.busy)
+        self.loop.run_ready()  # results of jobs that ended meanwhile: released (a stream's close() runs)
         self.loop.close()

@@ -25,6 +25,26 @@ failure: it is retried after a growing pause, and after :data:`MAX_BOOT_FAILURES
 row the supervisor drains the rest and exits 1 with the worker's error, never forking
 in a loop.
 
+A worker may ask to be replaced (``--max-requests``: it has served its share, and a
+fresh process frees whatever the application leaked): it sets its scoreboard slot's
+retire flag and sends SIGUSR2. The supervisor marks it ``retiring``, starts a
+replacement, and once that one serves, drains the retiring one, as a reload does for
+every worker: no request fails, and the number serving never drops.
+
+A worker whose start fails in a way no retry can mend (:class:`FatalBootError`: the
+application cannot be imported) exits with :data:`WORKER_FATAL_ERROR`, and the
+supervisor stops at once with its message instead of trying again.
+
+With ``--live-reload`` the supervisor runs the one :class:`~reactor.watch.Watcher` (not
+one per worker: one set of kernel watches, one epoch). Its inotify descriptor sits in
+the supervisor's selector beside the self-pipe; when polling, the supervisor lists the
+folder itself between selects (it has no threads, as it forks; a listing of a site's
+folder takes milliseconds). Each debounced batch goes down a *notice pipe* to every
+worker as one line (:meth:`reactor.watch.Batch.encode`); a worker forked later starts
+from the epoch of its fork. A pipe a worker does not empty keeps the rest in an outbox
+written when the pipe is writable again. The supervisor knows what changed, never
+what that means for HTTP.
+
 Signals (the table in ``docs/workers.md``): SIGTERM or SIGINT drains every worker
 (each finishes its in-flight requests within ``shutdown_timeout_s``) and exits 0; a
 second one kills them and exits at once. SIGHUP replaces every worker, rolling: new
@@ -47,6 +67,7 @@ import time
 from typing import Callable, Dict, Iterable, List, Optional
 
 from reactor.scoreboard import MAX_WORKERS, AcceptGate, Scoreboard, WorkerIdentity, set_this_worker
+from reactor.watch import Batch, Feed, Watcher, scan_tree
 
 log = logging.getLogger("reactor.supervisor")
 
@@ -57,6 +78,15 @@ _TICK_S = 0.5  # longest select: heartbeat checks and deadlines need no finer gr
 _KILL_GRACE_S = 1.0  # past a drain's deadline a worker gets this long before SIGKILL
 #: Exit status of a worker that could not start (gunicorn's WORKER_BOOT_ERROR).
 WORKER_BOOT_ERROR = 3
+#: Exit status of a worker that can never start as configured (gunicorn's APP_LOAD_ERROR).
+WORKER_FATAL_ERROR = 4
+
+
+class FatalBootError(Exception):
+    """A worker cannot start, and starting another would fail the same way (the application does not load).
+
+    Its message is the one line the supervisor stops with.
+    """
 
 
 class SupervisorState(enum.Enum):
@@ -79,13 +109,15 @@ NEXT = {
 class WorkerState(enum.Enum):
     BOOTING = "booting"  # forked; has not said ready on its boot pipe
     SERVING = "serving"  # accepting connections and beating
+    RETIRING = "retiring"  # served its --max-requests; serves on until its replacement serves
     DRAINING = "draining"  # sent SIGTERM: finishing in-flight requests, then exiting
     KILLED = "killed"  # sent SIGKILL (stuck, or past a deadline); waiting to be reaped
 
 
 WORKER_NEXT = {
     WorkerState.BOOTING: {WorkerState.SERVING, WorkerState.DRAINING, WorkerState.KILLED},
-    WorkerState.SERVING: {WorkerState.DRAINING, WorkerState.KILLED},
+    WorkerState.SERVING: {WorkerState.RETIRING, WorkerState.DRAINING, WorkerState.KILLED},
+    WorkerState.RETIRING: {WorkerState.SERVING, WorkerState.DRAINING, WorkerState.KILLED},
     WorkerState.DRAINING: {WorkerState.KILLED},
     WorkerState.KILLED: set(),
 }
@@ -102,6 +134,8 @@ SIGNAL_ACTIONS = {
     signal.SIGTTIN: "one more worker (at most %d)" % MAX_WORKERS,
     signal.SIGTTOU: "one worker fewer (at least 1): the highest-numbered one drains",
     signal.SIGUSR1: "relayed to every worker: reopen the access log file (logrotate)",
+    signal.SIGUSR2: "from a worker that has served its --max-requests: a replacement starts, and once it serves "
+    "the old worker drains",
     signal.SIGCHLD: "a worker exited: reap it; replace it if it was serving, back off if it never was",
 }
 
@@ -120,6 +154,17 @@ class Worker:
     deadline: float = 0.0  # BOOTING: must be ready by; DRAINING: killed after
     error: str = ""  # what it wrote on its boot pipe instead of "ready"
     killed_from: Optional[WorkerState] = None  # the state it was in when sent SIGKILL
+    notice_pipe: Optional[int] = None  # write end of its notice pipe (--live-reload)
+    outbox: bytearray = dataclasses.field(default_factory=bytearray)  # notices the pipe did not take yet
+
+
+class _Outbox:
+    """The selector's data for a notice pipe waiting to be writable."""
+
+    __slots__ = ("worker",)
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
 
 
 class WorkerHandle:
@@ -127,6 +172,7 @@ class WorkerHandle:
 
     ``ready()`` once it is serving; ``beat(...)`` every ``beat_interval_s`` from its
     loop (it returns False when the supervisor is gone, and the worker should stop).
+    ``feed`` is the supervisor's watcher as this worker reads it (``--live-reload``), else None.
     """
 
     def __init__(
@@ -137,8 +183,10 @@ class WorkerHandle:
         boot_fd: int,
         parent_pid: int,
         timeout_s: float,
+        feed: Optional[Feed] = None,
     ) -> None:
         self.number = number
+        self.feed = feed
         self.listener = listener
         self.beat_interval_s = min(1.0, timeout_s / 4)
         self._scoreboard = scoreboard
@@ -164,6 +212,11 @@ class WorkerHandle:
         self._scoreboard.beat(self.number, requests, accepted, open_connections)
         return os.getppid() == self._parent_pid
 
+    def retire(self) -> None:
+        """Ask to be replaced (``--max-requests``); the worker serves on until the supervisor drains it."""
+        self._scoreboard.set_retiring(self.number)
+        _kill(self._parent_pid, signal.SIGUSR2)
+
     def accept_gate(self) -> AcceptGate:
         """This worker's share of the listener; a peer that missed two beats in a row is left out."""
         return AcceptGate(self._scoreboard, self.number, stale_s=2 * self.beat_interval_s)
@@ -177,7 +230,8 @@ class Supervisor:
     """Keeps ``workers`` processes running ``worker_main`` on ``listener``.
 
     ``on_running`` is called once, when the first set of workers is ready (the CLI
-    prints its startup line then). :meth:`run` returns the exit status: 0 after a
+    prints its startup line then). ``watcher``: batches of changes to tell every
+    worker (``--live-reload``); the caller closes it after :meth:`run`. :meth:`run` returns the exit status: 0 after a
     drain asked for by a signal, 1 when workers cannot start, 128 + signal number
     after a second SIGTERM/SIGINT. Must run in the main thread (it installs signal
     handlers), in a process with no other threads (it forks).
@@ -192,6 +246,7 @@ class Supervisor:
         worker_timeout_s: float = 30.0,
         shutdown_timeout_s: float = 10.0,
         on_running: Optional[Callable[[], None]] = None,
+        watcher: Optional[Watcher] = None,
     ) -> None:
         if not 1 <= workers <= MAX_WORKERS:
             raise ValueError("workers must be 1..%d" % MAX_WORKERS)
@@ -214,6 +269,8 @@ class Supervisor:
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
+        self.watcher = watcher
+        self._watch_fd = -1  # the watcher's descriptor while it is in the selector
 
     # -- states ----------------------------------------------------------------------
 
@@ -233,20 +290,29 @@ class Supervisor:
     def run(self) -> int:
         self._install_signals()
         self._selector.register(self._wake_r, selectors.EVENT_READ, None)
+        self._watch_settle()
         try:
             log.info("supervisor %d: starting %d workers", os.getpid(), self.target)
             self._manage()
             while self.state is not SupervisorState.STOPPED:
                 for key, _mask in self._selector.select(self._timeout()):
-                    if key.data is None:
+                    data = key.data
+                    if data is None:
                         self._on_signals()
+                    elif self.watcher is not None and data is self.watcher:
+                        self.watcher.read(time.monotonic())
+                    elif isinstance(data, _Outbox):
+                        self._flush_notices(data.worker)
                     else:
-                        self._on_boot_pipe(key.data)
+                        self._on_boot_pipe(data)
                 self._reap()
                 self._check_deadlines()
                 self._manage()
+                self._watch_step()
         finally:
             self._restore_signals()
+            for worker in self.workers.values():
+                self._close_notice_pipe(worker)
             self._selector.close()
             os.close(self._wake_r)
             os.close(self._wake_w)
@@ -257,7 +323,81 @@ class Supervisor:
         now = time.monotonic()
         if self._next_spawn > now:
             timeout = min(timeout, self._next_spawn - now)
+        watcher = self.watcher
+        if watcher is not None:
+            due = watcher.deadline()
+            if watcher.backend == "poll":
+                due = watcher.next_scan_at if due is None else min(due, watcher.next_scan_at)
+            if due is not None:
+                timeout = min(timeout, due - now)
         return max(0.0, timeout)
+
+    # -- live reload: the watcher and the notice pipes ------------------------------------
+
+    def _watch_settle(self) -> None:
+        """Keep the watcher's descriptor in the selector while it has one (it may fall back to polling)."""
+        watcher = self.watcher
+        fd = watcher.fileno() if watcher is not None else -1
+        if fd == self._watch_fd:
+            return
+        if self._watch_fd >= 0:
+            self._selector.unregister(self._watch_fd)
+        if fd >= 0:
+            self._selector.register(fd, selectors.EVENT_READ, watcher)
+        self._watch_fd = fd
+
+    def _watch_step(self) -> None:
+        """List what is due (new folders; the whole folder when polling), tell workers a batch that is due."""
+        watcher = self.watcher
+        if watcher is None:
+            return
+        new_dirs = watcher.take_new_dirs()
+        if new_dirs:
+            watcher.trees_added(watcher.add_trees(new_dirs), time.monotonic())
+        now = time.monotonic()
+        if watcher.backend == "poll" and now >= watcher.next_scan_at:
+            watcher.scanned(scan_tree(watcher.root, watcher.rules), time.monotonic())
+        self._watch_settle()
+        batch = watcher.take(time.monotonic())
+        if batch is not None:
+            self._tell_workers(batch)
+
+    def _tell_workers(self, batch: Batch) -> None:
+        log.info("changed: %s; telling %d worker(s)", batch.describe(), len(self.workers))
+        line = batch.encode()
+        for worker in self.workers.values():
+            if worker.notice_pipe is not None:
+                worker.outbox += line
+                self._flush_notices(worker)
+
+    def _flush_notices(self, worker: Worker) -> None:
+        """Write what the worker's outbox holds; wait for writability if the pipe is full."""
+        fd = worker.notice_pipe
+        if fd is None:
+            return
+        waiting = bool(worker.outbox)
+        try:
+            while worker.outbox:
+                written = os.write(fd, worker.outbox)
+                del worker.outbox[:written]
+        except BlockingIOError:
+            pass
+        except OSError:  # EPIPE: it exited; the reap closes the pipe
+            worker.outbox.clear()
+        registered = fd in self._selector.get_map()
+        if worker.outbox and not registered:
+            self._selector.register(fd, selectors.EVENT_WRITE, _Outbox(worker))
+        elif not worker.outbox and registered and waiting:
+            self._selector.unregister(fd)
+
+    def _close_notice_pipe(self, worker: Worker) -> None:
+        fd = worker.notice_pipe
+        if fd is not None:
+            if fd in self._selector.get_map():
+                self._selector.unregister(fd)
+            os.close(fd)
+            worker.notice_pipe = None
+            worker.outbox.clear()
 
     def _install_signals(self) -> None:
         self._saved = {signum: signal.getsignal(signum) for signum in SIGNAL_ACTIONS}
@@ -293,6 +433,8 @@ class Supervisor:
             elif signum == signal.SIGUSR1:
                 for worker in self.workers.values():
                     _kill(worker.pid, signal.SIGUSR1)
+            elif signum == signal.SIGUSR2:
+                self._on_retire_requests()
 
     def _on_stop_signal(self, signum: int, name: str) -> None:
         if self.state is SupervisorState.DRAINING:
@@ -313,6 +455,15 @@ class Supervisor:
         self.generation += 1
         log.info("%s: replacing %d worker(s); the old ones drain once the new ones serve", name, len(self.workers))
         self.set_state(SupervisorState.RELOADING)
+
+    def _on_retire_requests(self) -> None:
+        """SIGUSR2: serving workers that set their retire flag are replaced (see the module docstring)."""
+        if self.state is SupervisorState.DRAINING or self.state is SupervisorState.STOPPED:
+            return
+        for worker in self.workers.values():
+            if worker.state is WorkerState.SERVING and self.scoreboard.retiring(worker.number):
+                self._set_worker_state(worker, WorkerState.RETIRING)
+                log.info("worker %d (pid %d) served its --max-requests; replacing it", worker.number, worker.pid)
 
     # -- workers -----------------------------------------------------------------------
 
@@ -354,13 +505,14 @@ class Supervisor:
             log.info("reload: %d new workers serving; draining the old ones", len(serving))
         if self.state is SupervisorState.RUNNING:
             for worker in list(self.workers.values()):
-                if worker.generation != self.generation:
-                    self._drain(worker)
+                if worker.generation != self.generation or worker.state is WorkerState.RETIRING:
+                    self._drain(worker)  # its replacement serves
 
     def _spawn(self) -> Worker:
         numbers = {w.number for w in self.workers.values()}
         number = next(n for n in range(1, 2 * MAX_WORKERS + 1) if n not in numbers)
         boot_r, boot_w = os.pipe()
+        notice_r, notice_w = os.pipe() if self.watcher is not None else (-1, -1)
         parent_pid = os.getpid()
         sys.stderr.flush()
         # Until the child has its own handlers, a signal sent to it would run ours and write
@@ -370,28 +522,45 @@ class Supervisor:
             pid = os.fork()
             if pid == 0:  # the worker; it never returns from here
                 os.close(boot_r)
-                self._become_worker(number, boot_w, parent_pid, mask)
+                if notice_w >= 0:
+                    os.close(notice_w)
+                self._become_worker(number, boot_w, parent_pid, mask, notice_r)
         except OSError:
-            os.close(boot_r)
-            os.close(boot_w)
+            for fd in (boot_r, boot_w, notice_r, notice_w):
+                if fd >= 0:
+                    os.close(fd)
             raise
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         os.close(boot_w)
+        if notice_r >= 0:
+            os.close(notice_r)
+            os.set_blocking(notice_w, False)
         self.forks += 1
         self.scoreboard.claim(number, pid)
         now = time.monotonic()
         worker = Worker(number, pid, self.generation, boot_r, started=now, deadline=now + self.worker_timeout_s)
+        if notice_w >= 0:
+            worker.notice_pipe = notice_w
         self.workers[pid] = worker
         self._selector.register(boot_r, selectors.EVENT_READ, worker)
         log.info("worker %d (pid %d) booting", number, pid)
         return worker
 
-    def _become_worker(self, number: int, boot_fd: int, parent_pid: int, mask: Iterable[int]) -> None:
+    def _become_worker(
+        self, number: int, boot_fd: int, parent_pid: int, mask: Iterable[int], notice_fd: int = -1
+    ) -> None:
         status = WORKER_BOOT_ERROR
         try:
             signal.set_wakeup_fd(-1)
-            for signum in (signal.SIGINT, signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGUSR1):
+            for signum in (
+                signal.SIGINT,
+                signal.SIGHUP,
+                signal.SIGTTIN,
+                signal.SIGTTOU,
+                signal.SIGUSR1,
+                signal.SIGUSR2,
+            ):
                 signal.signal(signum, signal.SIG_IGN)  # run_worker sets SIGUSR1 once its access log is ready
             for signum in (signal.SIGTERM, signal.SIGCHLD):
                 signal.signal(signum, signal.SIG_DFL)
@@ -399,10 +568,22 @@ class Supervisor:
             self._selector.close()
             for fd in [self._wake_r, self._wake_w] + [w.boot_pipe for w in self.workers.values() if w.boot_pipe]:
                 os.close(fd)
+            feed = None
+            if self.watcher is not None:  # the supervisor's: its descriptor and the other workers' pipes
+                self.watcher.close()
+                for worker in self.workers.values():
+                    if worker.notice_pipe is not None:
+                        os.close(worker.notice_pipe)
+                feed = Feed(notice_fd, self.watcher.epoch)
             set_this_worker(WorkerIdentity(number, self.scoreboard))
-            handle = WorkerHandle(number, self.listener, self.scoreboard, boot_fd, parent_pid, self.worker_timeout_s)
+            handle = WorkerHandle(
+                number, self.listener, self.scoreboard, boot_fd, parent_pid, self.worker_timeout_s, feed
+            )
             try:
                 status = self.worker_main(handle)
+            except FatalBootError as exc:
+                status = WORKER_FATAL_ERROR
+                handle.failed(str(exc))  # the supervisor says it, once
             except BaseException as exc:
                 message = "worker %d cannot start: %s" % (number, _describe(exc))
                 if handle._boot_fd is None:  # it was serving: a crash, not a boot failure
@@ -465,10 +646,12 @@ class Supervisor:
             if worker is None:
                 continue
             self._close_boot_pipe(worker)
+            self._close_notice_pipe(worker)
             self.scoreboard.clear(worker.number)
-            self._on_exit(worker, _describe_status(status))
+            fatal = os.WIFEXITED(status) and os.WEXITSTATUS(status) == WORKER_FATAL_ERROR
+            self._on_exit(worker, _describe_status(status), fatal)
 
-    def _on_exit(self, worker: Worker, how: str) -> None:
+    def _on_exit(self, worker: Worker, how: str, fatal: bool = False) -> None:
         drained = WorkerState.DRAINING in (worker.state, worker.killed_from)
         if drained or self.state is SupervisorState.DRAINING:
             log.info("worker %d (pid %d) %s", worker.number, worker.pid, how)
@@ -480,16 +663,23 @@ class Supervisor:
         self._on_boot_failure(
             worker.error or "it %s before it was ready" % how,
             "worker %d (pid %d) %s at start" % (worker.number, worker.pid, how),
+            fatal=fatal and bool(worker.error),
         )
 
-    def _on_boot_failure(self, error: str, what: str) -> None:
-        """Back off before the next fork, and after MAX_BOOT_FAILURES in a row give up."""
+    def _on_boot_failure(self, error: str, what: str, fatal: bool = False) -> None:
+        """Back off before the next fork, and after MAX_BOOT_FAILURES in a row give up (at once if ``fatal``)."""
         self._boot_failures += 1
         self._last_error = error
-        if self._boot_failures >= MAX_BOOT_FAILURES:
+        if fatal:
+            log.error("workers cannot start: %s", error)  # another try would fail the same way
+        elif self._boot_failures >= MAX_BOOT_FAILURES:
             log.error("workers cannot start (%d failures in a row): %s", self._boot_failures, self._last_error)
+        if fatal or self._boot_failures >= MAX_BOOT_FAILURES:
+            retiring = [w for w in self.workers.values() if w.state is WorkerState.RETIRING]
             if self.state is SupervisorState.RELOADING:
                 self._abandon_reload()
+            elif retiring and self.state is SupervisorState.RUNNING:
+                self._keep_retiring(retiring)
             else:
                 self.exit_status = 1
                 self._drain_all()
@@ -497,6 +687,14 @@ class Supervisor:
         pause = _BOOT_BACKOFF_S * 2 ** (self._boot_failures - 1)
         log.warning("%s; retrying in %.2f s", what, pause)
         self._next_spawn = time.monotonic() + pause
+
+    def _keep_retiring(self, retiring: List[Worker]) -> None:
+        """Replacements for --max-requests cannot start: the retiring workers serve on (a restart tries again)."""
+        log.error("replacements cannot start; %d retiring worker(s) serve on", len(retiring))
+        for worker in retiring:
+            self._set_worker_state(worker, WorkerState.SERVING)
+            self.scoreboard.set_retiring(worker.number, False)
+        self._boot_failures = 0
 
     def _abandon_reload(self) -> None:
         """New workers cannot start: drain them and keep serving with the old ones."""
@@ -515,7 +713,7 @@ class Supervisor:
                 worker.error = "not ready after %g s (--worker-timeout)" % self.worker_timeout_s
                 log.error("worker %d (pid %d) %s; killing it", worker.number, worker.pid, worker.error)
                 self._kill(worker)
-            elif worker.state is WorkerState.SERVING:
+            elif worker.state is WorkerState.SERVING or worker.state is WorkerState.RETIRING:
                 silent_s = now - max(self.scoreboard.read(worker.number).heartbeat, worker.ready_at)
                 if silent_s > self.worker_timeout_s:
                     log.error(
@@ -541,7 +739,9 @@ class Supervisor:
                 os.waitpid(pid, 0)
             except ChildProcessError:
                 pass
-            self.scoreboard.clear(self.workers.pop(pid).number)
+            worker = self.workers.pop(pid)
+            self._close_notice_pipe(worker)
+            self.scoreboard.clear(worker.number)
 
 
 def _note_signal(_signum: int, _frame: object) -> None:

@@ -55,7 +55,7 @@ import typing
 from typing import Any, List, Optional, Union
 
 from reactor.loop import EVENT_READ, EVENT_WRITE, EventLoop
-from reactor.response import FileBody, Pool, StreamBody, close_stream
+from reactor.response import AbortedStream, FileBody, Pool, StreamBody, close_stream
 from reactor.sessions import Protocol
 from reactor.trace import Tracer
 
@@ -140,6 +140,8 @@ class Transport:
         "state",
         "_on_event_cb",
         "_deferred",
+        "_watching",
+        "_peer_port",
     )
 
     #: True for transports that encrypt (the exchange never needs it; logs and status may).
@@ -167,6 +169,7 @@ class Transport:
         self.id = conn_id
         self.peer = peer  # the client's address, for the log
         self._local_host: Optional[str] = None  # see local_host
+        self._peer_port: Optional[int] = None  # see peer_port
         self.protocol: Optional[Protocol] = None
         self.progressed_at = 0.0  # loop time of the last send that moved bytes while the socket was full
         self._mask = 0
@@ -181,6 +184,9 @@ class Transport:
         self.state = _OPEN
         self._on_event_cb = self._on_event  # one bound method, so selector.modify sees the same data
         self._deferred = 0  # bytes at the end of the outbox that write(more=True) keeps back
+        # An application's block is being made and nothing waits in the outbox: the socket
+        # is watched for the peer's EOF (see _peek), so a client that leaves is noticed now.
+        self._watching = False
 
     # -- the interface ---------------------------------------------------------------
 
@@ -199,6 +205,18 @@ class Transport:
                 host = ""
             self._local_host = host
         return host
+
+    @property
+    def peer_port(self) -> int:
+        """The client's port (getpeername), or 0 if it is unknown; asked on first use only."""
+        port = self._peer_port
+        if port is None:
+            try:
+                port = int(self.sock.getpeername()[1])
+            except (OSError, IndexError, TypeError, ValueError):
+                port = 0
+            self._peer_port = port
+        return port
 
     def start(self, protocol: Protocol) -> None:
         """Attach the exchange; plain TCP is ready at once.
@@ -229,6 +247,14 @@ class Transport:
         write or :meth:`flush`, whichever comes first.
         """
         return (bool(self._outbox) and not self._deferred) or self._file is not None or self._stream is not None
+
+    def waiting_for_peer(self) -> bool:
+        """True while output waits for the client to read (bytes in the outbox, a file by sendfile).
+
+        False while the next block of a stream is still being made: a slow application is
+        not a client that stopped reading (the send timeout asks this).
+        """
+        return bool(self._outbox) or self._file is not None
 
     def queued_bytes(self) -> int:
         """Bytes written and not yet taken by the kernel (TLS: as records), for a protocol's back-pressure.
@@ -383,6 +409,8 @@ class Transport:
         # Bytes kept back by write(more=True) are sent before the loop selects again.
         if (self._outbox and not self._deferred) or self._file is not None:  # a file here goes by sendfile
             mask |= EVENT_WRITE
+        elif self._watching:
+            mask = EVENT_READ  # for _peek: nothing to send while an application's block is made
         return mask
 
     def _update_interest(self) -> None:
@@ -414,6 +442,8 @@ class Transport:
                 self._report_drained()
             if mask & EVENT_READ and self._reading and self.state is not _CLOSED:
                 self._read()
+            elif mask & EVENT_READ and self._watching and self.state is not _CLOSED:
+                self._peek()
         except Exception as exc:
             self._bug(exc)
 
@@ -433,6 +463,27 @@ class Transport:
         if self.tracer:
             self.tracer.recv(self, len(data))
         self._received(data)
+
+    def _peek(self) -> None:
+        """The socket is readable while an application makes the next block: has the client gone?
+
+        EOF (or a reset) means nobody will read the rest: the transport is closed now, so
+        the stream's ``close()`` runs as soon as the block being made returns, not after
+        the next send fails. Bytes (a pipelined request, a TLS alert) are left queued and
+        the watch ends for this block; a send error will tell then.
+        """
+        try:
+            data = self.sock.recv(1, socket.MSG_PEEK)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._lost(exc)
+            return
+        if not data:
+            self._lost(ConnectionResetError("the client closed the connection during the response"))
+            return
+        self._watching = False
+        self._update_interest()
 
     def _deliver(self, data: bytes) -> None:
         protocol = self.protocol
@@ -576,12 +627,19 @@ class Transport:
             if self.state is _CLOSED:
                 close_stream(stream)  # close() left it open while the block was being made
                 return
+            if self._watching:
+                self._watching = False
+                self._update_interest()
             try:
                 block = future.result()
             except Exception as exc:  # OSError reading a file, zlib.error: the body cannot be finished
-                log.error("#%d making the body failed: %s", self.id, exc)
+                if isinstance(exc, AbortedStream):
+                    log.debug("#%d %s", self.id, exc)  # the stream has logged why
+                else:
+                    log.error("#%d making the body failed: %s", self.id, exc)
                 self._lost(exc)
                 return
+            self.progressed_at = self.loop.now  # the send timeout counts from here, not from the last block
             if block:
                 self.write(block)
             if not block or (isinstance(stream, FileBody) and not stream.remaining):  # a file knows its end
@@ -596,6 +654,10 @@ class Transport:
         if not pool.submit(stream.read_block, (BLOCK_BYTES,), done):
             self._block_pending = False
             self.loop.call_later(_RETRY_BLOCK_S, self._retry_stream)
+        elif stream.pool is not None:
+            self._watching = True  # an application may take a while: notice the client leaving meanwhile
+            if not self._outbox:
+                self._update_interest()
         return False
 
     def _queue(self, block: Buffer) -> None:

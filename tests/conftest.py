@@ -2,7 +2,8 @@
 
 - ``make_server(**config)`` starts a :class:`reactor.server.Server` on its own thread
   (the loop thread) over a private copy of ``resources/``; it is listening before the
-  fixture returns, so no test waits or sleeps for readiness.
+  fixture returns, so no test waits or sleeps for readiness. ``make_server(wsgi_app=app)``
+  hosts a WSGI application instead (``--app``).
 - ``server`` is one such server with the default configuration.
 - ``run_cli(*args)`` starts ``python -m reactor`` as a real process and waits (bounded)
   for its startup line, which names the port.
@@ -177,12 +178,15 @@ def site(tmp_path: Path) -> Path:
 def make_server(site: Path, transport: str, tls_files: TLSFiles) -> Iterator[Callable[..., RunningServer]]:
     started: List[RunningServer] = []
 
-    def make(**overrides: object) -> RunningServer:
+    def make(wsgi_app: Optional[Callable[..., object]] = None, **overrides: object) -> RunningServer:
+        """A server of ``Config(**overrides)``; with ``wsgi_app``, hosting that WSGI application (``--app``)."""
         options: dict = dict(host="127.0.0.1", port=0, root=site)
         if transport == "tls":
             options.update(tls_cert_file=tls_files.cert, tls_key_file=tls_files.key)
+        if wsgi_app is not None:
+            options.update(app="tests:app")
         options.update(overrides)
-        server = Server(Config(**options))
+        server = Server(Config(**options), wsgi_app=wsgi_app)  # type: ignore[arg-type]
         server.listen()
         thread = threading.Thread(target=server.serve_forever, name="reactor-loop", daemon=True)
         thread.start()

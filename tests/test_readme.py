@@ -15,6 +15,8 @@ The convention, for anyone adding a section to the README:
 - ``python3 -m pip install NAME`` is not run: the test never installs anything. The
   block runs if NAME is importable already (the test requirements have it), and is
   skipped with a reason otherwise.
+- A here-document (``cat > hello.py <<'EOF'`` ... ``EOF``) is one command with its lines,
+  so a block can write the file it then runs, as a reader pasting it would.
 - A command's comment is a list of claims about its standard output (curl's progress
   meter goes to stderr; add ``2>&1`` where stderr is what shows it, as with ``curl -v``),
   separated by ``", "``; a new claim starts only
@@ -57,6 +59,7 @@ _STATUS = re.compile(r"^(?:then )?(\d{3})\b(.*)$")
 _FIELD = re.compile(r"^(%s): (.+?)(?: \([^)]*\))?$" % _FIELD_NAME)
 _SERVER_LINE = re.compile(r"^python3 -m reactor\b")
 _PIP_INSTALL = re.compile(r"^python3 -m pip install ([A-Za-z][A-Za-z0-9_-]*)\s*(?:#.*)?$")
+_HEREDOC = re.compile(r"<<-?\s*(['\"]?)([A-Za-z_]+)\1")
 
 
 class Command(NamedTuple):
@@ -98,10 +101,19 @@ def readme_blocks(text: str) -> List[Block]:
         body = match.group(1)
         first_line = text[: match.start()].count("\n") + 2
         commands = []
-        for line in body.replace("\\\n", " ").splitlines():
+        lines = iter(body.replace("\\\n", " ").splitlines())
+        for line in lines:
             if not line.strip():
                 continue
             command, comment = split_comment(line)
+            heredoc = _HEREDOC.search(command)
+            if heredoc:  # the document's lines belong to this command, up to its delimiter
+                document = []
+                for more in lines:
+                    document.append(more)
+                    if more.strip() == heredoc.group(2):
+                        break
+                line = "\n".join([line, *document])
             commands.append(Command(line, claims_of(comment) if command else []))
         runnable = "127.0.0.1" in body and any(c.claims for c in commands) and before.strip() != SKIP_MARK
         if runnable:
@@ -186,7 +198,11 @@ def readme_server(tmp_path_factory):
     os.rename(copy_resources(folder), folder / "resources")
     bin_dir = folder / "bin"
     bin_dir.mkdir()
-    (bin_dir / "python3").symlink_to(sys.executable)  # the README says python3: make it this Python
+    # The README says python3: make it this Python. A script, not a symlink: a virtualenv's
+    # interpreter finds its packages (Flask, Django) only when run by its own path.
+    shim = bin_dir / "python3"
+    shim.write_text('#!/bin/sh\nexec "%s" "$@"\n' % sys.executable)
+    shim.chmod(0o755)
     env = dict(os.environ, PYTHONPATH=str(REPO), PATH="%s%s%s" % (bin_dir, os.pathsep, os.environ.get("PATH", "")))
     cli = CliServer(["--port", "0", "--log-level", "warning"], cwd=folder, env=env)
     try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.client
 import logging
 import threading
+import time
 
 import pytest
 
@@ -228,4 +229,77 @@ def test_close_runs_on_the_streams_pool_when_the_answer_comes_after_the_client_l
     assert running.call(lambda: len(running.server.sessions)) == 0
     release.set()
     wait_for(lambda: body.closed_on, what="close() of the stale stream")
+    assert len(body.closed_on) == 1 and body.closed_on[0].startswith("reactor-app")
+
+
+class Slow:
+    """An application iterable that makes a block every ``pause_s`` (a stream of events), ``count`` times (0: forever)."""
+
+    def __init__(self, pause_s: float, count: int = 0) -> None:
+        self.pause_s = pause_s
+        self.count = count
+        self.closed_on = []
+        self.made = 0
+
+    def __iter__(self):
+        while not self.count or self.made < self.count:
+            time.sleep(self.pause_s)
+            self.made += 1
+            yield b"event %d\n" % self.made
+
+    def close(self) -> None:
+        self.closed_on.append(threading.current_thread().name)
+
+
+@pytest.fixture
+def slow_streams(make_server, monkeypatch):
+    """``/slow?PAUSE,COUNT`` answers with a Slow body on the application pool; ``running.bodies`` holds them."""
+
+    def start(**config):
+        running = make_server(**config)
+        app = running.server.app
+        original = app.route
+        running.bodies = []
+
+        def route(conn, request):
+            if request.head.path.startswith("/slow?"):
+                pause, count = request.head.path.partition("?")[2].split(",")
+                body = Slow(float(pause), int(count))
+                running.bodies.append(body)
+                stream = IterableStream(body, pool=conn.ctx.app_pool)
+                request.route = lambda conn, request: Response(200, [("Content-Type", "text/plain")], stream=stream)
+                return None
+            return original(conn, request)
+
+        monkeypatch.setattr(app, "route", route)
+        return running
+
+    return start
+
+
+def test_a_stream_that_takes_its_time_is_not_a_client_that_stopped_reading(slow_streams):
+    """The send timeout is for a client that does not read; waiting for the next block is not that (fails before)."""
+    running = slow_streams(send_timeout_s=0.3)
+    conn = running.http()
+    conn.request("GET", "/slow?0.2,4")
+    response = conn.getresponse()
+    assert response.read() == b"".join(b"event %d\n" % n for n in range(1, 5))  # 0.8 s: two send timeouts
+    conn.close()
+
+
+def test_a_client_that_leaves_while_a_block_is_made_is_noticed_at_once(slow_streams):
+    """The socket is watched for EOF while the application makes a block: close() runs when that block returns.
+
+    Without the watch, the disconnect shows only when a later send fails: two more blocks (fails before).
+    """
+    running = slow_streams()
+    sock = running.connect()
+    sock.sendall(b"GET /slow?0.4,0 HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n" % running.port)
+    got = b""
+    while b"event 1" not in got:
+        got += sock.recv(65536)
+    sock.close()
+    body = running.bodies[0]
+    wait_for(lambda: body.closed_on, timeout_s=5, what="close() after the client left")
+    assert body.made <= 2, body.made  # the block under way when it left, no more
     assert len(body.closed_on) == 1 and body.closed_on[0].startswith("reactor-app")

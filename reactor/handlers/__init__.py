@@ -14,6 +14,9 @@ DNS rebinding (403), a CORS preflight when ``--cors`` is on, then the route: a W
 endpoint (``--websocket``, or :meth:`Application.mount_websocket`; once one is mounted, a
 WebSocket handshake to any other path is 404), the status page (``--status-path``),
 ``/upload`` (405 for POST with ``--no-uploads``) or a static file.
+With ``--live-reload``, paths under ``/__reactor__/`` are the live-reload client and its
+socket (:mod:`reactor.handlers.livereload`); that check is made only then (the route
+method is swapped at start), so it costs nothing when the flag is off.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from reactor.config import Config
 from reactor.connection import Connection, Request
 from reactor.errors import HTTPError
 from reactor.events import TargetForm
-from reactor.handlers import cors, static, status, upload, websocket
+from reactor.handlers import cors, livereload, static, status, upload, websocket
 from reactor.response import Response
 
 #: Methods defined by RFC 9110 §9 and RFC 5789 (PATCH); others are answered 501.
@@ -54,6 +57,12 @@ class Application:
             config.host, port, config.allowed_hosts, self.default_port
         )
         self.any_host = "*" in config.allowed_hosts  # --allow-host '*': no Host check (warned at start)
+        #: The live-reload hub (``--live-reload``), else None.
+        self.live: Optional[livereload.LiveReload] = None
+        if config.live_reload:
+            self.live = livereload.LiveReload(self.static.forget)
+            self.mount_websocket(livereload.SOCKET_PATH, self.live.socket)
+            self.route = self._route_live  # type: ignore[method-assign]
 
     def route(self, conn: Connection, request: Request) -> Optional[Response]:
         """Pick the handler (``request.route``) or refuse; None means "go on".
@@ -100,6 +109,26 @@ class Application:
         does not start with ``/`` or has a query.
         """
         self.websocket.mount(path, factory)
+
+    def _route_live(self, conn: Connection, request: Request) -> Optional[Response]:
+        """:meth:`route` with ``--live-reload``: the client script, then the rest (its socket is an endpoint).
+
+        Raises HTTPError (403 for a foreign Host, 404, 405) as :meth:`route` does.
+        """
+        head = request.head
+        assert head is not None and self.live is not None
+        if head.path.startswith(livereload.PREFIX):
+            path = head.path.partition("?")[0]
+            if path == livereload.SCRIPT_PATH:
+                self.check_host(head.authority, conn)
+                if head.method not in ("GET", "HEAD"):
+                    raise HTTPError(405, "%s is not allowed here" % head.method[:32], headers=(("Allow", "GET, HEAD"),))
+                request.route = functools.partial(fixed, self.live.script())
+                return None
+            if path != livereload.SOCKET_PATH:
+                self.check_host(head.authority, conn)
+                raise HTTPError(404, "no such file")
+        return Application.route(self, conn, request)
 
     def check_host(self, authority: Optional[str], conn: Optional[Connection] = None) -> None:
         """Refuse a Host this server does not answer to (403), against DNS rebinding.

@@ -34,7 +34,7 @@ only on the loop thread, so it needs no lock.
 from __future__ import annotations
 
 import collections
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Callable, List, Optional
 
 if TYPE_CHECKING:  # pragma: no cover
     from reactor.handlers.files import Entry
@@ -112,6 +112,13 @@ class HotCache:
             return
         del self._entries[key]
         self.size_bytes -= current.cost_bytes
+
+    def forget(self, stale: "Callable[[Entry], bool]") -> "List[Entry]":
+        """Drop every entry ``stale(entry)`` says is stale (live reload); return them."""
+        dropped = [(key, entry) for key, entry in self._entries.items() if stale(entry)]
+        for key, entry in dropped:
+            self.remove(key, entry)
+        return [entry for _key, entry in dropped]
 
     def clear(self) -> None:
         self._entries.clear()

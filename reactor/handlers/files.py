@@ -27,7 +27,7 @@ import urllib.parse
 from typing import TYPE_CHECKING, List, Optional, Tuple
 
 from reactor.errors import HTTPError
-from reactor.handlers import compress, conditional, mime
+from reactor.handlers import compress, conditional, livereload, mime
 from reactor.response import FrozenFields
 from reactor.serializer import format_http_date
 
@@ -39,6 +39,9 @@ SMALL_FILE_BYTES = 256 * 1024
 NOT_FOUND_PAGE = "404.html"
 INDEX_PAGE = "index.html"
 GZIP_SUFFIX = ".gz"
+#: With --live-reload, HTML files up to this size are read whole to put the script in;
+#: a larger one is sent as it is (gigantic pages are not edited by hand).
+MAX_PAGE_BYTES = compress.MAX_COMPRESS_BYTES
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
 
 # A file's identity for revalidation: path, then device, inode, size, mtime and ctime
@@ -56,6 +59,7 @@ class Options:
     list_directories: bool = False
     gzip: bool = True
     max_age_s: Optional[int] = None
+    live_reload: bool = False  # pages get the live-reload script and Cache-Control: no-store
 
     @classmethod
     def from_config(cls, config: "Config") -> "Options":
@@ -66,6 +70,7 @@ class Options:
             list_directories=config.list_directories,
             gzip=config.gzip,
             max_age_s=config.max_age_s,
+            live_reload=config.live_reload,
         )
 
 
@@ -117,7 +122,10 @@ class Entry:
     ``slash`` how to find it again. ``last_modified_s`` is whole POSIX seconds.
     ``gzip`` is None when the file is never sent gzip-encoded (a type that does not
     compress, compression off, a file too large with no sidecar, or gzip shown not
-    to help).
+    to help). ``ranged`` is the form byte ranges are cut from: ``identity``, except for
+    a page with the live-reload script, whose ``identity`` is the page and ``ranged``
+    the file as it is on disk (with its own ETag). ``epoch`` is the live-reload epoch
+    the entry was read at (-1 without live reload).
     """
 
     __slots__ = (
@@ -135,6 +143,8 @@ class Entry:
         "revalidating",
         "cacheable",
         "cost_bytes",
+        "ranged",
+        "epoch",
     )
 
     def __init__(
@@ -164,17 +174,22 @@ class Entry:
         self.revalidating = False
         self.cacheable = True
         self.cost_bytes = 0
+        self.ranged = identity
+        self.epoch = -1
 
     def body_bytes(self) -> int:
         """Bytes of body held in memory (what the cache is charged)."""
         total = len(self.identity.data) if self.identity.data is not None else 0
         if self.gzip is not None and self.gzip.data is not None:
             total += len(self.gzip.data)
+        if self.ranged is not self.identity and self.ranged.data is not None:
+            total += len(self.ranged.data)
         return total
 
     def close(self) -> None:
         """Release any open descriptor (a large file, a large sidecar)."""
         self.identity.close()
+        self.ranged.close()
         if self.gzip is not None:
             self.gzip.close()
 
@@ -342,12 +357,16 @@ def _stamp(path: str, info: os.stat_result, sidecar: Optional[os.stat_result]) -
     return (path, _file_stamp(info), _file_stamp(sidecar) if sidecar is not None else None)
 
 
-def open_entry(options: Options, path: str, key: str, segments: List[str], slash: bool, checked_at: float) -> Entry:
+def open_entry(
+    options: Options, path: str, key: str, segments: List[str], slash: bool, checked_at: float, epoch: int = -1
+) -> Entry:
     """Worker: open ``path`` (from :func:`locate`) and build its :class:`Entry`.
 
     Small files are read whole and closed; a large one keeps its descriptor in
-    ``entry.identity.fd`` (the caller closes it through ``entry.close()``). Raises
-    HTTPError 403 or 404, or OSError.
+    ``entry.identity.fd`` (the caller closes it through ``entry.close()``). With live
+    reload, an HTML file up to :data:`MAX_PAGE_BYTES` is read whole and its identity
+    form is the page with the script for ``epoch`` (:func:`reactor.handlers.livereload.inject`).
+    Raises HTTPError 403 or 404, or OSError.
     """
     try:
         fd = os.open(path, _OPEN_FLAGS)
@@ -367,7 +386,9 @@ def open_entry(options: Options, path: str, key: str, segments: List[str], slash
         name = os.path.basename(path)
         media_type = mime.content_type(name)
         compressible = options.gzip and mime.is_compressible(media_type)
-        sidecar = _sidecar(options.root, path, info) if compressible else None
+        page = options.live_reload and media_type.startswith("text/html") and info.st_size <= MAX_PAGE_BYTES
+        # A page's precompressed sidecar lacks the script: it is never sent for the page.
+        sidecar = _sidecar(options.root, path, info) if compressible and not page else None
         now_s = time.time()
         last_modified_s = min(int(info.st_mtime), int(now_s))  # never in the future (§8.8.2.1)
         size = info.st_size
@@ -392,8 +413,9 @@ def open_entry(options: Options, path: str, key: str, segments: List[str], slash
                 sidecar=path + GZIP_SUFFIX,
             )
         elif compressible and size <= compress.MAX_COMPRESS_BYTES:
-            entry.gzip = Variant(conditional.make_etag(info.st_ino, size, info.st_mtime_ns, "gz"), 0)
-        if size <= SMALL_FILE_BYTES:
+            suffix = "lr%x-gz" % epoch if page else "gz"
+            entry.gzip = Variant(conditional.make_etag(info.st_ino, size, info.st_mtime_ns, suffix), 0)
+        if size <= SMALL_FILE_BYTES or page:
             data = _read_all(fd, size)
             if len(data) != size or _file_stamp(os.fstat(fd)) != _file_stamp(info):
                 entry.cacheable = False  # written to while we read: serve it, don't keep it
@@ -403,6 +425,11 @@ def open_entry(options: Options, path: str, key: str, segments: List[str], slash
             fd = -1
         else:
             identity.fd = fd
+        entry.epoch = epoch
+        if page:  # the page is the file with the script, a representation of its own (own ETag)
+            assert identity.data is not None
+            entry.identity = Variant(conditional.make_etag(info.st_ino, size, info.st_mtime_ns, "lr%x" % epoch), 0)
+            entry.identity.set_data(livereload.inject(identity.data, epoch))
         # Vary only where a gzip form exists: a file too large to compress never varies.
         _set_fields(entry, options, name, entry.gzip is not None, format_http_date(last_modified_s))
         return entry
@@ -415,14 +442,20 @@ def open_entry(options: Options, path: str, key: str, segments: List[str], slash
 def _set_fields(entry: Entry, options: Options, name: str, varies: bool, last_modified: str) -> None:
     """Build each form's response fields once, here on the worker."""
     media_type = entry.content_type
-    for variant in (entry.identity, entry.gzip):
+    cache_control = None
+    if options.live_reload and media_type.startswith("text/html"):
+        cache_control = "no-store"  # a page must never come from a cache without its script's epoch
+    elif options.max_age_s is not None:
+        cache_control = "max-age=%d" % options.max_age_s
+    ranged = entry.ranged if entry.ranged is not entry.identity else None
+    for variant in (entry.identity, entry.gzip, ranged):
         if variant is None:
             continue
         validators = [("ETag", variant.etag), ("Last-Modified", last_modified)]
         if varies:
             validators.append(("Vary", "Accept-Encoding"))
-        if options.max_age_s is not None:
-            validators.append(("Cache-Control", "max-age=%d" % options.max_age_s))
+        if cache_control is not None:
+            validators.append(("Cache-Control", cache_control))
         meta = []
         if options.attachments and not media_type.startswith("text/html"):
             meta.append(("Content-Disposition", mime.content_disposition(name)))
@@ -456,7 +489,7 @@ def gzip_body(entry: Entry) -> Optional[bytes]:
         body = compress.gzip_bytes(identity.data)
     else:
         body = compress.gzip_file(identity.fd, entry.size)
-    return body if len(body) < entry.size else None
+    return body if len(body) < identity.size else None
 
 
 def open_sidecar(entry: Entry) -> None:
@@ -470,8 +503,8 @@ def open_sidecar(entry: Entry) -> None:
 
 
 def read_range(entry: Entry, offset: int, length: int) -> bytes:
-    """``length`` bytes of the identity body from ``offset`` (memory or descriptor)."""
-    identity = entry.identity
+    """``length`` bytes of the ranged form's body from ``offset`` (memory or descriptor)."""
+    identity = entry.ranged
     if identity.data is not None:
         return identity.data[offset : offset + length]
     pieces = []

@@ -33,6 +33,10 @@ and every waiting request is answered with the same ``bytes``.
 3. apply the Range, subject to ``If-Range`` (:mod:`reactor.handlers.ranges`) → 206,
    416, or 200 with everything.
 
+With ``--live-reload`` an HTML file's identity form is the page with the live-reload
+script (:mod:`reactor.handlers.livereload`), with an ETag of its own, and ``entry.ranged``
+is the file as it is on disk: a Range request gets parts of the file, never of the page.
+
 Every response for a file carries its validators (``ETag``, ``Last-Modified``),
 ``Accept-Ranges: bytes``, ``X-Content-Type-Options: nosniff`` and, for compressible
 types, ``Vary: Accept-Encoding``. HTML is shown inline; other files carry
@@ -44,6 +48,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import time
 from typing import TYPE_CHECKING, Any, Callable, List, Optional, Tuple
 
@@ -51,11 +56,12 @@ from reactor.config import Config
 from reactor.connection import Connection, Request
 from reactor.errors import HTTPError
 from reactor.handlers import cache as cachemod
-from reactor.handlers import compress, files, listing, ranges
+from reactor.handlers import compress, files, listing, livereload, ranges
 from reactor.handlers.conditional import NO_CONDITIONS, Conditions, conditions_from_fields, evaluate, if_range_passes
 from reactor.handlers.files import Entry, Listing, Options, Redirect, split_path
 from reactor.handlers.gzip_cache import GzipCache
 from reactor.response import FileBody, Response
+from reactor.watch import Batch
 
 if TYPE_CHECKING:  # pragma: no cover
     import concurrent.futures
@@ -75,7 +81,10 @@ def choose(entry: Entry, method: str, conditions: Conditions, now_s: float) -> D
     """Decide the response to a GET or HEAD of ``entry`` (see the module docstring).
 
     Returns ``(status, use_gzip, ranges)``: 200 (whole, gzip or not), 206 with the
-    ranges, 304, 412 or 416. ``now_s`` is the POSIX time, for date validators.
+    ranges, 304, 412 or 416. ``now_s`` is the POSIX time, for date validators. A valid
+    Range selects ``entry.ranged`` (for a page with the live-reload script: the file as
+    it is on disk), so its preconditions and If-Range compare that form's ETag, and a
+    304 or 412 to it comes back with the ranges (``build_response`` answers for that form).
     """
     byte_ranges = None
     if conditions.range is not None:
@@ -86,14 +95,17 @@ def choose(entry: Entry, method: str, conditions: Conditions, now_s: float) -> D
         wanted, identity_ok = compress.negotiate(conditions.accept_encoding)
         use_gzip = wanted and (entry.size >= compress.MIN_COMPRESS_BYTES or not identity_ok or gzip.sidecar is not None)
     if conditions.has_preconditions:
-        etag = gzip.etag if use_gzip and gzip is not None else entry.identity.etag
+        if use_gzip and gzip is not None:
+            etag = gzip.etag
+        else:
+            etag = entry.identity.etag if byte_ranges is None else entry.ranged.etag
         failed = evaluate(conditions, etag, entry.last_modified_s, method, now_s)
         if failed is not None:
-            return failed, use_gzip, None
+            return failed, use_gzip, byte_ranges
     if byte_ranges is None:
         return 200, use_gzip, None
     if conditions.if_range is not None and not if_range_passes(
-        conditions.if_range, entry.identity.etag, entry.last_modified_s, now_s
+        conditions.if_range, entry.ranged.etag, entry.last_modified_s, now_s
     ):
         return 200, False, None  # the client's copy is outdated: send it all (§13.1.5)
     if not byte_ranges:
@@ -121,18 +133,18 @@ def build_response(
         if variant.data is not None:
             return Response(200, variant.fields, variant.data)
         return Response(200, variant.fields, file=FileBody(variant.take_fd(), 0, variant.size))
-    identity = entry.identity
+    ranged = entry.ranged  # ranges (and answers to a Range's preconditions) are of this form
     if status == 206:
         assert byte_ranges
         if len(byte_ranges) == 1:
             first, last = byte_ranges[0]
-            fields = identity.fields + (("Content-Range", ranges.content_range(first, last, entry.size)),)
-            if identity.data is not None:
-                return Response(206, fields, identity.data[first : last + 1])
-            return Response(206, fields, file=FileBody(identity.take_fd(), first, last - first + 1))
+            fields = ranged.fields + (("Content-Range", ranges.content_range(first, last, entry.size)),)
+            if ranged.data is not None:
+                return Response(206, fields, ranged.data[first : last + 1])
+            return Response(206, fields, file=FileBody(ranged.take_fd(), first, last - first + 1))
         if multipart is None:
             boundary = ranges.new_boundary()
-            data = identity.data
+            data = ranged.data
             assert data is not None
             body = ranges.multipart_body(
                 boundary,
@@ -143,10 +155,13 @@ def build_response(
             )
         else:
             boundary, body = multipart
-        fields = (("Content-Type", "multipart/byteranges; boundary=" + boundary),) + identity.meta_fields
+        fields = (("Content-Type", "multipart/byteranges; boundary=" + boundary),) + ranged.meta_fields
         return Response(206, fields, body)
     if status == 304:
-        variant = entry.gzip if use_gzip and entry.gzip is not None else identity
+        if use_gzip and entry.gzip is not None:
+            variant = entry.gzip
+        else:
+            variant = entry.identity if byte_ranges is None else ranged
         return Response(304, variant.not_modified_fields)
     if status == 416:
         return Response.error(
@@ -188,11 +203,19 @@ class Page:
 
 
 def open_file(
-    options: Options, key: str, segments: List[str], slash: bool, method: str, conditions: Conditions, query: str = ""
+    options: Options,
+    key: str,
+    segments: List[str],
+    slash: bool,
+    method: str,
+    conditions: Conditions,
+    query: str = "",
+    epoch: int = -1,
 ) -> object:
     """Worker: find, open and decide; return Loaded, Page or Redirect.
 
-    ``query`` only orders a directory listing (``?sort=size&order=desc``).
+    ``query`` only orders a directory listing (``?sort=size&order=desc``); ``epoch`` is
+    the live-reload epoch (-1: off) a page's script is made for.
 
     Raises HTTPError (403, 404 without a 404.html, 500) or OSError (→ 500).
     """
@@ -204,7 +227,7 @@ def open_file(
         if isinstance(found, Listing):
             url_path = "/" + "".join(segment + "/" for segment in segments)
             return Page(200, listing.render_listing(found.directory, url_path, options.dotfiles, query))
-        entry = files.open_entry(options, found, key, segments, slash, checked_at)
+        entry = files.open_entry(options, found, key, segments, slash, checked_at, epoch)
     except HTTPError as exc:
         if exc.status == 404:
             return not_found_page(options, exc.reason)
@@ -234,7 +257,7 @@ def _prepare(entry: Entry, method: str, conditions: Conditions) -> Loaded:
             else:
                 gzip.set_data(body)
     multipart = None
-    if status == 206 and byte_ranges is not None and len(byte_ranges) > 1 and entry.identity.data is None:
+    if status == 206 and byte_ranges is not None and len(byte_ranges) > 1 and entry.ranged.data is None:
         boundary = ranges.new_boundary()
         body = ranges.multipart_body(
             boundary, entry.content_type, entry.size, byte_ranges, functools.partial(files.read_range, entry)
@@ -259,11 +282,15 @@ class StaticFiles:
 
     def __init__(self, config: Config) -> None:
         self.options = Options.from_config(config)
+        #: The URL path this handler's root is mounted at (``--static /static=DIR``); "" at the top.
+        self.prefix = ""
         self.cache: Optional[cachemod.HotCache] = None
         if config.cache_max_bytes > 0:
             self.cache = cachemod.HotCache(config.cache_max_bytes, files.SMALL_FILE_BYTES)
         # At most pool_size - 1 compressions at once: a worker stays free for other jobs.
         self.gzip_forms = GzipCache(config.gzip_cache_max_bytes, config.pool_size - 1)
+        #: Live reload: the epoch of the last batch of changes (pages are made for it); -1 when off.
+        self.epoch = -1
 
     def route(self, conn: Connection, request: Request) -> Optional[Response]:
         """Refuse methods other than GET, HEAD and OPTIONS (405); route the others.
@@ -447,7 +474,7 @@ class StaticFiles:
         conditions = conditions_from_fields(head.fields)
         conn.run_in_pool(
             open_file,
-            (self.options, key, segments, slash, head.method, conditions, query),
+            (self.options, key, segments, slash, head.method, conditions, query, self.epoch),
             functools.partial(self._respond, conn, key, query, head.method, head.http_version, conditions),
         )
 
@@ -466,6 +493,8 @@ class StaticFiles:
     ) -> Optional[Response]:
         if isinstance(result, Loaded):
             entry = result.entry
+            if entry.epoch != self.epoch:
+                entry.cacheable = False  # read before the last change was told: serve it, don't keep it
             try:
                 cache = self.cache
                 if cache is not None and entry.cacheable and cache.admits(entry):
@@ -487,7 +516,7 @@ class StaticFiles:
             finally:
                 entry.close()  # whatever descriptor the response did not take
         if isinstance(result, Redirect):
-            location = result.location + ("?" + query if query else "")
+            location = self.prefix + result.location + ("?" + query if query else "")
             return Response(
                 308,
                 [
@@ -514,4 +543,41 @@ class StaticFiles:
         return Response(200, gzip.fields, stream=compress.GzipStream(entry.identity.take_fd(), entry.size))
 
     def _page(self, page: Page) -> Response:
-        return Response(page.status, [("Content-Type", _HTML), ("X-Content-Type-Options", "nosniff")], page.body)
+        fields = [("Content-Type", _HTML), ("X-Content-Type-Options", "nosniff")]
+        body = page.body
+        if self.options.live_reload:
+            fields.append(("Cache-Control", "no-store"))
+            if page.status == 200:  # a listing reloads when a file comes or goes
+                body = livereload.inject(body, self.epoch)
+        return Response(page.status, fields, body)
+
+    def forget(self, batch: Batch) -> None:
+        """Live reload: files changed (loop thread, before anyone is told).
+
+        The hot-file cache and the gzip forms forget every changed file (by its real
+        path and by the request path it was cached under, a folder's files with it)
+        and every page made with the script of an older epoch; all of them after an
+        overflow. Answers to requests already on the pool are served but not kept.
+        """
+        self.epoch = batch.epoch
+        cache = self.cache
+        if cache is None or not cache:
+            return
+        root = self.options.root
+        changed = {rel.rstrip("/") for rel in batch.paths}
+        real = {os.path.join(root, rel) for rel in changed}
+        folders = tuple(os.path.join(root, rel) + os.sep for rel in changed)
+
+        def stale(entry: files.Entry) -> bool:
+            path = entry.path
+            return (
+                batch.overflow
+                or entry.identity is not entry.ranged  # a page: its script names an older epoch
+                or path in real
+                or path + files.GZIP_SUFFIX in real
+                or "/".join(entry.segments) in changed
+                or path.startswith(folders)
+            )
+
+        for entry in cache.forget(stale):
+            self.gzip_forms.remove(entry.identity.etag)
