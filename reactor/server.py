@@ -271,7 +271,7 @@ class Server:
                 source = self._live_source if self._live_source is not None else make_watcher(config)
                 self._live_source = None
                 self.live = app.live
-                self.live.start(self.loop, self.pool, source)
+                self.live.start(self.loop, self.pool, source, self.tracer)
             removed = remove_stale_temp_files(os.path.join(os.path.realpath(config.root), UPLOADS_DIR))
             if removed:
                 log.warning("removed %d incomplete upload temp file(s) left by an earlier crash", removed)
