@@ -617,7 +617,7 @@ def main() -> int:
                 "instructions per static keep-alive request (least of 3) %.0f <= %d (2%% over %d): %s"
                 % (count, INSTRUCTIONS_CEILING, INSTRUCTIONS_BASE, verdict)
             )
-    print("\n== targets (issue 23)")
+    print("\n== targets")
     for line in summary:
         print(line)
     return status
