@@ -370,8 +370,9 @@ def build_parser(prog: str = "reactor") -> ArgumentParser:
         "--max-uploads-bytes",
         type=_non_negative_int,
         default=defaults.max_uploads_bytes,
-        help="room for everything in uploads/ (all worker processes together, counted at "
-        "each upload); an upload past it is 507 and nothing is written; 0 means no limit",
+        help="room for everything in uploads/ (all worker processes together; files deleted by "
+        "hand free their room within about 10 s); an upload past it is 507 and nothing is written; "
+        "0 means no limit",
     )
     limits.add_argument(
         "--max-connections",

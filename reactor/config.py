@@ -64,11 +64,11 @@ class Config:
     max_header_section_bytes: int = 8192
     max_field_lines: int = 100
     max_body_bytes: int = 1024 * 1024
-    max_uploads_bytes: int = 256 * 1024 * 1024  # all of uploads/, counted at each upload; past it 507
+    max_uploads_bytes: int = 256 * 1024 * 1024  # all of uploads/, a running total (handlers/quota.py); past it 507
 
     # Persistence (RFC 9112 §9.3) and timeouts, in seconds.
     keepalive_timeout_s: float = 30.0
-    keepalive_max_requests: int = 1000  # nginx's keepalive_requests since 1.19.10 (it was 100)
+    keepalive_max_requests: int = 100  # the seed's "Maximum 100 requests per connection" (Keep-Alive: max=100)
     header_timeout_s: float = 10.0  # first byte to end of header section
     body_timeout_s: float = 30.0  # longest stall between body reads
     # After the grace period a message body must average this many bytes/s (0: no minimum),

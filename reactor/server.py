@@ -60,7 +60,6 @@ from reactor.handlers import Application
 from reactor.handlers.app import HostedApplication
 from reactor.handlers.livereload import LiveReload, make_watcher
 from reactor.handlers.status import snapshot
-from reactor.handlers.upload import UPLOADS_DIR, remove_stale_temp_files
 from reactor.loop import EVENT_READ, EventLoop, TimerHandle
 from reactor.response import Response
 from reactor.scoreboard import AcceptGate
@@ -272,9 +271,7 @@ class Server:
                 self._live_source = None
                 self.live = app.live
                 self.live.start(self.loop, self.pool, source, self.tracer)
-            removed = remove_stale_temp_files(os.path.join(os.path.realpath(config.root), UPLOADS_DIR))
-            if removed:
-                log.warning("removed %d incomplete upload temp file(s) left by an earlier crash", removed)
+            app.upload.start(self.loop, self.pool)  # sweeps stray temp files; counts uploads/ for the quota
         self._resume_accepting()
         return self.address
 

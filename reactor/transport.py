@@ -55,7 +55,7 @@ import typing
 from typing import Any, List, Optional, Union
 
 from reactor.loop import EVENT_READ, EVENT_WRITE, EventLoop
-from reactor.response import AbortedStream, FileBody, Pool, StreamBody, close_stream
+from reactor.response import AbortedStream, FileBody, MemoryBody, Pool, StreamBody, close_stream
 from reactor.sessions import Protocol
 from reactor.trace import Tracer
 
@@ -67,6 +67,9 @@ _SENDFILE_BYTES = 4 * 1024 * 1024  # most bytes one sendfile call may move
 _CACHED_BLOCKS = _SENDFILE_BYTES // BLOCK_BYTES  # most blocks one wake-up copies from the page cache
 _CORK_BYTES = 1024 * 1024  # files at least this large stream corked (see _cork)
 _DEFER_BYTES = 64 * 1024  # most bytes write(more=True) keeps back for one send (see write)
+# Larger sends from memory ask the loop for their share of the pass (EventLoop.grant); smaller
+# ones (a head, a cached small file) just go. sendfile is zero-copy and does not ask.
+_FREE_SEND_BYTES = 64 * 1024
 _TCP_CORK = getattr(socket, "TCP_CORK", None)  # Linux only
 _QUIET_ERRORS = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError, TimeoutError)
 _RETRY_BLOCK_S = 0.01  # the pool was full: ask again this soon
@@ -142,6 +145,7 @@ class Transport:
         "_deferred",
         "_watching",
         "_peer_port",
+        "_waiting_turn",
     )
 
     #: True for transports that encrypt (the exchange never needs it; logs and status may).
@@ -187,6 +191,7 @@ class Transport:
         # An application's block is being made and nothing waits in the outbox: the socket
         # is watched for the peer's EOF (see _peek), so a client that leaves is noticed now.
         self._watching = False
+        self._waiting_turn = False  # the pass's send allowance is spent: sending goes on at the next turn
 
     # -- the interface ---------------------------------------------------------------
 
@@ -406,8 +411,9 @@ class Transport:
     def _wants(self) -> int:
         """The selector mask: read when asked to; write while bytes wait for the kernel."""
         mask = EVENT_READ if self._reading else 0
-        # Bytes kept back by write(more=True) are sent before the loop selects again.
-        if (self._outbox and not self._deferred) or self._file is not None:  # a file here goes by sendfile
+        # Bytes kept back by write(more=True) are sent before the loop selects again; bytes
+        # waiting for a turn are sent when the loop gives it, whatever the socket says.
+        if ((self._outbox and not self._deferred) or self._file is not None) and not self._waiting_turn:
             mask |= EVENT_WRITE
         elif self._watching:
             mask = EVENT_READ  # for _peek: nothing to send while an application's block is made
@@ -513,7 +519,13 @@ class Transport:
     # -- output ----------------------------------------------------------------------
 
     def _flush(self) -> None:
-        """Send what the socket takes now; the rest waits for EVENT_WRITE."""
+        """Send what the socket takes now; the rest waits for EVENT_WRITE, or for a turn.
+
+        A buffer larger than ``_FREE_SEND_BYTES`` is sent only as far as the loop grants
+        (:meth:`~reactor.loop.EventLoop.grant`); the rest waits for this transport's next
+        turn (:meth:`_take_turn`), so one pass never copies more than the loop allows,
+        however many clients were answered in it.
+        """
         outbox = self._outbox
         sock = self.sock
         stats = self.stats
@@ -533,11 +545,14 @@ class Transport:
                         continue  # the block came from the page cache at once: send it now
                     break
                 data = outbox[0]
-                sent = sock.send(data)
+                size = len(data)
+                sent = sock.send(data) if size <= _FREE_SEND_BYTES else self._send_granted(data, size)
+                if sent < 0:
+                    break  # waiting for a turn
                 stats.sent_bytes += sent
                 if self.tracer:
-                    self.tracer.send(self, sent, len(data))
-                if sent < len(data):
+                    self.tracer.send(self, sent, size)
+                if sent < size:
                     outbox[0] = memoryview(data)[sent:]
                     self.progressed_at = self.loop.now
                     if len(outbox) == 1 and self._stream is not None and not self._block_pending:
@@ -552,6 +567,45 @@ class Transport:
             return
         if outbox or self._file is not None or self._mask & EVENT_WRITE:
             self._update_interest()  # else all went out and no write interest is set: nothing to change
+
+    def _send_granted(self, data: Buffer, size: int) -> int:
+        """Send as much of a large ``data`` as the loop grants; -1 when it grants nothing now.
+
+        If the socket took all that was granted (it might take more), the rest waits for
+        this transport's next turn rather than for EVENT_WRITE. Raises what ``send`` raises.
+        """
+        loop = self.loop
+        granted = loop.grant(size)
+        if not granted:
+            self._wait_turn()
+            return -1
+        try:
+            sent = self.sock.send(memoryview(data)[:granted] if granted < size else data)
+        except (BlockingIOError, InterruptedError):
+            loop.give_back(granted)
+            raise
+        if sent < granted:
+            loop.give_back(granted - sent)  # the socket is full: EVENT_WRITE will say when it is not
+        elif sent < size:
+            self._wait_turn()
+        return sent
+
+    def _wait_turn(self) -> None:
+        """Stop sending until the loop's next turn (the pass's allowance is spent)."""
+        if not self._waiting_turn:
+            self._waiting_turn = True
+            self.loop.next_turn(self._take_turn)
+
+    def _take_turn(self) -> None:
+        """The loop's turn for this transport: go on sending, as on EVENT_WRITE."""
+        self._waiting_turn = False
+        if self.state is _CLOSED or not self._outbox:
+            return
+        try:
+            self._flush()
+            self._report_drained()
+        except Exception as exc:
+            self._bug(exc)
 
     def _send_file(self) -> None:
         """Send from the file body by zero-copy sendfile, at most ``_SENDFILE_BYTES`` a wake-up.
@@ -609,7 +663,7 @@ class Transport:
         """
         stream = self._stream
         assert stream is not None
-        if type(stream) is FileBody:
+        if type(stream) is FileBody or type(stream) is MemoryBody:
             block = stream.read_cached(BLOCK_BYTES, self._reuse_blocks)
             if block is not None:
                 if block:
@@ -740,8 +794,16 @@ class TLSTransport(Transport):
         super().set_reading(on)
 
     def write(self, data: Buffer, more: bool = False) -> None:
-        """Encrypt ``data`` into TLS records, queue them and send what the socket takes (``more`` is ignored)."""
+        """Encrypt ``data`` into TLS records, queue them and send what the socket takes (``more`` is ignored).
+
+        A body larger than a block is encrypted a block at a time as the socket takes it
+        (a :class:`~reactor.response.MemoryBody`), so the records of a shared body are not
+        a second copy per client and no single call encrypts megabytes.
+        """
         if self.state is _CLOSED:
+            return
+        if len(data) > BLOCK_BYTES and self._stream is None and self._file is None:
+            self.write_stream(MemoryBody(data))
             return
         self._queue(data)
         self._flush()

@@ -165,7 +165,7 @@ class RunningServer:
 def copy_resources(destination: Path) -> Path:
     """A private copy of the sample site, so tests never write into the repo."""
     root = destination / "site"
-    shutil.copytree(RESOURCES, root, ignore=shutil.ignore_patterns("upload_*.json"))
+    shutil.copytree(RESOURCES, root, ignore=shutil.ignore_patterns("upload_*.json", ".quota"))
     return root
 
 

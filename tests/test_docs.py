@@ -442,6 +442,12 @@ def test_trace_and_status_samples_match_what_the_code_prints_now():
     status_page = (DOCS / "status.md").read_text(encoding="utf-8")
     sample = status_page.split("```json\n", 1)[1].split("```", 1)[0]
     assert keys(json.loads(sample)) == keys(status), "run python3 docs/make_trace_sample.py"
+    # The prose names the state the asking connection is counted in; the page must agree.
+    named = re.search(r"connection\s+asking\s+is\s+the\s+one\s+in\s+`([a-z-]+)`", status_page)
+    assert named, "docs/status.md no longer says which state the asking connection is in"
+    by_state = status["connections"]["by_state"]
+    assert by_state[named.group(1)] == 1 and sum(by_state.values()) == 1, (named.group(1), by_state)
+    assert json.loads(sample)["connections"]["by_state"][named.group(1)] == 1
 
 
 def _number(text: str):

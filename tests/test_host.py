@@ -11,6 +11,7 @@ import pytest
 from conftest import REPO, CliServer, RawClient, wait_for
 from reactor.cli import local_addresses
 from reactor.handlers import allowed_hosts, local_authorities
+from reactor.handlers.quota import LEDGER_NAME
 
 BOTH_TRANSPORTS = True  # each test with a server runs over plain TCP and over TLS (conftest)
 
@@ -46,6 +47,14 @@ def test_other_hosts_are_403(server, host):
     assert status_for(server, "Host: %s\r\n" % host.format(port=server.port)) == 403
 
 
+@pytest.mark.parametrize("name", ["localhost", "127.0.0.1"])
+def test_a_name_without_the_port_is_403_on_a_port_browsers_do_not_leave_out(server, name):
+    """Only on 80 (443 for HTTPS) may the port be left out of Host, as browsers do there."""
+    assert server.port not in (80, 443)
+    assert status_for(server, "Host: %s\r\n" % name) == 403
+    assert status_for(server, "Host: %s:%d\r\n" % (name, server.port)) == 200
+
+
 def test_allow_host_values(make_server):
     server = make_server(allowed_hosts=("myapp.test", "other.test:9999"))
     assert status_for(server, "Host: myapp.test:%d\r\n" % server.port) == 200
@@ -66,7 +75,7 @@ def test_upload_is_protected_too(server):
         b"POST /upload HTTP/1.1\r\nHost: evil.example\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
     )
     assert client.response()[0] == 403
-    assert [p.name for p in (server.root / "uploads").iterdir() if p.name != ".gitkeep"] == []
+    assert [p.name for p in (server.root / "uploads").iterdir() if p.name not in (".gitkeep", LEDGER_NAME)] == []
 
 
 def _status_via(address, port, host_value, family=socket.AF_INET):

@@ -11,15 +11,19 @@ run here too: the server must answer each with the parser's status, once, with
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import http.client
 import json
+import logging
+import os
 import re
 import socket
 import struct
 import termios
 import threading
 import time
+from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Tuple
 
 import pytest
@@ -388,3 +392,160 @@ def test_pipelining_is_back_pressured_while_responses_are_pending(server: Runnin
         assert skip_response(client) == (200, size)
     sender.join(10)
     assert not sender.is_alive()
+
+
+# -- paths the file system refuses --------------------------------------------------------
+
+NOT_ROOT = pytest.mark.skipif(os.geteuid() == 0, reason="root reads and lists everything: no EACCES to provoke")
+
+
+def _name_too_long(root: Path) -> str:
+    return "/" + "a" * 300  # one name past NAME_MAX (255): ENAMETOOLONG
+
+
+def _path_too_long(root: Path) -> str:
+    return "/" + "/".join(["abcdefgh"] * 500)  # 4,500 bytes: past PATH_MAX (4,096) but under the request-line limit
+
+
+def _symlink_loop(root: Path) -> str:
+    os.symlink("loop-b", root / "loop-a")
+    os.symlink("loop-a", root / "loop-b")
+    return "/loop-a"  # ELOOP
+
+
+def _through_a_symlink_loop(root: Path) -> str:
+    _symlink_loop(root)
+    return "/loop-a/index.html"
+
+
+def _index_is_a_symlink_loop(root: Path) -> str:
+    (root / "folder").mkdir()
+    os.symlink("index.html", root / "folder" / "index.html")  # points at itself
+    return "/folder/"
+
+
+def _under_a_file(root: Path) -> str:
+    return "/sample.txt/more"  # ENOTDIR
+
+
+def _unreadable_file(root: Path) -> str:
+    (root / "locked.txt").write_text("locked")
+    (root / "locked.txt").chmod(0)
+    return "/locked.txt"  # EACCES on open
+
+
+def _unsearchable_folder(root: Path) -> str:
+    (root / "closed").mkdir()
+    (root / "closed" / "inside.txt").write_text("inside")
+    (root / "closed").chmod(0)
+    return "/closed/inside.txt"  # EACCES on stat
+
+
+def _unlistable_folder(root: Path) -> str:
+    (root / "nolist").mkdir()
+    (root / "nolist").chmod(0o300)  # may be entered, not read: the listing's scandir fails
+    return "/nolist/"
+
+
+REFUSED_PATHS = [
+    pytest.param(_name_too_long, 404, id="ENAMETOOLONG-name"),
+    pytest.param(_path_too_long, 404, id="ENAMETOOLONG-path"),
+    pytest.param(_symlink_loop, 404, id="ELOOP"),
+    pytest.param(_through_a_symlink_loop, 404, id="ELOOP-parent"),
+    pytest.param(_index_is_a_symlink_loop, 404, id="ELOOP-index"),
+    pytest.param(_under_a_file, 404, id="ENOTDIR"),
+    pytest.param(_unreadable_file, 403, id="EACCES-file", marks=NOT_ROOT),
+    pytest.param(_unsearchable_folder, 403, id="EACCES-folder", marks=NOT_ROOT),
+    pytest.param(_unlistable_folder, 403, id="EACCES-listing", marks=NOT_ROOT),
+]
+
+
+def quiet(caplog: pytest.LogCaptureFixture) -> None:
+    """No warning, no error, no traceback; at most one debug line from the static handler."""
+    loud = [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info]
+    assert not loud, [r.getMessage() for r in loud]
+    static_lines = [r for r in caplog.records if r.name == "reactor.static"]
+    assert len(static_lines) <= 1 and all(r.levelno == logging.DEBUG for r in static_lines), static_lines
+
+
+@pytest.mark.parametrize("make_path, status", REFUSED_PATHS)
+def test_a_path_the_file_system_refuses_is_answered_quietly(
+    make_server: Server, site: Path, caplog: pytest.LogCaptureFixture, make_path, status: int
+) -> None:
+    """A name the file system cannot resolve is the client's problem: 404 (403 when it may not be read), no traceback."""
+    caplog.set_level(logging.DEBUG, logger="reactor")
+    target = make_path(site)
+    server = make_server(list_directories=target.endswith("/nolist/"))  # else a folder without index is 404
+    try:
+        client = connect(server)
+        client.send(b"GET %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (target.encode(), host(server)))
+        got, fields, _body = client.response()
+        assert got == status
+        assert fields.get("connection") != "close"  # nothing went wrong with the connection
+        assert client.get("/sample.txt").response()[0] == 200  # the same connection still serves
+    finally:
+        for path in site.rglob("*"):  # let pytest remove what the test locked
+            if not path.is_symlink():
+                path.chmod(0o700)
+    quiet(caplog)
+
+
+def test_a_request_target_over_the_limit_is_414_not_a_file_system_error(
+    server: RunningServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="reactor")
+    client = connect(server)
+    client.send(b"GET /%s HTTP/1.1\r\nHost: %s\r\n\r\n" % (b"a" * 9000, host(server)))
+    assert_closed_after_one_response(client, 414)
+    quiet(caplog)
+
+
+class RefusingOs:
+    """The static handler's ``os``, refusing names that end in ``marker`` with ``error``."""
+
+    def __init__(self, marker: str, error: int, calls: Tuple[str, ...]) -> None:
+        self.marker, self.error, self.calls = marker, error, calls
+
+    def __getattr__(self, name: str):
+        real = getattr(os, name)
+        if name not in self.calls:
+            return real
+
+        def refusing(path, *args, **kwargs):
+            if os.fspath(path).endswith(self.marker):
+                raise OSError(self.error, os.strerror(self.error), path)
+            return real(path, *args, **kwargs)
+
+        return refusing
+
+
+@pytest.mark.parametrize(
+    "error, calls, status",
+    [
+        pytest.param(errno.EINVAL, ("stat",), 404, id="EINVAL-stat"),  # a name the file system will not take
+        pytest.param(errno.EACCES, ("stat",), 403, id="EACCES-stat"),  # a folder on the way may not be searched
+        pytest.param(errno.EACCES, ("open",), 403, id="EACCES-open"),  # the file may not be read
+        pytest.param(errno.EPERM, ("open",), 403, id="EPERM-open"),  # a security module or a file attribute
+        pytest.param(errno.ELOOP, ("open",), 404, id="ELOOP-open"),  # a symlink loop swapped in after the stat
+        pytest.param(errno.EIO, ("open",), 500, id="EIO-open"),  # a failing disk is the server's trouble: logged
+    ],
+)
+def test_every_refusal_the_file_system_may_give_is_answered_by_what_it_means(
+    make_server: Server, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, error, calls, status
+) -> None:
+    """Errors a test run as root cannot provoke (EACCES, EPERM) or no local file system
+    gives (EINVAL): the static handler's ``os`` raises them for one name."""
+    from reactor.handlers import files
+
+    server = make_server()
+    (server.root / "what?.txt").write_text("there, but refused")
+    monkeypatch.setattr(files, "os", RefusingOs("what?.txt", error, calls))
+    caplog.set_level(logging.DEBUG, logger="reactor")
+    client = connect(server)
+    got, _fields, body = client.get("/what%3F.txt").response()
+    assert got == status and b"refused" not in body
+    if status == 500:  # the one case that is no client's doing: an error with its cause
+        assert any(r.levelno >= logging.ERROR for r in caplog.records)
+        return
+    assert client.get("/sample.txt").response()[0] == 200
+    quiet(caplog)

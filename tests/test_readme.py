@@ -2,16 +2,19 @@
 
 The convention, for anyone adding a section to the README:
 
-- A ```` ```sh ```` block is **run** when it names ``127.0.0.1`` and at least one of its
-  commands ends in a checkable comment (below). Other blocks (set-up, tox, benchmarks)
-  are left alone; so is a block right after a ``<!-- readme-test: skip -->`` line.
+- A ```` ```sh ```` block that names ``127.0.0.1`` is an example against a server, and is
+  **run**; at least one of its commands must end in a checkable comment (below), or the
+  test fails: an example nobody checks is one that goes stale. Other blocks (set-up, tox,
+  benchmarks) are left alone.
 - The block runs in one ``bash``, line by line, in a folder holding a fresh copy of
   ``resources/`` (so ``python3 -m reactor`` there serves the sample site). Port 8080 is a
   server the test started (the README's "server started above"); every other port a
   block starts a server on (``python3 -m reactor --port 8081 ... &``) is replaced by a free
   one, in ``--port N`` and after ``127.0.0.1:``, ``localhost:`` and ``[::1]:``. Such a block must wait until its server listens
-  (``until curl -so /dev/null http://127.0.0.1:8081/; do sleep 0.1; done``) and end with
-  ``kill %1``; a foreground ``python3 -m reactor`` would never return and is an error.
+  (``until curl -so /dev/null http://127.0.0.1:8081/; do sleep 0.1; done``, the line right
+  after the server's) and end with ``kill %1``, or the test fails: pasted by hand, its next
+  ``curl`` would run before the server listens. A foreground ``python3 -m reactor`` would
+  never return and is an error.
 - ``python3 -m pip install NAME`` is not run: the test never installs anything. The
   block runs if NAME is importable already (the test requirements have it), and is
   skipped with a reason otherwise.
@@ -49,7 +52,6 @@ import pytest
 from conftest import REPO, CliServer, copy_resources
 
 README = REPO / "README.md"
-SKIP_MARK = "<!-- readme-test: skip -->"
 README_PORT = 8080
 
 _BLOCK = re.compile(r"^```sh\n(.*?)^```", re.MULTILINE | re.DOTALL)
@@ -58,6 +60,7 @@ _CLAIM_START = re.compile(r", (?=(?:then )?\d{3}\b|%s: )" % _FIELD_NAME)
 _STATUS = re.compile(r"^(?:then )?(\d{3})\b(.*)$")
 _FIELD = re.compile(r"^(%s): (.+?)(?: \([^)]*\))?$" % _FIELD_NAME)
 _SERVER_LINE = re.compile(r"^python3 -m reactor\b")
+_WAIT_LINE = re.compile(r"^until curl .*https?://127\.0\.0\.1:(\d+)/; do sleep [0-9.]+; done")
 _PIP_INSTALL = re.compile(r"^python3 -m pip install ([A-Za-z][A-Za-z0-9_-]*)\s*(?:#.*)?$")
 _HEREDOC = re.compile(r"<<-?\s*(['\"]?)([A-Za-z_]+)\1")
 
@@ -95,9 +98,9 @@ def claims_of(comment: str) -> List[str]:
 
 
 def readme_blocks(text: str) -> List[Block]:
+    """Every sh block that names 127.0.0.1: the examples against a server."""
     blocks = []
     for number, match in enumerate(_BLOCK.finditer(text), 1):
-        before = text[: match.start()].rstrip("\n").rsplit("\n", 1)[-1]
         body = match.group(1)
         first_line = text[: match.start()].count("\n") + 2
         commands = []
@@ -115,10 +118,26 @@ def readme_blocks(text: str) -> List[Block]:
                         break
                 line = "\n".join([line, *document])
             commands.append(Command(line, claims_of(comment) if command else []))
-        runnable = "127.0.0.1" in body and any(c.claims for c in commands) and before.strip() != SKIP_MARK
-        if runnable:
+        if "127.0.0.1" in body:
             blocks.append(Block(number, first_line, commands))
     return blocks
+
+
+def unchecked(block: Block) -> Optional[str]:
+    """Why ``block`` cannot be checked as the README promises, or None."""
+    if not any(command.claims for command in block.commands):
+        return "no command's comment names a status or a field, so nothing it shows is checked"
+    lines = [command.line for command in block.commands]
+    for index, line in enumerate(lines):
+        if not _SERVER_LINE.match(line):
+            continue
+        port = re.search(r"--port (\d+)", line)
+        wait = _WAIT_LINE.match(lines[index + 1]) if index + 1 < len(lines) else None
+        if port is None or wait is None or wait.group(1) != port.group(1):
+            return "the line after %r must wait until that server listens (until curl ...; do sleep 0.1; done)" % line
+        if not lines[-1].startswith("kill %1"):
+            return "a block that starts a server must stop it at the end (kill %1)"
+    return None
 
 
 def check_claim(claim: str, output: str) -> Optional[str]:
@@ -171,8 +190,29 @@ BLOCKS = readme_blocks(README.read_text(encoding="utf-8"))
 
 
 def test_the_convention_finds_the_readme_examples():
-    assert len(BLOCKS) >= 10, "the README's examples moved or lost their checkable comments"
+    assert len(BLOCKS) >= 10, "the README's examples moved"
     assert sum(len(c.claims) for b in BLOCKS for c in b.commands) >= 30
+
+
+def test_a_block_that_cannot_be_checked_is_refused_not_skipped():
+    """The README's --workers block once had no claim and no wait line: it was skipped,
+    and pasted by hand its curl ran before the server listened."""
+    text = (
+        "```sh\n"
+        "python3 -m reactor --port 8083 --workers 2 --status-path /_status &\n"
+        'curl -s http://127.0.0.1:8083/_status          # "worker": {"number": 1}\n'
+        "kill %1\n"
+        "```\n"
+    )
+    (block,) = readme_blocks(text)
+    assert "names a status" in (unchecked(block) or "")
+    waits = text.replace(
+        "curl -s http", "until curl -so /dev/null http://127.0.0.1:8083/; do sleep 0.1; done\ncurl -si http"
+    )
+    (block,) = readme_blocks(waits.replace('# "worker', '# 200, "worker'))
+    assert unchecked(block) is None
+    (block,) = readme_blocks(text.replace('# "worker', '# 200, "worker'))
+    assert "must wait until that server listens" in (unchecked(block) or "")
 
 
 def test_claim_parsing():
@@ -214,6 +254,8 @@ def readme_server(tmp_path_factory):
 
 @pytest.mark.parametrize("block", BLOCKS, ids=lambda b: "block%d-line%d" % (b.number, b.first_line))
 def test_readme_block_runs_as_pasted(block, readme_server, tmp_path):
+    why = unchecked(block)
+    assert why is None, "README block %d (line %d) cannot be checked: %s" % (block.number, block.first_line, why)
     folder, port, env = readme_server
     ports = {README_PORT: port}
     for command in block.commands:
@@ -229,6 +271,7 @@ def test_readme_block_runs_as_pasted(block, readme_server, tmp_path):
     outdir = tmp_path / "out"
     outdir.mkdir()
     script = script_for(block, outdir, ports)
+    before = files_under(folder)
     proc = subprocess.Popen(
         ["bash", "-c", script],
         cwd=folder,
@@ -257,3 +300,83 @@ def test_readme_block_runs_as_pasted(block, readme_server, tmp_path):
         "\n".join(failures),
         shell_output.decode(errors="replace")[-500:],
     )
+    left = not_ignored(sorted(files_under(folder) - before))
+    assert not left, "README block %d leaves files in a clone that git would show: %s" % (block.number, left)
+
+
+def files_under(folder: Path) -> "set[str]":
+    """Every file under ``folder``, relative to it (what the examples may leave in a clone)."""
+    return {str(path.relative_to(folder)) for path in folder.rglob("*") if not path.is_dir()}
+
+
+def not_ignored(paths: List[str]) -> List[str]:
+    """Those of ``paths`` (relative to a clone's top) that the repository's .gitignore does not ignore."""
+    if not paths:
+        return []
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed: cannot ask .gitignore")
+    result = subprocess.run(
+        ["git", "-C", str(REPO), "check-ignore", "--no-index", "--stdin"],
+        input="\n".join(paths) + "\n",
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    ignored = set(result.stdout.splitlines())
+    return [path for path in paths if path not in ignored]
+
+
+# -- the README's test command ------------------------------------------------------------
+
+
+def load_toxfile(monkeypatch):
+    """The repository's toxfile.py as a module (with a stand-in for tox.plugin where tox is missing)."""
+    import importlib.util
+    import types
+
+    if importlib.util.find_spec("tox") is None:
+        stand_in = types.ModuleType("tox.plugin")
+        stand_in.impl = lambda function: function
+        monkeypatch.setitem(sys.modules, "tox", types.ModuleType("tox"))
+        monkeypatch.setitem(sys.modules, "tox.plugin", stand_in)
+    spec = importlib.util.spec_from_file_location("toxfile_under_test", REPO / "toxfile.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_ci_runs_the_readmes_test_command_and_nothing_else_picks_the_pythons():
+    readme = README.read_text(encoding="utf-8")
+    command = "python3 -m pip install tox && python3 -m tox"
+    assert "```sh\n%s\n```" % command in readme
+    ci = (REPO / ".ci" / "run").read_text(encoding="utf-8")
+    assert ci.rstrip().splitlines()[-1] == command
+    assert "PYENV_VERSION" not in ci, "a new user has no .ci/run: toxfile.py must find the Pythons by itself"
+
+
+def test_toxfile_names_the_newest_of_each_supported_pyenv_python(monkeypatch):
+    toxfile = load_toxfile(monkeypatch)
+    installed = ["2.7.18", "3.9.18", "3.10.12", "3.10.13", "3.11.7", "3.12.1", "3.13.0", "3.13.0t", "pypy3.10-7.3.12"]
+    assert toxfile.pyenv_versions("3.11.7", installed) == "3.11.7:3.10.13:3.12.1:3.13.0"
+    assert toxfile.pyenv_versions("system", installed) == "system:3.10.13:3.11.7:3.12.1:3.13.0"
+    assert (
+        toxfile.pyenv_versions("3.12.0:3.10.12", installed) == "3.12.0:3.10.12:3.11.7:3.13.0"
+    )  # what it names stays first
+    assert toxfile.pyenv_versions("", []) == ""
+
+
+@pytest.mark.skipif(shutil.which("pyenv") is None, reason="pyenv is not installed: nothing for toxfile.py to find")
+def test_toxfile_makes_every_installed_python_visible_without_pyenv_version(monkeypatch):
+    toxfile = load_toxfile(monkeypatch)
+    monkeypatch.setenv("PYENV_VERSION", "recorded")  # so that what the hook sets is undone after the test
+    monkeypatch.delenv("PYENV_VERSION")
+    installed = subprocess.run(["pyenv", "versions", "--bare"], capture_output=True, text=True, check=True).stdout
+    minors = {line.rsplit(".", 1)[0] for line in installed.split() if re.match(r"^3\.1[0-3]\.\d+$", line)}
+    toxfile.tox_add_core_config(None, None)
+    named = os.environ.get("PYENV_VERSION", "").split(":")
+    assert minors <= {name.rsplit(".", 1)[0] for name in named}, (minors, named)
+    for minor in minors:  # and the shims now run each of them
+        found = subprocess.run(
+            ["python%s" % minor, "-c", "import sys; print(sys.version)"], capture_output=True, text=True
+        )
+        assert found.returncode == 0 and found.stdout.startswith(minor), (minor, found.stderr)

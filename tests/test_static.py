@@ -175,6 +175,21 @@ def test_symlinked_directory_out_of_root_is_403(server, tmp_path):
     assert get(server, "/out/index.html")[0] == 403
 
 
+def test_symlink_into_a_sibling_folder_whose_name_extends_the_roots_is_403(server):
+    """Root ``.../site`` and a sibling ``.../site-private``: a plain prefix test would let it in."""
+    root = server.root.resolve()
+    sibling = root.parent / (root.name + "-private")
+    sibling.mkdir()
+    (sibling / "secret.txt").write_text("the sibling's secret")
+    (sibling / "index.html").write_text("the sibling's secret page")
+    os.symlink(sibling / "secret.txt", server.root / "leak.txt")
+    os.symlink(sibling, server.root / "leak")
+    for target in ("/leak.txt", "/leak/secret.txt", "/leak/"):
+        status, _, body = get(server, target)
+        assert status == 403, target
+        assert b"secret" not in body, target
+
+
 def test_dotfiles_are_hidden(server):
     (server.root / ".env").write_text("SECRET=1")
     assert get(server, "/.env")[0] == 404

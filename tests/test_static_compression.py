@@ -43,6 +43,28 @@ def test_gzip_when_accepted(site_server):
     assert gzip.decompress(body) == TEXT
 
 
+def test_a_large_gzip_form_from_memory_arrives_whole_over_a_keep_alive_connection(make_server):
+    """Over TLS a body this large is encrypted a block at a time as the socket takes it
+    (reactor.response.MemoryBody); over both, its large sends take turns with other clients."""
+    import base64
+    import random
+
+    rng = random.Random(7)
+    text = b"\n".join(base64.b64encode(rng.randbytes(57)) for _ in range(30_000))  # 2.3 MB; 1.7 MB gzipped
+    running = make_server()
+    (running.root / "big.txt").write_bytes(text)
+    conn = running.http(timeout=30)
+    try:
+        for _ in range(2):  # the second from the gzip cache, on the same connection
+            conn.request("GET", "/big.txt", headers=GZIP)
+            response = conn.getresponse()
+            body = response.read()
+            assert response.status == 200 and response.getheader("Content-Encoding") == "gzip"
+            assert len(body) > 1024 * 1024 and gzip.decompress(body) == text
+    finally:
+        conn.close()
+
+
 def test_the_gzip_form_has_its_own_etag(site_server):
     plain, _ = fetch(site_server, "GET", "/app.js")
     encoded, _ = fetch(site_server, "GET", "/app.js", GZIP)

@@ -202,6 +202,16 @@ def test_openssl_s_client_protocol_versions_and_alpn(tls_server, tls_files, flag
         assert b"HTTP/1.1" not in output, output
 
 
+def test_the_context_refuses_tls_1_1_and_older_by_its_minimum_version(tls_files):
+    """Not only by its cipher list: an OpenSSL whose TLS 1.2 suites also work in 1.1 would let 1.1 in."""
+    from reactor.transport import tls_context
+
+    context = tls_context(str(tls_files.cert), str(tls_files.key))
+    assert context.minimum_version == ssl.TLSVersion.TLSv1_2
+    assert context.maximum_version in (ssl.TLSVersion.MAXIMUM_SUPPORTED, ssl.TLSVersion.TLSv1_3)
+    assert context.options & ssl.OP_NO_COMPRESSION
+
+
 @needs_curl
 def test_curl_with_cacert_downloads_and_uploads(tls_server, tls_files, tmp_path):
     running = tls_server()

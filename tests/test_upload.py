@@ -11,6 +11,7 @@ import subprocess
 import pytest
 
 from reactor.errors import HTTPError
+from reactor.handlers.quota import LEDGER_NAME
 from reactor.handlers.upload import is_json_media_type, store_upload, validate_json
 
 BOTH_TRANSPORTS = True  # each test with a server runs over plain TCP and over TLS (conftest)
@@ -32,7 +33,9 @@ def post(server, body, content_type="application/json", target="/upload", header
 
 def stored(server):
     uploads = server.root / "uploads"
-    return sorted(p.name for p in uploads.iterdir() if p.name != ".gitkeep") if uploads.exists() else []
+    return (
+        sorted(p.name for p in uploads.iterdir() if p.name not in (".gitkeep", LEDGER_NAME)) if uploads.exists() else []
+    )
 
 
 def test_upload_is_stored_and_answered_201(server):

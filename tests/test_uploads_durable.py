@@ -24,6 +24,7 @@ import pytest
 
 from conftest import wait_for
 from reactor.handlers import upload
+from reactor.handlers.quota import LEDGER_NAME
 
 DOCUMENT = {"name": "durable", "values": list(range(50))}
 
@@ -82,7 +83,7 @@ def post_json(srv, body: bytes):
 
 
 def leftovers(directory):
-    return sorted(name for name in os.listdir(directory) if name != ".gitkeep")
+    return sorted(name for name in os.listdir(directory) if name not in (".gitkeep", LEDGER_NAME))
 
 
 # -- the order of operations ------------------------------------------------------------------

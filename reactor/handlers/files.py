@@ -20,6 +20,8 @@ compresses a cached entry's body returns the bytes instead of touching the entry
 from __future__ import annotations
 
 import dataclasses
+import errno
+import logging
 import os
 import stat
 import time
@@ -43,6 +45,13 @@ GZIP_SUFFIX = ".gz"
 #: a larger one is sent as it is (gigantic pages are not edited by hand).
 MAX_PAGE_BYTES = compress.MAX_COMPRESS_BYTES
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
+# What the file system may answer about a name the client chose: it resolves to no file
+# (404), or to one this server may not read (403). The client's doing, not a fault of the
+# server: no traceback, at most a debug line. Any other errno (EIO, EMFILE...) is raised.
+_NO_SUCH_NAME = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ENAMETOOLONG, errno.ELOOP, errno.EINVAL})
+_NOT_ALLOWED = frozenset({errno.EACCES, errno.EPERM})
+
+log = logging.getLogger("reactor.static")
 
 # A file's identity for revalidation: path, then device, inode, size, mtime and ctime
 # in ns, then the same for its .gz sidecar (or None).
@@ -259,6 +268,24 @@ def quote_path(segments: List[str], slash: bool) -> str:
     return path
 
 
+def refused(exc: OSError, path: str) -> HTTPError:
+    """The answer to ``exc``, raised while resolving or opening ``path`` for a client.
+
+    404 for a name that resolves to nothing (ENOENT, ENOTDIR, ENAMETOOLONG, ELOOP,
+    EINVAL), 403 for one the server may not read (EACCES, EPERM). Raises ``exc`` itself
+    for anything else: that is the server's trouble, not the client's.
+    """
+    if exc.errno in _NO_SUCH_NAME:
+        answer = HTTPError(404, "no such file")
+    elif exc.errno in _NOT_ALLOWED:
+        answer = HTTPError(403, "permission denied")
+    else:
+        raise exc
+    if exc.errno not in (errno.ENOENT, errno.EACCES):  # the usual two need no explaining
+        log.debug("%d for %r: %s", answer.status, path[-100:], exc.strerror)
+    return answer
+
+
 def _inside(root: str, path: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
@@ -270,7 +297,8 @@ def locate(options: Options, segments: List[str], slash: bool) -> "str | Redirec
     :class:`Redirect` for a directory without its trailing slash, or a
     :class:`Listing` when listings are on and the directory has no index. Raises
     HTTPError 403 (outside the root, permission denied) or 404 (missing, a directory
-    without index, a file asked for with a trailing slash, not a regular file).
+    without index, a file asked for with a trailing slash, not a regular file, a name
+    the file system cannot resolve: see :func:`refused`), or OSError for other failures.
     """
     root = options.root
     real = os.path.realpath(os.path.join(root, *segments))
@@ -287,8 +315,9 @@ def locate(options: Options, segments: List[str], slash: bool) -> "str | Redirec
             try:
                 if stat.S_ISREG(os.stat(index).st_mode):
                     return index
-            except FileNotFoundError:
-                pass
+            except OSError as exc:
+                if exc.errno not in _NO_SUCH_NAME:
+                    raise  # 403 below, or a fault of the server's
             if options.list_directories:
                 return Listing(real)
             raise HTTPError(
@@ -298,10 +327,8 @@ def locate(options: Options, segments: List[str], slash: bool) -> "str | Redirec
             raise HTTPError(404, "not a regular file")
         if slash:
             raise HTTPError(404, "not a directory")
-    except (FileNotFoundError, NotADirectoryError):
-        raise HTTPError(404, "no such file") from None
-    except PermissionError:
-        raise HTTPError(403, "permission denied") from None
+    except OSError as exc:
+        raise refused(exc, real) from None
     return real
 
 
@@ -370,10 +397,8 @@ def open_entry(
     """
     try:
         fd = os.open(path, _OPEN_FLAGS)
-    except FileNotFoundError:
-        raise HTTPError(404, "no such file") from None
-    except PermissionError:
-        raise HTTPError(403, "permission denied") from None
+    except OSError as exc:
+        raise refused(exc, path) from None
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):

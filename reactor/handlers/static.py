@@ -226,7 +226,11 @@ def open_file(
             return found
         if isinstance(found, Listing):
             url_path = "/" + "".join(segment + "/" for segment in segments)
-            return Page(200, listing.render_listing(found.directory, url_path, options.dotfiles, query))
+            try:
+                page = listing.render_listing(found.directory, url_path, options.dotfiles, query)
+            except OSError as exc:  # a folder we may not list (EACCES), or gone meanwhile
+                raise files.refused(exc, found.directory) from None
+            return Page(200, page)
         entry = files.open_entry(options, found, key, segments, slash, checked_at, epoch)
     except HTTPError as exc:
         if exc.status == 404:

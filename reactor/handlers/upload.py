@@ -9,13 +9,14 @@ of the directory, temp file removed.
 A crash at any moment leaves either nothing or a complete file under its final name
 (plus at worst a ``.upload-*.tmp`` that :func:`remove_stale_temp_files` clears at start).
 
-The uploads quota (``--max-uploads-bytes``, :class:`UploadQuota`) holds across threads
-and worker processes alike: under an exclusive ``flock(2)`` on the uploads directory, the
-writer adds up what the directory holds, refuses (507) if the body does not fit, and
-creates its temp file already at the body's size (``ftruncate``), so the next writer's
-sum counts this upload while it is being written. A failed write removes its temp file,
-which gives the room back; nothing is ever half-written past the quota. Files deleted
-from ``uploads/`` free their room for the next upload.
+The uploads quota (``--max-uploads-bytes``) holds across threads and worker processes
+alike: :mod:`reactor.handlers.quota` keeps the bytes the folder uses in a ledger beside
+the uploads, changed under an exclusive ``flock(2)`` on the directory. The writer
+reserves the body's size there before its temp file exists (507 if it does not fit),
+names its files under the same lock, and gives the size back if it fails, so nothing is
+ever half-written past the quota, and an upload costs the same whatever the folder
+holds. Files deleted from ``uploads/`` by hand free their room at the next scan of the
+folder, at most :data:`~reactor.handlers.quota.RESCAN_S` (10 s) and one scan later.
 
 Several processes (``--workers``) may write into the same directory at once, and each
 sweeps it when it starts, while the others keep writing. Two rules make that safe:
@@ -36,7 +37,7 @@ sweeps it when it starts, while the others keep writing. Two rules make that saf
 
 from __future__ import annotations
 
-import contextlib
+import concurrent.futures
 import errno
 import fcntl
 import functools
@@ -44,14 +45,16 @@ import json
 import logging
 import os
 import secrets
-import stat
 import tempfile
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Iterator, Optional, Set
+from typing import TYPE_CHECKING, Any, Optional, Sequence, Set
 
 from reactor.errors import EXHAUSTED_ERRNOS, HTTPError
+from reactor.handlers.quota import TEMP_PREFIX, TEMP_SUFFIX, UploadQuota
+from reactor.loop import EventLoop
 from reactor.response import Response
+from reactor.workers import WorkerPool
 
 if TYPE_CHECKING:  # pragma: no cover
     from reactor.config import Config
@@ -59,10 +62,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger("reactor.upload")
 
+__all__ = ["UploadQuota", "Uploads", "store_upload", "remove_stale_temp_files", "validate_json"]
+
 ALLOW = "POST, OPTIONS"
 UPLOADS_DIR = "uploads"
-TEMP_PREFIX = ".upload-"
-TEMP_SUFFIX = ".tmp"
 _NAME_ATTEMPTS = 64
 
 
@@ -83,88 +86,6 @@ def validate_json(body: bytes) -> None:
         raise HTTPError(400, "body is not UTF-8") from None
     except (ValueError, RecursionError) as exc:
         raise HTTPError(400, "invalid JSON: %s" % str(exc).splitlines()[0][:120]) from None
-
-
-class UploadQuota:
-    """The room uploads may take, ``limit_bytes`` (0: no limit), over everything in uploads/.
-
-    :meth:`reserved_temp_file` is the definitive check, on a worker. ``used_bytes`` is the
-    sum the last check found (in this process), for :meth:`fits`, the early check on the
-    loop thread; it is trusted for :data:`EARLY_CHECK_S` seconds only, since other
-    processes store uploads and people delete them.
-    """
-
-    EARLY_CHECK_S = 1.0
-
-    def __init__(self, limit_bytes: int) -> None:
-        self.limit_bytes = limit_bytes
-        self.used_bytes = 0
-        self._checked_at = float("-inf")  # time.monotonic() of the last sum
-
-    def fits(self, size: int) -> bool:
-        """False if ``size`` more bytes surely do not fit (a refusal before the body is read)."""
-        if not self.limit_bytes:
-            return True
-        if size > self.limit_bytes:
-            return False
-        if time.monotonic() - self._checked_at > self.EARLY_CHECK_S:
-            return True  # not known well enough: the worker decides
-        return self.used_bytes + size <= self.limit_bytes
-
-    def reserved_temp_file(self, directory: str, size: int) -> "tuple[int, str]":
-        """Worker: a locked temp file of ``size`` bytes (see :func:`_locked_temp_file`), if it fits.
-
-        Under :meth:`locked`, shared with every thread and process writing there: sum
-        what it holds (temp files of uploads in flight at their full size), refuse past
-        the limit, then create the temp file at its full size.
-        Raises HTTPError(507) when it does not fit, or OSError.
-        """
-        with self.locked(directory):  # held for one directory scan and one mkstemp
-            used = used_bytes(directory)
-            self.used_bytes, self._checked_at = used, time.monotonic()
-            if used + size > self.limit_bytes:
-                raise self.full_error()
-            fd, temp = _locked_temp_file(directory)
-            try:
-                os.ftruncate(fd, size)  # the next sum counts it at once (sparse: no blocks yet)
-            except BaseException:
-                _remove(temp)
-                _close(fd)
-                raise
-            return fd, temp
-
-    @staticmethod
-    @contextlib.contextmanager
-    def locked(directory: str) -> Iterator[None]:
-        """An exclusive flock on ``directory``: every writer's sum and name change take it."""
-        lock = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0))
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(lock)  # releases the flock
-
-    def full_error(self) -> HTTPError:
-        used, limit = self.used_bytes, self.limit_bytes
-        return HTTPError(507, "no room left for uploads (%d of %d bytes used; --max-uploads-bytes)" % (used, limit))
-
-
-def used_bytes(directory: str) -> int:
-    """Bytes in the regular files under ``directory``, temp files included, each inode once
-    (an upload being published has two names for a moment); symlinks not followed; 0 if
-    it is missing."""
-    total = 0
-    seen: Set["tuple[int, int]"] = set()
-    for parent, _dirs, names in os.walk(directory):
-        for name in names:
-            try:
-                info = os.lstat(os.path.join(parent, name))
-            except OSError:
-                continue
-            if stat.S_ISREG(info.st_mode) and (info.st_dev, info.st_ino) not in seen:
-                seen.add((info.st_dev, info.st_ino))
-                total += info.st_size
-    return total
 
 
 class _FullDisk:
@@ -215,23 +136,34 @@ def store_upload(directory: str, body: bytes, quota: Optional[UploadQuota] = Non
     validate_json(body)
     temp = final = None
     fd = -1
+    size = len(body)
+    counted = quota is not None and quota.limit_bytes > 0
+    reserved = False  # the quota counts this upload's size
     try:
         os.makedirs(directory, exist_ok=True)
-        if quota is not None and quota.limit_bytes:
-            fd, temp = quota.reserved_temp_file(directory, len(body))
+        if counted:
+            assert quota is not None
+            with quota.account(directory) as account:  # one small read and write, whatever the folder holds
+                quota.reserve(account, size)  # 507 if it does not fit
+                fd, temp = _locked_temp_file(directory)
+                os.ftruncate(fd, size)  # its blocks are claimed as it is written; sparse until then
+                account.named(os.path.basename(temp), size, True)
+            reserved = True
         else:
             fd, temp = _locked_temp_file(directory)
         view = memoryview(body)
         while view:
             view = view[os.write(fd, view) :]
         os.fsync(fd)  # the bytes are on disk before any name points at them
-        if quota is not None and quota.limit_bytes:
-            # Names change under the quota's lock: a sum never sees the upload between
-            # names (readdir during a link and an unlink may miss both).
-            with quota.locked(directory):
+        if counted:
+            assert quota is not None
+            # Names change under the quota's lock, and a scan that runs meanwhile hears of them.
+            with quota.account(directory) as account:
                 name = _publish(temp, directory)
                 final = os.path.join(directory, name)
+                account.named(name, size, True)
                 _remove(temp)
+                account.named(os.path.basename(temp), size, False)
                 temp = None
         else:
             name = _publish(temp, directory)
@@ -249,11 +181,29 @@ def store_upload(directory: str, body: bytes, quota: Optional[UploadQuota] = Non
         log.error("cannot store upload in %s: %s", directory, exc)
         raise HTTPError(500, "cannot store the upload: %s" % (exc.strerror or exc)) from None
     finally:
-        for path in (temp, final):
-            if path is not None:
-                _remove(path)  # a removed temp file is room given back to the quota
+        left = [path for path in (temp, final) if path is not None]
+        if left and reserved:
+            assert quota is not None
+            _give_back(quota, directory, left, size)  # the reservation, with the files
+        else:
+            for path in left:
+                _remove(path)
         if fd >= 0:
             _close(fd)  # only now: it releases the lock, and the temp name is already gone
+
+
+def _give_back(quota: UploadQuota, directory: str, paths: Sequence[str], size: int) -> None:
+    """Remove what a failed upload left and give its reserved ``size`` back to the quota."""
+    try:
+        with quota.account(directory) as account:
+            for path in paths:
+                _remove(path)
+                account.named(os.path.basename(path), size, False)
+            account.add(-size)
+    except OSError as exc:  # the ledger cannot be had: still remove; the next scan corrects the count
+        log.error("cannot give %d bytes back to the uploads quota: %s", size, exc)
+        for path in paths:
+            _remove(path)
 
 
 def _locked_temp_file(directory: str) -> "tuple[int, str]":
@@ -370,11 +320,42 @@ def is_json_media_type(value: Optional[str]) -> bool:
 
 
 class Uploads:
-    """``POST /upload``."""
+    """``POST /upload``, and the upkeep of ``uploads/``: the start-up sweep and the quota's scans."""
 
     def __init__(self, config: "Config") -> None:
         self.directory = os.path.join(os.path.realpath(config.root), UPLOADS_DIR)
-        self.quota = UploadQuota(config.max_uploads_bytes)
+        self.quota = UploadQuota(config.max_uploads_bytes if config.uploads else 0)  # read-only: no ledger
+        self._loop: Optional[EventLoop] = None
+        self._pool: Optional[WorkerPool] = None
+
+    def start(self, loop: EventLoop, pool: WorkerPool) -> None:
+        """At start, before serving: sweep stray temp files; count the folder if no process has lately.
+
+        Then, with a quota, a scan on ``pool`` every :meth:`UploadQuota.rescan_interval_s`.
+        Raises OSError when the folder cannot be listed or its ledger written.
+        """
+        removed = remove_stale_temp_files(self.directory)
+        if removed:
+            log.warning("removed %d incomplete upload temp file(s) left by an earlier crash", removed)
+        if not self.quota.limit_bytes:
+            return
+        self.quota.settle(self.directory)
+        self._loop, self._pool = loop, pool
+        loop.call_later(self.quota.rescan_interval_s(), self._rescan)
+
+    def _rescan(self) -> None:
+        """Loop thread: ask the pool to look at the folder again (nothing, if the pool is full)."""
+        assert self._loop is not None and self._pool is not None
+        if not self._pool.submit(self.quota.rescan, (self.directory,), self._rescanned):
+            self._loop.call_later(self.quota.rescan_interval_s(), self._rescan)
+
+    def _rescanned(self, future: "concurrent.futures.Future[bool]") -> None:
+        try:
+            future.result()
+        except Exception as exc:  # a folder that cannot be read now; the uploads will say so too
+            log.warning("cannot scan %s for the uploads quota: %s", self.directory, exc)
+        assert self._loop is not None
+        self._loop.call_later(self.quota.rescan_interval_s(), self._rescan)
 
     def route(self, request: "Request") -> Optional[Response]:
         """405 for other methods, 415 for non-JSON; otherwise collect the body.

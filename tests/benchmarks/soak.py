@@ -6,7 +6,13 @@ random: keep-alive GETs of a small file and of a 1 MiB file, a byte range, a 304
 revalidation, a gzip GET, a JSON upload, a malformed request, a request abandoned
 half-way (head or body), and a response abandoned half-way (the client resets). Every
 ``--interval`` seconds it prints the server's RSS and open descriptors
-(``/proc/<pid>/status``, ``/proc/<pid>/fd``) and the requests done.
+(``/proc/<pid>/status``, ``/proc/<pid>/fd``), the requests done and how many of them
+in the last interval (a server that slows down as it runs shows there). Meanwhile a
+janitor thread does what an operator would: once the uploads it knows of pass
+``JANITOR_BYTES``, it deletes the oldest half by hand, so the default 256 MiB
+``--max-uploads-bytes`` never fills and uploads go on being stored (the server must
+notice the room the deletions freed; an upload refused with ``507`` meanwhile is counted
+as such, not as a wrong answer).
 
 When the load stops it checks that
 
@@ -52,6 +58,8 @@ LARGE_BYTES = 1024 * 1024
 TEXT_BYTES = 200 * 1024
 START_TIMEOUT_S = 20.0
 SETTLE_TIMEOUT_S = 20.0
+JANITOR_BYTES = 96 * 1024 * 1024  # past this the janitor deletes the oldest half of the uploads
+JANITOR_EVERY_S = 5.0
 
 
 @dataclasses.dataclass
@@ -63,7 +71,7 @@ class Report:
     counts: Dict[str, int] = dataclasses.field(default_factory=dict)
     unexpected: List[str] = dataclasses.field(default_factory=list)  # the first 50
     unexpected_count: int = 0
-    samples: List[Tuple[float, int, int]] = dataclasses.field(default_factory=list)  # (t, RSS, fds)
+    samples: List[Tuple[float, int, int, int]] = dataclasses.field(default_factory=list)  # (t, RSS, fds, requests)
     baseline_rss: int = 0
     baseline_fds: int = 0
     peak_rss: int = 0
@@ -286,6 +294,9 @@ class Client:
             name = json.loads(body)["file"]
             with self.lock:
                 self.stored[name] = data
+        elif status == 507 and b"--max-uploads-bytes" in body:
+            self.count("upload refused: quota full")  # until the server sees what the janitor deleted
+            return
         else:
             self.wrong("upload: %d %r" % (status, body[:100]))
         self.count("upload")
@@ -398,6 +409,7 @@ def run(
             )
             stop = threading.Event()
             threads = [threading.Thread(target=client.run, args=(stop,), daemon=True) for client in load]
+            threads.append(threading.Thread(target=janitor, args=(root / "uploads", stored, lock, report, stop)))
             started = time.monotonic()
             for thread in threads:
                 thread.start()
@@ -430,16 +442,43 @@ def run(
     return report
 
 
+def janitor(
+    uploads: Path, stored: Dict[str, bytes], lock: threading.Lock, report: Report, stop: threading.Event
+) -> None:
+    """An operator keeping uploads/ small: past JANITOR_BYTES, delete the oldest half by hand."""
+    while not stop.wait(JANITOR_EVERY_S):
+        with lock:
+            if sum(map(len, stored.values())) < JANITOR_BYTES:
+                continue
+            oldest = list(stored)[: len(stored) // 2]  # dicts keep insertion order
+            for name in oldest:
+                del stored[name]  # no longer checked at the end
+        for name in oldest:
+            (uploads / name).unlink()
+        with lock:
+            report.counts["uploads deleted by hand"] = report.counts.get("uploads deleted by hand", 0) + len(oldest)
+
+
 def sample(server: ServerProcess, report: Report, started: float, out: TextIO) -> None:
     rss, fds = server.rss(), server.fds()
     elapsed = time.monotonic() - started
-    report.samples.append((elapsed, rss, fds))
+    requests = report.requests  # read without the lock: a progress line may be a request behind
+    before = report.samples[-1] if report.samples else (0.0, 0, 0, 0)
+    report.samples.append((elapsed, rss, fds, requests))
     report.peak_rss = max(report.peak_rss, rss)
     report.peak_fds = max(report.peak_fds, fds)
-    requests = report.requests  # read without the lock: a progress line may be a request behind
     print(
-        "  %6.0f s  %8d requests (%5.0f/s)  RSS %10s  %4d descriptors  %d unexpected"
-        % (elapsed, requests, requests / max(elapsed, 1e-9), mib(rss), fds, report.unexpected_count),
+        "  %6.0f s  %8d requests (%5.0f/s; %7d in the last %3.0f s)  RSS %10s  %4d descriptors  %d unexpected"
+        % (
+            elapsed,
+            requests,
+            requests / max(elapsed, 1e-9),
+            requests - before[3],
+            elapsed - before[0],
+            mib(rss),
+            fds,
+            report.unexpected_count,
+        ),
         file=out,
     )
 

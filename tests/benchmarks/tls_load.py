@@ -44,7 +44,7 @@ SCENARIOS = {
 def command(name: str, port: int, docroot: Path, tmp: Path, cert: Path, key: Path) -> tuple[list[str], dict, Path]:
     cmd, env, cwd = srv.build_command(name, port, docroot, tmp)
     if name == "reactor":
-        cmd += ["--tls-cert", str(cert), "--tls-key", str(key), "--keepalive-max", "1000000"]
+        cmd += ["--tls-cert", str(cert), "--tls-key", str(key)]  # otherwise the defaults (max=100 per connection)
     elif name == "uvicorn":
         cmd += ["--ssl-certfile", str(cert), "--ssl-keyfile", str(key)]
     elif name == "nginx":  # the plain configuration, its listener made TLS (same suites and versions)
@@ -52,7 +52,7 @@ def command(name: str, port: int, docroot: Path, tmp: Path, cert: Path, key: Pat
         text = conf.read_text().replace(
             "listen 127.0.0.1:%d;" % port,
             "listen 127.0.0.1:%d ssl;\n        ssl_certificate %s;\n        ssl_certificate_key %s;\n"
-            "        ssl_protocols TLSv1.2 TLSv1.3;\n        keepalive_requests 1000000;" % (port, cert, key),
+            "        ssl_protocols TLSv1.2 TLSv1.3;" % (port, cert, key),
         )
         assert " ssl;" in text, "the nginx configuration changed: update tls_load.py"
         conf.write_text(text)
