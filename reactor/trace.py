@@ -168,11 +168,11 @@ class Tracer:
         self.line(conn.id, "parser " + text)
 
     def respond(self, conn: Traced, response: Response, keep_alive: bool) -> None:
-        self.line(
-            conn.id,
-            "respond %d, %d body bytes, %s"
-            % (response.status, response.content_length, "keep-alive" if keep_alive else "then close"),
-        )
+        if response.upgrade is not None:
+            after = "then another protocol"  # a 101: the transport goes to the upgrade's session
+        else:
+            after = "keep-alive" if keep_alive else "then close"
+        self.line(conn.id, "respond %d, %d body bytes, %s" % (response.status, response.content_length, after))
 
     def fail(self, conn: Traced, exc: Exception) -> None:
         self.line(conn.id, "error %s" % exc)
