@@ -119,24 +119,38 @@ def run_app(bench: load.Bench, app: str, names: list[str]) -> dict[str, load.Sum
 
 def print_table(app: str, sums: dict[str, load.Summary], runs: int, duration: int) -> None:
     print(f"\n== {app}: {APPS[app]}  (median of {runs} x {duration}s)")
-    head = f"{'server':<16}{'req/s':>9}{'p50':>10}{'p99':>10}  {'RSS (peak)':>11}{'errors':>7}{'cpu srv/wrk':>13}"
+    head = (
+        f"{'server':<16}{'req/s':>9}{'req/cpu-s':>11}{'p50':>10}{'p99':>10}  {'RSS (peak)':>11}{'errors':>7}"
+        f"{'cpu srv/wrk':>13}"
+    )
     print(head)
     print("-" * len(head))
     for name, s in sums.items():
         print(
-            f"{label(name):<16}{s.rps:>9.0f}{load.fmt_time(s.p50):>10}{load.fmt_time(s.p99):>10}"
-            f"  {srv.fmt_bytes(s.rss_peak):>11}{s.errors:>7}{load.fmt_pct(s.server_cpu):>7}/{load.fmt_pct(s.wrk_cpu):<5}"
+            f"{label(name):<16}{s.rps:>9.0f}{per_cpu(s) or 0:>11.0f}{load.fmt_time(s.p50):>10}"
+            f"{load.fmt_time(s.p99):>10}  {srv.fmt_bytes(s.rss_peak):>11}{s.errors:>7}"
+            f"{load.fmt_pct(s.server_cpu):>7}/{load.fmt_pct(s.wrk_cpu):<5}"
         )
     me = sums.get("reactor-app")
     if me:
-        parts = [
-            f"reactor/{label(n)} {load.fmt_ratio(load.ratio(me.rps, s.rps))}" for n, s in sums.items() if s is not me
-        ]
-        print("req/s ratios: " + ", ".join(parts))
+        others = [(n, s) for n, s in sums.items() if s is not me]
+        print(
+            "req/s ratios: "
+            + ", ".join(f"reactor/{label(n)} {load.fmt_ratio(load.ratio(me.rps, s.rps))}" for n, s in others)
+        )
+        print(
+            "req/cpu-s ratios: "
+            + ", ".join(f"reactor/{label(n)} {load.fmt_ratio(load.ratio(per_cpu(me), per_cpu(s)))}" for n, s in others)
+        )
+
+
+def per_cpu(s: load.Summary) -> float | None:
+    """Requests per CPU-second of the server's process (all its threads): what a busy machine disturbs least."""
+    return s.rps / s.server_cpu if s.server_cpu else None
 
 
 def print_targets(all_sums: dict[str, dict[str, load.Summary]]) -> None:
-    print("\n== targets (medians of one run)")
+    print("\n== targets (medians of one run; in brackets the same ratio per CPU-second of the server)")
 
     def rate(app: str, name: str) -> float | None:
         s = all_sums.get(app, {}).get(name)
@@ -146,7 +160,9 @@ def print_targets(all_sums: dict[str, dict[str, load.Summary]]) -> None:
         if app not in all_sums:
             return
         a, b = rate(app, me), rate(app, other)
-        detail = f"{label(me)} {a or 0:.0f} vs {label(other)} {b or 0:.0f} req/s"
+        sa, sb = all_sums[app].get(me), all_sums[app].get(other)
+        cpu = load.ratio(per_cpu(sa), per_cpu(sb)) if sa and sb else None
+        detail = f"{label(me)} {a or 0:.0f} vs {label(other)} {b or 0:.0f} req/s; [{load.fmt_ratio(cpu)}]"
         if target is None:
             print(f"  {'report':<8} {app}: {label(me)} / {label(other)}: {load.fmt_ratio(load.ratio(a, b))} ({detail})")
         else:
@@ -165,9 +181,11 @@ def print_targets(all_sums: dict[str, dict[str, load.Summary]]) -> None:
         if pooled and inline:
             cost_us = (1 / pooled - 1 / inline) * 1e6
             verdict = "MET" if cost_us <= HANDOFF_MAX_US else "NOT MET"
+            cpu_a, cpu_b = per_cpu(all_sums[app]["reactor-app"]), per_cpu(all_sums[app]["reactor-app-inline"])
+            cpu = f"{(1 / cpu_a - 1 / cpu_b) * 1e6:.1f} us" if cpu_a and cpu_b else "-"
             print(
                 f"  {verdict:<8} {app}: the hand-off, 1/rate(4 threads) - 1/rate(--threads 0) = {cost_us:.1f} us"
-                f" (target <= {HANDOFF_MAX_US:g} us; {1e6 / pooled:.1f} - {1e6 / inline:.1f} us)"
+                f" (target <= {HANDOFF_MAX_US:g} us; {1e6 / pooled:.1f} - {1e6 / inline:.1f} us; [CPU per request: {cpu}])"
             )
 
 
