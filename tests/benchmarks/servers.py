@@ -22,6 +22,7 @@ WSGI servers, running an application of wsgi_apps.py (app_load.py; ``APP`` is it
   waitress-app        waitress-serve --threads 4 wsgi_apps:APP (no access log: waitress has none)
   gunicorn            gunicorn -k gthread --threads 4 -w 1 wsgi_apps:APP (access log off by default)
   granian-wsgi        granian --interface wsgi --workers 1 --no-access-log wsgi_apps:APP
+  cheroot             cheroot --threads 4 --max-threads 4 wsgi_apps:APP (app_slow_clients.py only)
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ LABELS.update(
         "waitress-app": "waitress",
         "gunicorn": "gunicorn",
         "granian-wsgi": "granian",
+        "cheroot": "cheroot",
     }
 )
 #: Servers that answer only the small file (canned bytes): left out of the other scenarios.
@@ -91,6 +93,7 @@ MODULES = {
     "waitress-app": ("waitress",),
     "gunicorn": ("gunicorn",),
     "granian-wsgi": ("granian",),
+    "cheroot": ("cheroot",),
 }
 
 SMALL_NAME = "index.html"
@@ -419,8 +422,10 @@ def build_app_command(name: str, port: int, app: str) -> tuple[list[str], dict, 
     elif name == "granian-wsgi":
         cmd = [py, "-m", "granian", "--interface", "wsgi", "--host", "127.0.0.1", "--port", str(port)]
         cmd += ["--workers", "1", "--no-access-log", "--log-level", "warning", spec]
+    elif name == "cheroot":
+        cmd = [py, "-m", "cheroot", "--bind", f"127.0.0.1:{port}", "--threads", "4", "--max-threads", "4", spec]
     else:
-        raise ServerError(f"unknown WSGI server {name!r} (known: {', '.join(APP_SERVERS)})")
+        raise ServerError(f"unknown WSGI server {name!r} (known: {', '.join(APP_SERVERS)}, cheroot)")
     return cmd, env, HERE
 
 
