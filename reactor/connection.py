@@ -59,7 +59,7 @@ from reactor.loop import EventLoop
 from reactor.parser import RequestParser
 from reactor.response import FramedStream, FrozenFields, Outcome, Pool, Response, Upgrade, close_stream
 from reactor.serializer import field_lines, http_date, response_head, status_line
-from reactor.sessions import SessionTable
+from reactor.sessions import InvalidTransition, SessionTable
 from reactor.stats import Stats
 from reactor.trace import Tracer
 from reactor.transport import Transport, log_lost
@@ -139,10 +139,6 @@ TIMEOUT_FIELDS: Dict[ConnState, Optional[str]] = {
 _PARSING = frozenset({_READING_HEADERS, _READING_BODY})
 _ENDED = frozenset({_CLOSED, _UPGRADED})  # the connection has let go of its transport
 _WANTS_INPUT = frozenset({_IDLE, _READING_HEADERS, _READING_BODY, _CLOSING})
-
-
-class InvalidTransition(RuntimeError):
-    """A state change that :data:`NEXT` does not allow (a bug in the server)."""
 
 
 Handler = Callable[["Connection", "Request"], Optional[Response]]

@@ -20,6 +20,10 @@ import typing
 from typing import Callable, Dict, Optional
 
 
+class InvalidTransition(RuntimeError):
+    """A change of state that a session's ``NEXT`` table does not allow (a bug in the server)."""
+
+
 class Protocol(typing.Protocol):
     """What a transport (:mod:`reactor.transport`) calls on the protocol above it: asyncio's Protocol, in small.
 

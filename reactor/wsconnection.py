@@ -52,7 +52,7 @@ from reactor.config import Config
 from reactor.deadline import Deadline
 from reactor.events import NEED_DATA, RequestHead
 from reactor.loop import EventLoop
-from reactor.sessions import SessionTable
+from reactor.sessions import InvalidTransition, SessionTable
 from reactor.trace import Tracer
 from reactor.transport import Transport, log_lost
 from reactor.websocket import (
@@ -105,10 +105,6 @@ _CLOSING = WsState.CLOSING
 _LINGERING = WsState.LINGERING
 _CLOSED = WsState.CLOSED
 _READING = frozenset({_CLOSING, _LINGERING})  # states that read whatever the queue holds
-
-
-class InvalidTransition(RuntimeError):
-    """A state change that :data:`NEXT` does not allow (a bug in the server)."""
 
 
 class Context(typing.Protocol):
