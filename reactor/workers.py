@@ -159,8 +159,11 @@ class WorkerPool:
             except BaseException as exc:  # as an executor would: the callback sees it
                 outcome = Outcome(None, exc)
             running[index] = 0
-            del item, job, args  # nothing of a finished job stays alive while this thread waits
+            del item, job, args
             call_back(finished, callback, number, outcome)
+            # Nothing of a finished job stays alive while this thread waits for the next: the
+            # callback is often a closure over its connection, which must be freed at its close.
+            del callback, outcome
 
     def _saturated(self) -> None:
         """An episode begins: warn once, saying how many jobs wait and how long the oldest has."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from concurrent.futures import CancelledError
 
 import pytest
@@ -82,6 +83,32 @@ def test_jobs_run_on_the_pools_threads_and_callbacks_on_the_loop_thread(loop):
     assert job_threads == ["reactor-app_0"]
     assert callback_threads == [(threading.get_ident(), "done")]
     assert pool.pending == 0 and pool.busy == 0
+    assert pool.shutdown(wait=True, timeout_s=5)
+
+
+def test_an_idle_thread_keeps_nothing_of_its_last_job(loop):
+    """A callback is often a closure over its connection: the thread that ran the job must
+    not hold it (or the outcome) while it waits for the next, or a closed connection lives on."""
+    pool = WorkerPool(loop, size=1)
+
+    called = []
+
+    class Owner:  # stands for a connection
+        def done(self, outcome):
+            called.append(outcome.result() is not None)
+
+    owner = Owner()
+    value = Owner()
+    gone = weakref.ref(owner)
+    result_gone = weakref.ref(value)
+    assert pool.submit(lambda v: v, (value,), owner.done)
+    del owner, value
+    run_until(loop, lambda: called)
+    assert called == [True]
+    deadline = time.monotonic() + 2
+    while (gone() is not None or result_gone() is not None) and time.monotonic() < deadline:
+        time.sleep(0.001)  # the thread drops its references just after handing the outcome over
+    assert gone() is None and result_gone() is None
     assert pool.shutdown(wait=True, timeout_s=5)
 
 
