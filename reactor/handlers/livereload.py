@@ -43,7 +43,6 @@ Four parts, from the disk to the browser:
 from __future__ import annotations
 
 import codecs
-import concurrent.futures
 import hashlib
 import json
 import logging
@@ -54,7 +53,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Set
 from reactor.deadline import Deadline
 from reactor.handlers.upload import UPLOADS_DIR
 from reactor.loop import EVENT_READ, EventLoop
-from reactor.response import FrozenFields, Pool, Response
+from reactor.response import FrozenFields, Outcome, Pool, Response
 from reactor.trace import Tracer
 from reactor.watch import Batch, Feed, IgnoreRules, Watcher, scan_tree
 from reactor.websocket import Sender, broadcast
@@ -367,7 +366,7 @@ class LoopWatch:
         if not self.pool.submit(job, args, lambda future: self._done(future, done), bounded=False):
             self._busy = False  # the pool is shut down: the server is stopping
 
-    def _done(self, future: "concurrent.futures.Future[Any]", done: Callable[[Any], None]) -> None:
+    def _done(self, future: "Outcome[Any]", done: Callable[[Any], None]) -> None:
         self._busy = False
         if self._closed:
             return  # the server stopped meanwhile
