@@ -91,12 +91,10 @@ def render() -> docgen.Blocks:
         ["the arrow says", "method (in `reactor.wsconnection`)", "arrows"],
         statemoves.legend(found, CAUSES, "WebSocketSession", order),
     )
+    diagram = statemoves.diagram(WsState, NEXT, initial_state(), labels, (WsState.CLOSED, FROM_OUTSIDE))
     return {
-        "websocket.md": {
-            "ws-diagram": statemoves.diagram(WsState, NEXT, initial_state(), labels, (WsState.CLOSED, FROM_OUTSIDE)),
-            "ws-causes": causes,
-            "ws-table": table,
-        }
+        "websocket.md": {"ws-diagram": diagram, "ws-causes": causes, "ws-table": table},
+        "second-protocol.md": {"ws-diagram": diagram},  # the book's chapter 9 draws it too
     }
 
 

@@ -11,14 +11,15 @@ time ``N.Ns``.
 
     python3 docs/trace_lab.py cache-hit         # print one scenario's trace
     python3 docs/trace_lab.py --list            # the scenarios
-    python3 docs/trace_lab.py --write           # rewrite every lab block in docs/trace.md
+    python3 docs/trace_lab.py --write           # rewrite every lab block (docs/trace.md, docs/second-protocol.md)
     python3 docs/trace_lab.py --check           # exit 1 if a block differs
 
-tests/test_docs.py runs every scenario and compares it with docs/trace.md byte for byte.
+tests/test_docs.py runs every scenario and compares it with its page byte for byte.
 """
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import select
@@ -256,6 +257,95 @@ def tls_handshake(server: Server) -> int:
     return 2
 
 
+# -- a second protocol (docs/second-protocol.md) ------------------------------------------
+
+_MASK = b"\x37\xfa\x21\x3d"  # a client's masking key: fixed, so the bytes are the same every run
+
+
+def _frame(opcode: int, payload: bytes) -> bytes:
+    """A client's frame (RFC 6455 §5.2): FIN, masked, a payload under 126 bytes."""
+    masked = bytes(byte ^ _MASK[index & 3] for index, byte in enumerate(payload))
+    return bytes((0x80 | opcode, 0x80 | len(payload))) + _MASK + masked
+
+
+def _handshake(server: Server, path: str) -> bytes:
+    key = base64.b64encode(b"the lab's 16 B k").decode()
+    return (
+        "GET %s HTTP/1.1\r\n%sUser-Agent: lab\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n" % (path, server.host.decode(), key)
+    ).encode()
+
+
+def _read_exactly(sock: socket.socket, size: int) -> bytes:
+    data = _BUFFERED.pop(sock.fileno(), b"")
+    while len(data) < size:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    if len(data) > size:
+        _BUFFERED[sock.fileno()] = data[size:]
+    return data[:size]
+
+
+def _close_handshake(server: Server, sock: socket.socket, conn: int, before: bytes = b"") -> None:
+    """Send ``before`` and a Close (1000), read the server's Close and its EOF, then close too."""
+    sock.sendall(before + _frame(0x8, (1000).to_bytes(2, "big") + b"bye"))
+    assert _read_exactly(sock, 4) == b"\x88\x02\x03\xe8", "the server's Close echoes the code"
+    assert sock.recv(1) == b"", "the server shuts its write side after the closing handshake"
+    server.wait_for("#%d state open -> lingering" % conn)
+    closed_by_client(server, sock, conn)
+
+
+def websocket_upgrade(server: Server) -> int:
+    """A WebSocket at /echo: a text frame right behind the handshake, a Ping after a second of silence, a Close.
+
+    By hand: ``python3 -m websockets ws://127.0.0.1:8080/echo`` (the websockets library's
+    client) against ``python3 -m reactor --trace --websocket /echo=reactor.websocket:Echo``.
+    """
+    sock = server.connect()
+    sock.sendall(_handshake(server, "/echo") + _frame(0x1, b"hello"))  # the frame rides behind the request
+    head = read_response(sock)
+    assert head.startswith(b"HTTP/1.1 101 "), head
+    assert _read_exactly(sock, 7) == b"\x81\x05hello"
+    assert _read_exactly(sock, 2) == b"\x89\x00", "a Ping once the client has been silent"
+    _close_handshake(server, sock, 1, before=_frame(0xA, b""))  # its Pong and a Close in one write
+    return 1
+
+
+def live_reload(server: Server) -> int:
+    """``--live-reload`` on a folder of its own: a socket hears hello; a saved page is one inotify read, one message.
+
+    The page is saved as editors do, written beside the folder and renamed over the old
+    one, so the kernel reports one event (``IN_MOVED_TO``) on every run.
+    """
+    site = Path(server.site.name) / "site"  # type: ignore[attr-defined]
+    sock = server.connect()
+    sock.sendall(_handshake(server, "/__reactor__/livereload"))
+    head = read_response(sock)
+    assert head.startswith(b"HTTP/1.1 101 "), head
+    hello = _read_exactly(sock, 2)
+    assert b'"hello"' in _read_exactly(sock, hello[1]), "a socket first hears hello"
+    draft = site.parent / "index.html.new"
+    draft.write_bytes(b"<!doctype html><title>lab</title><body><p>edited</p></body>\n")
+    os.replace(draft, site / "index.html")
+    head = _read_exactly(sock, 2)
+    assert b'"reload"' in _read_exactly(sock, head[1]), "a saved page is a reload message"
+    _close_handshake(server, sock, 1)
+    return 1
+
+
+class _Site:
+    """A folder with one page, for --live-reload to watch (beside it, room to write a page before renaming it in)."""
+
+    def __init__(self) -> None:
+        self.folder = tempfile.TemporaryDirectory()
+        self.name = self.folder.name
+        site = Path(self.name) / "site"
+        site.mkdir()
+        (site / "index.html").write_bytes(b"<!doctype html><title>lab</title><body><p>first</p></body>\n")
+
+
 Scenario = Tuple[Callable[[Server], int], List[str]]
 SCENARIOS: Dict[str, Scenario] = {
     "cache-hit": (cache_hit, []),
@@ -265,7 +355,21 @@ SCENARIOS: Dict[str, Scenario] = {
     "tls-handshake": (tls_handshake, ["--tls-cert", "{cert}", "--tls-key", "{key}"]),
     "slow-client": (slow_client, ["--header-timeout", "1"]),
     "cache-revalidation": (cache_revalidation, []),
+    "websocket-upgrade": (
+        websocket_upgrade,
+        [
+            "--websocket",
+            "/echo=reactor.websocket:Echo",
+            "--websocket-ping-interval",
+            "1",
+            "--websocket-ping-timeout",
+            "10",
+        ],
+    ),
+    "live-reload": (live_reload, ["--live-reload", "-d", "{site}/site"]),
 }
+#: The page each scenario's recording is kept in (docs/trace.md unless named here).
+PAGES = {"websocket-upgrade": "second-protocol.md", "live-reload": "second-protocol.md"}
 #: Scenarios whose order of lines depends on thread timing: shown, compared by kind only.
 RACY = {"cache-revalidation"}
 
@@ -277,6 +381,7 @@ def mask(line: str) -> str:
         who, what = match.groups()
         what = re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:PORT", what)
         what = re.sub(r"in \d+\.\ds", "in N.Ns", what)
+        what = re.sub(r'"epoch": \d+', '"epoch": N', what)  # live reload's epochs start at the clock's milliseconds
         return "t %s %s" % (who, what)
     line = re.sub(r" \d+\.\d{3} [a-z2-7]{8}(-\d+-\d+)$", r" MS ID\1", line)  # the duration, the id's random prefix
     return re.sub(r"\[[^]]+\]", "[DATE]", line, count=1)
@@ -303,14 +408,19 @@ def _run_once(name: str) -> List[str]:
     tls = _TLS() if "{cert}" in args else None
     if tls is not None:
         args = [a.format(cert=tls.cert, key=tls.key) for a in args]
+    site = _Site() if any("{site}" in a for a in args) else None
+    if site is not None:
+        args = [a.format(site=site.name) for a in args]
     server = Server(args)
     server.tls = tls  # type: ignore[attr-defined]
+    server.site = site  # type: ignore[attr-defined]
     try:
         conn = play(server)
     finally:
         output = server.stop()
-        if tls is not None:
-            tls.folder.cleanup()
+        for made in (tls, site):
+            if made is not None:
+                made.folder.cleanup()
     shown: List[str] = []
     me = "#%d" % conn
     started = False
@@ -342,12 +452,15 @@ def block(name: str) -> str:
 
 
 def render() -> docgen.Blocks:
-    return {"trace.md": {"lab-" + name: block(name) for name in SCENARIOS}}
+    blocks: docgen.Blocks = {}
+    for name in SCENARIOS:
+        blocks.setdefault(PAGES.get(name, "trace.md"), {})["lab-" + name] = block(name)
+    return blocks
 
 
 def recorded(name: str) -> str:
-    """The block of scenario ``name`` as docs/trace.md has it now."""
-    page = (docgen.DOCS / "trace.md").read_text(encoding="utf-8")
+    """The block of scenario ``name`` as its page (docs/trace.md, or the one :data:`PAGES` names) has it now."""
+    page = (docgen.DOCS / PAGES.get(name, "trace.md")).read_text(encoding="utf-8")
     text = page.split("<!-- BEGIN GENERATED lab-%s:" % name, 1)[1].split("-->\n", 1)[1]
     return text.split("<!-- END GENERATED", 1)[0]
 

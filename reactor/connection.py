@@ -44,7 +44,6 @@ read is O(1).
 from __future__ import annotations
 
 import base64
-import concurrent.futures
 import enum
 import logging
 import os
@@ -60,7 +59,7 @@ from reactor.events import NEED_DATA, PAUSED, BodyData, RequestEnd, RequestHead
 from reactor.framing import CHUNKED, BodyFraming, Framing, persists, response_framing
 from reactor.loop import EventLoop
 from reactor.parser import RequestParser
-from reactor.response import FramedStream, FrozenFields, Pool, Response, Upgrade, close_stream
+from reactor.response import FramedStream, FrozenFields, Outcome, Pool, Response, Upgrade, close_stream
 from reactor.serializer import field_lines, http_date, response_head, status_line
 from reactor.sessions import InvalidTransition, SessionTable
 from reactor.stats import Stats
@@ -771,7 +770,7 @@ class Connection:
         if pool is None:
             pool = self.ctx.pool
 
-        def done(future: "concurrent.futures.Future[Any]") -> None:
+        def done(future: "Outcome[Any]") -> None:
             stale = not self._awaits(request)
             if self.tracer:
                 self.tracer.pool_result(self, job, future, stale)
@@ -1156,7 +1155,7 @@ def standalone_response(response: Response, head_only: bool = False, request_id:
     return head if head_only else head + body
 
 
-def discard_result(future: "concurrent.futures.Future[object]") -> None:
+def discard_result(future: "Outcome[object]") -> None:
     """Release what a pool job opened when its connection is gone (a file, a response, a stream).
 
     A response is released (:meth:`reactor.response.Response.release`) and a stream is

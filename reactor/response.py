@@ -9,12 +9,12 @@ put it on the wire (chunked, or exactly the Content-Length it announced).
 
 from __future__ import annotations
 
-import concurrent.futures
 import errno
 import logging
 import os
 import typing
-from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, Tuple, Union
+from concurrent.futures import CancelledError
+from typing import Any, Callable, Generic, Iterable, Iterator, Optional, Sequence, Tuple, TypeVar, Union
 
 from reactor.errors import EXHAUSTED_ERRNOS, HTTPError, busy
 from reactor.serializer import reason_phrase
@@ -26,22 +26,51 @@ _RWF_NOWAIT = getattr(os, "RWF_NOWAIT", 0)
 _HAVE_NOWAIT = bool(_RWF_NOWAIT) and hasattr(os, "preadv")  # Linux; elsewhere every block goes by the pool
 
 
+T = TypeVar("T")
+
+
+class Outcome(Generic[T]):
+    """What a pool job came to, handed to its callback: the value it returned or the exception it raised.
+
+    The part of :class:`concurrent.futures.Future` that a finished job needs, made once
+    per job without its lock and condition: :meth:`result` returns the value or raises
+    the exception, :meth:`exception` gives the exception (None), and :meth:`cancelled`
+    is true for a job dropped unrun at a stop (its exception is then ``CancelledError``).
+    """
+
+    __slots__ = ("value", "error")
+
+    def __init__(self, value: Optional[T], error: Optional[BaseException] = None) -> None:
+        self.value = value
+        self.error = error
+
+    def result(self) -> T:
+        if self.error is not None:
+            raise self.error
+        return self.value  # type: ignore[return-value]
+
+    def exception(self) -> Optional[BaseException]:
+        return self.error
+
+    def cancelled(self) -> bool:
+        return type(self.error) is CancelledError
+
+
+#: A job's callback: runs on the loop thread with the job's :class:`Outcome`.
+Done = Callable[[Outcome[Any]], None]
+
+
 class Pool(typing.Protocol):
     """A bounded pool of threads (:class:`reactor.workers.WorkerPool`) as its users see it.
 
     ``submit(job, args, callback)`` runs ``job(*args)`` on a pool thread and then
-    ``callback(future)`` on the loop thread; it returns False, running nothing, when
-    the pool is saturated or shut down. ``bounded=False`` skips the saturation check,
-    for clean-up that must run whatever the load (a stream's ``close()``).
+    ``callback(outcome)`` on the loop thread (an :class:`Outcome`); it returns False,
+    running nothing, when the pool is saturated or shut down. ``bounded=False`` skips
+    the saturation check, for clean-up that must run whatever the load (a stream's
+    ``close()``).
     """
 
-    def submit(
-        self,
-        job: Callable[..., Any],
-        args: Tuple[Any, ...],
-        callback: Callable[["concurrent.futures.Future[Any]"], None],
-        bounded: bool = True,
-    ) -> bool: ...
+    def submit(self, job: Callable[..., Any], args: Tuple[Any, ...], callback: Done, bounded: bool = True) -> bool: ...
 
 
 class FileBody:
@@ -193,7 +222,7 @@ class StreamBody(typing.Protocol):
     def close(self) -> None: ...
 
 
-def _log_close_failure(future: "concurrent.futures.Future[Any]") -> None:
+def _log_close_failure(future: Outcome[Any]) -> None:
     if not future.cancelled() and future.exception() is not None:
         log.error("closing a response body failed", exc_info=future.exception())
 

@@ -270,7 +270,7 @@ class Server:
                 source = self._live_source if self._live_source is not None else make_watcher(config)
                 self._live_source = None
                 self.live = app.live
-                self.live.start(self.loop, self.pool, source)
+                self.live.start(self.loop, self.pool, source, self.tracer)
             app.upload.start(self.loop, self.pool)  # sweeps stray temp files; counts uploads/ for the quota
         self._resume_accepting()
         return self.address

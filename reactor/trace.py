@@ -25,7 +25,6 @@ function is called. Every method here runs on the loop thread.
 
 from __future__ import annotations
 
-import concurrent.futures
 import functools
 import sys
 import time
@@ -33,7 +32,7 @@ from typing import Any, Callable, Optional, TextIO
 
 from reactor.events import NEED_DATA, PAUSED, BodyData, EndOfStream, RequestEnd, RequestHead
 from reactor.loop import EVENT_READ, EVENT_WRITE, EventLoop, Waker
-from reactor.response import Response
+from reactor.response import Outcome, Response
 
 # Trace points take the connection, a session or its transport: anything with an ``id``,
 # which names the line; everything else they print is passed as a plain value. This
@@ -168,11 +167,11 @@ class Tracer:
         self.line(conn.id, "parser " + text)
 
     def respond(self, conn: Traced, response: Response, keep_alive: bool) -> None:
-        self.line(
-            conn.id,
-            "respond %d, %d body bytes, %s"
-            % (response.status, response.content_length, "keep-alive" if keep_alive else "then close"),
-        )
+        if response.upgrade is not None:
+            after = "then another protocol"  # a 101: the transport goes to the upgrade's session
+        else:
+            after = "keep-alive" if keep_alive else "then close"
+        self.line(conn.id, "respond %d, %d body bytes, %s" % (response.status, response.content_length, after))
 
     def fail(self, conn: Traced, exc: Exception) -> None:
         self.line(conn.id, "error %s" % exc)
@@ -233,9 +232,7 @@ class Tracer:
         verdict = "unchanged, entry renewed" if fresh else "changed or gone, entry dropped"
         self.line(None, "pool result %s: cached %s %s" % (job_name(job), path[:200], verdict))
 
-    def pool_result(
-        self, conn: Traced, job: Callable[..., Any], future: "concurrent.futures.Future[Any]", stale: bool
-    ) -> None:
+    def pool_result(self, conn: Traced, job: Callable[..., Any], future: "Outcome[Any]", stale: bool) -> None:
         text = "pool result " + job_name(job)
         if not future.cancelled() and future.exception() is not None:
             text += " raised %s" % future.exception()

@@ -443,19 +443,14 @@ class WebSocketSession:
             self.tracer.line(self.id, "websocket " + text)
 
     def _trace_event(self, event: Any) -> None:
-        kind = type(event).__name__
-        if kind == "Message":
+        kind = type(event)
+        if kind is Message:
             data = event.data
-            self._trace(
-                "%s %s message, %d %s"
-                % (
-                    kind,
-                    "text" if isinstance(data, str) else "binary",
-                    len(data),
-                    "characters" if isinstance(data, str) else "bytes",
-                )
-            )
-        elif kind == "Close":
+            if isinstance(data, str):
+                self._trace("text message, %d characters" % len(data))
+            else:
+                self._trace("binary message, %d bytes" % len(data))
+        elif kind is Close:
             self._trace("Close %d %s" % (event.code, event.reason))
         else:
-            self._trace("%s %d bytes" % (kind, len(event.payload)))
+            self._trace("%s %d bytes" % (kind.__name__, len(event.payload)))

@@ -61,6 +61,13 @@ _FIELD_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
 _PLAIN, _LENGTH, _DROP = 0, 1, 2
 _NAME_KINDS: Dict[str, int] = {}
 _NAME_KINDS_MAX = 256
+#: Field lines that passed the checks once -> their kind: an application sends the same few
+#: (Content-Type, Cache-Control...) on every response, and a dict lookup replaces the checks.
+_CHECKED: Dict[Tuple[str, str], int] = {}
+_CHECKED_MAX = 256
+_CHECKED_VALUE_MAX = 100  # longer values (cookies, ETags) rarely repeat: not kept
+#: Statuses that passed the check once -> their code.
+_STATUS_CODES: Dict[str, int] = {}
 #: Request field name (lower case, as the parser gives it) -> environ key; None: dropped.
 _ENVIRON_KEYS: Dict[str, Optional[str]] = {}
 _ENVIRON_KEYS_MAX = 256
@@ -212,10 +219,17 @@ def check_status(status: object) -> int:
     """
     if type(status) is not str:
         raise TypeError("the status must be a str such as '200 OK', not %s" % type(status).__name__)
+    code = _STATUS_CODES.get(status)
+    if code is not None:
+        return code
     match = _STATUS.fullmatch(status)
     if match is None:
         raise ValueError("bad status %r: a final status such as '200 OK' (200-599)" % status[:60])
-    return int(match.group(1))
+    code = int(match.group(1))
+    if len(_STATUS_CODES) >= _CHECKED_MAX:
+        _STATUS_CODES.clear()
+    _STATUS_CODES[status] = code
+    return code
 
 
 def check_fields(headers: object) -> Tuple[List[Tuple[str, str]], Optional[int]]:
@@ -232,31 +246,50 @@ def check_fields(headers: object) -> Tuple[List[Tuple[str, str]], Optional[int]]
         raise TypeError("response headers must be a list of (name, value) tuples, not %s" % type(headers).__name__)
     fields: List[Tuple[str, str]] = []
     length: Optional[int] = None
-    kinds = _NAME_KINDS
+    checked = _CHECKED
     for field in headers:
-        if type(field) is not tuple:
-            if not isinstance(field, tuple) or len(field) != 2:
-                raise TypeError("a response header must be a (name, value) tuple, not %r" % (field,))
-            field = (field[0], field[1])
-        elif len(field) != 2:
-            raise TypeError("a response header must be a (name, value) tuple, not %r" % (field,))
-        name, value = field
-        kind = kinds.get(name) if type(name) is str else None
+        try:
+            kind = checked.get(field) if type(field) is tuple else None  # only tuples of two str are kept
+        except TypeError:  # unhashable: a list inside, say; the checks say what is wrong
+            kind = None
         if kind is None:
-            kind = _name_kind(name)
-        if type(value) is not str:
-            raise TypeError("the value of header %s must be a str, not %s" % (name, type(value).__name__))
-        if _FIELD_VALUE.fullmatch(value) is None:
-            raise ValueError("header %s: a control character or a character outside latin-1 in %r" % (name, value))
+            kind, field = _check_field(field)
         if kind == _PLAIN:
             fields.append(field)
         elif kind == _LENGTH:
-            stated = value.strip()
-            if not stated.isdigit() or not stated.isascii() or (length is not None and int(stated) != length):
-                raise ValueError("header Content-Length: %r is not one decimal length" % value)
-            length = int(stated)
+            stated = int(field[1])
+            if length is not None and stated != length:
+                raise ValueError("header Content-Length: %r is not one decimal length" % field[1])
+            length = stated
             fields.append(field)
     return fields, length
+
+
+def _check_field(field: object) -> Tuple[int, Tuple[str, str]]:
+    """One field line's kind and the line as a plain tuple, or TypeError/ValueError (see :func:`check_fields`)."""
+    if type(field) is not tuple:
+        if not isinstance(field, tuple) or len(field) != 2:
+            raise TypeError("a response header must be a (name, value) tuple, not %r" % (field,))
+        field = (field[0], field[1])
+    elif len(field) != 2:
+        raise TypeError("a response header must be a (name, value) tuple, not %r" % (field,))
+    name, value = field
+    kind = _NAME_KINDS.get(name) if type(name) is str else None
+    if kind is None:
+        kind = _name_kind(name)
+    if type(value) is not str:
+        raise TypeError("the value of header %s must be a str, not %s" % (name, type(value).__name__))
+    if _FIELD_VALUE.fullmatch(value) is None:
+        raise ValueError("header %s: a control character or a character outside latin-1 in %r" % (name, value))
+    if kind == _LENGTH:
+        stated = value.strip()
+        if not stated.isdigit() or not stated.isascii():
+            raise ValueError("header Content-Length: %r is not one decimal length" % value)
+    if len(value) <= _CHECKED_VALUE_MAX:
+        if len(_CHECKED) >= _CHECKED_MAX:
+            _CHECKED.clear()  # many distinct lines: start again, cheaply
+        _CHECKED[field] = kind
+    return kind, field
 
 
 def _name_kind(name: object) -> int:

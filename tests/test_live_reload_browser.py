@@ -3,8 +3,9 @@
 Headless Chromium (tests/devtools.py drives it over the DevTools protocol) loads a page
 from a server started with live reload, over http:// and over https:// (then the
 script's socket is wss://). A marker set on ``window`` tells a reload (it is gone) from
-a stylesheet swap (it stays). Last, the server restarts while the page is open: the
-script reconnects (with back-off) and the later epoch reloads it.
+a stylesheet swap (it stays). A hidden tab closes its socket and, shown again after a
+change, reloads. Last, the server restarts while the page is open: the script reconnects
+(with back-off) and the later epoch reloads it.
 """
 
 from __future__ import annotations
@@ -36,6 +37,14 @@ STATE = """(() => ({
     marker: window.reactorTestMarker || null,
     sheets: document.querySelectorAll('link[rel="stylesheet"]').length,
 }))()"""
+
+
+# Headless Chromium has no tab to hide: the page is told it is hidden (or shown) the way a
+# browser tells it, by document.hidden and a visibilitychange event.
+VISIBILITY = """(() => {
+    Object.defineProperty(document, "hidden", {value: %s, configurable: true});
+    document.dispatchEvent(new Event("visibilitychange"));
+})()"""
 
 
 def poll(page, predicate, timeout_s: float = 20.0, what: str = "the page"):
@@ -82,7 +91,22 @@ def test_a_page_reloads_when_edited_and_a_stylesheet_is_swapped_without_a_reload
         assert state["marker"] == "kept", "a stylesheet change reloaded the page: %r" % state
         assert state["title"] == "second version"
 
-        # 3. The server stops (its sockets get Close 1001), the page changes meanwhile, a new
+        # 3. The tab is hidden: the script closes its socket and opens none until the tab is
+        # shown again; a change made meanwhile reloads the page then (the hello's later epoch).
+        epoch = running.call(lambda: live.epoch)
+        page.evaluate(VISIBILITY % "true")
+        wait_for(lambda: not sockets(), 20.0, "the hidden page to close its socket")
+        page.evaluate("window.reactorTestMarker = 'hidden'")
+        (site / "live.html").write_text(PAGE % "edited while hidden")
+        wait_for(lambda: running.call(lambda: live.epoch) > epoch, 20.0, "the server to see the change")
+        assert not sockets(), "a hidden page reconnected"
+        assert page.evaluate(STATE)["marker"] == "hidden", "a hidden page was reloaded"
+        page.evaluate(VISIBILITY % "false")
+        state = poll(page, lambda s: s["title"] == "edited while hidden", what="the reload once shown")
+        assert state["marker"] is None, state
+        wait_for(lambda: len(sockets()) == 1, 20.0, "the shown page's socket")
+
+        # 4. The server stops (its sockets get Close 1001), the page changes meanwhile, a new
         # server starts on the same port: the page reconnects, hears a later epoch, reloads.
         port = running.port
         running.stop(graceful=True)

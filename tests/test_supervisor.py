@@ -248,8 +248,8 @@ def _answered_by(client: socket.socket, port: int) -> int:
     return json.loads(body)["worker"]["pid"]
 
 
-def test_a_burst_of_keepalive_connections_is_shared_even_when_one_worker_is_busy(supervise):
-    """The worker idle in select first would take the whole burst; it takes its share and leaves the rest."""
+def _burst_shares(supervise) -> List[int]:
+    """Ten connections while one of two workers is stopped: how many each worker holds, sorted."""
     running = supervise("--workers", "2", "--log-level", "warning")
     assert running.port, running.output
     wait_for(lambda: running.status()["workers"]["count"] == 2, what="both workers on the scoreboard")
@@ -261,7 +261,9 @@ def test_a_burst_of_keepalive_connections_is_shared_even_when_one_worker_is_busy
     os.kill(busy, signal.SIGSTOP)  # busy in a long callback, as far as the listener can tell
     try:
         clients = [socket.create_connection(("127.0.0.1", running.port), timeout=10) for _ in range(total)]
-        wait_for(lambda: _accept_queue(running.port) < total, what="the idle worker to accept")
+        deadline = time.monotonic() + 10
+        while _accept_queue(running.port) == total:  # no sleep: the idle worker defers for 50 ms only
+            assert time.monotonic() < deadline, "the idle worker accepted nothing"
     finally:
         os.kill(busy, signal.SIGCONT)
     try:
@@ -269,8 +271,26 @@ def test_a_burst_of_keepalive_connections_is_shared_even_when_one_worker_is_busy
     finally:
         for client in clients:
             client.close()
-    counts = sorted(holders.count(pid) for pid in (idle, busy))
-    assert counts[1] - counts[0] <= 2, counts  # ACCEPT_SLACK + 1: 5/5 or 6/4 of ten
+    running.stop()
+    return sorted(holders.count(pid) for pid in (idle, busy))
+
+
+def test_a_burst_of_keepalive_connections_is_shared_even_when_one_worker_is_busy(supervise):
+    """The worker idle in select first would take the whole burst; it takes its share and leaves the rest.
+
+    It leaves the rest for 50 ms (``_DEFER_LIMIT_S``), then takes them: a stuck peer must not
+    hold clients back. When this test's own process is starved of the CPU (a loaded machine)
+    and resumes the stopped worker later than that, the idle worker rightly takes all ten; so
+    up to five fresh servers are tried, and one fair share is required. The code before the
+    gate gave 10/0 three times out of three.
+    """
+    tries = []
+    for _ in range(5):
+        counts = _burst_shares(supervise)
+        tries.append(counts)
+        if counts[1] - counts[0] <= 2:  # ACCEPT_SLACK + 1: 5/5 or 6/4 of ten
+            break
+    assert tries[-1][1] - tries[-1][0] <= 2, tries
 
 
 def test_a_stuck_peer_does_not_hold_the_other_worker_back(supervise):

@@ -125,6 +125,18 @@ def test_fields_are_checked_and_the_stated_length_found():
     assert check_fields([("X-A", "")]) == ([("X-A", "")], None)
 
 
+def test_field_lines_checked_before_are_taken_as_they_were_and_others_still_checked():
+    good = [("Content-Type", "text/plain"), ("Content-Length", "12")]
+    assert check_fields(good) == check_fields(list(good)) == (good, 12)  # the second time from the cache
+    with pytest.raises(ValueError):
+        check_fields([("Content-Type", "text/plain\r\nX-Evil: 1")])  # same name, a new value: checked
+    with pytest.raises(ValueError):
+        check_fields([("Content-Length", "12"), ("Content-Length", "13")])  # both cached lines, still one length
+    assert check_status("200 OK") == check_status("200 OK") == 200
+    with pytest.raises(TypeError):
+        check_fields([("X-A", ["not", "a", "str"])])  # unhashable: no cache lookup can accept it
+
+
 @pytest.mark.parametrize(
     "headers, error",
     [

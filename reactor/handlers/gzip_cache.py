@@ -24,13 +24,12 @@ Loop thread only, like the hot-file cache: no lock.
 from __future__ import annotations
 
 import collections
-import concurrent.futures
 import functools
 import logging
 from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
 from reactor.errors import busy
-from reactor.response import Pool
+from reactor.response import Outcome, Pool
 
 log = logging.getLogger("reactor.static")
 
@@ -110,7 +109,7 @@ class GzipCache:
                 self.in_flight -= 1
                 self._finish(etag, None, busy())
 
-    def _compressed(self, etag: str, keep: bool, future: "concurrent.futures.Future[Optional[bytes]]") -> None:
+    def _compressed(self, etag: str, keep: bool, future: "Outcome[Optional[bytes]]") -> None:
         self.in_flight -= 1
         try:
             body: Optional[bytes] = future.result()

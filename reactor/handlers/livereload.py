@@ -43,7 +43,6 @@ Four parts, from the disk to the browser:
 from __future__ import annotations
 
 import codecs
-import concurrent.futures
 import hashlib
 import json
 import logging
@@ -54,7 +53,8 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Set
 from reactor.deadline import Deadline
 from reactor.handlers.upload import UPLOADS_DIR
 from reactor.loop import EVENT_READ, EventLoop
-from reactor.response import FrozenFields, Pool, Response
+from reactor.response import FrozenFields, Outcome, Pool, Response
+from reactor.trace import Tracer
 from reactor.watch import Batch, Feed, IgnoreRules, Watcher, scan_tree
 from reactor.websocket import Sender, broadcast
 
@@ -227,14 +227,19 @@ class LiveReload:
         self.epoch = 0
         self.sockets: Set[Sender] = set()  # the open WebSocket sessions at SOCKET_PATH
         self._source: "Optional[LoopWatch | FeedReader]" = None
+        self.tracer: Optional[Tracer] = None
 
-    def start(self, loop: EventLoop, pool: Pool, source: "Watcher | Feed") -> None:
-        """Follow ``source``: a :class:`Watcher` of our own, or the supervisor's :class:`Feed`."""
+    def start(self, loop: EventLoop, pool: Pool, source: "Watcher | Feed", tracer: Optional[Tracer] = None) -> None:
+        """Follow ``source``: a :class:`Watcher` of our own, or the supervisor's :class:`Feed`.
+
+        ``tracer`` (``--trace``) is told of the watcher's wake-ups and of each message sent.
+        """
         self.epoch = source.epoch
+        self.tracer = tracer
         if isinstance(source, Feed):
             self._source = FeedReader(loop, source.fd, self.changed)
         else:
-            self._source = LoopWatch(loop, pool, source, self.changed)
+            self._source = LoopWatch(loop, pool, source, self.changed, tracer)
         self.forget(Batch(self.epoch, ()))  # the static handler learns the epoch pages are made at
         self._source.start()
 
@@ -243,6 +248,8 @@ class LiveReload:
         self.epoch = batch.epoch
         self.forget(batch)
         message = message_for(batch)
+        if self.tracer:  # before the sends, which the transports trace
+            self.tracer.line(None, "live reload: %s to %d socket(s)" % (message, len(self.sockets)))
         sent = broadcast(self.sockets, message)  # one frame for all; a receiver too far behind is closed (1008)
         log.debug("epoch %d: %s to %d of %d socket(s)", batch.epoch, message, sent, len(self.sockets))
 
@@ -293,11 +300,19 @@ class Listener:
 class LoopWatch:
     """Drives a :class:`Watcher` on the server's loop (one process; see the module docstring)."""
 
-    def __init__(self, loop: EventLoop, pool: Pool, watcher: Watcher, on_batch: Callable[[Batch], None]) -> None:
+    def __init__(
+        self,
+        loop: EventLoop,
+        pool: Pool,
+        watcher: Watcher,
+        on_batch: Callable[[Batch], None],
+        tracer: Optional[Tracer] = None,
+    ) -> None:
         self.loop = loop
         self.pool = pool
         self.watcher = watcher
         self.on_batch = on_batch
+        self.tracer = tracer
         self.timer = Deadline(loop, self._on_timer)
         self._registered = -1  # the descriptor in the selector
         self._busy = False  # a listing or a scan is on the pool
@@ -311,7 +326,13 @@ class LoopWatch:
         self._settle()
 
     def _on_readable(self, mask: int) -> None:
-        self.watcher.read(self.loop.now)
+        now = self.loop.now
+        self.watcher.read(now)
+        if self.tracer:
+            due = self.watcher.deadline()
+            pending = ", ".join(sorted(self.watcher.debounce.paths)) or "nothing to report"
+            when = "" if due is None else "; the batch is due in %.0f ms unless more comes" % ((due - now) * 1000)
+            self.tracer.line(None, "event read inotify: %s%s" % (pending, when))
         self._settle()
 
     def _on_timer(self) -> None:
@@ -345,7 +366,7 @@ class LoopWatch:
         if not self.pool.submit(job, args, lambda future: self._done(future, done), bounded=False):
             self._busy = False  # the pool is shut down: the server is stopping
 
-    def _done(self, future: "concurrent.futures.Future[Any]", done: Callable[[Any], None]) -> None:
+    def _done(self, future: "Outcome[Any]", done: Callable[[Any], None]) -> None:
         self._busy = False
         if self._closed:
             return  # the server stopped meanwhile

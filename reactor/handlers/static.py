@@ -50,7 +50,7 @@ import functools
 import logging
 import os
 import time
-from typing import TYPE_CHECKING, Any, Callable, List, Optional, Tuple
+from typing import Any, Callable, List, Optional, Tuple
 
 from reactor.config import Config
 from reactor.connection import Connection, Request
@@ -60,11 +60,8 @@ from reactor.handlers import compress, files, listing, livereload, ranges
 from reactor.handlers.conditional import NO_CONDITIONS, Conditions, conditions_from_fields, evaluate, if_range_passes
 from reactor.handlers.files import Entry, Listing, Options, Redirect, split_path
 from reactor.handlers.gzip_cache import GzipCache
-from reactor.response import FileBody, Response
+from reactor.response import FileBody, Outcome, Response
 from reactor.watch import Batch
-
-if TYPE_CHECKING:  # pragma: no cover
-    import concurrent.futures
 
 __all__ = ["ALLOW", "StaticFiles", "choose", "build_response", "split_path"]
 
@@ -449,7 +446,7 @@ class StaticFiles:
         key: str,
         entry: Entry,
         tracer: Any,
-        future: "concurrent.futures.Future[Tuple[float, Optional[files.Stamp]]]",
+        future: "Outcome[Tuple[float, Optional[files.Stamp]]]",
     ) -> None:
         entry.revalidating = False
         cache = self.cache

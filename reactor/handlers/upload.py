@@ -37,7 +37,6 @@ sweeps it when it starts, while the others keep writing. Two rules make that saf
 
 from __future__ import annotations
 
-import concurrent.futures
 import errno
 import fcntl
 import functools
@@ -53,7 +52,7 @@ from typing import TYPE_CHECKING, Any, Optional, Sequence, Set
 from reactor.errors import EXHAUSTED_ERRNOS, HTTPError
 from reactor.handlers.quota import TEMP_PREFIX, TEMP_SUFFIX, UploadQuota
 from reactor.loop import EventLoop
-from reactor.response import Response
+from reactor.response import Outcome, Response
 from reactor.workers import WorkerPool
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -349,7 +348,7 @@ class Uploads:
         if not self._pool.submit(self.quota.rescan, (self.directory,), self._rescanned):
             self._loop.call_later(self.quota.rescan_interval_s(), self._rescan)
 
-    def _rescanned(self, future: "concurrent.futures.Future[bool]") -> None:
+    def _rescanned(self, future: "Outcome[bool]") -> None:
         try:
             future.result()
         except Exception as exc:  # a folder that cannot be read now; the uploads will say so too

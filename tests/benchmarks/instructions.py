@@ -21,6 +21,13 @@ Only instructions in user space are counted: the kernel's work in ``recv``, ``se
 ``epoll_ctl`` and the rest is not, so a change that saves system calls shows in wrk's
 numbers (and ``strace -c``) rather than here.
 
+``--app hello`` (or ``--app flask_hello``) serves ``GET /`` from that application of
+``wsgi_apps.py`` instead (as ``--app wsgi_apps:hello``), on 4 application threads, or on
+the loop thread with ``--threads 0``. With threads the count also holds the threads'
+hand-offs as user space sees them (the executor's queue, the futures, the waker), and
+spreads by a few hundred instructions with how the threads took turns; the kernel's
+part of a switch (futex, context switch) is not counted.
+
 ``--drive N`` is the driver itself (what runs under valgrind).
 """
 
@@ -46,6 +53,8 @@ def drive(
     access_log: bool = False,
     close: bool = False,
     pipeline: int = 1,
+    app: str = "",
+    threads: int = 4,
     log_format: str = "text",
 ) -> None:
     """Serve ``requests`` GETs over ``CONNECTIONS`` keep-alive connections (or one each), then stop.
@@ -64,14 +73,24 @@ def drive(
     from reactor.server import Server
 
     logging.getLogger("reactor").setLevel(logging.WARNING)
-    server = Server(Config(host="127.0.0.1", port=0, root=root, keepalive_max_requests=10**9))
+    config = Config(host="127.0.0.1", port=0, root=root, keepalive_max_requests=10**9)
+    wsgi_app = None
+    if app:
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import wsgi_apps
+
+        config = Config(
+            host="127.0.0.1", port=0, keepalive_max_requests=10**9, app="wsgi_apps:" + app, app_threads=threads
+        )
+        wsgi_app = getattr(wsgi_apps, app)
+    server = Server(config, wsgi_app=wsgi_app)
     if access_log:
         logmod.access_log.open(os.devnull, log_format=log_format)
         server.loop.add_pass_callback(logmod.access_log.flush)
     host, port = server.listen()
     request = (
-        "GET /index.html HTTP/1.1\r\nHost: %s:%d\r\nUser-Agent: instructions\r\nAccept: */*\r\n%s\r\n"
-        % (host, port, "Connection: close\r\n" if close else "")
+        "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUser-Agent: instructions\r\nAccept: */*\r\n%s\r\n"
+        % ("/" if app else "/index.html", host, port, "Connection: close\r\n" if close else "")
     ).encode()
 
     def connect() -> socket.socket:
@@ -141,6 +160,8 @@ def count(
     access_log: bool = False,
     close: bool = False,
     pipeline: int = 1,
+    app: str = "",
+    threads: int = 4,
     log_format: str = "text",
 ) -> int:
     """Instructions callgrind collects for a whole ``--drive requests`` run."""
@@ -158,7 +179,8 @@ def count(
         ]
         + (["--access-log", "--log-format", log_format] if access_log else [])
         + (["--close"] if close else [])
-        + (["--pipeline", str(pipeline)] if pipeline > 1 else []),
+        + (["--pipeline", str(pipeline)] if pipeline > 1 else [])
+        + (["--app", app, "--threads", str(threads)] if app else []),
         capture_output=True,
         text=True,
         timeout=900,
@@ -178,13 +200,17 @@ def main() -> int:
     )
     parser.add_argument("--close", action="store_true", help="a new connection per request (Connection: close)")
     parser.add_argument("--pipeline", type=int, default=1, metavar="K", help="K pipelined requests per write")
+    parser.add_argument("--app", default="", help="an application of wsgi_apps.py (hello, flask_hello) on GET /")
+    parser.add_argument("--threads", type=int, default=4, help="with --app: application threads (0: the loop's)")
     parser.add_argument("--drive", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--root", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.log_format != "text":
         args.access_log = True
     if args.drive is not None:
-        drive(args.drive, args.root, args.access_log, args.close, args.pipeline, args.log_format)
+        drive(
+            args.drive, args.root, args.access_log, args.close, args.pipeline, args.app, args.threads, args.log_format
+        )
         return 0
     if shutil.which("valgrind") is None:
         print("valgrind is not installed: apt-get install valgrind", file=sys.stderr)
@@ -192,11 +218,13 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as root:
         with open(os.path.join(root, "index.html"), "wb") as page:
             page.write(b"<!doctype html>" + b"x" * (1024 - 15))
-        low = count(args.requests, root, args.access_log, args.close, args.pipeline, args.log_format)
-        high = count(2 * args.requests, root, args.access_log, args.close, args.pipeline, args.log_format)
+        options = (args.access_log, args.close, args.pipeline, args.app, args.threads, args.log_format)
+        low = count(args.requests, root, *options)
+        high = count(2 * args.requests, root, *options)
     print(
-        "instructions per request (client + server%s%s%s): %.0f  [(I(%d) - I(%d)) / %d; python %s]"
+        "instructions per request (client + server%s%s%s%s): %.0f  [(I(%d) - I(%d)) / %d; python %s]"
         % (
+            ", --app wsgi_apps:%s --threads %d" % (args.app, args.threads) if args.app else "",
             (", access log on (%s)" % args.log_format) if args.access_log else "",
             ", Connection: close" if args.close else "",
             ", %d pipelined" % args.pipeline if args.pipeline > 1 else "",

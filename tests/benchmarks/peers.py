@@ -4,6 +4,8 @@
     python peers.py twisted  PORT DOCROOT   twisted.web.static.File, access log off
     python peers.py tornado  PORT DOCROOT   tornado.web.StaticFileHandler, access log off
     python peers.py waitress PORT DOCROOT   waitress with a small WSGI file app (wsgi.file_wrapper)
+    python peers.py websockets PORT DOCROOT the websockets library's asyncio server echoing every
+                                            message (any path; DOCROOT unused), for ws_bench.py
 
 Each is one process on 127.0.0.1:PORT serving DOCROOT (the ceiling only pretends to:
 it answers every request with the bytes of DOCROOT/index.html, read once). load.py
@@ -121,10 +123,36 @@ def waitress(port: int, docroot: Path) -> None:
     waitress_module.serve(app, host="127.0.0.1", port=port, _quiet=True)  # waitress logs no requests
 
 
+def websockets(port: int, docroot: Path) -> None:
+    """The ``websockets`` library's asyncio server (its C speedups mask and unmask), echoing each message.
+
+    Its defaults otherwise: 1 MiB messages, a ping every 20 s, permessage-deflate only if
+    the client offers it (ws_bench.py's does not). Logging as reactor's ``--log-level
+    warning``: warnings and errors to stderr, nothing per connection or message.
+    """
+    import asyncio
+    import logging
+
+    from websockets.asyncio.server import serve
+
+    logging.basicConfig(level=logging.WARNING)
+
+    async def echo(connection) -> None:  # type: ignore[no-untyped-def]
+        async for message in connection:
+            await connection.send(message)
+
+    async def run() -> None:
+        async with serve(echo, "127.0.0.1", port) as server:
+            await server.serve_forever()
+
+    asyncio.run(run())
+
+
 def main() -> None:
     name, port, docroot = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
-    {"ceiling": ceiling, "twisted": twisted, "tornado": tornado, "waitress": waitress}[name](port, docroot)
+    peers = {"ceiling": ceiling, "twisted": twisted, "tornado": tornado, "waitress": waitress, "websockets": websockets}
+    peers[name](port, docroot)
 
 
 if __name__ == "__main__":

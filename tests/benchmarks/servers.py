@@ -15,6 +15,14 @@ Servers (each on a free loopback port, serving the same document root, one proce
   tornado       tornado.web.StaticFileHandler, access log off (peers.py)
   granian       granian (Rust), its static-file route, access log off (for reference)
   httpserver    python -m http.server --bind 127.0.0.1 PORT --directory DOCROOT
+
+WSGI servers, running an application of wsgi_apps.py (app_load.py; ``APP`` is its name):
+  reactor-app         python -m reactor --app wsgi_apps:APP --log-level warning (4 application threads)
+  reactor-app-inline  the same with --threads 0 (the application on the loop thread)
+  waitress-app        waitress-serve --threads 4 wsgi_apps:APP (no access log: waitress has none)
+  gunicorn            gunicorn -k gthread --threads 4 -w 1 wsgi_apps:APP (access log off by default)
+  granian-wsgi        granian --interface wsgi --workers 1 --no-access-log wsgi_apps:APP
+  cheroot             cheroot --threads 4 --max-threads 4 wsgi_apps:APP (app_slow_clients.py only)
 """
 
 from __future__ import annotations
@@ -61,6 +69,17 @@ LABELS = {
     "granian": "granian",
     "httpserver": "http.server",
 }
+APP_SERVERS = ("reactor-app", "reactor-app-inline", "waitress-app", "gunicorn", "granian-wsgi")
+LABELS.update(
+    {
+        "reactor-app": "reactor",
+        "reactor-app-inline": "reactor -t0",
+        "waitress-app": "waitress",
+        "gunicorn": "gunicorn",
+        "granian-wsgi": "granian",
+        "cheroot": "cheroot",
+    }
+)
 #: Servers that answer only the small file (canned bytes): left out of the other scenarios.
 SMALL_ONLY = frozenset({"ceiling"})
 #: The Python module each optional server needs, for the "not installed" note.
@@ -71,6 +90,10 @@ MODULES = {
     "waitress": ("waitress",),
     "tornado": ("tornado",),
     "granian": ("granian",),
+    "waitress-app": ("waitress",),
+    "gunicorn": ("gunicorn",),
+    "granian-wsgi": ("granian",),
+    "cheroot": ("cheroot",),
 }
 
 SMALL_NAME = "index.html"
@@ -159,7 +182,7 @@ def find_nginx() -> str | None:
 
 def missing_reason(name: str) -> str | None:
     """Why NAME cannot run here, or None if it can."""
-    if name in ("reactor", "reactor-log"):
+    if name in ("reactor", "reactor-log", "reactor-app", "reactor-app-inline"):
         if not (REPO_ROOT / "reactor" / "__main__.py").exists():
             return f"{REPO_ROOT}/reactor/__main__.py does not exist"
     elif name in MODULES:
@@ -381,6 +404,31 @@ def build_command(
     return cmd, env, cwd
 
 
+def build_app_command(name: str, port: int, app: str) -> tuple[list[str], dict, Path]:
+    """Command line, environment and working directory for WSGI server NAME running
+    ``wsgi_apps:APP`` (one process, access log off, threads as in APP_SERVERS' notes)."""
+    py = sys.executable
+    env = dict(os.environ)
+    spec = f"wsgi_apps:{app}"
+    if name in ("reactor-app", "reactor-app-inline"):
+        env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+        cmd = [py, "-m", "reactor", "--app", spec, "--app-dir", str(HERE), "--host", "127.0.0.1", "--port", str(port)]
+        cmd += ["--log-level", "warning"] + (["--threads", "0"] if name == "reactor-app-inline" else [])
+    elif name == "waitress-app":
+        cmd = [py, "-m", "waitress", "--listen", f"127.0.0.1:{port}", "--threads", "4", spec]
+    elif name == "gunicorn":
+        cmd = [py, "-m", "gunicorn", "-k", "gthread", "--threads", "4", "-w", "1", "-b", f"127.0.0.1:{port}"]
+        cmd += ["--log-level", "warning", spec]
+    elif name == "granian-wsgi":
+        cmd = [py, "-m", "granian", "--interface", "wsgi", "--host", "127.0.0.1", "--port", str(port)]
+        cmd += ["--workers", "1", "--no-access-log", "--log-level", "warning", spec]
+    elif name == "cheroot":
+        cmd = [py, "-m", "cheroot", "--bind", f"127.0.0.1:{port}", "--threads", "4", "--max-threads", "4", spec]
+    else:
+        raise ServerError(f"unknown WSGI server {name!r} (known: {', '.join(APP_SERVERS)}, cheroot)")
+    return cmd, env, HERE
+
+
 def start_server(
     name: str,
     docroot: Path,
@@ -389,15 +437,20 @@ def start_server(
     extra_args: list[str] | None = None,
     idle_timeout: int | None = None,
     max_connections: int = 4096,
+    app: str | None = None,
 ) -> Server:
     """Start NAME on a free loopback port, wait until it serves index.html
-    (bounded by START_TIMEOUT) and find the PID that serves.
+    (bounded by START_TIMEOUT) and find the PID that serves. With APP, NAME is one
+    of APP_SERVERS running ``wsgi_apps:APP``, and ``GET /`` must answer 200.
     Raises ServerError (after stopping the process) if it fails."""
     port = free_port()
     stmp = tmp / f"{name}-tmp"
     stmp.mkdir(exist_ok=True)
     stmp.chmod(0o755)
-    cmd, env, cwd = build_command(name, port, docroot, stmp, idle_timeout, max_connections)
+    if app is None:
+        cmd, env, cwd = build_command(name, port, docroot, stmp, idle_timeout, max_connections)
+    else:
+        cmd, env, cwd = build_app_command(name, port, app)
     cmd = pin_prefix(cpu) + cmd + list(extra_args or [])
     log_path = tmp / f"{name}.log"
     log = open(log_path, "wb")
@@ -417,7 +470,7 @@ def start_server(
         log.close()
     server = Server(name=name, port=port, proc=proc, log_path=log_path, cmd=cmd)
     try:
-        wait_until_serving(server, START_TIMEOUT)
+        wait_until_serving(server, START_TIMEOUT, "/" if app else "/" + SMALL_NAME, None if app else SMALL_SIZE)
         server.pid = serving_pid(proc.pid, port) or proc.pid
     except BaseException:
         server.stop()
@@ -425,8 +478,10 @@ def start_server(
     return server
 
 
-def wait_until_serving(server: Server, timeout: float) -> None:
-    """Poll until the server answers GET /index.html with the right body."""
+def wait_until_serving(
+    server: Server, timeout: float, path: str = "/" + SMALL_NAME, size: int | None = SMALL_SIZE
+) -> None:
+    """Poll until the server answers GET PATH with 200 and SIZE bytes (any non-empty body if None)."""
     deadline = time.monotonic() + timeout
     last_error = "no attempt"
     delay = 0.01
@@ -438,15 +493,15 @@ def wait_until_serving(server: Server, timeout: float) -> None:
                 f"--- its output ---\n{server.log_tail()}"
             )
         try:
-            status, body = http_get(server.port, "/" + SMALL_NAME, timeout=2.0)
+            status, body = http_get(server.port, path, timeout=2.0)
         except OSError as e:
             last_error = f"{type(e).__name__}: {e}"
         else:
-            if status == 200 and len(body) == SMALL_SIZE:
+            if status == 200 and (len(body) == size if size is not None else body):
                 return
             raise ServerError(
-                f"{server.label} answered GET /{SMALL_NAME} with status {status} "
-                f"and {len(body)} bytes (expected 200 and {SMALL_SIZE})"
+                f"{server.label} answered GET {path} with status {status} "
+                f"and {len(body)} bytes (expected 200 and {size if size is not None else 'some'})"
             )
         time.sleep(delay)  # poll interval, not a wait for readiness
         delay = min(delay * 2, 0.2)
