@@ -89,5 +89,5 @@ def persists(
         and not close_asked
         and responses < max_requests
         and not stopping
-        and (framing[0] is not BodyFraming.CLOSE_DELIMITED or not framing[1])
+        and framing is not CLOSE_DELIMITED  # decisions are the constants above: one identity test
     )
