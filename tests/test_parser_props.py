@@ -516,7 +516,8 @@ BOTH_REJECT: Dict[str, Mutation] = {
     "whitespace before colon": lambda r, raw: _replace_field(r, raw, lambda line: line.replace(b":", b" :", 1)),
     "NUL in a field value": lambda r, raw: _replace_field(r, raw, lambda line: line[:-2] + b"\x00x\r\n"),
     "bare CR in a field value": lambda r, raw: _replace_field(r, raw, lambda line: line[:-2] + b"x\rx\r\n"),
-    "field line without colon": lambda r, raw: _replace_field(r, raw, lambda line: line.replace(b":", b"", 1)),
+    # every colon goes: a value may hold one too ("0: :" less its first colon is still a field line)
+    "field line without colon": lambda r, raw: _replace_field(r, raw, lambda line: line.replace(b":", b"")),
     "field name not a token": lambda r, raw: _replace_field(r, raw, lambda line: b"(" + line),
     "whitespace before the first field line": lambda r, raw: raw.replace(b"\r\n", b"\r\n ", 1),
     "method not a token": lambda r, raw: b"(" + raw,
