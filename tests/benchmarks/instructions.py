@@ -24,9 +24,13 @@ numbers (and ``strace -c``) rather than here.
 ``--app hello`` (or ``--app flask_hello``) serves ``GET /`` from that application of
 ``wsgi_apps.py`` instead (as ``--app wsgi_apps:hello``), on 4 application threads, or on
 the loop thread with ``--threads 0``. With threads the count also holds the threads'
-hand-offs as user space sees them (the executor's queue, the futures, the waker), and
+hand-offs as user space sees them (the pool's queue, the GIL, the waker), and
 spreads by a few hundred instructions with how the threads took turns; the kernel's
 part of a switch (futex, context switch) is not counted.
+
+``--keep-profiles DIR`` keeps callgrind's two profiles, ``DIR/callgrind.N.out`` and
+``DIR/callgrind.2N.out``, for ``callgrind_annotate`` (subtract the first from the second,
+function by function, for what one request costs where).
 
 ``--drive N`` is the driver itself (what runs under valgrind).
 """
@@ -163,13 +167,14 @@ def count(
     app: str = "",
     threads: int = 4,
     log_format: str = "text",
+    out_file: str = os.devnull,
 ) -> int:
-    """Instructions callgrind collects for a whole ``--drive requests`` run."""
+    """Instructions callgrind collects for a whole ``--drive requests`` run (its profile to ``out_file``)."""
     result = subprocess.run(
         [
             "valgrind",
             "--tool=callgrind",
-            "--callgrind-out-file=/dev/null",
+            "--callgrind-out-file=" + out_file,
             os.path.realpath(sys.executable),
             os.path.abspath(__file__),
             "--drive",
@@ -202,6 +207,7 @@ def main() -> int:
     parser.add_argument("--pipeline", type=int, default=1, metavar="K", help="K pipelined requests per write")
     parser.add_argument("--app", default="", help="an application of wsgi_apps.py (hello, flask_hello) on GET /")
     parser.add_argument("--threads", type=int, default=4, help="with --app: application threads (0: the loop's)")
+    parser.add_argument("--keep-profiles", metavar="DIR", help="keep callgrind's profiles in DIR (callgrind.N.out)")
     parser.add_argument("--drive", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--root", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -219,8 +225,14 @@ def main() -> int:
         with open(os.path.join(root, "index.html"), "wb") as page:
             page.write(b"<!doctype html>" + b"x" * (1024 - 15))
         options = (args.access_log, args.close, args.pipeline, args.app, args.threads, args.log_format)
-        low = count(args.requests, root, *options)
-        high = count(2 * args.requests, root, *options)
+        outs = [os.devnull, os.devnull]
+        if args.keep_profiles:
+            os.makedirs(args.keep_profiles, exist_ok=True)
+            outs = [
+                os.path.join(args.keep_profiles, "callgrind.%d.out" % n) for n in (args.requests, 2 * args.requests)
+            ]
+        low = count(args.requests, root, *options, out_file=outs[0])
+        high = count(2 * args.requests, root, *options, out_file=outs[1])
     print(
         "instructions per request (client + server%s%s%s%s): %.0f  [(I(%d) - I(%d)) / %d; python %s]"
         % (
