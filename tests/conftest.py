@@ -20,6 +20,8 @@ Hypothesis profiles: ``ci`` (bounded, the default) and ``fuzz`` (long); choose w
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import http.client
 import os
 import re
@@ -52,6 +54,35 @@ settings.register_profile(
 )
 settings.register_profile("dev", max_examples=50, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+# -- tests that must run alone ------------------------------------------------------------
+# `tox` runs the suite on two processes (pytest-xdist, `-n 2`). A test marked `serial`
+# judges wall-clock time against the server (a 50 ms deferral, a median against a bound),
+# so while it runs no other test does: every test holds a shared lock on a file all
+# workers see, a serial test an exclusive one. A turnstile in front keeps a serial test
+# from waiting forever behind a stream of shared holders.
+
+
+@pytest.fixture(autouse=True)
+def _serial_tests_run_alone(request, tmp_path_factory) -> Iterator[None]:
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # the run's folder, above each worker's
+    serial = request.node.get_closest_marker("serial") is not None
+    with open(shared / "reactor-tests.turnstile", "a") as turnstile, open(shared / "reactor-tests.lock", "a") as lock:
+        fcntl.flock(turnstile, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX if serial else fcntl.LOCK_SH)
+        finally:
+            if not serial:
+                fcntl.flock(turnstile, fcntl.LOCK_UN)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            with contextlib.suppress(OSError):
+                fcntl.flock(turnstile, fcntl.LOCK_UN)
 
 
 class TLSFiles:

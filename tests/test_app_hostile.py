@@ -75,6 +75,7 @@ def rss_bytes(pid: int) -> int:
 # -- 100 uploaders at 1 byte a second ---------------------------------------------------------
 
 
+@pytest.mark.serial
 def test_a_hundred_slow_uploaders_hold_no_application_thread(make_server):
     calls: List[str] = []
 
@@ -219,6 +220,7 @@ def app(environ, start_response):
 """
 
 
+@pytest.mark.serial
 def test_a_cpu_bound_application_does_not_hold_up_static_files(app_dir):
     """--static requests never wait for the application pool, and the GIL lets them through.
 

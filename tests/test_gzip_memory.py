@@ -64,6 +64,7 @@ def timed_get(port: int, path: str) -> float:
     return time.monotonic() - started
 
 
+@pytest.mark.serial
 @linux_only
 def test_300_clients_that_never_read_a_gzip_response_share_one_compression(run_cli, site: Path) -> None:
     text = compressible_text(BIG_BYTES)

@@ -64,6 +64,7 @@ def test_1000_concurrent_clients_each_complete_a_request(descriptors, make_serve
     wait_for(lambda: not srv.call(lambda: len(srv.server.sessions)), what="all connections to close")
 
 
+@pytest.mark.serial
 def test_2000_idle_connections_do_not_delay_a_fresh_client(descriptors, make_server):
     descriptors(2 * 2000 + 200)
     srv = make_server()

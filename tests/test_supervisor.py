@@ -275,6 +275,7 @@ def _burst_shares(supervise) -> List[int]:
     return sorted(holders.count(pid) for pid in (idle, busy))
 
 
+@pytest.mark.serial
 def test_a_burst_of_keepalive_connections_is_shared_even_when_one_worker_is_busy(supervise):
     """The worker idle in select first would take the whole burst; it takes its share and leaves the rest.
 
@@ -293,6 +294,7 @@ def test_a_burst_of_keepalive_connections_is_shared_even_when_one_worker_is_busy
     assert tries[-1][1] - tries[-1][0] <= 2, tries
 
 
+@pytest.mark.serial
 def test_a_stuck_peer_does_not_hold_the_other_worker_back(supervise):
     # --worker-timeout 4: a beat a second, a peer left out of the gate once two beats are missed,
     # killed after four; a connection no peer takes is taken after 50 ms whatever the heartbeats say.

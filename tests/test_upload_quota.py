@@ -226,6 +226,7 @@ def test_worker_processes_share_the_quota(run_cli, site):
 STORED = 100_000
 
 
+@pytest.mark.serial
 def test_an_upload_among_100000_stored_costs_what_it_costs_in_an_empty_folder(make_server, site, tmp_path):
     """The median of one small upload with 100,000 files stored is within 2x (plus 2 ms) of an
     empty folder's. Both servers run side by side and take turns, so the machine's load falls
