@@ -435,6 +435,16 @@ def closes_of(probe: Probe, path: str) -> List[str]:
     return [thread for closed_path, thread in probe.closed if closed_path == path]
 
 
+def test_options_asterisk_is_the_servers_and_options_of_a_path_the_applications(hosted, wire):
+    """OPTIONS * asks about the server (RFC 9110 §9.3.7): answered without the application."""
+    client = wire(hosted)
+    reply = client.request("OPTIONS", "*").response()
+    assert reply.status == 204 and reply.fields["allow"] == "GET, HEAD, POST, OPTIONS", reply.fields
+    assert reply.keeps_alive and reply.body == b""
+    reply = client.request("OPTIONS", "/hello").response()  # a resource's OPTIONS is the application's
+    assert reply.status == 200 and reply.body == b"Hello, world!", (reply.status, reply.body)
+
+
 # -- the request side ------------------------------------------------------------------------
 
 

@@ -77,13 +77,7 @@ class Application:
         if method == "CONNECT":
             raise HTTPError(501, "CONNECT is not supported; this is not a proxy")
         self.check_host(head.authority, conn)
-        if method == "OPTIONS" and self.config.cors:
-            answer = cors.preflight(head)
-            if answer is not None:
-                request.route = functools.partial(fixed, answer)
-                return None
-        if head.target_form is _ASTERISK:  # OPTIONS * (RFC 9110 §9.3.7)
-            request.route = functools.partial(fixed, Response(204, [("Allow", "GET, HEAD, POST, OPTIONS")]))
+        if method == "OPTIONS" and self.answer_options(request):
             return None
         path, _, _query = head.path.partition("?")
         if self.websockets:  # one test of an empty dict when no endpoint is mounted
@@ -100,6 +94,25 @@ class Application:
             if method == "POST":
                 raise HTTPError(405, "this server is read-only (--no-uploads)", headers=(("Allow", static.ALLOW),))
         return self.static.route(conn, request)
+
+    def answer_options(self, request: Request) -> bool:
+        """Route an OPTIONS request the server answers itself; True if it did.
+
+        A CORS preflight with ``--cors`` (:func:`reactor.handlers.cors.preflight`), or
+        ``OPTIONS *``, which asks about the server, not a resource (RFC 9110 §9.3.7; the
+        parser admits the asterisk-form for OPTIONS only): 204 with ``Allow``.
+        """
+        head = request.head
+        assert head is not None
+        if self.config.cors:
+            answer = cors.preflight(head)
+            if answer is not None:
+                request.route = functools.partial(fixed, answer)
+                return True
+        if head.target_form is _ASTERISK:
+            request.route = functools.partial(fixed, Response(204, [("Allow", cors.METHODS)]))
+            return True
+        return False
 
     def mount_websocket(self, path: str, factory: websocket.Factory) -> None:
         """Serve WebSocket connections at ``path``, one handler from ``factory()`` per connection.

@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import contextvars
 import dataclasses
-import functools
 import importlib
 import io
 import ipaddress
@@ -57,8 +56,8 @@ from reactor import log as logmod
 from reactor.config import Config
 from reactor.connection import Connection, ConnState, Request
 from reactor.errors import HTTPError, busy
-from reactor.events import RequestHead, TargetForm
-from reactor.handlers import Application, cors, fixed
+from reactor.events import RequestHead
+from reactor.handlers import Application
 from reactor.handlers.static import StaticFiles
 from reactor.response import AbortedStream, FileBody, IterableStream, Pool, Response
 from reactor.workers import InlinePool
@@ -72,7 +71,6 @@ SPOOL_BYTES = 512 * 1024
 FIRST_BYTES = 1024 * 1024
 _WILDCARDS = frozenset({"0.0.0.0", "::", ""})
 _RESPONDING = ConnState.RESPONDING
-_ASTERISK = TargetForm.ASTERISK
 _TRUSTED_CACHE_MAX = 256
 
 
@@ -372,13 +370,7 @@ class HostedApplication(Application):
         if method == "CONNECT":
             raise HTTPError(501, "CONNECT is not supported; this is not a proxy")
         self.check_host(head.authority, conn)
-        if method == "OPTIONS" and self.config.cors:
-            answer = cors.preflight(head)
-            if answer is not None:
-                request.route = functools.partial(fixed, answer)
-                return None
-        if head.target_form is _ASTERISK:  # OPTIONS * (RFC 9110 §9.3.7): about the server, not a resource
-            request.route = functools.partial(fixed, Response(204, [("Allow", "OPTIONS, GET, HEAD, POST")]))
+        if method == "OPTIONS" and self.answer_options(request):
             return None
         target = head.path
         query_at = target.find("?")
