@@ -158,18 +158,12 @@ def drive(
     logmod.access_log.close()
 
 
-def count(
-    requests: int,
-    root: str,
-    access_log: bool = False,
-    close: bool = False,
-    pipeline: int = 1,
-    app: str = "",
-    threads: int = 4,
-    log_format: str = "text",
-    out_file: str = os.devnull,
-) -> int:
-    """Instructions callgrind collects for a whole ``--drive requests`` run (its profile to ``out_file``)."""
+def count(requests: int, root: str, flags: List[str], out_file: str = os.devnull) -> int:
+    """Instructions callgrind collects for a whole ``--drive requests`` run (its profile to ``out_file``).
+
+    ``flags``: the driver's options as this script's command line takes them (``--close``,
+    ``--app hello --threads 0``...).
+    """
     result = subprocess.run(
         [
             "valgrind",
@@ -181,11 +175,8 @@ def count(
             str(requests),
             "--root",
             root,
-        ]
-        + (["--access-log", "--log-format", log_format] if access_log else [])
-        + (["--close"] if close else [])
-        + (["--pipeline", str(pipeline)] if pipeline > 1 else [])
-        + (["--app", app, "--threads", str(threads)] if app else []),
+            *flags,
+        ],
         capture_output=True,
         text=True,
         timeout=900,
@@ -224,15 +215,20 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as root:
         with open(os.path.join(root, "index.html"), "wb") as page:
             page.write(b"<!doctype html>" + b"x" * (1024 - 15))
-        options = (args.access_log, args.close, args.pipeline, args.app, args.threads, args.log_format)
+        flags = (
+            (["--access-log", "--log-format", args.log_format] if args.access_log else [])
+            + (["--close"] if args.close else [])
+            + (["--pipeline", str(args.pipeline)] if args.pipeline > 1 else [])
+            + (["--app", args.app, "--threads", str(args.threads)] if args.app else [])
+        )
         outs = [os.devnull, os.devnull]
         if args.keep_profiles:
             os.makedirs(args.keep_profiles, exist_ok=True)
             outs = [
                 os.path.join(args.keep_profiles, "callgrind.%d.out" % n) for n in (args.requests, 2 * args.requests)
             ]
-        low = count(args.requests, root, *options, out_file=outs[0])
-        high = count(2 * args.requests, root, *options, out_file=outs[1])
+        low = count(args.requests, root, flags, outs[0])
+        high = count(2 * args.requests, root, flags, outs[1])
     print(
         "instructions per request (client + server%s%s%s%s): %.0f  [(I(%d) - I(%d)) / %d; python %s]"
         % (
