@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from reactor.config import Config
@@ -15,6 +17,13 @@ from reactor.stats import Stats
 JSON_ACCESS_LOG = True  # every response these tests provoke must log one line json.loads reads (conftest)
 
 FIELDS = FrozenFields((("Content-Type", "text/plain; charset=utf-8"), ("ETag", '"abc"'), ("Accept-Ranges", "bytes")))
+
+
+@pytest.fixture(autouse=True)
+def _one_second(monkeypatch):
+    """Both paths read the clock; at a second's turn between them their Date lines differ."""
+    now = time.time()
+    monkeypatch.setattr(time, "time", lambda: now)
 
 
 def collaborators(config):
