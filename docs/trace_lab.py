@@ -203,6 +203,53 @@ def slow_client(server: Server) -> int:
     return 1
 
 
+def pipelined_behind_app(server: Server) -> int:
+    """A request held by the application, and a second one sent meanwhile: the put-off drop of the read interest."""
+    sock = server.connect()
+    sock.sendall(get(server, "/held"))
+    server.wait_for("#1 app pool submit")
+    sock.sendall(get(server, "/next"))  # pipelined while the application holds the first
+    server.wait_for("#1 selector unregister")
+    release(Path(server.site.name) / "go")  # type: ignore[attr-defined]
+    read_response(sock)
+    read_response(sock)
+    server.wait_for(re.compile(r"(?s)GET /next.*#1 state writing -> idle"))
+    closed_by_client(server, sock, 1)
+    return 1
+
+
+def release(fifo: Path, timeout_s: float = 10.0) -> None:
+    """Write a byte into ``fifo`` once the application has it open for reading (bounded)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)  # ENXIO while no reader has it open
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise TimeoutError("the application never opened %s" % fifo) from None
+            time.sleep(0.01)
+    os.write(fd, b"x")
+    os.close(fd)
+
+
+#: The application of the pipelined-behind-app run: GET /held waits for a byte in the
+#: FIFO ``go`` beside it, any other path is answered at once.
+HELD_APP = """\
+import os
+
+GO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "go")
+
+
+def app(environ, start_response):
+    if environ["PATH_INFO"] == "/held":
+        with open(GO, "rb") as fifo:  # until the lab writes a byte
+            fifo.read(1)
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "3")])
+    return [b"ok\\n"]
+"""
+
+
 def cache_revalidation(server: Server) -> int:
     warm(server, "/sample.txt")
     time.sleep(1.1)  # the cache's check interval (reactor.handlers.cache.VALID_S) passes
@@ -336,7 +383,8 @@ def live_reload(server: Server) -> int:
 
 
 class _Site:
-    """A folder with one page, for --live-reload to watch (beside it, room to write a page before renaming it in)."""
+    """A folder with one page, for --live-reload to watch (beside it, room to write a page before
+    renaming it in), and the application :data:`HELD_APP` with its FIFO."""
 
     def __init__(self) -> None:
         self.folder = tempfile.TemporaryDirectory()
@@ -344,6 +392,8 @@ class _Site:
         site = Path(self.name) / "site"
         site.mkdir()
         (site / "index.html").write_bytes(b"<!doctype html><title>lab</title><body><p>first</p></body>\n")
+        (Path(self.name) / "lab_app.py").write_text(HELD_APP, encoding="utf-8")
+        os.mkfifo(Path(self.name) / "go")
 
 
 Scenario = Tuple[Callable[[Server], int], List[str]]
@@ -355,6 +405,7 @@ SCENARIOS: Dict[str, Scenario] = {
     "tls-handshake": (tls_handshake, ["--tls-cert", "{cert}", "--tls-key", "{key}"]),
     "slow-client": (slow_client, ["--header-timeout", "1"]),
     "cache-revalidation": (cache_revalidation, []),
+    "pipelined-behind-app": (pipelined_behind_app, ["--app", "lab_app:app", "--app-dir", "{site}"]),
     "websocket-upgrade": (
         websocket_upgrade,
         [
@@ -371,7 +422,7 @@ SCENARIOS: Dict[str, Scenario] = {
 #: The page each scenario's recording is kept in (docs/trace.md unless named here).
 PAGES = {"websocket-upgrade": "second-protocol.md", "live-reload": "second-protocol.md"}
 #: Scenarios whose order of lines depends on thread timing: shown, compared by kind only.
-RACY = {"cache-revalidation"}
+RACY = {"cache-revalidation", "pipelined-behind-app"}
 
 
 def mask(line: str) -> str:

@@ -426,9 +426,23 @@ class Transport:
         return mask
 
     def _update_interest(self) -> None:
+        """Bring the selector's mask to :meth:`_wants`, except that dropping read interest waits.
+
+        A request handed to a pool stops the reading; it is usually answered before the
+        client sends anything more, and then the reading starts again. Keeping the socket
+        registered for reading meanwhile saves two ``epoll_ctl`` calls a request. Should it
+        become readable first (pipelined bytes, a hang-up), :meth:`_on_event` drops the
+        interest then (:meth:`_set_mask`), so a client still cannot push more input in.
+        """
         if self.state is _CLOSED:
             return
         mask = self._wants()
+        registered = self._mask
+        if mask != registered and (mask | EVENT_READ) != registered:
+            self._set_mask(mask)
+
+    def _set_mask(self, mask: int) -> None:
+        """Register, modify or unregister the socket so the selector's mask is exactly ``mask``."""
         if mask == self._mask:
             return
         selector = self.loop.selector
@@ -456,6 +470,8 @@ class Transport:
                 self._read()
             elif mask & EVENT_READ and self._watching and self.state is not _CLOSED:
                 self._peek()
+            elif mask & EVENT_READ and self.state is not _CLOSED:
+                self._set_mask(self._wants())  # readable while nobody reads: the put-off drop, now
         except Exception as exc:
             self._bug(exc)
 

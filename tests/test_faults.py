@@ -11,6 +11,7 @@ from __future__ import annotations
 import http.client
 import logging
 import select
+import selectors
 import socket
 import struct
 import threading
@@ -239,9 +240,17 @@ def test_reset_while_the_upload_is_on_the_pool(make_server, monkeypatch, logs):
     srv = make_server()
     body = b'{"a": 1}'
     sock = srv.connect()
+    client = RawClient(sock)  # a first request, so that the socket is in the selector when the upload comes
+    assert client.send(b"GET /notes.txt HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n" % srv.port).response()[0] == 200
     sock.sendall(upload_head(srv.port, len(body)) + body)
     assert started.wait(10)
+
+    def registered():
+        return srv.call(lambda: [c.transport._mask for c in srv.server.sessions.values()])
+
+    assert registered() == [selectors.EVENT_READ]  # the drop of the read interest is put off...
     reset(sock)
+    wait_for(lambda: registered() == [0], what="the reset to drop it")  # ...until the socket turns readable
     release.set()
     wait_for(lambda: stored, what="the job to finish")
     assert_quiet_and_serving(srv, logs)

@@ -42,7 +42,14 @@ class _App:
 
 
 @pytest.fixture
-def conn():
+def conn(conn_and_peer):
+    """A started Connection over a socketpair, and the list of sessions that left the table."""
+    connection, closed, _peer = conn_and_peer
+    return connection, closed
+
+
+@pytest.fixture
+def conn_and_peer():
     from reactor.config import Config
     from reactor.loop import EventLoop
     from reactor.transport import Transport
@@ -63,7 +70,7 @@ def conn():
     connection = Connection(ctx, Transport(loop, ours, None, ctx.stats, None, 1, "test", False), 1)
     sessions.add(connection)
     connection.start()
-    yield connection, closed
+    yield connection, closed, theirs
     connection.transport.close()
     theirs.close()
     loop.close()
@@ -89,18 +96,23 @@ def test_set_state_allows_exactly_the_table(conn, old, new):
         assert conn.state is old
 
 
-def test_interest_follows_state(conn):
+def test_interest_follows_state(conn_and_peer):
     """The exchange says whether it wants input; the transport adds write interest while bytes wait."""
-    conn, _closed = conn
+    conn, _closed, peer = conn_and_peer
     selector = conn.loop.selector
     sock = conn.transport.sock
     assert conn.state is ConnState.IDLE  # plain TCP is ready at once
     assert selector.get_key(sock).events == EVENT_READ  # IDLE reads
     conn.set_state(ConnState.READING_HEADERS)
     conn.set_state(ConnState.RESPONDING)
-    conn._run()  # the pool is making the response: not registered at all (back-pressure)
+    conn._run()  # the pool is making the response: no more input is taken
+    assert selector.get_key(sock).events == EVENT_READ  # but the interest's drop waits for a readable socket
+    peer.sendall(b"GET /pipelined HTTP/1.1\r\n")
+    conn.loop.run_once()  # readable while nobody reads: dropped now (back-pressure), the bytes left in the kernel
     with pytest.raises(KeyError):
         selector.get_key(sock)
+    assert conn.state is ConnState.RESPONDING and conn.parser.buffered_bytes() == 0
+    assert sock.recv(100, socket.MSG_PEEK) == b"GET /pipelined HTTP/1.1\r\n"
     conn.transport._outbox.append(b"x")
     conn.transport._update_interest()
     assert selector.get_key(sock).events == EVENT_WRITE
@@ -109,6 +121,22 @@ def test_interest_follows_state(conn):
     assert conn.state is ConnState.WRITING
     assert selector.get_key(sock).events == EVENT_WRITE
     conn.transport._outbox.clear()
+
+
+def test_a_response_made_before_the_client_sends_more_costs_no_interest_change(conn_and_peer, monkeypatch):
+    """IDLE -> RESPONDING -> IDLE with a quiet client leaves the selector as it was."""
+    conn, _closed, _peer = conn_and_peer
+    selector = conn.loop.selector
+    calls = []
+    for name in ("register", "modify", "unregister"):
+        real = getattr(selector, name)
+        monkeypatch.setattr(selector, name, lambda *a, real=real, name=name: calls.append(name) or real(*a))
+    conn.set_state(ConnState.READING_HEADERS)
+    conn.set_state(ConnState.RESPONDING)
+    conn._run()
+    conn.transport.set_reading(True)  # what the return to IDLE asks
+    assert calls == []
+    assert selector.get_key(conn.transport.sock).events == EVENT_READ
 
 
 def test_close_unregisters_and_reports_once(conn):
