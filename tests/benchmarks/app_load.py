@@ -241,11 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             load.ignore_signals()
             srv.stop_servers(list(bench.servers.values()))
-    print(f"\ndone in {time.monotonic() - started:.0f}s")
-    if bench.failed:
-        print("servers that failed: " + ", ".join(f"{label(n)} ({why})" for n, why in bench.failed.items()))
-        return 1
-    return 0
+    return load.finish(started, bench.failed, label)
 
 
 if __name__ == "__main__":

@@ -563,6 +563,16 @@ def ignore_signals():
         signal.signal(sig, signal.SIG_IGN)
 
 
+def finish(started: float, failed: "dict[str, str]", label) -> int:
+    """Print how long the benchmark took and which servers failed (``label(name)`` names
+    them); the exit status: 1 if any failed, else 0."""
+    print(f"\ndone in {time.monotonic() - started:.0f}s")
+    if failed:
+        print("servers that failed: " + ", ".join(f"{label(n)} ({why})" for n, why in failed.items()))
+        return 1
+    return 0
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     args.wrk = shutil.which("wrk")
@@ -605,11 +615,7 @@ def main(argv=None) -> int:
         finally:
             ignore_signals()  # a second Ctrl-C must not cut the cleanup
             bench.stop_servers()
-    print(f"\ndone in {time.monotonic() - started:.0f}s")
-    if bench.failed:
-        print("servers that failed: " + ", ".join(f"{srv.LABELS[n]} ({why})" for n, why in bench.failed.items()))
-        return 1
-    return 0
+    return finish(started, bench.failed, srv.LABELS.__getitem__)
 
 
 if __name__ == "__main__":
