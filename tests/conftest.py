@@ -142,6 +142,25 @@ class RunningServer:
         self.tls = tls
         self.ca_file = ""  # set by make_server over TLS
 
+    @property
+    def threaded_tls(self) -> Optional[ssl.SSLContext]:
+        """A client SSLContext, at most TLS 1.2, for websockets' sync client (None over TCP).
+
+        That client reads on a background thread while its caller writes, on one SSLSocket,
+        and an OpenSSL connection is not safe for that. Under TLS 1.3 the server's session
+        tickets arrive just after the handshake, as the client writes its request: about
+        once in 500 connections on a loaded machine the request never left the client, or
+        reached the server as a record it could not decrypt (``BAD_RECORD_TYPE``), the
+        server's trace showing nothing wrong on its side. TLS 1.2 sends nothing after the
+        handshake.
+        Single-threaded clients (``connect``, ``RawWebSocket``) keep TLS 1.3.
+        """
+        if self.tls is None:
+            return None
+        context = ssl.create_default_context(cafile=self.ca_file)
+        context.maximum_version = ssl.TLSVersion.TLSv1_2
+        return context
+
     def connect(self, timeout: float = 5.0, rcvbuf: Optional[int] = None) -> socket.socket:
         """A connected client socket with a bounded timeout (TLS, handshake done, if the server speaks it).
 

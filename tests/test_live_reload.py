@@ -77,7 +77,7 @@ def listen():
     opened: List[Listener] = []
 
     def open_one(running, origin: Optional[str] = None) -> Listener:
-        listener = Listener(socket_url(running), running.tls, origin)
+        listener = Listener(socket_url(running), running.threaded_tls, origin)
         opened.append(listener)
         hello = listener.next()
         assert hello == {"type": "hello", "epoch": epoch_of(running)}
@@ -292,7 +292,7 @@ def test_the_socket_refuses_another_sites_pages(live, listen):
     listen(live)  # a client that is not a browser sends no Origin
     for foreign in ("http://evil.example", "null", own.replace("127.0.0.1", "localhost") + "1"):
         with pytest.raises(InvalidStatus) as refused:
-            Listener(socket_url(live), live.tls, origin=foreign)
+            Listener(socket_url(live), live.threaded_tls, origin=foreign)
         assert refused.value.response.status_code == 403, foreign
     response, _ = fetch(live, "GET", livereload.SOCKET_PATH)  # a browser that opened the URL
     assert response.status == 426

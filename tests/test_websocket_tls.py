@@ -30,7 +30,7 @@ def ws_url(running) -> str:
 
 
 def test_echo_and_the_closing_handshake(echo):
-    with connect(ws_url(echo), ssl=echo.tls) as ws:
+    with connect(ws_url(echo), ssl=echo.threaded_tls) as ws:
         ws.send("über TLS" if echo.tls else "over TCP")
         assert ws.recv() == ("über TLS" if echo.tls else "over TCP")
         ws.send(b"\x00" * 300_000)  # many TLS records each way
@@ -62,7 +62,7 @@ def test_the_own_origin_follows_the_transport(echo, scheme, allowed):
 
 
 def test_a_graceful_stop_sends_1001(echo):
-    with connect(ws_url(echo), ssl=echo.tls) as ws:
+    with connect(ws_url(echo), ssl=echo.threaded_tls) as ws:
         ws.send("hi")
         assert ws.recv() == "hi"
         wait_for(lambda: echo.call(lambda: len(echo.server.sessions)) == 1, what="the session")
