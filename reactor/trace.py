@@ -89,11 +89,19 @@ class Tracer:
     # -- output -------------------------------------------------------------------------
 
     def line(self, conn_id: Optional[int], text: str) -> None:
-        """Write one line: milliseconds since start, ``#id`` (or ``--``), ``text``."""
+        """Write one line: milliseconds since start, ``#id`` (or ``--``), ``text``.
+
+        A line that cannot be written (stderr a closed pipe: ``--trace | head`` after
+        ``head`` exits) is dropped: the trace must not break the code it watches (it is
+        written from inside the loop's callbacks, the waker's drain among them).
+        """
         ms = (time.monotonic() - self.started) * 1000.0
         who = "--" if conn_id is None else "#%d" % conn_id
-        self.stream.write("%9.3f %s %s\n" % (ms, who, text))
-        self.stream.flush()
+        try:
+            self.stream.write("%9.3f %s %s\n" % (ms, who, text))
+            self.stream.flush()
+        except (OSError, ValueError):  # ValueError: the stream was closed
+            pass
 
     # -- the loop and the listener ------------------------------------------------------
 

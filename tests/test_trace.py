@@ -6,6 +6,7 @@ import functools
 import http.client
 import io
 import re
+import select
 import signal
 import socket
 import time
@@ -275,3 +276,25 @@ def test_request_there_at_accept_is_read_without_registering(traced):
     mine = [what for _ms, who, what in trace_lines(running.trace()) if who == "#2"]
     in_order(mine, ["accepted from", "recv ", "respond 200", "send ", "state writing -> closed"])
     assert not [what for what in mine if what.startswith(("selector", "event"))], mine
+
+
+def test_a_trace_that_cannot_be_written_leaves_the_loop_working():
+    """stderr a closed pipe (``--trace | head``, head gone): the lines are dropped, and the
+    waker is still drained (its traced drain once raised first, and the loop spun on it)."""
+    from reactor.loop import EventLoop
+
+    class ClosedPipe(io.StringIO):
+        def write(self, text: str) -> int:
+            raise BrokenPipeError(32, "Broken pipe")
+
+    loop = EventLoop()
+    try:
+        Tracer(loop, ClosedPipe())
+        ran = []
+        loop.call_soon_threadsafe(ran.append, 1)  # writes the waker's byte
+        loop.run_once()
+        assert ran == [1]
+        waker = loop._waker
+        assert select.select([waker], [], [], 0)[0] == []  # drained: the next select would sleep
+    finally:
+        loop.close()
